@@ -108,7 +108,7 @@ impl GatewayError {
         }
     }
 
-    /// OpenAI's `error.type`.
+    /// The `error.type` of an `OpenAI` error.
     pub fn openai_type(&self) -> &'static str {
         match self {
             Self::InvalidRequest { .. }
@@ -134,7 +134,7 @@ impl GatewayError {
         }
     }
 
-    /// OpenAI's `error.code`.
+    /// The `error.code` of an `OpenAI` error.
     pub fn openai_code(&self) -> Option<&'static str> {
         match self {
             Self::InvalidRequest { .. } | Self::Upstream { .. } | Self::Forbidden(_) => None,
@@ -152,7 +152,7 @@ impl GatewayError {
         }
     }
 
-    /// The `param` of an OpenAI error.
+    /// The `param` of an `OpenAI` error.
     pub fn openai_param(&self) -> Option<&str> {
         match self {
             Self::InvalidRequest { param, .. } => param.as_deref(),
@@ -164,23 +164,26 @@ impl GatewayError {
     /// Google's canonical `error.status` for the Gemini surface.
     pub fn google_status(&self) -> &str {
         match self {
-            Self::InvalidRequest { .. } | Self::PayloadTooLarge { .. } => "INVALID_ARGUMENT",
-            Self::UnsupportedMediaType(_) => "INVALID_ARGUMENT",
+            Self::InvalidRequest { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType(_) => "INVALID_ARGUMENT",
             Self::Unauthorized(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "PERMISSION_DENIED",
             Self::RouteNotFound(_) | Self::ModelNotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "UNIMPLEMENTED",
             Self::RateLimited { .. } => "RESOURCE_EXHAUSTED",
-            Self::Upstream { google_status, status, .. } => {
-                google_status.as_deref().unwrap_or(match status {
-                    400 => "INVALID_ARGUMENT",
-                    401 => "UNAUTHENTICATED",
-                    403 => "PERMISSION_DENIED",
-                    404 => "NOT_FOUND",
-                    429 => "RESOURCE_EXHAUSTED",
-                    _ => "UNKNOWN",
-                })
-            }
+            Self::Upstream {
+                google_status,
+                status,
+                ..
+            } => google_status.as_deref().unwrap_or(match status {
+                400 => "INVALID_ARGUMENT",
+                401 => "UNAUTHENTICATED",
+                403 => "PERMISSION_DENIED",
+                404 => "NOT_FOUND",
+                429 => "RESOURCE_EXHAUSTED",
+                _ => "UNKNOWN",
+            }),
             Self::BadGateway(_) | Self::NoKeysConfigured => "UNAVAILABLE",
             Self::UpstreamTimeout(_) => "DEADLINE_EXCEEDED",
             Self::Internal(_) => "INTERNAL",
@@ -190,7 +193,9 @@ impl GatewayError {
     /// Seconds for a `Retry-After` header, when one applies.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
-            Self::RateLimited { retry_after_secs, .. } => *retry_after_secs,
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => *retry_after_secs,
             _ => None,
         }
     }

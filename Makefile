@@ -1,0 +1,117 @@
+# gemgate: two commands on a fresh machine.
+#   make dev   install everything, then run the gateway locally (wrangler dev)
+#   make test  install everything, then run every check and test
+# Every install step is skipped when what it installs is already there.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO_BIN := $(HOME)/.cargo/bin
+export PATH := $(CARGO_BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+export WRANGLER_SEND_METRICS := false
+export CI_DISABLE_UPDATE_CHECK := 1
+
+WORKER_BUILD_VERSION := 0.8.7
+# wasm-bindgen-cli must match the wasm-bindgen the crate links, exactly.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/"/, "", $$3); print $$3}' Cargo.lock)
+
+# worker-build would download these from GitHub, which is unreachable here.
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export WASM_OPT_BIN := $(CURDIR)/node_modules/.bin/wasm-opt
+export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
+
+RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+WASM := build/index_bg.wasm
+DEV_PORT ?= 8787
+
+.PHONY: help deps dev test lint fmt-check clippy unit boundary build-worker wasm-size e2e bench clean
+
+help:
+	@echo "make dev    build and run the gateway on http://127.0.0.1:$(DEV_PORT)"
+	@echo "make test   fmt, clippy (native + wasm32), unit tests, worker build, end-to-end tests"
+
+## ---- installs (idempotent) ----------------------------------------------
+
+deps: .tools/rust.stamp .tools/worker-build-$(WORKER_BUILD_VERSION).stamp .tools/wasm-bindgen-$(WASM_BINDGEN_VERSION).stamp node_modules/.install.stamp
+
+.tools/rust.stamp: rust-toolchain.toml
+	@mkdir -p .tools
+	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+	rustup target add wasm32-unknown-unknown
+	rustup component add rustfmt clippy
+	@touch $@
+
+.tools/worker-build-$(WORKER_BUILD_VERSION).stamp:
+	@mkdir -p .tools
+	@if worker-build --version 2>/dev/null | grep -q "$(WORKER_BUILD_VERSION)"; then \
+	  echo "worker-build $(WORKER_BUILD_VERSION) already installed"; \
+	else cargo install --locked worker-build --version $(WORKER_BUILD_VERSION); fi
+	@touch $@
+
+# Not --locked: the crate's own lockfile pins a yanked webpki-roots.
+.tools/wasm-bindgen-$(WASM_BINDGEN_VERSION).stamp: Cargo.lock
+	@mkdir -p .tools
+	@if wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)"; then \
+	  echo "wasm-bindgen $(WASM_BINDGEN_VERSION) already installed"; \
+	else cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); fi
+	@touch $@
+
+node_modules/.install.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## ---- build ----------------------------------------------------------------
+
+# wrangler's [build] command. Skips the whole cargo + wasm-bindgen + esbuild
+# run when no Rust source changed since the last build.
+build-worker: build/index.js
+
+build/index.js: $(RUST_SOURCES) | deps
+	worker-build --release
+
+wasm-size: build/index.js
+	@printf 'wasm: %s bytes, gzipped: %s bytes\n' "$$(stat -c %s $(WASM))" "$$(gzip -9c $(WASM) | wc -c)"
+
+## ---- dev ------------------------------------------------------------------
+
+dev: deps build/index.js
+	@scripts/dev-vars.sh
+	wrangler d1 migrations apply DB --local
+	wrangler dev --test-scheduled --ip 127.0.0.1 --port $(DEV_PORT)
+
+## ---- checks ---------------------------------------------------------------
+
+fmt-check: .tools/rust.stamp
+	cargo fmt --all -- --check
+
+# src/domain must never touch the runtime or a clock.
+boundary:
+	@if grep -rnE '\bworker::|js_sys|web_sys|Date::now|Instant::now|SystemTime::now' src/domain; then \
+	  echo "src/domain must not touch the Worker runtime or a clock"; exit 1; fi
+
+clippy: .tools/rust.stamp
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+
+unit: .tools/rust.stamp
+	cargo test
+
+lint: fmt-check boundary clippy
+
+e2e: deps build/index.js
+	node tests/run-e2e.mjs
+
+test: deps
+	$(MAKE) fmt-check
+	$(MAKE) boundary
+	$(MAKE) clippy
+	$(MAKE) unit
+	$(MAKE) wasm-size
+	$(MAKE) e2e
+
+bench: deps build/index.js
+	node tests/bench/run.mjs
+
+clean:
+	rm -rf build target/wasm32-unknown-unknown .tools tests/.state

@@ -1,0 +1,513 @@
+//! Runtime settings (stored in D1 as JSON, edited from the admin page), the
+//! environment config contract of DESIGN §3, and the parsers for the secret
+//! lists. Reads nothing itself: the edge passes in stored JSON and an env
+//! lookup. Holds no secrets beyond what the caller hands to the list parsers.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::error::GatewayError;
+use super::keypool::{PoolPolicy, Strategy};
+
+/// Env var names from DESIGN §3. Tests and users rely on them.
+pub const GEMINI_API_BASE: &str = "GEMINI_API_BASE";
+pub const CODE_ASSIST_API_BASE: &str = "CODE_ASSIST_API_BASE";
+pub const GOOGLE_OAUTH_TOKEN_URL: &str = "GOOGLE_OAUTH_TOKEN_URL";
+pub const GOOGLE_OAUTH_AUTH_URL: &str = "GOOGLE_OAUTH_AUTH_URL";
+pub const GOOGLE_USERINFO_URL: &str = "GOOGLE_USERINFO_URL";
+pub const GEMINI_API_KEYS: &str = "GEMINI_API_KEYS";
+pub const ACCESS_TOKENS: &str = "ACCESS_TOKENS";
+
+pub const DEFAULT_GEMINI_API_BASE: &str = "https://generativelanguage.googleapis.com";
+pub const DEFAULT_CODE_ASSIST_API_BASE: &str = "https://cloudcode-pa.googleapis.com";
+pub const DEFAULT_GOOGLE_OAUTH_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+pub const DEFAULT_GOOGLE_OAUTH_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+pub const DEFAULT_GOOGLE_USERINFO_URL: &str = "https://www.googleapis.com/oauth2/v2/userinfo";
+
+const KIB: u64 = 1_024;
+const MIB: u64 = 1_024 * KIB;
+const DAY_MS: u64 = 86_400_000;
+
+/// Global runtime settings. Every field has a documented default, so a
+/// partial (or older) stored JSON still loads; unknown stored fields are
+/// ignored on load, so a rollback does not break on a newer row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Extra upstream attempts on other keys after a retryable failure (3).
+    pub max_retries: u32,
+    /// Key rotation strategy (`round_robin`).
+    pub strategy: Strategy,
+    /// Cooldown after a 5xx (30 s).
+    pub server_error_cooldown_ms: u64,
+    /// Consecutive server/network failures that open a key's circuit (5; 0 = off).
+    pub circuit_breaker_failures: u32,
+    /// How long an open circuit keeps a key out (5 min).
+    pub circuit_open_ms: u64,
+    /// Cooldown after a 429 without `RetryInfo` (60 s).
+    pub rate_limit_default_cooldown_ms: u64,
+    /// Cooldown after a network failure or timeout (10 s).
+    pub network_cooldown_ms: u64,
+    /// Abort an upstream fetch after this long (120 s).
+    pub upstream_timeout_ms: u64,
+    /// Larger request bodies get 413 (20 MiB).
+    pub max_body_bytes: u64,
+    /// How long the upstream model list stays cached (600 s).
+    pub models_cache_ttl_secs: u64,
+    /// Request-log rows older than this are deleted by cron (30 days).
+    pub log_retention_days: u32,
+    /// Return thoughts as `reasoning_content` by default (false).
+    pub include_thoughts: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let policy = PoolPolicy::default();
+        Self {
+            max_retries: 3,
+            strategy: policy.strategy,
+            server_error_cooldown_ms: policy.server_error_cooldown_ms,
+            circuit_breaker_failures: policy.circuit_breaker_failures,
+            circuit_open_ms: policy.circuit_open_ms,
+            rate_limit_default_cooldown_ms: policy.rate_limit_default_cooldown_ms,
+            network_cooldown_ms: policy.network_cooldown_ms,
+            upstream_timeout_ms: 120_000,
+            max_body_bytes: 20 * MIB,
+            models_cache_ttl_secs: 600,
+            log_retention_days: 30,
+            include_thoughts: false,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks every field against its allowed range, naming the first bad one.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        check("max_retries", u64::from(self.max_retries), 0, 10)?;
+        check(
+            "server_error_cooldown_ms",
+            self.server_error_cooldown_ms,
+            0,
+            DAY_MS,
+        )?;
+        check(
+            "circuit_breaker_failures",
+            u64::from(self.circuit_breaker_failures),
+            0,
+            1_000,
+        )?;
+        check("circuit_open_ms", self.circuit_open_ms, 0, DAY_MS)?;
+        check(
+            "rate_limit_default_cooldown_ms",
+            self.rate_limit_default_cooldown_ms,
+            0,
+            DAY_MS,
+        )?;
+        check("network_cooldown_ms", self.network_cooldown_ms, 0, DAY_MS)?;
+        check(
+            "upstream_timeout_ms",
+            self.upstream_timeout_ms,
+            1_000,
+            600_000,
+        )?;
+        check("max_body_bytes", self.max_body_bytes, KIB, 100 * MIB)?;
+        check(
+            "models_cache_ttl_secs",
+            self.models_cache_ttl_secs,
+            0,
+            86_400,
+        )?;
+        check(
+            "log_retention_days",
+            u64::from(self.log_retention_days),
+            1,
+            3_650,
+        )?;
+        Ok(())
+    }
+
+    /// Applies an admin edit: a JSON object of the fields to change, where
+    /// `null` resets a field to its default. Unknown fields, wrong types and
+    /// out-of-range values are rejected with the field named, and then
+    /// `self` is left unchanged.
+    pub fn apply_patch(&mut self, patch: &Value) -> Result<(), GatewayError> {
+        let Value::Object(patch) = patch else {
+            return Err(GatewayError::invalid(
+                "Settings patch must be a JSON object.",
+            ));
+        };
+        let defaults = to_object(&Self::default())?;
+        let mut merged = to_object(self)?;
+        for (name, value) in patch {
+            let Some(default) = defaults.get(name) else {
+                return Err(GatewayError::invalid_param(
+                    format!("Unknown setting `{name}`."),
+                    name.clone(),
+                ));
+            };
+            let value = if value.is_null() { default } else { value };
+            check_type(name, value)?;
+            merged.insert(name.clone(), value.clone());
+        }
+        let next: Self = serde_json::from_value(Value::Object(merged))
+            .map_err(|e| GatewayError::invalid(format!("Invalid settings: {e}")))?;
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// The key-pool knobs of these settings.
+    pub fn policy(&self) -> PoolPolicy {
+        PoolPolicy {
+            strategy: self.strategy,
+            server_error_cooldown_ms: self.server_error_cooldown_ms,
+            circuit_breaker_failures: self.circuit_breaker_failures,
+            circuit_open_ms: self.circuit_open_ms,
+            rate_limit_default_cooldown_ms: self.rate_limit_default_cooldown_ms,
+            network_cooldown_ms: self.network_cooldown_ms,
+        }
+    }
+}
+
+fn check(name: &str, value: u64, min: u64, max: u64) -> Result<(), GatewayError> {
+    if (min..=max).contains(&value) {
+        return Ok(());
+    }
+    Err(GatewayError::invalid_param(
+        format!("`{name}` must be between {min} and {max}, got {value}."),
+        name,
+    ))
+}
+
+/// Deserializes `{name: value}` alone, so a type error names its field
+/// (`serde_json`'s own message gives only a line and column).
+fn check_type(name: &str, value: &Value) -> Result<(), GatewayError> {
+    let mut single = Map::new();
+    single.insert(name.to_owned(), value.clone());
+    serde_json::from_value::<Settings>(Value::Object(single))
+        .map(|_| ())
+        .map_err(|e| GatewayError::invalid_param(format!("Invalid value for `{name}`: {e}"), name))
+}
+
+fn to_object(settings: &Settings) -> Result<Map<String, Value>, GatewayError> {
+    match serde_json::to_value(settings) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(GatewayError::Internal(
+            "settings did not serialize to an object".to_owned(),
+        )),
+        Err(e) => Err(GatewayError::Internal(format!(
+            "settings serialization: {e}"
+        ))),
+    }
+}
+
+/// Upstream endpoints from the environment (DESIGN §3), without trailing
+/// slashes so paths can be appended with a leading `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvConfig {
+    pub gemini_api_base: String,
+    pub code_assist_api_base: String,
+    pub oauth_token_url: String,
+    pub oauth_auth_url: String,
+    pub userinfo_url: String,
+}
+
+impl EnvConfig {
+    /// Reads each var through `get`; a missing or blank var takes its default.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let read = |name: &str, default: &str| {
+            let value = get(name).unwrap_or_default();
+            let value = value.trim().trim_end_matches('/');
+            if value.is_empty() {
+                default.to_owned()
+            } else {
+                value.to_owned()
+            }
+        };
+        Self {
+            gemini_api_base: read(GEMINI_API_BASE, DEFAULT_GEMINI_API_BASE),
+            code_assist_api_base: read(CODE_ASSIST_API_BASE, DEFAULT_CODE_ASSIST_API_BASE),
+            oauth_token_url: read(GOOGLE_OAUTH_TOKEN_URL, DEFAULT_GOOGLE_OAUTH_TOKEN_URL),
+            oauth_auth_url: read(GOOGLE_OAUTH_AUTH_URL, DEFAULT_GOOGLE_OAUTH_AUTH_URL),
+            userinfo_url: read(GOOGLE_USERINFO_URL, DEFAULT_GOOGLE_USERINFO_URL),
+        }
+    }
+}
+
+impl Default for EnvConfig {
+    fn default() -> Self {
+        Self::from_lookup(|_| None)
+    }
+}
+
+/// Parses `GEMINI_API_KEYS` (or the admin bulk paste): keys separated by
+/// commas, newlines or any whitespace, or a JSON array of strings. Trims,
+/// drops empties and duplicates, and keeps the first-seen order.
+pub fn parse_key_list(raw: &str) -> Vec<String> {
+    let trimmed = raw.trim();
+    let items: Vec<String> = match serde_json::from_str::<Vec<Value>>(trimmed) {
+        Ok(array) if trimmed.starts_with('[') => array
+            .into_iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => trimmed
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .map(strip_quotes)
+            .map(str::to_owned)
+            .collect(),
+    };
+    let mut keys: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let item = item.trim();
+        if !item.is_empty() && !keys.iter().any(|k| k == item) {
+            keys.push(item.to_owned());
+        }
+    }
+    keys
+}
+
+/// Parses `ACCESS_TOKENS`: tokens separated by commas or newlines. Trims and
+/// drops empties.
+pub fn parse_token_list(raw: &str) -> Vec<String> {
+    raw.split([',', '\n'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// People paste keys as `"k1", "k2"` or as not-quite-JSON arrays; API keys
+/// never contain quotes or brackets, so those are stripped from the ends.
+fn strip_quotes(item: &str) -> &str {
+    item.trim()
+        .trim_matches(|c| matches!(c, '"' | '\'' | '[' | ']'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let s = Settings::default();
+        assert_eq!(s.max_retries, 3);
+        assert_eq!(s.strategy, Strategy::RoundRobin);
+        assert_eq!(s.server_error_cooldown_ms, 30_000);
+        assert_eq!(s.circuit_breaker_failures, 5);
+        assert_eq!(s.circuit_open_ms, 300_000);
+        assert_eq!(s.rate_limit_default_cooldown_ms, 60_000);
+        assert_eq!(s.network_cooldown_ms, 10_000);
+        assert_eq!(s.upstream_timeout_ms, 120_000);
+        assert_eq!(s.max_body_bytes, 20 * 1024 * 1024);
+        assert_eq!(s.models_cache_ttl_secs, 600);
+        assert_eq!(s.log_retention_days, 30);
+        assert!(!s.include_thoughts);
+        assert!(s.validate().is_ok());
+        assert_eq!(s.policy(), PoolPolicy::default());
+    }
+
+    #[test]
+    fn partial_stored_json_fills_defaults_and_ignores_unknown_fields() {
+        let s: Settings =
+            serde_json::from_str(r#"{"max_retries":5,"strategy":"adaptive","from_the_future":1}"#)
+                .unwrap();
+        assert_eq!(s.max_retries, 5);
+        assert_eq!(s.strategy, Strategy::Adaptive);
+        assert_eq!(s.upstream_timeout_ms, 120_000);
+        let empty: Settings = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, Settings::default());
+    }
+
+    #[test]
+    fn settings_round_trip_through_json() {
+        let s = Settings {
+            strategy: Strategy::LeastUsed,
+            include_thoughts: true,
+            ..Settings::default()
+        };
+        let back: Settings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn patch_changes_only_the_named_fields() {
+        let mut s = Settings::default();
+        s.apply_patch(&json!({"max_retries": 0, "strategy": "weighted", "include_thoughts": true}))
+            .unwrap();
+        assert_eq!(s.max_retries, 0);
+        assert_eq!(s.strategy, Strategy::Weighted);
+        assert!(s.include_thoughts);
+        assert_eq!(s.upstream_timeout_ms, 120_000);
+        assert_eq!(s.policy().strategy, Strategy::Weighted);
+    }
+
+    #[test]
+    fn null_in_a_patch_resets_the_field() {
+        let mut s = Settings {
+            max_retries: 7,
+            ..Settings::default()
+        };
+        s.apply_patch(&json!({"max_retries": null})).unwrap();
+        assert_eq!(s.max_retries, 3);
+    }
+
+    #[test]
+    fn patch_rejects_unknown_fields_by_name() {
+        let mut s = Settings::default();
+        let err = s
+            .apply_patch(&json!({"max_retries": 4, "max_retry": 4}))
+            .unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(err.openai_param(), Some("max_retry"));
+        assert!(err.client_message().contains("max_retry"));
+        assert_eq!(s, Settings::default(), "a rejected patch changes nothing");
+    }
+
+    #[test]
+    fn patch_rejects_wrong_types_by_name() {
+        let mut s = Settings::default();
+        for (patch, field) in [
+            (json!({"max_retries": "3"}), "max_retries"),
+            (json!({"max_retries": -1}), "max_retries"),
+            (json!({"strategy": "random"}), "strategy"),
+            (json!({"include_thoughts": 1}), "include_thoughts"),
+        ] {
+            let err = s.apply_patch(&patch).unwrap_err();
+            assert_eq!(err.openai_param(), Some(field), "{patch}");
+        }
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn patch_rejects_out_of_range_values_by_name() {
+        let mut s = Settings::default();
+        for (patch, field) in [
+            (json!({"max_retries": 11}), "max_retries"),
+            (json!({"max_body_bytes": 1023}), "max_body_bytes"),
+            (
+                json!({"max_body_bytes": 100 * 1024 * 1024 + 1}),
+                "max_body_bytes",
+            ),
+            (json!({"upstream_timeout_ms": 999}), "upstream_timeout_ms"),
+            (
+                json!({"upstream_timeout_ms": 600_001}),
+                "upstream_timeout_ms",
+            ),
+            (json!({"log_retention_days": 0}), "log_retention_days"),
+            (json!({"circuit_open_ms": 86_400_001}), "circuit_open_ms"),
+        ] {
+            let err = s.apply_patch(&patch).unwrap_err();
+            assert_eq!(err.openai_param(), Some(field), "{patch}");
+        }
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn range_edges_are_accepted() {
+        let mut s = Settings::default();
+        s.apply_patch(&json!({
+            "max_retries": 10,
+            "max_body_bytes": 1024,
+            "upstream_timeout_ms": 1000
+        }))
+        .unwrap();
+        s.apply_patch(&json!({"max_body_bytes": 104_857_600, "upstream_timeout_ms": 600_000}))
+            .unwrap();
+        assert_eq!(s.max_body_bytes, 100 * 1024 * 1024);
+    }
+
+    #[test]
+    fn patch_must_be_an_object() {
+        let mut s = Settings::default();
+        assert_eq!(s.apply_patch(&json!([1])).unwrap_err().status(), 400);
+        assert!(s.apply_patch(&json!({})).is_ok());
+    }
+
+    #[test]
+    fn env_config_uses_defaults_when_unset_or_blank() {
+        let env = EnvConfig::from_lookup(|name| (name == GEMINI_API_BASE).then(|| "  ".to_owned()));
+        assert_eq!(
+            env.gemini_api_base,
+            "https://generativelanguage.googleapis.com"
+        );
+        assert_eq!(
+            env.code_assist_api_base,
+            "https://cloudcode-pa.googleapis.com"
+        );
+        assert_eq!(env.oauth_token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(
+            env.oauth_auth_url,
+            "https://accounts.google.com/o/oauth2/v2/auth"
+        );
+        assert_eq!(
+            env.userinfo_url,
+            "https://www.googleapis.com/oauth2/v2/userinfo"
+        );
+        assert_eq!(env, EnvConfig::default());
+    }
+
+    #[test]
+    fn env_config_overrides_and_trims_trailing_slashes() {
+        let vars: HashMap<&str, &str> = [
+            ("GEMINI_API_BASE", "http://127.0.0.1:8787/mock/ "),
+            ("CODE_ASSIST_API_BASE", "http://mock//"),
+            ("GOOGLE_OAUTH_TOKEN_URL", "http://mock/token"),
+            ("GOOGLE_OAUTH_AUTH_URL", "http://mock/auth/"),
+            ("GOOGLE_USERINFO_URL", "http://mock/userinfo"),
+        ]
+        .into_iter()
+        .collect();
+        let env = EnvConfig::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned()));
+        assert_eq!(env.gemini_api_base, "http://127.0.0.1:8787/mock");
+        assert_eq!(env.code_assist_api_base, "http://mock");
+        assert_eq!(env.oauth_token_url, "http://mock/token");
+        assert_eq!(env.oauth_auth_url, "http://mock/auth");
+        assert_eq!(env.userinfo_url, "http://mock/userinfo");
+    }
+
+    #[test]
+    fn key_list_splits_on_commas_newlines_and_whitespace() {
+        assert_eq!(
+            parse_key_list(" k1,k2\nk3\r\nk4 k5\tk6 ,, \n"),
+            ["k1", "k2", "k3", "k4", "k5", "k6"]
+        );
+    }
+
+    #[test]
+    fn key_list_accepts_a_json_array() {
+        assert_eq!(
+            parse_key_list(r#" ["k1", " k2 ", "", "k1", 7, null, "k3"] "#),
+            ["k1", "k2", "k3"]
+        );
+    }
+
+    #[test]
+    fn key_list_dedups_preserving_first_seen_order() {
+        assert_eq!(parse_key_list("b,a,b,c,a"), ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn key_list_tolerates_quoted_and_broken_json_pastes() {
+        assert_eq!(parse_key_list(r#""k1", "k2""#), ["k1", "k2"]);
+        assert_eq!(parse_key_list(r#"["k1", "k2""#), ["k1", "k2"]);
+        assert_eq!(parse_key_list("['k1','k2']"), ["k1", "k2"]);
+    }
+
+    #[test]
+    fn key_list_of_nothing_is_empty() {
+        assert!(parse_key_list("").is_empty());
+        assert!(parse_key_list(" \n, ,").is_empty());
+        assert!(parse_key_list("[]").is_empty());
+    }
+
+    #[test]
+    fn token_list_splits_on_commas_and_newlines_only() {
+        assert_eq!(
+            parse_token_list("tok-1, tok-2\r\ntok 3\n\n,"),
+            ["tok-1", "tok-2", "tok 3"]
+        );
+        assert!(parse_token_list("").is_empty());
+    }
+}

@@ -1,0 +1,262 @@
+//! The protocol between the worker and the `ModelGate` Durable Object, and
+//! the pure state transition it runs. The DO is a thin shell: it loads a
+//! `PoolState`, calls `GateRequest::apply` with the current time, persists
+//! the state when it changed, and answers.
+
+use serde::{Deserialize, Serialize};
+
+use super::keypool::{Candidate, Choice, KeyHealthView, PoolPolicy, PoolState};
+use super::outcome::Outcome;
+
+/// What one upstream attempt came to, reported back to the gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub key_id: String,
+    pub outcome: Outcome,
+    pub latency_ms: u64,
+}
+
+/// One call to a model's gate. The caller sends the enabled keys each time,
+/// so the gate never holds secrets and never reads D1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum GateRequest {
+    /// Records the previous attempt's outcome (if any) and picks the next key,
+    /// never one in `exclude`. One round trip per attempt.
+    Next {
+        candidates: Vec<Candidate>,
+        #[serde(default)]
+        exclude: Vec<String>,
+        #[serde(default)]
+        report: Option<Report>,
+        policy: PoolPolicy,
+    },
+    /// Records an outcome without choosing (the last attempt, or a success).
+    Report {
+        candidates: Vec<Candidate>,
+        report: Report,
+        policy: PoolPolicy,
+    },
+    /// The health of every key, for the admin API.
+    Snapshot,
+    /// Clears the health of one key (re-enabled or deleted by an admin).
+    Forget { key_id: String },
+}
+
+/// The gate's choice for the next attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum Decision {
+    Chosen {
+        key_id: String,
+        /// True when the gate wants to hear about a success (the key had
+        /// failures to reset); otherwise a success needs no report.
+        report_success: bool,
+    },
+    Exhausted {
+        retry_after_ms: u64,
+    },
+    NoKeys,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum GateResponse {
+    Next {
+        decision: Decision,
+        /// The reported key's health after a failure, for the D1 mirror.
+        reported: Option<KeyHealthView>,
+    },
+    Recorded {
+        reported: Option<KeyHealthView>,
+    },
+    Snapshot {
+        keys: Vec<KeyHealthView>,
+    },
+}
+
+impl GateRequest {
+    /// Applies the request to the state. Returns the answer and whether the
+    /// state changed (and so must be persisted).
+    pub fn apply(self, state: &mut PoolState, now_ms: u64) -> (GateResponse, bool) {
+        match self {
+            Self::Next {
+                candidates,
+                exclude,
+                report,
+                policy,
+            } => {
+                state.prune(&candidates);
+                let reported = report.and_then(|r| {
+                    state.record(
+                        &r.key_id,
+                        &r.outcome,
+                        r.latency_ms,
+                        &candidates,
+                        now_ms,
+                        &policy,
+                    );
+                    failure_view(state, &r, now_ms)
+                });
+                let decision = match state.choose(&candidates, &exclude, now_ms, &policy) {
+                    Choice::Key(key_id) => {
+                        let report_success = state
+                            .keys
+                            .get(&key_id)
+                            .is_some_and(|h| h.consecutive_failures > 0);
+                        Decision::Chosen {
+                            key_id,
+                            report_success,
+                        }
+                    }
+                    Choice::Exhausted { retry_after_ms } => Decision::Exhausted { retry_after_ms },
+                    Choice::NoKeys => Decision::NoKeys,
+                };
+                (GateResponse::Next { decision, reported }, true)
+            }
+            Self::Report {
+                candidates,
+                report,
+                policy,
+            } => {
+                state.record(
+                    &report.key_id,
+                    &report.outcome,
+                    report.latency_ms,
+                    &candidates,
+                    now_ms,
+                    &policy,
+                );
+                let reported = failure_view(state, &report, now_ms);
+                (GateResponse::Recorded { reported }, true)
+            }
+            Self::Snapshot => (
+                GateResponse::Snapshot {
+                    keys: state.snapshot(now_ms),
+                },
+                false,
+            ),
+            Self::Forget { key_id } => {
+                let changed = state.keys.contains_key(&key_id);
+                state.reset_key(&key_id);
+                (GateResponse::Recorded { reported: None }, changed)
+            }
+        }
+    }
+}
+
+/// The health view of a key after a failure report (successes need no mirror).
+fn failure_view(state: &PoolState, report: &Report, now_ms: u64) -> Option<KeyHealthView> {
+    if matches!(report.outcome, Outcome::Ok | Outcome::ClientError { .. }) {
+        return None;
+    }
+    state
+        .snapshot(now_ms)
+        .into_iter()
+        .find(|v| v.id == report.key_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(ids: &[&str]) -> Vec<Candidate> {
+        ids.iter()
+            .map(|id| Candidate {
+                id: (*id).to_owned(),
+                weight: 1,
+                project: None,
+            })
+            .collect()
+    }
+
+    fn next(
+        state: &mut PoolState,
+        exclude: &[&str],
+        report: Option<Report>,
+        now: u64,
+    ) -> GateResponse {
+        let op = GateRequest::Next {
+            candidates: candidates(&["a", "b", "c"]),
+            exclude: exclude.iter().map(|s| (*s).to_owned()).collect(),
+            report,
+            policy: PoolPolicy::default(),
+        };
+        op.apply(state, now).0
+    }
+
+    fn chosen(resp: &GateResponse) -> &str {
+        match resp {
+            GateResponse::Next {
+                decision: Decision::Chosen { key_id, .. },
+                ..
+            } => key_id,
+            other => panic!("expected a choice, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn failover_round_trip_reports_and_chooses_in_one_call() {
+        let mut state = PoolState::default();
+        let first = next(&mut state, &[], None, 1_000);
+        let first_key = chosen(&first).to_owned();
+        let report = Report {
+            key_id: first_key.clone(),
+            outcome: Outcome::KeyInvalid {
+                reason: "API_KEY_INVALID".into(),
+            },
+            latency_ms: 5,
+        };
+        let second = next(&mut state, &[&first_key], Some(report), 1_010);
+        assert_ne!(chosen(&second), first_key);
+        let GateResponse::Next {
+            reported: Some(view),
+            ..
+        } = &second
+        else {
+            panic!("a failure report must return the key's health");
+        };
+        assert_eq!(view.id, first_key);
+        assert!(view.disabled.is_some());
+        // The invalid key is never chosen again, in any later request.
+        for t in 0..10 {
+            assert_ne!(chosen(&next(&mut state, &[], None, 2_000 + t)), first_key);
+        }
+    }
+
+    #[test]
+    fn success_report_is_requested_only_after_failures() {
+        let mut state = PoolState::default();
+        let GateResponse::Next {
+            decision: Decision::Chosen { report_success, .. },
+            ..
+        } = next(&mut state, &[], None, 0)
+        else {
+            panic!("no choice");
+        };
+        assert!(!report_success);
+    }
+
+    #[test]
+    fn requests_round_trip_through_json() {
+        let op = GateRequest::Next {
+            candidates: candidates(&["a"]),
+            exclude: vec!["b".into()],
+            report: Some(Report {
+                key_id: "b".into(),
+                outcome: Outcome::ServerError { status: 503 },
+                latency_ms: 3,
+            }),
+            policy: PoolPolicy::default(),
+        };
+        let json = serde_json::to_string(&op).unwrap();
+        assert_eq!(serde_json::from_str::<GateRequest>(&json).unwrap(), op);
+    }
+
+    #[test]
+    fn snapshot_does_not_dirty_state() {
+        let mut state = PoolState::default();
+        let (_, changed) = GateRequest::Snapshot.apply(&mut state, 0);
+        assert!(!changed);
+    }
+}

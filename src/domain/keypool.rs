@@ -1,0 +1,1354 @@
+//! The key-pool policy for one model: per-key health, cooldowns, the circuit
+//! breaker and key selection (DESIGN §4). The `ModelGate` Durable Object holds
+//! one [`PoolState`] per model and persists it as JSON; this module owns the
+//! rules only. It never reads a clock, storage, D1 or a secret: keys are known
+//! by their non-secret id and time is passed in as `now_ms`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::clock::next_midnight_los_angeles_ms;
+use super::outcome::{Outcome, QuotaScope};
+
+/// `Retry-After` is never shorter than this when every key is unavailable.
+const MIN_RETRY_AFTER_MS: u64 = 1_000;
+/// The weight of the newest sample in the latency and success EWMAs.
+const EWMA_ALPHA: f64 = 0.2;
+/// Adaptive scoring: a key this slow (ms) gets half the share of an instant one.
+const ADAPTIVE_LATENCY_REFERENCE_MS: f64 = 1_000.0;
+/// Adaptive scoring: a failing key keeps this floor of success so it is still
+/// probed now and then, and can prove it has recovered.
+const ADAPTIVE_MIN_SUCCESS: f64 = 0.05;
+/// Adaptive scoring: scales scores in (0, 1] to integer weights.
+const ADAPTIVE_SCALE: f64 = 1_000.0;
+
+/// How the next key is picked among the usable ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Rotate over the candidates in their stable order.
+    #[default]
+    RoundRobin,
+    /// The key with the fewest `uses`, ties broken in round-robin order.
+    LeastUsed,
+    /// Smooth weighted round-robin (nginx style) over `Candidate::weight`.
+    Weighted,
+    /// Smooth weighted round-robin over `weight × success² × latency factor`.
+    Adaptive,
+}
+
+/// The knobs of the policy, derived from the runtime settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolPolicy {
+    pub strategy: Strategy,
+    pub server_error_cooldown_ms: u64,
+    /// Consecutive server, network or timeout failures that open the circuit;
+    /// 0 turns the breaker off.
+    pub circuit_breaker_failures: u32,
+    pub circuit_open_ms: u64,
+    /// The cooldown after a 429 that carried no `RetryInfo`.
+    pub rate_limit_default_cooldown_ms: u64,
+    /// The cooldown after a network failure or a timeout.
+    pub network_cooldown_ms: u64,
+}
+
+impl Default for PoolPolicy {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::RoundRobin,
+            server_error_cooldown_ms: 30_000,
+            circuit_breaker_failures: 5,
+            circuit_open_ms: 300_000,
+            rate_limit_default_cooldown_ms: 60_000,
+            network_cooldown_ms: 10_000,
+        }
+    }
+}
+
+/// An enabled upstream key, as configured in D1, passed in a stable order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The non-secret key id (`mask::key_id`).
+    pub id: String,
+    /// Share of traffic under `weighted` and `adaptive`; 0 makes the key a
+    /// standby that serves only when no positively weighted key can.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Keys of one Google Cloud project share its quota.
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// What the pool knows about one key for this model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyHealth {
+    /// The key is not chosen before this instant.
+    pub cooldown_until_ms: u64,
+    /// Server, network and timeout failures in a row. 429s have their own
+    /// cooldowns and do not feed the circuit breaker.
+    pub consecutive_failures: u32,
+    /// Why the key was taken out of rotation, e.g. `API_KEY_INVALID`.
+    pub disabled: Option<String>,
+    pub successes: u64,
+    pub failures: u64,
+    /// Times the key was chosen: a scheduling counter, not an audit count.
+    /// New keys, and keys back from a cooldown, start level with the least-used
+    /// key, so `least_used` does not flood a key for being new or rested.
+    pub uses: u64,
+    /// Latency of successful calls; 0 until the first success.
+    pub ewma_latency_ms: f64,
+    /// 1.0 = always succeeds; new keys start optimistic.
+    pub ewma_success: f64,
+    pub last_error: Option<String>,
+    pub last_used_ms: u64,
+    /// The cooldown is a per-day quota waiting for midnight in Los Angeles.
+    pub parked_until_day_reset: bool,
+    /// Smooth weighted round-robin's running weight.
+    pub wrr_current: i64,
+}
+
+impl Default for KeyHealth {
+    fn default() -> Self {
+        Self {
+            cooldown_until_ms: 0,
+            consecutive_failures: 0,
+            disabled: None,
+            successes: 0,
+            failures: 0,
+            uses: 0,
+            ewma_latency_ms: 0.0,
+            ewma_success: 1.0,
+            last_error: None,
+            last_used_ms: 0,
+            parked_until_day_reset: false,
+            wrr_current: 0,
+        }
+    }
+}
+
+/// The persisted pool state of one model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolState {
+    /// Round-robin position: the candidate index right after the last chosen
+    /// key. Scanning starts here, so a skipped key's neighbour never gets two
+    /// turns in a row at the others' expense.
+    pub cursor: u64,
+    pub keys: BTreeMap<String, KeyHealth>,
+}
+
+/// The answer of [`PoolState::choose`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Choice {
+    /// Use this key id.
+    Key(String),
+    /// Keys exist but none is usable now. Answer 429 with `Retry-After`.
+    Exhausted {
+        /// Until the earliest cooldown ends; at least 1000.
+        retry_after_ms: u64,
+    },
+    /// No key is configured. Answer 503.
+    NoKeys,
+}
+
+/// One key's health, for the admin page and `/health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyHealthView {
+    pub id: String,
+    pub cooling: bool,
+    pub cooldown_until_ms: u64,
+    pub parked_until_day_reset: bool,
+    pub disabled: Option<String>,
+    pub consecutive_failures: u32,
+    pub successes: u64,
+    pub failures: u64,
+    pub uses: u64,
+    pub ewma_latency_ms: f64,
+    pub ewma_success: f64,
+    pub last_error: Option<String>,
+    pub last_used_ms: u64,
+}
+
+impl PoolState {
+    /// Picks a key for one attempt, skipping keys that are in `exclude`
+    /// (already tried by this request), disabled, or cooling down. Counts the
+    /// use on the chosen key.
+    pub fn choose(
+        &mut self,
+        candidates: &[Candidate],
+        exclude: &[String],
+        now_ms: u64,
+        policy: &PoolPolicy,
+    ) -> Choice {
+        if candidates.is_empty() {
+            return Choice::NoKeys;
+        }
+        self.ensure_entries(candidates);
+        let usable: Vec<usize> = (0..candidates.len())
+            .filter(|&i| self.is_usable(&candidates[i].id, exclude, now_ms))
+            .collect();
+        if usable.is_empty() {
+            return Choice::Exhausted {
+                retry_after_ms: self.retry_after_ms(candidates, now_ms, policy),
+            };
+        }
+        self.welcome_back(candidates, &usable);
+        let order = RotationOrder::new(self.cursor, candidates.len());
+        let chosen = match policy.strategy {
+            Strategy::RoundRobin => order.first(&usable),
+            Strategy::LeastUsed => self.least_used(candidates, &usable, order),
+            Strategy::Weighted => {
+                self.smooth_weighted(candidates, &usable, order, |c, _| i64::from(c.weight))
+            }
+            Strategy::Adaptive => self.smooth_weighted(candidates, &usable, order, adaptive_weight),
+        };
+        self.cursor = order.cursor_after(chosen);
+        let id = candidates[chosen].id.clone();
+        let health = self.entry(&id);
+        health.uses = health.uses.saturating_add(1);
+        health.last_used_ms = now_ms;
+        Choice::Key(id)
+    }
+
+    /// Folds the outcome of one attempt on `key_id` into its health (and, for
+    /// a 429, into the health of keys sharing its project).
+    pub fn record(
+        &mut self,
+        key_id: &str,
+        outcome: &Outcome,
+        latency_ms: u64,
+        candidates: &[Candidate],
+        now_ms: u64,
+        policy: &PoolPolicy,
+    ) {
+        self.ensure_entries(candidates);
+        let health = self.entry(key_id);
+        match outcome {
+            Outcome::Ok => health.on_success(latency_ms),
+            // The request was at fault: the key's health is untouched.
+            Outcome::ClientError { .. } => {}
+            Outcome::RateLimited {
+                retry_after_ms,
+                scope,
+                ..
+            } => {
+                let (until, parked) = rate_limit_until(*retry_after_ms, *scope, now_ms, policy);
+                let label = outcome.summary();
+                health.on_failure(label.clone());
+                health.cool_down(until, parked);
+                self.cool_project_siblings(key_id, candidates, until, parked, &label);
+            }
+            Outcome::KeyInvalid { reason } => {
+                health.on_failure(reason.clone());
+                health.disabled = Some(reason.clone());
+            }
+            Outcome::ServerError { .. } => {
+                health.on_breaker_failure(
+                    outcome.summary(),
+                    policy.server_error_cooldown_ms,
+                    now_ms,
+                    policy,
+                );
+            }
+            Outcome::Network | Outcome::Timeout => {
+                health.on_breaker_failure(
+                    outcome.summary(),
+                    policy.network_cooldown_ms,
+                    now_ms,
+                    policy,
+                );
+            }
+        }
+    }
+
+    /// Drops the health of keys that are no longer configured.
+    pub fn prune(&mut self, candidates: &[Candidate]) {
+        self.keys
+            .retain(|id, _| candidates.iter().any(|c| &c.id == id));
+    }
+
+    /// Forgets everything about one key, e.g. when an admin re-enables it.
+    pub fn reset_key(&mut self, key_id: &str) {
+        self.keys.remove(key_id);
+    }
+
+    /// Every known key's health, ordered by id. Configured keys are known
+    /// once `choose` or `record` has seen them in `candidates`.
+    pub fn snapshot(&self, now_ms: u64) -> Vec<KeyHealthView> {
+        self.keys
+            .iter()
+            .map(|(id, health)| {
+                let cooling = health.is_cooling(now_ms);
+                KeyHealthView {
+                    id: id.clone(),
+                    cooling,
+                    cooldown_until_ms: health.cooldown_until_ms,
+                    parked_until_day_reset: cooling && health.parked_until_day_reset,
+                    disabled: health.disabled.clone(),
+                    consecutive_failures: health.consecutive_failures,
+                    successes: health.successes,
+                    failures: health.failures,
+                    uses: health.uses,
+                    ewma_latency_ms: health.ewma_latency_ms,
+                    ewma_success: health.ewma_success,
+                    last_error: health.last_error.clone(),
+                    last_used_ms: health.last_used_ms,
+                }
+            })
+            .collect()
+    }
+
+    fn entry(&mut self, key_id: &str) -> &mut KeyHealth {
+        self.keys.entry(key_id.to_owned()).or_default()
+    }
+
+    /// Creates health for new candidates, level with the least-used known key.
+    fn ensure_entries(&mut self, candidates: &[Candidate]) {
+        let known_min_uses = candidates
+            .iter()
+            .filter_map(|c| self.keys.get(&c.id))
+            .map(|h| h.uses)
+            .min()
+            .unwrap_or(0);
+        for candidate in candidates {
+            self.keys
+                .entry(candidate.id.clone())
+                .or_insert_with(|| KeyHealth {
+                    uses: known_min_uses,
+                    ..KeyHealth::default()
+                });
+        }
+    }
+
+    /// Clears expired cooldowns on the usable keys and lifts the `uses` of
+    /// each returning key to the least-used key that stayed in rotation.
+    /// Otherwise a key back from a day-long park would take every request
+    /// under `least_used` until it caught up, and burn its fresh quota at once.
+    fn welcome_back(&mut self, candidates: &[Candidate], usable: &[usize]) {
+        let (returning, staying): (Vec<&str>, Vec<&str>) = usable
+            .iter()
+            .map(|&i| candidates[i].id.as_str())
+            .partition(|id| self.keys.get(*id).is_some_and(|h| h.cooldown_until_ms > 0));
+        let floor = staying
+            .iter()
+            .filter_map(|id| self.keys.get(*id))
+            .map(|h| h.uses)
+            .min();
+        for id in returning {
+            let health = self.entry(id);
+            health.uses = health.uses.max(floor.unwrap_or(0));
+            health.cooldown_until_ms = 0;
+            health.parked_until_day_reset = false;
+        }
+    }
+
+    fn is_usable(&self, id: &str, exclude: &[String], now_ms: u64) -> bool {
+        if exclude.iter().any(|e| e == id) {
+            return false;
+        }
+        self.keys
+            .get(id)
+            .is_none_or(|h| h.disabled.is_none() && !h.is_cooling(now_ms))
+    }
+
+    /// Until the earliest cooldown of a non-disabled key ends. When nothing is
+    /// cooling (every key disabled or excluded), the 429 default.
+    fn retry_after_ms(&self, candidates: &[Candidate], now_ms: u64, policy: &PoolPolicy) -> u64 {
+        let earliest = candidates
+            .iter()
+            .filter_map(|c| self.keys.get(&c.id))
+            .filter(|h| h.disabled.is_none() && h.is_cooling(now_ms))
+            .map(|h| h.cooldown_until_ms)
+            .min();
+        earliest
+            .map_or(policy.rate_limit_default_cooldown_ms, |until| {
+                until - now_ms
+            })
+            .max(MIN_RETRY_AFTER_MS)
+    }
+
+    fn least_used(
+        &self,
+        candidates: &[Candidate],
+        usable: &[usize],
+        order: RotationOrder,
+    ) -> usize {
+        let uses = |i: usize| self.keys.get(&candidates[i].id).map_or(0, |h| h.uses);
+        usable
+            .iter()
+            .copied()
+            .min_by_key(|&i| (uses(i), order.distance(i)))
+            .unwrap_or(usable[0])
+    }
+
+    /// Smooth weighted round-robin: every usable key gains its weight, the
+    /// richest is chosen and pays back the total. Over time each key is chosen
+    /// in proportion to its weight, interleaved rather than in bursts, and
+    /// without any randomness. Only positively weighted keys take part while
+    /// one is usable; otherwise the standbys share equally.
+    fn smooth_weighted(
+        &mut self,
+        candidates: &[Candidate],
+        usable: &[usize],
+        order: RotationOrder,
+        weight_of: impl Fn(&Candidate, &KeyHealth) -> i64,
+    ) -> usize {
+        let default_health = KeyHealth::default();
+        let weighted: Vec<(usize, i64)> = usable
+            .iter()
+            .map(|&i| {
+                let health = self.keys.get(&candidates[i].id).unwrap_or(&default_health);
+                (i, weight_of(&candidates[i], health).max(0))
+            })
+            .collect();
+        let any_positive = weighted.iter().any(|&(_, w)| w > 0);
+        let pool: Vec<(usize, i64)> = if any_positive {
+            weighted.into_iter().filter(|&(_, w)| w > 0).collect()
+        } else {
+            weighted.into_iter().map(|(i, _)| (i, 1)).collect()
+        };
+        let total: i64 = pool.iter().map(|&(_, w)| w).fold(0, i64::saturating_add);
+
+        let mut best: Option<(usize, i64)> = None;
+        for &(i, weight) in &pool {
+            let health = self.entry(&candidates[i].id);
+            health.wrr_current = health.wrr_current.saturating_add(weight);
+            let current = health.wrr_current;
+            let better = best.is_none_or(|(b, best_current)| {
+                current > best_current
+                    || (current == best_current && order.distance(i) < order.distance(b))
+            });
+            if better {
+                best = Some((i, current));
+            }
+        }
+        let chosen = best.map_or(usable[0], |(i, _)| i);
+        let health = self.entry(&candidates[chosen].id);
+        health.wrr_current = health.wrr_current.saturating_sub(total);
+        chosen
+    }
+
+    fn cool_project_siblings(
+        &mut self,
+        key_id: &str,
+        candidates: &[Candidate],
+        until: u64,
+        parked: bool,
+        label: &str,
+    ) {
+        let Some(project) = project_of(candidates, key_id) else {
+            return;
+        };
+        let siblings: Vec<String> = candidates
+            .iter()
+            .filter(|c| c.id != key_id && c.project.as_deref() == Some(project))
+            .map(|c| c.id.clone())
+            .collect();
+        for sibling in siblings {
+            let health = self.entry(&sibling);
+            if health.cool_down(until, parked) {
+                health.last_error = Some(format!("{label} (shared project)"));
+            }
+        }
+    }
+}
+
+impl KeyHealth {
+    fn is_cooling(&self, now_ms: u64) -> bool {
+        self.cooldown_until_ms > now_ms
+    }
+
+    /// A success also lifts `disabled`: only a working key succeeds, so this
+    /// is how a cron probe of a disabled key brings it back.
+    fn on_success(&mut self, latency_ms: u64) {
+        let latency = f64::from(u32::try_from(latency_ms).unwrap_or(u32::MAX));
+        self.ewma_latency_ms = if self.successes == 0 {
+            latency
+        } else {
+            ewma(self.ewma_latency_ms, latency)
+        };
+        self.ewma_success = ewma(self.ewma_success, 1.0);
+        self.successes = self.successes.saturating_add(1);
+        self.consecutive_failures = 0;
+        self.disabled = None;
+    }
+
+    fn on_failure(&mut self, label: String) {
+        self.ewma_success = ewma(self.ewma_success, 0.0);
+        self.failures = self.failures.saturating_add(1);
+        self.last_error = Some(label);
+    }
+
+    /// A short cooldown, or an open circuit once failures pile up. Another
+    /// failure after the circuit closes opens it again at once, since the
+    /// count only resets on a success.
+    fn on_breaker_failure(
+        &mut self,
+        label: String,
+        cooldown_ms: u64,
+        now_ms: u64,
+        policy: &PoolPolicy,
+    ) {
+        self.on_failure(label);
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let breaker = policy.circuit_breaker_failures;
+        let wait = if breaker > 0 && self.consecutive_failures >= breaker {
+            if let Some(last_error) = &mut self.last_error {
+                last_error.push_str(" (circuit open)");
+            }
+            policy.circuit_open_ms.max(cooldown_ms)
+        } else {
+            cooldown_ms
+        };
+        self.cool_down(now_ms.saturating_add(wait), false);
+    }
+
+    /// Extends the cooldown to `until`; never shortens one, so a late answer to
+    /// an old request cannot cut a per-day park short. Returns whether it grew.
+    fn cool_down(&mut self, until: u64, parked: bool) -> bool {
+        if until <= self.cooldown_until_ms {
+            return false;
+        }
+        self.cooldown_until_ms = until;
+        self.parked_until_day_reset = parked;
+        true
+    }
+}
+
+/// The candidate order seen from the round-robin cursor.
+#[derive(Debug, Clone, Copy)]
+struct RotationOrder {
+    start: usize,
+    len: usize,
+}
+
+impl RotationOrder {
+    fn new(cursor: u64, len: usize) -> Self {
+        let len_u64 = u64::try_from(len).unwrap_or(u64::MAX);
+        let start = usize::try_from(cursor % len_u64.max(1)).unwrap_or(0);
+        Self { start, len }
+    }
+
+    /// How many steps after the cursor candidate `index` comes.
+    fn distance(self, index: usize) -> usize {
+        (index + self.len - self.start) % self.len
+    }
+
+    fn first(self, usable: &[usize]) -> usize {
+        usable
+            .iter()
+            .copied()
+            .min_by_key(|&i| self.distance(i))
+            .unwrap_or(usable[0])
+    }
+
+    fn cursor_after(self, chosen: usize) -> u64 {
+        u64::try_from((chosen + 1) % self.len).unwrap_or(0)
+    }
+}
+
+/// When a rate-limited key may serve again, and whether that is a per-day
+/// park. Google resets per-day quotas at midnight Pacific time, whatever the
+/// `RetryInfo` says.
+fn rate_limit_until(
+    retry_after_ms: Option<u64>,
+    scope: QuotaScope,
+    now_ms: u64,
+    policy: &PoolPolicy,
+) -> (u64, bool) {
+    match scope {
+        QuotaScope::PerDay => (next_midnight_los_angeles_ms(now_ms), true),
+        QuotaScope::PerMinute | QuotaScope::Other => {
+            let wait = retry_after_ms.unwrap_or(policy.rate_limit_default_cooldown_ms);
+            (now_ms.saturating_add(wait), false)
+        }
+    }
+}
+
+fn project_of<'a>(candidates: &'a [Candidate], key_id: &str) -> Option<&'a str> {
+    candidates
+        .iter()
+        .find(|c| c.id == key_id)
+        .and_then(|c| c.project.as_deref())
+        .filter(|p| !p.is_empty())
+}
+
+fn ewma(previous: f64, sample: f64) -> f64 {
+    previous + EWMA_ALPHA * (sample - previous)
+}
+
+/// `weight × success² × latency factor`, scaled to an integer. Squaring the
+/// success rate makes a flaky key lose share fast; the floor keeps it probed.
+fn adaptive_weight(candidate: &Candidate, health: &KeyHealth) -> i64 {
+    if candidate.weight == 0 {
+        return 0;
+    }
+    let success = health.ewma_success.clamp(ADAPTIVE_MIN_SUCCESS, 1.0);
+    let latency = health.ewma_latency_ms.max(0.0);
+    let latency_factor = ADAPTIVE_LATENCY_REFERENCE_MS / (ADAPTIVE_LATENCY_REFERENCE_MS + latency);
+    let score = f64::from(candidate.weight) * success * success * latency_factor * ADAPTIVE_SCALE;
+    saturating_f64_to_i64(score).max(1)
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "float-to-int `as` saturates and maps NaN to 0, which is what we want"
+)]
+fn saturating_f64_to_i64(value: f64) -> i64 {
+    value.round() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::clock::format_rfc3339;
+
+    const T0: u64 = 1_705_348_800_000; // 2024-01-15T20:00:00Z, 12:00 PST
+
+    fn candidates(ids: &[&str]) -> Vec<Candidate> {
+        ids.iter()
+            .map(|id| Candidate {
+                id: (*id).to_owned(),
+                weight: 1,
+                project: None,
+            })
+            .collect()
+    }
+
+    fn with_projects(pairs: &[(&str, Option<&str>)]) -> Vec<Candidate> {
+        pairs
+            .iter()
+            .map(|(id, project)| Candidate {
+                id: (*id).to_owned(),
+                weight: 1,
+                project: project.map(str::to_owned),
+            })
+            .collect()
+    }
+
+    fn weighted(pairs: &[(&str, u32)]) -> Vec<Candidate> {
+        pairs
+            .iter()
+            .map(|(id, weight)| Candidate {
+                id: (*id).to_owned(),
+                weight: *weight,
+                project: None,
+            })
+            .collect()
+    }
+
+    fn policy(strategy: Strategy) -> PoolPolicy {
+        PoolPolicy {
+            strategy,
+            ..PoolPolicy::default()
+        }
+    }
+
+    fn pick(state: &mut PoolState, cands: &[Candidate], now: u64, policy: &PoolPolicy) -> String {
+        pick_excluding(state, cands, &[], now, policy)
+    }
+
+    fn pick_excluding(
+        state: &mut PoolState,
+        cands: &[Candidate],
+        exclude: &[String],
+        now: u64,
+        policy: &PoolPolicy,
+    ) -> String {
+        match state.choose(cands, exclude, now, policy) {
+            Choice::Key(id) => id,
+            other => panic!("expected a key, got {other:?}"),
+        }
+    }
+
+    fn picks(
+        state: &mut PoolState,
+        cands: &[Candidate],
+        n: usize,
+        now: u64,
+        policy: &PoolPolicy,
+    ) -> Vec<String> {
+        (0..n).map(|_| pick(state, cands, now, policy)).collect()
+    }
+
+    fn per_minute(retry_after_ms: Option<u64>) -> Outcome {
+        Outcome::RateLimited {
+            retry_after_ms,
+            scope: QuotaScope::PerMinute,
+            quota_id: Some("GenerateRequestsPerMinutePerProjectPerModel-FreeTier".to_owned()),
+        }
+    }
+
+    fn per_day() -> Outcome {
+        Outcome::RateLimited {
+            retry_after_ms: Some(38_000),
+            scope: QuotaScope::PerDay,
+            quota_id: Some("GenerateRequestsPerDayPerProjectPerModel-FreeTier".to_owned()),
+        }
+    }
+
+    fn view(state: &PoolState, id: &str, now: u64) -> KeyHealthView {
+        state
+            .snapshot(now)
+            .into_iter()
+            .find(|v| v.id == id)
+            .unwrap()
+    }
+
+    #[test]
+    fn round_robin_rotates_over_healthy_keys() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        assert_eq!(
+            picks(&mut state, &cands, 6, T0, &p),
+            ["a", "b", "c", "a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn round_robin_skip_gives_no_neighbour_a_double_turn() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        assert_eq!(pick(&mut state, &cands, T0, &p), "a");
+        state.record("b", &per_minute(Some(60_000)), 100, &cands, T0, &p);
+        assert_eq!(
+            picks(&mut state, &cands, 4, T0 + 1, &p),
+            ["c", "a", "c", "a"]
+        );
+        // b is back after its delay and takes its turn in order.
+        assert_eq!(
+            picks(&mut state, &cands, 3, T0 + 60_000, &p),
+            ["b", "c", "a"]
+        );
+    }
+
+    #[test]
+    fn rate_limited_key_is_skipped_until_retry_delay_passes() {
+        let cands = candidates(&["a", "b"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_minute(Some(38_000)), 100, &cands, T0, &p);
+        for t in [T0, T0 + 1_000, T0 + 37_999] {
+            assert_eq!(pick(&mut state, &cands, t, &p), "b");
+        }
+        let v = view(&state, "a", T0);
+        assert!(v.cooling);
+        assert_eq!(v.cooldown_until_ms, T0 + 38_000);
+        assert_eq!(v.last_error.as_deref(), Some("429 per-minute quota"));
+        assert_eq!(picks(&mut state, &cands, 2, T0 + 38_000, &p), ["a", "b"]);
+    }
+
+    #[test]
+    fn rate_limit_without_retry_info_cools_for_the_default() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_minute(None), 100, &cands, T0, &p);
+        assert_eq!(view(&state, "a", T0).cooldown_until_ms, T0 + 60_000);
+    }
+
+    #[test]
+    fn per_day_quota_parks_key_until_la_midnight() {
+        let cands = candidates(&["a", "b"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_day(), 100, &cands, T0, &p);
+        let v = view(&state, "a", T0);
+        assert!(v.parked_until_day_reset);
+        assert_eq!(
+            format_rfc3339(v.cooldown_until_ms),
+            "2024-01-16T08:00:00.000Z"
+        );
+        assert_eq!(v.last_error.as_deref(), Some("429 per-day quota"));
+
+        let midnight = v.cooldown_until_ms;
+        assert_eq!(pick(&mut state, &cands, midnight - 1, &p), "b");
+        assert_eq!(pick(&mut state, &cands, midnight - 1, &p), "b");
+        assert_eq!(pick(&mut state, &cands, midnight, &p), "a");
+        assert!(!view(&state, "a", midnight).parked_until_day_reset);
+    }
+
+    #[test]
+    fn late_short_cooldown_does_not_cut_a_day_park_short() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_day(), 100, &cands, T0, &p);
+        let parked_until = view(&state, "a", T0).cooldown_until_ms;
+        state.record("a", &per_minute(Some(5_000)), 100, &cands, T0 + 1, &p);
+        state.record(
+            "a",
+            &Outcome::ServerError { status: 503 },
+            100,
+            &cands,
+            T0 + 2,
+            &p,
+        );
+        let v = view(&state, "a", T0 + 3);
+        assert_eq!(v.cooldown_until_ms, parked_until);
+        assert!(v.parked_until_day_reset);
+    }
+
+    #[test]
+    fn invalid_key_is_never_chosen_again() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        let outcome = Outcome::KeyInvalid {
+            reason: "API_KEY_INVALID".to_owned(),
+        };
+        state.record("b", &outcome, 100, &cands, T0, &p);
+        for day in 0..30 {
+            let now = T0 + day * 86_400_000;
+            assert!(
+                picks(&mut state, &cands, 3, now, &p)
+                    .iter()
+                    .all(|id| id != "b")
+            );
+        }
+        let v = view(&state, "b", T0);
+        assert_eq!(v.disabled.as_deref(), Some("API_KEY_INVALID"));
+        assert_eq!(v.last_error.as_deref(), Some("API_KEY_INVALID"));
+        assert_eq!(v.failures, 1);
+    }
+
+    #[test]
+    fn disabled_key_returns_after_a_successful_probe_or_a_reset() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        let invalid = Outcome::KeyInvalid {
+            reason: "CONSUMER_SUSPENDED".to_owned(),
+        };
+        state.record("a", &invalid, 100, &cands, T0, &p);
+        assert!(matches!(
+            state.choose(&cands, &[], T0, &p),
+            Choice::Exhausted { .. }
+        ));
+        state.record("a", &Outcome::Ok, 100, &cands, T0, &p);
+        assert_eq!(pick(&mut state, &cands, T0, &p), "a");
+
+        state.record("a", &invalid, 100, &cands, T0, &p);
+        state.reset_key("a");
+        assert_eq!(pick(&mut state, &cands, T0, &p), "a");
+    }
+
+    #[test]
+    fn same_project_keys_cool_down_together() {
+        let cands = with_projects(&[
+            ("a", Some("p1")),
+            ("b", Some("p1")),
+            ("c", Some("p2")),
+            ("d", None),
+        ]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_minute(Some(20_000)), 100, &cands, T0, &p);
+        assert!(view(&state, "b", T0).cooling);
+        assert_eq!(view(&state, "b", T0).cooldown_until_ms, T0 + 20_000);
+        assert_eq!(
+            view(&state, "b", T0).last_error.as_deref(),
+            Some("429 per-minute quota (shared project)")
+        );
+        assert_eq!(
+            view(&state, "b", T0).failures,
+            0,
+            "the sibling did not fail"
+        );
+        assert!(!view(&state, "c", T0).cooling);
+        assert!(!view(&state, "d", T0).cooling);
+        assert_eq!(
+            picks(&mut state, &cands, 4, T0 + 1, &p),
+            ["c", "d", "c", "d"]
+        );
+    }
+
+    #[test]
+    fn same_project_keys_share_a_day_park() {
+        let cands = with_projects(&[("a", Some("p1")), ("b", Some("p1"))]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("b", &per_day(), 100, &cands, T0, &p);
+        let a = view(&state, "a", T0);
+        assert!(a.parked_until_day_reset);
+        assert_eq!(a.cooldown_until_ms, view(&state, "b", T0).cooldown_until_ms);
+    }
+
+    #[test]
+    fn server_errors_do_not_spread_to_project_siblings() {
+        let cands = with_projects(&[("a", Some("p1")), ("b", Some("p1"))]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record(
+            "a",
+            &Outcome::ServerError { status: 500 },
+            100,
+            &cands,
+            T0,
+            &p,
+        );
+        assert!(!view(&state, "b", T0).cooling);
+    }
+
+    #[test]
+    fn empty_project_label_is_no_project() {
+        let cands = with_projects(&[("a", Some("")), ("b", Some(""))]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_minute(Some(20_000)), 100, &cands, T0, &p);
+        assert!(!view(&state, "b", T0).cooling);
+    }
+
+    #[test]
+    fn excluded_keys_are_never_chosen_twice_in_one_request() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        for strategy in [
+            Strategy::RoundRobin,
+            Strategy::LeastUsed,
+            Strategy::Weighted,
+            Strategy::Adaptive,
+        ] {
+            let p = policy(strategy);
+            let mut tried: Vec<String> = Vec::new();
+            for _ in 0..3 {
+                let id = pick_excluding(&mut state, &cands, &tried, T0, &p);
+                assert!(!tried.contains(&id), "{strategy:?} chose {id} twice");
+                tried.push(id);
+            }
+            assert_eq!(
+                state.choose(&cands, &tried, T0, &p),
+                Choice::Exhausted {
+                    retry_after_ms: 60_000
+                },
+                "only excluded keys are left: the policy default applies"
+            );
+        }
+    }
+
+    #[test]
+    fn all_cooling_returns_exhausted_with_earliest_retry() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_minute(Some(38_000)), 100, &cands, T0, &p);
+        state.record("b", &Outcome::Network, 100, &cands, T0, &p);
+        state.record(
+            "c",
+            &Outcome::ServerError { status: 503 },
+            100,
+            &cands,
+            T0,
+            &p,
+        );
+        assert_eq!(
+            state.choose(&cands, &[], T0 + 4_000, &p),
+            Choice::Exhausted {
+                retry_after_ms: 6_000
+            }
+        );
+    }
+
+    #[test]
+    fn exhausted_retry_is_at_least_one_second() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_minute(Some(300)), 100, &cands, T0, &p);
+        assert_eq!(
+            state.choose(&cands, &[], T0 + 100, &p),
+            Choice::Exhausted {
+                retry_after_ms: 1_000
+            }
+        );
+    }
+
+    #[test]
+    fn disabled_keys_do_not_set_the_retry() {
+        let cands = candidates(&["a", "b"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        let invalid = Outcome::KeyInvalid {
+            reason: "API_KEY_INVALID".to_owned(),
+        };
+        state.record("a", &invalid, 100, &cands, T0, &p);
+        state.record("b", &invalid, 100, &cands, T0, &p);
+        assert_eq!(
+            state.choose(&cands, &[], T0, &p),
+            Choice::Exhausted {
+                retry_after_ms: 60_000
+            }
+        );
+        state.record("b", &Outcome::Ok, 100, &cands, T0, &p);
+        state.record("b", &per_minute(Some(9_000)), 100, &cands, T0, &p);
+        assert_eq!(
+            state.choose(&cands, &[], T0, &p),
+            Choice::Exhausted {
+                retry_after_ms: 9_000
+            }
+        );
+    }
+
+    #[test]
+    fn no_candidates_means_no_keys() {
+        let mut state = PoolState::default();
+        assert_eq!(
+            state.choose(&[], &[], T0, &PoolPolicy::default()),
+            Choice::NoKeys
+        );
+    }
+
+    #[test]
+    fn circuit_opens_after_consecutive_server_errors() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        let mut now = T0;
+        for n in 1..=4 {
+            state.record(
+                "a",
+                &Outcome::ServerError { status: 503 },
+                100,
+                &cands,
+                now,
+                &p,
+            );
+            let v = view(&state, "a", now);
+            assert_eq!(v.consecutive_failures, n);
+            assert_eq!(
+                v.cooldown_until_ms,
+                now + 30_000,
+                "short cooldown before the breaker"
+            );
+            now += 30_000;
+        }
+        state.record("a", &Outcome::Timeout, 100, &cands, now, &p);
+        let v = view(&state, "a", now);
+        assert_eq!(v.cooldown_until_ms, now + 300_000);
+        assert_eq!(v.last_error.as_deref(), Some("timeout (circuit open)"));
+        assert_eq!(
+            state.choose(&cands, &[], now + 299_000, &p),
+            Choice::Exhausted {
+                retry_after_ms: 1_000
+            }
+        );
+
+        // Half open: one more failure re-opens the circuit at once.
+        now += 300_000;
+        assert_eq!(pick(&mut state, &cands, now, &p), "a");
+        state.record("a", &Outcome::Network, 100, &cands, now, &p);
+        assert_eq!(view(&state, "a", now).cooldown_until_ms, now + 300_000);
+    }
+
+    #[test]
+    fn network_failures_cool_briefly() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &Outcome::Network, 100, &cands, T0, &p);
+        assert_eq!(view(&state, "a", T0).cooldown_until_ms, T0 + 10_000);
+        assert_eq!(
+            view(&state, "a", T0).last_error.as_deref(),
+            Some("network error")
+        );
+    }
+
+    #[test]
+    fn zero_breaker_threshold_never_opens_the_circuit() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy {
+            circuit_breaker_failures: 0,
+            ..PoolPolicy::default()
+        };
+        for _ in 0..20 {
+            state.record(
+                "a",
+                &Outcome::ServerError { status: 500 },
+                100,
+                &cands,
+                T0,
+                &p,
+            );
+        }
+        assert_eq!(view(&state, "a", T0).cooldown_until_ms, T0 + 30_000);
+    }
+
+    #[test]
+    fn success_resets_failure_count() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        for _ in 0..4 {
+            state.record(
+                "a",
+                &Outcome::ServerError { status: 500 },
+                100,
+                &cands,
+                T0,
+                &p,
+            );
+        }
+        state.record("a", &Outcome::Ok, 100, &cands, T0, &p);
+        assert_eq!(view(&state, "a", T0).consecutive_failures, 0);
+        for _ in 0..4 {
+            state.record(
+                "a",
+                &Outcome::ServerError { status: 500 },
+                100,
+                &cands,
+                T0,
+                &p,
+            );
+        }
+        let v = view(&state, "a", T0);
+        assert_eq!(v.consecutive_failures, 4);
+        assert_eq!(
+            v.cooldown_until_ms,
+            T0 + 30_000,
+            "the circuit stayed closed"
+        );
+        assert_eq!((v.successes, v.failures), (1, 8));
+    }
+
+    #[test]
+    fn rate_limits_do_not_feed_the_circuit_breaker() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        for _ in 0..10 {
+            state.record("a", &per_minute(Some(1_000)), 100, &cands, T0, &p);
+        }
+        assert_eq!(view(&state, "a", T0).consecutive_failures, 0);
+        assert_eq!(view(&state, "a", T0).failures, 10);
+    }
+
+    #[test]
+    fn client_error_leaves_health_untouched() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record(
+            "a",
+            &Outcome::ServerError { status: 500 },
+            100,
+            &cands,
+            T0,
+            &p,
+        );
+        let before = state.keys["a"].clone();
+        state.record(
+            "a",
+            &Outcome::ClientError { status: 400 },
+            100,
+            &cands,
+            T0,
+            &p,
+        );
+        assert_eq!(state.keys["a"], before);
+    }
+
+    #[test]
+    fn success_updates_latency_and_success_averages() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &Outcome::Ok, 500, &cands, T0, &p);
+        assert!((state.keys["a"].ewma_latency_ms - 500.0).abs() < f64::EPSILON);
+        state.record("a", &Outcome::Ok, 1_500, &cands, T0, &p);
+        assert!((state.keys["a"].ewma_latency_ms - 700.0).abs() < 1e-9);
+        state.record("a", &Outcome::Network, 10, &cands, T0, &p);
+        assert!(
+            (state.keys["a"].ewma_latency_ms - 700.0).abs() < 1e-9,
+            "failures keep latency"
+        );
+        assert!((state.keys["a"].ewma_success - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn chosen_key_counts_its_use_and_time() {
+        let cands = candidates(&["a"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        pick(&mut state, &cands, T0, &p);
+        pick(&mut state, &cands, T0 + 5, &p);
+        let v = view(&state, "a", T0);
+        assert_eq!((v.uses, v.last_used_ms), (2, T0 + 5));
+    }
+
+    #[test]
+    fn recorded_outcome_for_unknown_key_creates_its_entry() {
+        let mut state = PoolState::default();
+        state.record("ghost", &Outcome::Ok, 100, &[], T0, &PoolPolicy::default());
+        assert_eq!(state.keys["ghost"].successes, 1);
+    }
+
+    #[test]
+    fn prune_drops_health_of_unconfigured_keys() {
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        let cands = candidates(&["a", "b", "c"]);
+        picks(&mut state, &cands, 3, T0, &p);
+        state.prune(&candidates(&["b"]));
+        assert_eq!(state.keys.keys().collect::<Vec<_>>(), ["b"]);
+    }
+
+    #[test]
+    fn least_used_picks_fewest_uses_then_rotation_order() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        let p = policy(Strategy::LeastUsed);
+        assert_eq!(picks(&mut state, &cands, 3, T0, &p), ["a", "b", "c"]);
+        // b rests a while; the others keep working.
+        state.record("b", &per_minute(Some(10_000)), 100, &cands, T0, &p);
+        assert_eq!(
+            picks(&mut state, &cands, 4, T0 + 1, &p),
+            ["a", "c", "a", "c"]
+        );
+        // Back from its rest, b is level with the others, not owed four turns.
+        let back = picks(&mut state, &cands, 6, T0 + 10_000, &p);
+        assert_eq!(back.iter().filter(|id| *id == "b").count(), 2, "{back:?}");
+    }
+
+    #[test]
+    fn least_used_new_key_starts_level() {
+        let mut state = PoolState::default();
+        let p = policy(Strategy::LeastUsed);
+        picks(&mut state, &candidates(&["a", "b"]), 10, T0, &p);
+        let cands = candidates(&["a", "b", "c"]);
+        let next = picks(&mut state, &cands, 6, T0, &p);
+        assert_eq!(next.iter().filter(|id| *id == "c").count(), 2, "{next:?}");
+    }
+
+    #[test]
+    fn weighted_interleaves_in_proportion_to_weight() {
+        let cands = weighted(&[("a", 5), ("b", 1), ("c", 1)]);
+        let mut state = PoolState::default();
+        let p = policy(Strategy::Weighted);
+        let expected = ["a", "a", "b", "a", "c", "a", "a"];
+        assert_eq!(picks(&mut state, &cands, 7, T0, &p), expected);
+        assert_eq!(picks(&mut state, &cands, 7, T0, &p), expected);
+    }
+
+    #[test]
+    fn weighted_zero_weight_key_is_a_standby() {
+        let cands = weighted(&[("a", 0), ("b", 2)]);
+        let mut state = PoolState::default();
+        let p = policy(Strategy::Weighted);
+        assert!(
+            picks(&mut state, &cands, 5, T0, &p)
+                .iter()
+                .all(|id| id == "b")
+        );
+        state.record("b", &per_minute(Some(1_000)), 100, &cands, T0, &p);
+        assert_eq!(pick(&mut state, &cands, T0, &p), "a");
+    }
+
+    #[test]
+    fn adaptive_favours_fast_reliable_keys_without_starving_others() {
+        let cands = candidates(&["fast", "slow", "flaky"]);
+        let mut state = PoolState::default();
+        let p = policy(Strategy::Adaptive);
+        for _ in 0..10 {
+            state.record("fast", &Outcome::Ok, 200, &cands, T0, &p);
+            state.record("slow", &Outcome::Ok, 3_000, &cands, T0, &p);
+            state.record("flaky", &Outcome::Ok, 200, &cands, T0, &p);
+            state.record(
+                "flaky",
+                &Outcome::ServerError { status: 500 },
+                200,
+                &cands,
+                T0,
+                &p,
+            );
+            state.record("flaky", &Outcome::Ok, 200, &cands, T0, &p);
+        }
+        let chosen = picks(&mut state, &cands, 300, T0 + 10_000_000, &p);
+        let count = |id: &str| chosen.iter().filter(|c| *c == id).count();
+        assert!(
+            count("fast") > count("slow"),
+            "{} vs {}",
+            count("fast"),
+            count("slow")
+        );
+        assert!(count("fast") > count("flaky"));
+        assert!(count("slow") > 0 && count("flaky") > 0);
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let cands = with_projects(&[("a", Some("p")), ("b", Some("p")), ("c", None)]);
+        let mut state = PoolState::default();
+        let p = policy(Strategy::Weighted);
+        picks(&mut state, &cands, 4, T0, &p);
+        state.record("a", &Outcome::Ok, 250, &cands, T0, &p);
+        state.record("a", &per_day(), 0, &cands, T0, &p);
+        state.record(
+            "c",
+            &Outcome::KeyInvalid {
+                reason: "API_KEY_INVALID".to_owned(),
+            },
+            0,
+            &cands,
+            T0,
+            &p,
+        );
+        let json = serde_json::to_string(&state).unwrap();
+        let back: PoolState = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, state);
+        assert_eq!(serde_json::to_string(&back).unwrap(), json);
+    }
+
+    #[test]
+    fn partial_state_json_fills_defaults() {
+        let state: PoolState = serde_json::from_str(r#"{"keys":{"a":{"uses":3}}}"#).unwrap();
+        assert_eq!(state.cursor, 0);
+        assert_eq!(state.keys["a"].uses, 3);
+        assert!((state.keys["a"].ewma_success - 1.0).abs() < f64::EPSILON);
+        let policy: PoolPolicy = serde_json::from_str(r#"{"strategy":"least_used"}"#).unwrap();
+        assert_eq!(policy.strategy, Strategy::LeastUsed);
+        assert_eq!(policy.circuit_open_ms, 300_000);
+        let candidate: Candidate = serde_json::from_str(r#"{"id":"k"}"#).unwrap();
+        assert_eq!((candidate.weight, candidate.project), (1, None));
+    }
+
+    #[test]
+    fn choice_serializes_for_the_durable_object_boundary() {
+        assert_eq!(
+            serde_json::to_value(Choice::Key("k".to_owned())).unwrap(),
+            serde_json::json!({"key": "k"})
+        );
+        assert_eq!(
+            serde_json::to_value(Choice::Exhausted {
+                retry_after_ms: 1_000
+            })
+            .unwrap(),
+            serde_json::json!({"exhausted": {"retry_after_ms": 1_000}})
+        );
+        assert_eq!(
+            serde_json::to_value(Choice::NoKeys).unwrap(),
+            serde_json::json!("no_keys")
+        );
+    }
+
+    #[test]
+    fn cursor_survives_a_shrinking_candidate_list() {
+        let mut state = PoolState {
+            cursor: 7,
+            ..PoolState::default()
+        };
+        let cands = candidates(&["a", "b"]);
+        let p = PoolPolicy::default();
+        assert_eq!(picks(&mut state, &cands, 3, T0, &p), ["b", "a", "b"]);
+    }
+}
