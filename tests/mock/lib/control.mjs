@@ -1,0 +1,56 @@
+// /__mock/* control endpoints. Never recorded as calls.
+
+import { sendPlainJson } from './http.mjs';
+import { ruleProblem } from './state.mjs';
+import { expire, revoke } from './oauth.mjs';
+
+function parseJson(text) {
+  try {
+    return { value: text.trim() ? JSON.parse(text) : {} };
+  } catch (err) {
+    return { error: `body is not JSON: ${err.message}` };
+  }
+}
+
+const ROUTES = {
+  'POST /__mock/reset': ({ state }) => {
+    state.reset();
+    return { ok: true };
+  },
+  'POST /__mock/script': ({ state }, body) => {
+    const problem = ruleProblem(body);
+    if (problem) return [400, { error: problem }];
+    return { rule: state.addRule(body) };
+  },
+  'GET /__mock/scripts': ({ state }) => ({ rules: state.rules }),
+  'DELETE /__mock/scripts': ({ state }) => {
+    state.clearRules();
+    return { ok: true };
+  },
+  'GET /__mock/calls': ({ state, url }) => ({ calls: state.findCalls(Object.fromEntries(url.searchParams)) }),
+  'POST /__mock/release': ({ state }, body) => {
+    if (typeof body.gate !== 'string' || !body.gate) return [400, { error: 'gate (string) is required' }];
+    return { gate: body.gate, released: true, waiting: state.release(body.gate) };
+  },
+  'GET /__mock/gates': ({ state }) => ({ gates: state.gatesSnapshot() }),
+  'GET /__mock/models': ({ catalog }) => ({ models: catalog }),
+  'POST /__mock/oauth/revoke': ({ state }, body) => {
+    const token = body.refresh_token ?? body.access_token;
+    return revoke(state, token) ? { revoked: token } : [400, { error: 'unknown token' }];
+  },
+  'POST /__mock/oauth/expire': ({ state }, body) => ({
+    expired: expire(state, body.access_token ?? body.refresh_token),
+  }),
+  'GET /__mock/health': () => ({ ok: true }),
+};
+
+export function handleControl(ctx) {
+  const { req, res, url, rawBody } = ctx;
+  const route = ROUTES[`${req.method} ${url.pathname.replace(/\/$/, '')}`];
+  if (!route) return sendPlainJson(res, 404, { error: `no control endpoint ${req.method} ${url.pathname}` });
+  const body = parseJson(rawBody);
+  if (body.error) return sendPlainJson(res, 400, { error: body.error });
+  const result = route(ctx, body.value ?? {});
+  const [status, payload] = Array.isArray(result) ? result : [200, result];
+  sendPlainJson(res, status, payload);
+}

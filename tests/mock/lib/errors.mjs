@@ -1,0 +1,244 @@
+// Google's error bodies, `{"error": {"code", "message", "status", "details"?}}`.
+// Each builder returns `{ status, body }`; the caller sends it as JSON.
+
+const RATE_LIMIT_DOCS = 'https://ai.google.dev/gemini-api/docs/rate-limits';
+const CODE_ASSIST_DOMAIN = 'cloudcode-pa.googleapis.com';
+export const DEFAULT_MINUTE_DELAY = '2s';
+export const DEFAULT_DAY_DELAY = '30s';
+
+export function googleError(code, status, message, details) {
+  const error = { code, message, status };
+  if (details?.length) error.details = details;
+  return { status: code, body: { error } };
+}
+
+const errorInfo = (reason, domain, metadata) => ({
+  '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+  reason,
+  domain,
+  metadata,
+});
+
+const retryInfo = (retryDelay) => ({ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay });
+
+const localized = (message) => ({
+  '@type': 'type.googleapis.com/google.rpc.LocalizedMessage',
+  locale: 'en-US',
+  message,
+});
+
+/** Milliseconds as a protobuf Duration JSON string: 2000 -> "2s", 1500 -> "1.500s". */
+export function durationString(ms) {
+  const seconds = Math.floor(ms / 1000);
+  const millis = Math.round(ms % 1000);
+  return millis === 0 ? `${seconds}s` : `${seconds}.${String(millis).padStart(3, '0')}s`;
+}
+
+// ---------------------------------------------------------------- auth
+
+export function unregisteredCaller() {
+  return googleError(
+    403,
+    'PERMISSION_DENIED',
+    "Method doesn't allow unregistered callers (callers without established identity). " +
+      'Please use API Key or other form of API consumer identity to call this API.',
+  );
+}
+
+/** A bad key is a 400 INVALID_ARGUMENT, not a 401: Google's long-standing quirk. */
+export function apiKeyInvalid() {
+  const message = 'API key not valid. Please pass a valid API key.';
+  return googleError(400, 'INVALID_ARGUMENT', message, [
+    errorInfo('API_KEY_INVALID', 'googleapis.com', { service: 'generativelanguage.googleapis.com' }),
+    localized(message),
+  ]);
+}
+
+export function consumerSuspended(key) {
+  const message = `Permission denied: Consumer 'api_key:${key}' has been suspended.`;
+  return googleError(403, 'PERMISSION_DENIED', message, [
+    errorInfo('CONSUMER_SUSPENDED', 'googleapis.com', {
+      consumer: `projects/${projectNumber(key)}`,
+      service: 'generativelanguage.googleapis.com',
+    }),
+    localized(message),
+  ]);
+}
+
+function projectNumber(key) {
+  let n = 0;
+  for (const c of String(key)) n = (n * 31 + c.charCodeAt(0)) % 1e12;
+  return String(100000000000 + n);
+}
+
+/** OAuth-protected endpoints (Code Assist, userinfo) answer 401 UNAUTHENTICATED. */
+export function unauthenticated({ missing, expired, service, method } = {}) {
+  const lead = missing
+    ? 'Request is missing required authentication credential.'
+    : 'Request had invalid authentication credentials.';
+  const reason = missing ? 'CREDENTIALS_MISSING' : expired ? 'ACCESS_TOKEN_EXPIRED' : 'ACCESS_TOKEN_TYPE_UNSUPPORTED';
+  return googleError(
+    401,
+    'UNAUTHENTICATED',
+    `${lead} Expected OAuth 2 access token, login cookie or other valid authentication credential. ` +
+      'See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+    [errorInfo(reason, 'googleapis.com', { service, method })],
+  );
+}
+
+// ---------------------------------------------------------------- quota
+
+/**
+ * Gemini API free-tier 429. The per-day variant still carries a RetryInfo,
+ * as Google's do, so clients cannot rely on RetryInfo alone to tell the two
+ * apart: the QuotaFailure's quotaId ("...PerDay..." vs "...PerMinute...") is
+ * the signal.
+ */
+export function rateLimited({ model, retryDelay, perDay }) {
+  const window = perDay ? 'PerDay' : 'PerMinute';
+  return googleError(
+    429,
+    'RESOURCE_EXHAUSTED',
+    'You exceeded your current quota, please check your plan and billing details. ' +
+      `For more information on this error, head to: ${RATE_LIMIT_DOCS}.`,
+    [
+      {
+        '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+        violations: [
+          {
+            quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests',
+            quotaId: `GenerateRequests${window}PerProjectPerModel-FreeTier`,
+            quotaDimensions: { location: 'global', model },
+            quotaValue: perDay ? '250' : '10',
+          },
+        ],
+      },
+      {
+        '@type': 'type.googleapis.com/google.rpc.Help',
+        links: [{ description: 'Learn more about Gemini API quotas', url: RATE_LIMIT_DOCS }],
+      },
+      retryInfo(retryDelay),
+    ],
+  );
+}
+
+/**
+ * Code Assist (cloudcode-pa) 429s have their own shape: an ErrorInfo in the
+ * cloudcode-pa domain whose reason is RATE_LIMIT_EXCEEDED (short window) or
+ * QUOTA_EXHAUSTED (daily), plus a RetryInfo. Gemini CLI keys off the reason.
+ */
+export function codeAssistRateLimited({ model, retryDelay, perDay }) {
+  return googleError(
+    429,
+    'RESOURCE_EXHAUSTED',
+    `You have exhausted your capacity on this model. Your quota will reset after ${retryDelay}.`,
+    [
+      errorInfo(perDay ? 'QUOTA_EXHAUSTED' : 'RATE_LIMIT_EXCEEDED', CODE_ASSIST_DOMAIN, {
+        uiMessage: 'true',
+        model,
+        quotaResetDelay: retryDelay,
+      }),
+      retryInfo(retryDelay),
+    ],
+  );
+}
+
+// ---------------------------------------------------------------- server side
+
+export function internalError() {
+  return googleError(
+    500,
+    'INTERNAL',
+    'An internal error has occurred. Please retry or report in ' +
+      'https://developers.generativeai.google/guide/troubleshooting',
+  );
+}
+
+export function overloaded() {
+  return googleError(503, 'UNAVAILABLE', 'The model is overloaded. Please try again later.');
+}
+
+// ---------------------------------------------------------------- request problems
+
+/**
+ * Unknown or unsupported model. Google names the API version and the method
+ * in the message, with the model always written as `models/{id}`.
+ */
+export function modelNotFound(model, apiVersion, method) {
+  return googleError(
+    404,
+    'NOT_FOUND',
+    `models/${model} is not found for API version ${apiVersion}, or is not supported for ${method}. ` +
+      'Call ListModels to see the list of available models and their supported methods.',
+  );
+}
+
+export function entityNotFound() {
+  return googleError(404, 'NOT_FOUND', 'Requested entity was not found.');
+}
+
+/**
+ * 400 INVALID_ARGUMENT. JSON-parse problems (`violations` given) come with a
+ * google.rpc.BadRequest listing one fieldViolation per problem, the message
+ * being all problems joined by newlines.
+ */
+export function invalidArgument(message, violations) {
+  const details = violations?.length
+    ? [{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: violations }]
+    : undefined;
+  return googleError(400, 'INVALID_ARGUMENT', message, details);
+}
+
+/** Builds the INVALID_ARGUMENT for a list of `{ field?, description }` violations. */
+export function invalidPayload(violations) {
+  return invalidArgument(
+    violations.map((v) => v.description).join('\n'),
+    violations.map((v) => (v.field ? { field: v.field, description: v.description } : { description: v.description })),
+  );
+}
+
+// ---------------------------------------------------------------- scripted faults
+
+export const FAULTS = [
+  'rate_limit_minute',
+  'rate_limit_day',
+  'key_invalid',
+  'permission_denied',
+  'server_500',
+  'server_503',
+  'not_found',
+];
+
+/**
+ * Renders a scripted fault for a surface ("gemini" or "codeassist").
+ * `fault` is one of FAULTS or a raw `{ status, body, contentType? }`
+ * (an object body is sent as Google JSON, a string body verbatim).
+ */
+export function renderFault(fault, { surface, model, key, retryDelay, apiVersion, method }) {
+  if (typeof fault === 'object') {
+    return { status: fault.status ?? 500, body: fault.body ?? '', contentType: fault.contentType };
+  }
+  const codeAssist = surface === 'codeassist';
+  switch (fault) {
+    case 'rate_limit_minute':
+    case 'rate_limit_day': {
+      const perDay = fault === 'rate_limit_day';
+      const args = { model, perDay, retryDelay: retryDelay ?? (perDay ? DEFAULT_DAY_DELAY : DEFAULT_MINUTE_DELAY) };
+      return codeAssist ? codeAssistRateLimited(args) : rateLimited(args);
+    }
+    case 'key_invalid':
+      return codeAssist ? unauthenticated({ service: CODE_ASSIST_DOMAIN }) : apiKeyInvalid();
+    case 'permission_denied':
+      return codeAssist
+        ? googleError(403, 'PERMISSION_DENIED', 'The caller does not have permission')
+        : consumerSuspended(key);
+    case 'server_500':
+      return internalError();
+    case 'server_503':
+      return overloaded();
+    case 'not_found':
+      return codeAssist ? entityNotFound() : modelNotFound(model, apiVersion, method);
+    default:
+      return internalError();
+  }
+}

@@ -1,0 +1,223 @@
+// The Gemini API surface: /v1beta (and /v1) models, generation, tokens, embeddings.
+
+import {
+  invalidArgument,
+  invalidPayload,
+  modelNotFound,
+  renderFault,
+  unregisteredCaller,
+} from './errors.mjs';
+import { fullResponse, newResponseId, planReply, streamChunks } from './generate.mjs';
+import { pause } from './http.mjs';
+import { findModel, modelVersionOf, publicModel, stripModelsPrefix, supports, traitsOf } from './models.mjs';
+import {
+  REQUEST_TYPES,
+  checkBatchEmbed,
+  checkContents,
+  checkEmbed,
+  checkGenerateContent,
+  parseRequest,
+} from './requests.mjs';
+import { send } from './respond.mjs';
+import { JSON_ARRAY, SSE, writeStream } from './stream.mjs';
+import { embeddingValues, promptTokens, textTokens } from './tokens.mjs';
+
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 1000;
+
+const MODEL_HANDLERS = {
+  generateContent,
+  streamGenerateContent,
+  countTokens,
+  embedContent,
+  batchEmbedContents,
+};
+
+/** Matches a Gemini API route: `{ action, apiVersion, model?, run }`, or null. */
+export function geminiRoute(method, pathname) {
+  let m = /^\/(v1beta|v1)\/models\/?$/.exec(pathname);
+  if (m && method === 'GET') return { action: 'models.list', apiVersion: m[1], run: listModels };
+  m = /^\/(v1beta|v1)\/models\/([^/:]+)$/.exec(pathname);
+  if (m && method === 'GET') return { action: 'models.get', apiVersion: m[1], model: decodeURIComponent(m[2]), run: getModel };
+  m = /^\/(v1beta|v1)\/models\/([^/:]+):([A-Za-z]+)$/.exec(pathname);
+  if (m && method === 'POST' && MODEL_HANDLERS[m[3]]) {
+    return { action: m[3], apiVersion: m[1], model: decodeURIComponent(m[2]), run: modelMethod };
+  }
+  return null;
+}
+
+/** API key from `x-goog-api-key`, else from `?key=`. */
+export const apiKeyOf = (req, url) => req.headers['x-goog-api-key'] || url.searchParams.get('key') || null;
+
+/**
+ * Authentication and scripted behaviour shared by every route: returns the
+ * behaviour to continue with, or null when the request was already answered.
+ */
+async function admit(ctx, route) {
+  const { call, state } = ctx;
+  if (!call.key) {
+    send(ctx, unregisteredCaller());
+    return null;
+  }
+  const { behaviour, ruleId } = state.resolve({ key: call.key, model: route.model, action: route.action });
+  call.rule = ruleId;
+  if (!(await pause(behaviour.latencyMs, ctx.signal))) return null;
+  if (behaviour.fault) {
+    const method = route.action.startsWith('models.') ? 'GetModel' : route.action;
+    const where = { surface: 'gemini', model: route.model, key: call.key, apiVersion: route.apiVersion, method };
+    send(ctx, renderFault(behaviour.fault, { ...where, retryDelay: behaviour.retryDelay }));
+    return null;
+  }
+  return behaviour;
+}
+
+export async function handleGemini(ctx, route) {
+  ctx.call.key = apiKeyOf(ctx.req, ctx.url);
+  const behaviour = await admit(ctx, route);
+  if (behaviour) await route.run(ctx, route, behaviour);
+}
+
+// ---------------------------------------------------------------- models
+
+/** Page tokens are opaque: here, the base64url of the last model name served. */
+function listModels(ctx) {
+  const { url, catalog } = ctx;
+  const requested = Number.parseInt(url.searchParams.get('pageSize') ?? '', 10);
+  const pageSize = requested > 0 ? Math.min(requested, MAX_PAGE_SIZE) : DEFAULT_PAGE_SIZE;
+  const token = url.searchParams.get('pageToken');
+  let start = 0;
+  if (token) {
+    const after = catalog.findIndex((m) => m.name === Buffer.from(token, 'base64url').toString());
+    if (after === -1) return send(ctx, invalidArgument('Invalid page token.'));
+    start = after + 1;
+  }
+  const page = catalog.slice(start, start + pageSize);
+  const more = start + pageSize < catalog.length;
+  send(ctx, {
+    status: 200,
+    body: {
+      models: page.map(publicModel),
+      // Google omits nextPageToken entirely on the last page.
+      ...(more ? { nextPageToken: Buffer.from(page.at(-1).name).toString('base64url') } : {}),
+    },
+  });
+}
+
+function getModel(ctx, route) {
+  const id = stripModelsPrefix(route.model);
+  const model = findModel(id, ctx.catalog);
+  if (!model) return send(ctx, modelNotFound(id, route.apiVersion, 'GetModel'));
+  send(ctx, { status: 200, body: publicModel(model) });
+}
+
+// ---------------------------------------------------------------- model methods
+
+/** JSON parsing (Google's front end) comes before the model lookup, which comes before semantic checks. */
+async function modelMethod(ctx, route, behaviour) {
+  const parsed = parseRequest(REQUEST_TYPES[route.action], ctx.rawBody);
+  if (parsed.violations) return send(ctx, invalidPayload(parsed.violations));
+  const model = findModel(route.model, ctx.catalog);
+  if (!model || !supports(model, route.action)) {
+    return send(ctx, modelNotFound(route.model, route.apiVersion, route.action));
+  }
+  await MODEL_HANDLERS[route.action](ctx, { id: route.model, model, request: parsed.value, behaviour });
+}
+
+/** A scripted reply may sit under `reply`, or as top-level `candidates` / `promptFeedback`. */
+export function scriptedReply(behaviour) {
+  if (behaviour.reply) return behaviour.reply;
+  if (behaviour.candidates || behaviour.promptFeedback) {
+    return { candidates: behaviour.candidates, promptFeedback: behaviour.promptFeedback };
+  }
+  return undefined;
+}
+
+/** Plans the reply for a valid request; null (already answered) when Google would reject it. */
+export function plannedReply(ctx, { id, model, request, behaviour }, check = checkGenerateContent) {
+  const problem = check(request, id);
+  if (problem) {
+    send(ctx, invalidArgument(problem));
+    return null;
+  }
+  const responseId = newResponseId();
+  const plan = planReply({ request, modelId: id, reply: scriptedReply(behaviour), responseId });
+  ctx.call.tokens = plan.tokens;
+  return { plan, meta: { modelVersion: modelVersionOf(model), responseId } };
+}
+
+function generateContent(ctx, args) {
+  const planned = plannedReply(ctx, args);
+  if (planned) send(ctx, { status: 200, body: fullResponse(planned.plan, planned.meta) });
+}
+
+async function streamGenerateContent(ctx, args) {
+  const planned = plannedReply(ctx, args);
+  if (!planned) return;
+  const objects = args.behaviour.chunks ?? streamChunks(planned.plan, planned.meta);
+  await streamObjects(ctx, objects, args.behaviour);
+}
+
+/** Streams as SSE when `alt=sse`, else as Google's incrementally written JSON array. */
+export async function streamObjects(ctx, objects, behaviour) {
+  const { call } = ctx;
+  call.chunks = objects;
+  const lastUsage = objects.at(-1)?.usageMetadata ?? objects.at(-1)?.response?.usageMetadata;
+  if (behaviour.chunks && lastUsage) call.tokens = tokensFromUsage(lastUsage);
+  const framing = ctx.url.searchParams.get('alt') === 'sse' ? SSE : JSON_ARRAY;
+  await writeStream({ res: ctx.res, framing, objects, behaviour, call, state: ctx.state, signal: ctx.signal });
+}
+
+const tokensFromUsage = (u) => ({
+  prompt: u.promptTokenCount ?? 0,
+  candidates: u.candidatesTokenCount ?? 0,
+  thoughts: u.thoughtsTokenCount ?? 0,
+  total: u.totalTokenCount ?? 0,
+});
+
+/** countTokens takes either `contents` or a whole `generateContentRequest` (then system instruction and tools count too). */
+function countTokens(ctx, { request }) {
+  const inner = request.generateContentRequest;
+  let problem;
+  if (inner) {
+    problem = inner.model
+      ? checkContents(inner, 'CountTokensRequest.generate_content_request')
+      : '* CountTokensRequest.generate_content_request.model: unexpected model name format\n';
+  } else {
+    problem = checkContents(request, 'CountTokensRequest');
+  }
+  if (problem) return send(ctx, invalidArgument(problem));
+  send(ctx, { status: 200, body: countTokensBody(ctx, inner ?? { contents: request.contents }) });
+}
+
+export function countTokensBody(ctx, source) {
+  const { total, details } = promptTokens(source);
+  ctx.call.tokens = { prompt: total, candidates: 0, thoughts: 0, total };
+  return { totalTokens: total, ...(details.length ? { promptTokensDetails: details } : {}) };
+}
+
+// ---------------------------------------------------------------- embeddings
+
+const contentText = (content) => (content?.parts ?? []).map((p) => p.text ?? '').join(' ');
+
+/** Full-size vectors by default; outputDimensionality truncates (never beyond the default size). */
+function embedding(id, request) {
+  const full = traitsOf(id).embeddingDimensions;
+  const dims = request.outputDimensionality > 0 ? Math.min(request.outputDimensionality, full) : full;
+  return { values: embeddingValues(contentText(request.content), dims, dims === full) };
+}
+
+function embedContent(ctx, { id, request }) {
+  const problem = checkEmbed(request);
+  if (problem) return send(ctx, invalidArgument(problem));
+  const prompt = textTokens(contentText(request.content));
+  ctx.call.tokens = { prompt, candidates: 0, thoughts: 0, total: prompt };
+  send(ctx, { status: 200, body: { embedding: embedding(id, request) } });
+}
+
+function batchEmbedContents(ctx, { id, request }) {
+  const problem = checkBatchEmbed(request, id);
+  if (problem) return send(ctx, invalidArgument(problem));
+  const prompt = request.requests.reduce((sum, r) => sum + textTokens(contentText(r.content)), 0);
+  ctx.call.tokens = { prompt, candidates: 0, thoughts: 0, total: prompt };
+  send(ctx, { status: 200, body: { embeddings: request.requests.map((r) => embedding(id, r)) } });
+}

@@ -1,0 +1,212 @@
+// Builds GenerateContentResponses: the default echo reply, scripted replies,
+// usage metadata, and the split of a reply into stream chunks.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { traitsOf } from './models.mjs';
+import { partsTokens, promptTokens, textTokens } from './tokens.mjs';
+
+export const newResponseId = () => randomBytes(16).toString('base64url').slice(0, 22);
+
+/**
+ * Plans a reply: `{ candidates, thoughtParts, usage, promptFeedback, tokens }`.
+ * `candidates[i]` is `{ parts, finishReason, index }` without thought parts;
+ * `thoughtParts` (shown only when includeThoughts) lead every candidate.
+ */
+export function planReply({ request, modelId, reply, responseId }) {
+  const prompt = promptTokens(request);
+  const thinking = planThinking(request, modelId);
+  const scripted = normalizeScripted(reply);
+  const candidates = scripted ? scripted.candidates : echoCandidates(request, modelId, responseId);
+  const candidatesTokens = candidates.reduce((sum, c) => sum + partsTokens(c.parts), 0);
+  const thoughts = candidates.length ? thinking.tokens : 0;
+  const usage = {
+    promptTokenCount: prompt.total,
+    ...(candidates.length ? { candidatesTokenCount: candidatesTokens } : {}),
+    totalTokenCount: prompt.total + candidatesTokens + thoughts,
+    ...(prompt.details.length ? { promptTokensDetails: prompt.details } : {}),
+    // Google reports thoughtsTokenCount whenever a 2.5/3 model thought, even if thoughts are not returned.
+    ...(thoughts ? { thoughtsTokenCount: thoughts } : {}),
+    ...scripted?.usageMetadata,
+  };
+  return {
+    candidates,
+    thoughtParts: thinking.include && candidates.length ? thinking.parts : [],
+    promptFeedback: scripted?.promptFeedback,
+    usage,
+    tokens: {
+      prompt: usage.promptTokenCount,
+      candidates: usage.candidatesTokenCount ?? 0,
+      thoughts: usage.thoughtsTokenCount ?? 0,
+      total: usage.totalTokenCount,
+    },
+  };
+}
+
+// ---------------------------------------------------------------- echo
+
+/** The text of the last user turn, parts joined; non-text parts described in brackets. */
+export function lastUserText(request) {
+  const last = (request.contents ?? []).findLast((c) => c.role !== 'model');
+  const parts = last?.parts ?? [];
+  const texts = parts.filter((p) => typeof p.text === 'string' && !p.thought).map((p) => p.text);
+  return texts.length ? texts.join('') : parts.map(describePart).join(' ');
+}
+
+function describePart(part) {
+  if (part.inlineData) return `[inlineData ${part.inlineData.mimeType ?? ''}]`.replace(' ]', ']');
+  if (part.fileData) return `[fileData ${part.fileData.fileUri ?? ''}]`;
+  if (part.functionResponse) return `[functionResponse ${part.functionResponse.name ?? ''}]`;
+  if (part.functionCall) return `[functionCall ${part.functionCall.name ?? ''}]`;
+  return '[part]';
+}
+
+function echoCandidates(request, modelId, responseId) {
+  const config = request.generationConfig ?? {};
+  const count = Math.max(1, config.candidateCount ?? 1);
+  const userText = lastUserText(request);
+  return Array.from({ length: count }, (_, index) => {
+    // JSON mode answers with JSON, so clients that parse the reply can.
+    let text = config.responseMimeType === 'application/json' ? JSON.stringify({ echo: userText }) : `echo: ${userText}`;
+    if (index > 0) text += ` [${index}]`;
+    const { text: clipped, finishReason } = applyStops(text, config);
+    const part = { text: clipped };
+    // Gemini 3 signs its replies; the signature rides on the text part.
+    if (traitsOf(modelId).thoughtSignatures) part.thoughtSignature = signature(responseId, index);
+    return { parts: [part], finishReason, index };
+  });
+}
+
+/** stopSequences cut the reply (finishReason stays STOP); maxOutputTokens truncates with MAX_TOKENS. */
+function applyStops(text, { stopSequences = [], maxOutputTokens }) {
+  let out = text;
+  for (const stop of stopSequences) {
+    const at = stop ? out.indexOf(stop) : -1;
+    if (at !== -1) out = out.slice(0, at);
+  }
+  if (maxOutputTokens > 0 && textTokens(out) > maxOutputTokens) {
+    return { text: [...out].slice(0, maxOutputTokens * 4).join(''), finishReason: 'MAX_TOKENS' };
+  }
+  return { text: out, finishReason: 'STOP' };
+}
+
+function signature(responseId, index) {
+  return createHash('sha256').update(`mock-thought-signature:${responseId}:${index}`).digest('base64');
+}
+
+// ---------------------------------------------------------------- thinking
+
+/**
+ * Whether the model thinks for this request, and the thought it "had".
+ * 2.5 models think by default (Flash-Lite only on request); a budget of 0
+ * switches thinking off where the model allows it; a positive budget caps
+ * the thought tokens.
+ */
+function planThinking(request, modelId) {
+  const traits = traitsOf(modelId);
+  const config = request.generationConfig?.thinkingConfig ?? {};
+  const budget = config.thinkingBudget;
+  const thinks =
+    traits.thinking &&
+    (traits.alwaysThinks || (budget === undefined ? traits.thinksByDefault : budget !== 0));
+  if (!thinks) return { tokens: 0, include: false, parts: [] };
+  const text = `**Reading the request**\n\nThe user wrote: "${lastUserText(request)}". I will echo it back.`;
+  const tokens = budget > 0 ? Math.min(budget, textTokens(text)) : textTokens(text);
+  return { tokens, include: config.includeThoughts === true, parts: [{ text, thought: true }] };
+}
+
+// ---------------------------------------------------------------- scripted replies
+
+/**
+ * A scripted `reply` is `{ parts, finishReason?, usageMetadata? }`,
+ * `{ text }` (shorthand for one text part), `{ candidates: [...] }` (raw),
+ * or `{ promptFeedback }` without candidates (a blocked prompt).
+ */
+function normalizeScripted(reply) {
+  if (!reply) return null;
+  let candidates = [];
+  if (Array.isArray(reply.candidates)) {
+    candidates = reply.candidates.map((c, index) => ({
+      ...c,
+      parts: c.content?.parts ?? c.parts ?? [],
+      finishReason: c.finishReason,
+      index: c.index ?? index,
+    }));
+  } else if (reply.parts || typeof reply.text === 'string') {
+    candidates = [{ parts: reply.parts ?? [{ text: reply.text }], finishReason: reply.finishReason ?? 'STOP', index: 0 }];
+  }
+  return { candidates, promptFeedback: reply.promptFeedback, usageMetadata: reply.usageMetadata };
+}
+
+// ---------------------------------------------------------------- wire shapes
+
+/** Orders fields the way Google does: candidates, promptFeedback, usageMetadata, modelVersion, responseId. */
+function response({ candidates, promptFeedback, usage, modelVersion, responseId }) {
+  return {
+    ...(candidates?.length ? { candidates } : {}),
+    ...(promptFeedback ? { promptFeedback } : {}),
+    usageMetadata: usage,
+    modelVersion,
+    responseId,
+  };
+}
+
+/** A Candidate; raw scripted candidates keep their extra fields (safetyRatings, ...). */
+function candidateJson({ parts, finishReason, index, content: _raw, ...extra }, leadingParts = []) {
+  return {
+    content: { parts: [...leadingParts, ...parts], role: 'model' },
+    ...(finishReason ? { finishReason } : {}),
+    ...extra,
+    index,
+  };
+}
+
+/** The non-streamed GenerateContentResponse. */
+export function fullResponse(plan, { modelVersion, responseId }) {
+  return response({
+    candidates: plan.candidates.map((c) => candidateJson(c, plan.thoughtParts)),
+    promptFeedback: plan.promptFeedback,
+    usage: plan.usage,
+    modelVersion,
+    responseId,
+  });
+}
+
+/**
+ * Stream chunks. Thoughts come first, text is split into at least three
+ * pieces, other parts travel whole. Chunks before the last carry usage with
+ * the prompt count only; the last carries finishReason and the full usage.
+ */
+export function streamChunks(plan, { modelVersion, responseId }) {
+  const meta = { modelVersion, responseId };
+  if (plan.candidates.length === 0) return [response({ promptFeedback: plan.promptFeedback, usage: plan.usage, ...meta })];
+  const pieces = plan.candidates.map((c) => [...plan.thoughtParts, ...c.parts.flatMap(splitPart)]);
+  const count = Math.max(...pieces.map((p) => p.length), 1);
+  const promptOnly = {
+    promptTokenCount: plan.usage.promptTokenCount,
+    totalTokenCount: plan.usage.promptTokenCount,
+    ...(plan.usage.promptTokensDetails ? { promptTokensDetails: plan.usage.promptTokensDetails } : {}),
+  };
+  return Array.from({ length: count }, (_, k) => {
+    const last = k === count - 1;
+    const candidates = plan.candidates
+      .map((c, i) => ({ c, part: pieces[i][k] }))
+      .filter(({ part }) => part || last)
+      .map(({ c, part }) =>
+        candidateJson({ ...c, parts: [part ?? { text: '' }], finishReason: last ? c.finishReason : undefined }),
+      );
+    return response({ candidates, promptFeedback: last ? plan.promptFeedback : undefined, usage: last ? plan.usage : promptOnly, ...meta });
+  });
+}
+
+/** Splits a text part into pieces (at least 3 when it has 3+ characters); the signature stays on the last piece. */
+function splitPart(part) {
+  if (typeof part.text !== 'string' || part.thought) return [part];
+  const chars = [...part.text];
+  const n = Math.min(chars.length, Math.max(3, Math.ceil(chars.length / 40)));
+  if (n <= 1) return [part];
+  const { thoughtSignature, ...rest } = part;
+  const cut = (i) => Math.floor((i * chars.length) / n);
+  const pieces = Array.from({ length: n }, (_, i) => ({ ...rest, text: chars.slice(cut(i), cut(i + 1)).join('') }));
+  if (thoughtSignature) pieces[pieces.length - 1].thoughtSignature = thoughtSignature;
+  return pieces;
+}
