@@ -4,4 +4,17 @@
 //! clock: time is always passed in as milliseconds since the Unix epoch. That
 //! keeps every rule here unit-testable natively with `cargo test`.
 
+pub mod auth;
+pub mod clock;
+pub mod config;
 pub mod error;
+pub mod gate;
+pub mod gemini;
+pub mod keypool;
+pub mod mask;
+pub mod openai;
+pub mod outcome;
+pub mod route;
+pub mod sha256;
+pub mod sse;
+pub mod translate;
