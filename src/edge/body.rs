@@ -1,0 +1,37 @@
+//! Reading request bodies under a size cap, so an oversized body is a 413
+//! and never an out-of-memory isolate.
+
+use futures::StreamExt;
+use worker::Request;
+
+use crate::domain::error::GatewayError;
+
+/// Reads the whole body, refusing it once it passes `limit` bytes. A
+/// `Content-Length` over the limit is refused before reading anything.
+pub async fn read_capped(req: &mut Request, limit: u64) -> Result<Vec<u8>, GatewayError> {
+    let too_large = || GatewayError::PayloadTooLarge { limit_bytes: limit };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    let Ok(mut stream) = req.stream() else {
+        // No body at all.
+        return Ok(Vec::new());
+    };
+    let mut buf =
+        Vec::with_capacity(usize::try_from(declared.unwrap_or(0).min(limit)).unwrap_or(0));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| GatewayError::invalid(format!("could not read the request body: {e}")))?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}

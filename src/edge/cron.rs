@@ -1,0 +1,37 @@
+//! Scheduled maintenance (Cron Triggers). Each job is idempotent and bounded;
+//! later parts add OAuth token refresh, key probes and usage rollups here.
+
+use worker::{Env, ScheduleContext, ScheduledEvent};
+
+use super::keys::{self, KeyMeta};
+use super::{js_int, now_ms};
+use crate::domain::config::parse_key_list;
+
+pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let cron = event.cron();
+    let Ok(db) = env.d1("DB") else {
+        worker::console_error!("[gemgate] cron {cron}: no DB binding");
+        return;
+    };
+    // Keys added to the secret after the isolate started are picked up here.
+    if let Ok(raw) = env.secret("GEMINI_API_KEYS").map(|s| s.to_string()) {
+        let secrets = parse_key_list(&raw);
+        if let Err(e) = keys::import(&db, &secrets, &KeyMeta::from_source("env")).await {
+            worker::console_warn!("[gemgate] cron import failed: {e}");
+        }
+    }
+    // Health mirror rows whose cooldown ended a day ago carry no information.
+    let cutoff = now_ms().saturating_sub(24 * 3600 * 1000);
+    let pruned = db
+        .prepare("DELETE FROM key_model_health WHERE cooldown_until < ?1 AND updated_at < ?1")
+        .bind(&[js_int(cutoff)]);
+    match pruned {
+        Ok(stmt) => {
+            if let Err(e) = stmt.run().await {
+                worker::console_warn!("[gemgate] cron prune failed: {e}");
+            }
+        }
+        Err(e) => worker::console_warn!("[gemgate] cron prune bind failed: {e}"),
+    }
+    worker::console_log!("[gemgate] cron {cron} done");
+}

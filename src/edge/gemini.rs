@@ -1,0 +1,139 @@
+//! The Gemini-native surface: requests and responses pass through as they
+//! are; only the client's token is swapped for an upstream key, and the key
+//! pool's failover applies. Streams are forwarded chunk by chunk.
+
+use futures::{StreamExt, stream};
+use worker::{Headers, Method, Request, Response, Url};
+
+use super::app::App;
+use super::keys::{self, Snapshot};
+use super::models::LIST_GATE;
+use super::openai::runtime;
+use super::upstream::{self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest};
+use super::{body, models};
+use crate::domain::error::GatewayError;
+use crate::domain::route::NativeAction;
+
+type HandlerResult = Result<Response, GatewayError>;
+
+/// `v1` when the client called under `/v1/`, else `v1beta`: the API version
+/// is part of the contract and passes through too.
+fn api_version(url: &Url) -> &'static str {
+    if url.path().starts_with("/v1/") {
+        "v1"
+    } else {
+        "v1beta"
+    }
+}
+
+/// The client's query string minus its credential.
+fn forwarded_query(url: &Url) -> String {
+    let pairs: Vec<String> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "key")
+        .map(|(k, v)| format!("{}={}", models::encode_query(&k), models::encode_query(&v)))
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
+pub async fn list_models(app: &App, url: &Url) -> HandlerResult {
+    let snap = keys::snapshot(app).await?;
+    let target = format!(
+        "{}/{}/models{}",
+        app.config.env.gemini_api_base,
+        api_version(url),
+        forwarded_query(url)
+    );
+    pass(app, &snap, Method::Get, target, None, false, LIST_GATE).await
+}
+
+pub async fn get_model(app: &App, id: &str) -> HandlerResult {
+    let snap = keys::snapshot(app).await?;
+    let target = format!("{}/v1beta/models/{id}", app.config.env.gemini_api_base);
+    pass(app, &snap, Method::Get, target, None, false, LIST_GATE).await
+}
+
+pub async fn action(
+    app: &App,
+    mut req: Request,
+    url: &Url,
+    model: &str,
+    action: NativeAction,
+) -> HandlerResult {
+    let snap = keys::snapshot(app).await?;
+    let raw = body::read_capped(&mut req, snap.settings.max_body_bytes).await?;
+    // Refuse what Google would refuse anyway, without spending a key on it.
+    let parsed: serde_json::Value = serde_json::from_slice(&raw)
+        .map_err(|e| GatewayError::invalid(format!("Invalid JSON payload received. {e}")))?;
+    if !parsed.is_object() {
+        return Err(GatewayError::invalid(
+            "Invalid JSON payload received. The request body must be a JSON object.",
+        ));
+    }
+    let stream = action == NativeAction::StreamGenerateContent;
+    let target = format!(
+        "{}/{}/models/{model}:{}{}",
+        app.config.env.gemini_api_base,
+        api_version(url),
+        action.as_str(),
+        forwarded_query(url)
+    );
+    let body = String::from_utf8(raw)
+        .map_err(|_| GatewayError::invalid("The request body is not valid UTF-8."))?;
+    pass(app, &snap, Method::Post, target, Some(body), stream, model).await
+}
+
+/// Sends with failover and relays the upstream answer unchanged.
+async fn pass(
+    app: &App,
+    snap: &Snapshot,
+    method: Method,
+    url: String,
+    body: Option<String>,
+    stream: bool,
+    gate: &str,
+) -> HandlerResult {
+    let request = UpstreamRequest {
+        method,
+        url,
+        body,
+        stream,
+        gate: gate.to_owned(),
+    };
+    match upstream::send(app, snap, &request).await {
+        Ok(ok) => relay(ok).map_err(runtime),
+        Err(UpstreamError::Client { status, body }) => {
+            let headers = Headers::new();
+            headers
+                .set("content-type", "application/json; charset=UTF-8")
+                .map_err(runtime)?;
+            Ok(Response::from_bytes(body)
+                .map_err(runtime)?
+                .with_status(status)
+                .with_headers(headers))
+        }
+        Err(UpstreamError::Gateway(e)) => Err(e),
+    }
+}
+
+fn relay(ok: UpstreamOk) -> worker::Result<Response> {
+    let headers = Headers::new();
+    headers.set(
+        "content-type",
+        ok.content_type
+            .as_deref()
+            .unwrap_or("application/json; charset=UTF-8"),
+    )?;
+    let resp = match ok.body {
+        UpstreamBody::Full(bytes) => Response::from_bytes(bytes)?,
+        UpstreamBody::Stream { first, rest } => {
+            let body = stream::once(async move { Ok(first) }).chain(rest);
+            Response::from_stream(body)?
+        }
+    };
+    Ok(resp.with_status(ok.status).with_headers(headers))
+}

@@ -1,0 +1,445 @@
+//! Upstream keys in D1, plus the per-isolate snapshot the hot path reads.
+//!
+//! The snapshot (enabled keys and settings, loaded in one D1 batch) lives for
+//! a few seconds per isolate, so a warm request reads no D1 at all. Admin
+//! writes in this isolate invalidate it at once; other isolates see them
+//! within `SNAPSHOT_TTL_MS`.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use worker::D1Database;
+use worker::wasm_bindgen::JsValue;
+
+use super::app::{App, internal};
+use super::settings::{SELECT_GLOBAL, SettingsRow};
+use super::{js_int, now_ms};
+use crate::domain::config::{Settings, parse_key_list};
+use crate::domain::error::GatewayError;
+use crate::domain::keypool::Candidate;
+use crate::domain::mask::{key_id, mask_secret};
+
+const SNAPSHOT_TTL_MS: u64 = 10_000;
+
+/// An enabled upstream key with its secret, as the hot path needs it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UpstreamKey {
+    pub id: String,
+    pub secret: String,
+    pub weight: Option<f64>,
+    pub project: Option<String>,
+}
+
+/// What the hot path reads: enabled keys in a stable order, and settings.
+pub struct Snapshot {
+    pub keys: Vec<UpstreamKey>,
+    pub candidates: Vec<Candidate>,
+    pub settings: Settings,
+    loaded_at: u64,
+}
+
+impl Snapshot {
+    pub fn secret(&self, id: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|k| k.id == id)
+            .map(|k| k.secret.as_str())
+    }
+}
+
+thread_local! {
+    static SNAPSHOT: RefCell<Option<Rc<Snapshot>>> = const { RefCell::new(None) };
+    static ENV_IMPORTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Drops this isolate's snapshot, after an admin write.
+pub fn invalidate() {
+    SNAPSHOT.with(|s| s.borrow_mut().take());
+}
+
+/// Removes a key from this isolate's snapshot at once (it was found invalid);
+/// D1 is updated off the hot path.
+pub fn forget_in_snapshot(id: &str) {
+    SNAPSHOT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let Some(current) = slot.as_ref() else {
+            return;
+        };
+        let keys: Vec<UpstreamKey> = current
+            .keys
+            .iter()
+            .filter(|k| k.id != id)
+            .cloned()
+            .collect();
+        let next = Snapshot {
+            candidates: candidates_of(&keys),
+            keys,
+            settings: current.settings.clone(),
+            loaded_at: current.loaded_at,
+        };
+        *slot = Some(Rc::new(next));
+    });
+}
+
+fn candidates_of(keys: &[UpstreamKey]) -> Vec<Candidate> {
+    keys.iter()
+        .map(|k| Candidate {
+            id: k.id.clone(),
+            weight: weight_of(k.weight),
+            project: k.project.clone(),
+        })
+        .collect()
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "weights are small positive integers stored as REAL by D1"
+)]
+fn weight_of(w: Option<f64>) -> u32 {
+    w.map_or(1, |w| w.clamp(1.0, 1000.0) as u32)
+}
+
+/// The current snapshot, loading it (one D1 batch) when stale.
+pub async fn snapshot(app: &App) -> Result<Rc<Snapshot>, GatewayError> {
+    let now = now_ms();
+    let cached = SNAPSHOT.with(|s| s.borrow().clone());
+    if let Some(snap) = cached.filter(|s| now.saturating_sub(s.loaded_at) < SNAPSHOT_TTL_MS) {
+        return Ok(snap);
+    }
+    let db = app.db()?;
+    if !ENV_IMPORTED.with(Cell::get) {
+        import_env_keys(app, &db).await?;
+    }
+    let snap = Rc::new(load(&db, now).await?);
+    SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap.clone()));
+    Ok(snap)
+}
+
+async fn load(db: &D1Database, now: u64) -> Result<Snapshot, GatewayError> {
+    let results = db
+        .batch(vec![
+            db.prepare(
+                "SELECT id, secret, weight, project FROM upstream_keys \
+                 WHERE enabled = 1 ORDER BY created_at, id",
+            ),
+            db.prepare(SELECT_GLOBAL),
+        ])
+        .await
+        .map_err(internal("load keys and settings"))?;
+    let [keys, settings] = results.as_slice() else {
+        return Err(GatewayError::Internal(
+            "D1 batch returned the wrong count".into(),
+        ));
+    };
+    let keys: Vec<UpstreamKey> = keys.results().map_err(internal("decode keys"))?;
+    let rows: Vec<SettingsRow> = settings.results().map_err(internal("decode settings"))?;
+    let settings = super::settings::from_row(rows.first());
+    Ok(Snapshot {
+        candidates: candidates_of(&keys),
+        keys,
+        settings,
+        loaded_at: now,
+    })
+}
+
+/// Imports `GEMINI_API_KEYS` once per isolate. Idempotent: key ids are
+/// derived from the secret, so a second import changes nothing.
+async fn import_env_keys(app: &App, db: &D1Database) -> Result<(), GatewayError> {
+    if let Some(raw) = app.env_keys() {
+        let secrets = parse_key_list(&raw);
+        let counts = import(db, &secrets, &KeyMeta::from_source("env")).await?;
+        if counts.added > 0 {
+            worker::console_log!(
+                "[gemgate] imported {} key(s) from GEMINI_API_KEYS",
+                counts.added
+            );
+        }
+    }
+    ENV_IMPORTED.with(|c| c.set(true));
+    Ok(())
+}
+
+/// Labels applied to keys added together.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KeyMeta {
+    pub label: Option<String>,
+    pub project: Option<String>,
+    pub weight: Option<u32>,
+    pub class: Option<String>,
+    #[serde(skip)]
+    pub source: String,
+}
+
+impl KeyMeta {
+    pub fn from_source(source: &str) -> Self {
+        Self {
+            source: source.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ImportCounts {
+    pub added: usize,
+    pub existing: usize,
+}
+
+/// D1 allows 100 bound parameters per statement; a batch keeps one round trip.
+pub async fn import(
+    db: &D1Database,
+    secrets: &[String],
+    meta: &KeyMeta,
+) -> Result<ImportCounts, GatewayError> {
+    if secrets.is_empty() {
+        return Ok(ImportCounts::default());
+    }
+    let now = js_int(now_ms());
+    let class = meta.class.as_deref().unwrap_or("free");
+    let mut statements = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        let stmt = db
+            .prepare(
+                "INSERT OR IGNORE INTO upstream_keys \
+                 (id, secret, label, project, weight, class, enabled, source, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?8)",
+            )
+            .bind(&[
+                key_id(secret).into(),
+                secret.as_str().into(),
+                opt(meta.label.as_deref()),
+                opt(meta.project.as_deref()),
+                JsValue::from_f64(f64::from(meta.weight.unwrap_or(1))),
+                class.into(),
+                meta.source.as_str().into(),
+                now.clone(),
+            ])
+            .map_err(internal("bind key insert"))?;
+        statements.push(stmt);
+    }
+    let mut counts = ImportCounts::default();
+    for chunk in statements.chunks(50) {
+        let results = db
+            .batch(chunk.to_vec())
+            .await
+            .map_err(internal("insert keys"))?;
+        for r in results {
+            let changed = r.meta().ok().flatten().and_then(|m| m.changes).unwrap_or(0);
+            if changed > 0 {
+                counts.added += 1;
+            } else {
+                counts.existing += 1;
+            }
+        }
+    }
+    invalidate();
+    Ok(counts)
+}
+
+pub fn opt(v: Option<&str>) -> JsValue {
+    v.map_or(JsValue::NULL, JsValue::from_str)
+}
+
+/// A key as the admin API shows it: masked, never the secret.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: String,
+    pub masked: String,
+    pub label: Option<String>,
+    pub project: Option<String>,
+    pub weight: u32,
+    pub class: String,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    pub source: String,
+    pub created_at: u64,
+    pub health: Vec<HealthView>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HealthView {
+    pub model: String,
+    pub cooling: bool,
+    pub cooldown_until: u64,
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub updated_at: u64,
+}
+
+#[derive(Deserialize)]
+struct KeyRow {
+    id: String,
+    secret: String,
+    label: Option<String>,
+    project: Option<String>,
+    weight: Option<f64>,
+    class: String,
+    enabled: f64,
+    disabled_reason: Option<String>,
+    source: String,
+    created_at: f64,
+}
+
+#[derive(Deserialize)]
+struct HealthRow {
+    key_id: String,
+    model: String,
+    cooldown_until: f64,
+    consecutive_failures: f64,
+    last_error: Option<String>,
+    updated_at: f64,
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "D1 returns integers as JS numbers; ours are non-negative and below 2^53"
+)]
+fn int(v: f64) -> u64 {
+    v.max(0.0) as u64
+}
+
+/// Every key, masked, with its last known health per model.
+pub async fn list(db: &D1Database) -> Result<Vec<KeyView>, GatewayError> {
+    let results = db
+        .batch(vec![
+            db.prepare(
+                "SELECT id, secret, label, project, weight, class, enabled, disabled_reason, \
+                 source, created_at FROM upstream_keys ORDER BY created_at, id",
+            ),
+            db.prepare(
+                "SELECT key_id, model, cooldown_until, consecutive_failures, last_error, updated_at \
+                 FROM key_model_health ORDER BY model",
+            ),
+        ])
+        .await
+        .map_err(internal("list keys"))?;
+    let [keys, health] = results.as_slice() else {
+        return Err(GatewayError::Internal(
+            "D1 batch returned the wrong count".into(),
+        ));
+    };
+    let keys: Vec<KeyRow> = keys.results().map_err(internal("decode keys"))?;
+    let health: Vec<HealthRow> = health.results().map_err(internal("decode health"))?;
+    let now = now_ms();
+    Ok(keys
+        .into_iter()
+        .map(|k| KeyView {
+            health: health
+                .iter()
+                .filter(|h| h.key_id == k.id)
+                .map(|h| HealthView {
+                    model: h.model.clone(),
+                    cooling: int(h.cooldown_until) > now,
+                    cooldown_until: int(h.cooldown_until),
+                    consecutive_failures: u32::try_from(int(h.consecutive_failures))
+                        .unwrap_or(u32::MAX),
+                    last_error: h.last_error.clone(),
+                    updated_at: int(h.updated_at),
+                })
+                .collect(),
+            masked: mask_secret(&k.secret),
+            id: k.id,
+            label: k.label,
+            project: k.project,
+            weight: weight_of(k.weight),
+            class: k.class,
+            enabled: k.enabled != 0.0,
+            disabled_reason: k.disabled_reason,
+            source: k.source,
+            created_at: int(k.created_at),
+        })
+        .collect())
+}
+
+/// Marks a key disabled with the reason, as a `KeyInvalid` outcome demands.
+pub async fn disable(db: &D1Database, id: &str, reason: &str) -> Result<(), GatewayError> {
+    let now = js_int(now_ms());
+    db.prepare(
+        "UPDATE upstream_keys SET enabled = 0, disabled_reason = ?2, disabled_at = ?3, \
+         updated_at = ?3 WHERE id = ?1",
+    )
+    .bind(&[id.into(), reason.into(), now])
+    .map_err(internal("bind disable"))?
+    .run()
+    .await
+    .map_err(internal("disable key"))?;
+    Ok(())
+}
+
+/// Mirrors one key's health for one model, for the admin API.
+pub async fn record_health(
+    db: &D1Database,
+    key_id: &str,
+    model: &str,
+    cooldown_until: u64,
+    consecutive_failures: u32,
+    last_error: Option<&str>,
+) -> Result<(), GatewayError> {
+    db.prepare(
+        "INSERT INTO key_model_health \
+         (key_id, model, cooldown_until, consecutive_failures, last_error, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (key_id, model) DO UPDATE SET cooldown_until = ?3, \
+         consecutive_failures = ?4, last_error = ?5, updated_at = ?6",
+    )
+    .bind(&[
+        key_id.into(),
+        model.into(),
+        js_int(cooldown_until),
+        JsValue::from_f64(f64::from(consecutive_failures)),
+        opt(last_error),
+        js_int(now_ms()),
+    ])
+    .map_err(internal("bind health"))?
+    .run()
+    .await
+    .map_err(internal("record health"))?;
+    Ok(())
+}
+
+/// Key counts for `/health`: no secrets, no ids.
+#[derive(Debug, Serialize)]
+pub struct HealthCounts {
+    pub total: u64,
+    pub enabled: u64,
+    /// Enabled keys not cooling down on any model.
+    pub healthy: u64,
+}
+
+pub async fn health_counts(db: &D1Database, now: u64) -> Result<HealthCounts, GatewayError> {
+    #[derive(Deserialize)]
+    struct Row {
+        total: f64,
+        enabled: Option<f64>,
+        cooling: f64,
+    }
+    let row: Option<Row> = db
+        .prepare(
+            "SELECT COUNT(*) AS total, SUM(enabled) AS enabled, \
+             (SELECT COUNT(DISTINCT h.key_id) FROM key_model_health h \
+              JOIN upstream_keys k ON k.id = h.key_id \
+              WHERE k.enabled = 1 AND h.cooldown_until > ?1) AS cooling \
+             FROM upstream_keys",
+        )
+        .bind(&[js_int(now)])
+        .map_err(internal("bind health counts"))?
+        .first(None)
+        .await
+        .map_err(internal("health counts"))?;
+    let Some(row) = row else {
+        return Ok(HealthCounts {
+            total: 0,
+            enabled: 0,
+            healthy: 0,
+        });
+    };
+    let enabled = int(row.enabled.unwrap_or(0.0));
+    Ok(HealthCounts {
+        total: int(row.total),
+        enabled,
+        healthy: enabled.saturating_sub(int(row.cooling)),
+    })
+}

@@ -1,0 +1,156 @@
+//! The upstream model list, cached per isolate and in KV (a cache only:
+//! losing it costs one upstream call).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use serde::{Deserialize, Serialize};
+use worker::Method;
+
+use super::app::App;
+use super::keys::Snapshot;
+use super::now_ms;
+use super::upstream::{self, UpstreamBody, UpstreamError, UpstreamRequest};
+use crate::domain::error::GatewayError;
+use crate::domain::gemini::{ListModelsResponse, Model};
+
+/// The gate whose keys list models; it shares no health with real models.
+pub const LIST_GATE: &str = "~models";
+
+/// KV keyspace `models:v1`: the full upstream list, with a TTL from settings.
+struct ModelListKey;
+
+impl ModelListKey {
+    const KEY: &'static str = "models:v1";
+    /// KV's own minimum TTL.
+    const MIN_TTL_SECS: u64 = 60;
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedList {
+    fetched_at: u64,
+    models: Vec<Model>,
+}
+
+thread_local! {
+    static LIST: RefCell<Option<Rc<CachedList>>> = const { RefCell::new(None) };
+}
+
+/// Upstream pages are capped; this bounds the walk even if a page token loops.
+const MAX_PAGES: usize = 20;
+
+pub async fn cached_list(app: &App, snap: &Snapshot) -> Result<Vec<Model>, GatewayError> {
+    let ttl_ms = snap.settings.models_cache_ttl_secs.saturating_mul(1000);
+    let now = now_ms();
+    let fresh = |c: &CachedList| now.saturating_sub(c.fetched_at) < ttl_ms;
+    if let Some(hit) = LIST.with(|l| l.borrow().clone()).filter(|c| fresh(c)) {
+        return Ok(hit.models.clone());
+    }
+    let kv = app.env.kv("CACHE").ok();
+    if let Some(kv) = &kv
+        && let Ok(Some(hit)) = kv.get(ModelListKey::KEY).json::<CachedList>().await
+        && fresh(&hit)
+    {
+        let models = hit.models.clone();
+        LIST.with(|l| *l.borrow_mut() = Some(Rc::new(hit)));
+        return Ok(models);
+    }
+    let models = fetch_all(app, snap).await?;
+    let cached = CachedList {
+        fetched_at: now,
+        models: models.clone(),
+    };
+    if let Some(kv) = kv {
+        let ttl = snap
+            .settings
+            .models_cache_ttl_secs
+            .max(ModelListKey::MIN_TTL_SECS);
+        if let Ok(put) = kv.put(ModelListKey::KEY, &cached) {
+            let put = put.expiration_ttl(ttl);
+            app.ctx.wait_until(async move {
+                if let Err(e) = put.execute().await {
+                    worker::console_warn!("[gemgate] models cache write failed: {e}");
+                }
+            });
+        }
+    }
+    LIST.with(|l| *l.borrow_mut() = Some(Rc::new(cached)));
+    Ok(models)
+}
+
+async fn fetch_all(app: &App, snap: &Snapshot) -> Result<Vec<Model>, GatewayError> {
+    let mut models = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut url = format!(
+            "{}/v1beta/models?pageSize=1000",
+            app.config.env.gemini_api_base
+        );
+        if let Some(t) = &token {
+            url.push_str("&pageToken=");
+            url.push_str(&encode_query(t));
+        }
+        let page: ListModelsResponse = get_json(app, snap, url).await.map_err(|e| match e {
+            UpstreamError::Gateway(e) => e,
+            UpstreamError::Client { status, .. } => {
+                GatewayError::BadGateway(format!("Upstream refused to list models ({status})."))
+            }
+        })?;
+        models.extend(page.models);
+        match page.next_page_token.filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    Ok(models)
+}
+
+/// One model: from the cached list when there, else asked upstream.
+pub async fn one(app: &App, snap: &Snapshot, id: &str) -> Result<Model, UpstreamError> {
+    if let Some(hit) = LIST.with(|l| l.borrow().clone())
+        && let Some(m) = hit.models.iter().find(|m| m.name.as_str() == id)
+    {
+        return Ok(m.clone());
+    }
+    let url = format!("{}/v1beta/models/{id}", app.config.env.gemini_api_base);
+    get_json(app, snap, url).await
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    app: &App,
+    snap: &Snapshot,
+    url: String,
+) -> Result<T, UpstreamError> {
+    let request = UpstreamRequest {
+        method: Method::Get,
+        url,
+        body: None,
+        stream: false,
+        gate: LIST_GATE.to_owned(),
+    };
+    let ok = upstream::send(app, snap, &request).await?;
+    let UpstreamBody::Full(bytes) = ok.body else {
+        return Err(GatewayError::Internal("model list came as a stream".into()).into());
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        UpstreamError::Gateway(GatewayError::BadGateway(format!(
+            "Upstream sent an unreadable model list: {e}"
+        )))
+    })
+}
+
+/// Percent-encodes a query value (page tokens are opaque base64-ish text).
+pub fn encode_query(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    out
+}

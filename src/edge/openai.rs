@@ -1,0 +1,246 @@
+//! The OpenAI-compatible surface: chat completions (JSON and SSE),
+//! embeddings, models, and health. Translation is `domain::translate`; this
+//! file only wires bodies, upstream calls and responses together.
+
+use futures::{StreamExt, future::ready, stream};
+use worker::{ByteStream, Headers, Method, Request, Response};
+
+use super::app::App;
+use super::keys;
+use super::upstream::{self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest};
+use super::{body, models, now_ms, render};
+use crate::domain::error::GatewayError;
+use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse, PartData};
+use crate::domain::outcome::google_error_message;
+use crate::domain::route::check_model_id;
+use crate::domain::translate::chat::{self, ChatContext};
+use crate::domain::translate::embeddings;
+use crate::domain::translate::stream::ChatSsePipeline;
+
+type HandlerResult = Result<Response, GatewayError>;
+
+pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
+    let snap = keys::snapshot(app).await?;
+    let raw = body::read_capped(&mut req, snap.settings.max_body_bytes).await?;
+    let parsed = chat::parse_chat_request(&raw)?;
+    let client_model = parsed.model.clone();
+    let prepared = chat::prepare_chat(parsed)?;
+    let model = upstream_model(&prepared.upstream_model)?;
+    let action = if prepared.stream {
+        "streamGenerateContent?alt=sse"
+    } else {
+        "generateContent"
+    };
+    let request = UpstreamRequest {
+        method: Method::Post,
+        url: format!(
+            "{}/v1beta/models/{model}:{action}",
+            app.config.env.gemini_api_base
+        ),
+        body: Some(to_json(&prepared.body)?),
+        stream: prepared.stream,
+        gate: model.to_owned(),
+    };
+    let ctx = ChatContext {
+        id: new_id("chatcmpl-"),
+        created: now_ms() / 1000,
+        model: client_model.clone(),
+    };
+    let ok = upstream::send(app, &snap, &request)
+        .await
+        .map_err(|e| openai_upstream_error(e, &client_model))?;
+    if prepared.stream {
+        return sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage))
+            .map_err(runtime);
+    }
+    let UpstreamBody::Full(bytes) = ok.body else {
+        return Err(GatewayError::Internal(
+            "non-stream request got a stream".into(),
+        ));
+    };
+    let resp: GenerateContentResponse = serde_json::from_slice(&bytes).map_err(|e| {
+        GatewayError::BadGateway(format!("Upstream sent an unreadable response: {e}"))
+    })?;
+    let completion = chat::chat_response(resp, &ctx)?;
+    render::json(200, &completion).map_err(runtime)
+}
+
+/// The state of a translated stream: the pipeline until it finished, the
+/// upstream body, and the first chunk already read during failover.
+struct Pump {
+    pipeline: Option<ChatSsePipeline>,
+    rest: Option<ByteStream>,
+    first: Option<Vec<u8>>,
+}
+
+/// Streams the translated SSE to the client, chunk by chunk as upstream
+/// chunks arrive; nothing is buffered whole.
+fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline) -> worker::Result<Response> {
+    let (first, rest) = match ok.body {
+        UpstreamBody::Stream { first, rest } => (first, Some(rest)),
+        UpstreamBody::Full(bytes) => (bytes, None),
+    };
+    let pump = Pump {
+        pipeline: Some(pipeline),
+        rest,
+        first: Some(first),
+    };
+    let body = stream::unfold(pump, |mut p| async move {
+        let pipeline = p.pipeline.as_mut()?;
+        if let Some(first) = p.first.take() {
+            let out = pipeline.push(&first);
+            return Some((out, p));
+        }
+        let next = match p.rest.as_mut() {
+            Some(rest) => rest.next().await,
+            None => None,
+        };
+        match next {
+            Some(Ok(bytes)) => {
+                let out = pipeline.push(&bytes);
+                Some((out, p))
+            }
+            Some(Err(e)) => {
+                worker::console_warn!("[gemgate] upstream stream broke: {e}");
+                let pipeline = p.pipeline.take()?;
+                let err = GatewayError::BadGateway("The upstream stream was interrupted.".into());
+                Some((pipeline.fail(&err), p))
+            }
+            None => {
+                let pipeline = p.pipeline.take()?;
+                Some((pipeline.finish(), p))
+            }
+        }
+    })
+    .filter(|chunk| ready(!chunk.is_empty()))
+    .map(Ok::<Vec<u8>, worker::Error>);
+    let headers = Headers::new();
+    headers.set("content-type", "text/event-stream; charset=utf-8")?;
+    headers.set("cache-control", "no-cache")?;
+    Ok(Response::from_stream(body)?.with_headers(headers))
+}
+
+pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
+    let snap = keys::snapshot(app).await?;
+    let raw = body::read_capped(&mut req, snap.settings.max_body_bytes).await?;
+    let parsed = embeddings::parse_embeddings_request(&raw)?;
+    let client_model = parsed.model.clone();
+    let prepared = embeddings::prepare_embeddings(parsed)?;
+    let model = upstream_model(&prepared.upstream_model)?;
+    let prompt_chars: usize = prepared
+        .body
+        .requests
+        .iter()
+        .flat_map(|r| r.content.parts.iter())
+        .filter_map(|p| match &p.data {
+            PartData::Text(t) => Some(t.len()),
+            _ => None,
+        })
+        .sum();
+    let request = UpstreamRequest {
+        method: Method::Post,
+        url: format!(
+            "{}/v1beta/models/{model}:batchEmbedContents",
+            app.config.env.gemini_api_base
+        ),
+        body: Some(to_json(&prepared.body)?),
+        stream: false,
+        gate: model.to_owned(),
+    };
+    let ok = upstream::send(app, &snap, &request)
+        .await
+        .map_err(|e| openai_upstream_error(e, &client_model))?;
+    let UpstreamBody::Full(bytes) = ok.body else {
+        return Err(GatewayError::Internal(
+            "non-stream request got a stream".into(),
+        ));
+    };
+    let resp: BatchEmbedContentsResponse = serde_json::from_slice(&bytes).map_err(|e| {
+        GatewayError::BadGateway(format!("Upstream sent an unreadable response: {e}"))
+    })?;
+    let estimate = (prompt_chars as u64).div_ceil(4);
+    let out = embeddings::embeddings_response(resp, &client_model, prepared.encoding, estimate);
+    render::json(200, &out).map_err(runtime)
+}
+
+pub async fn list_models(app: &App) -> HandlerResult {
+    let snap = keys::snapshot(app).await?;
+    let list = models::cached_list(app, &snap).await?;
+    let out = crate::domain::translate::models::model_list(&list, now_ms() / 1000);
+    render::json(200, &out).map_err(runtime)
+}
+
+pub async fn get_model(app: &App, id: &str) -> HandlerResult {
+    let snap = keys::snapshot(app).await?;
+    let model = models::one(app, &snap, id)
+        .await
+        .map_err(|e| openai_upstream_error(e, id))?;
+    let out = crate::domain::translate::models::model_object(&model, now_ms() / 1000);
+    render::json(200, &out).map_err(runtime)
+}
+
+pub async fn health(app: &App) -> HandlerResult {
+    let db = app.db()?;
+    let counts = keys::health_counts(&db, now_ms()).await?;
+    render::json(
+        200,
+        &serde_json::json!({
+            "status": "ok",
+            "keys": counts,
+        }),
+    )
+    .map_err(runtime)
+}
+
+/// Validates the model id that goes into the upstream URL: a body's `model`
+/// is as untrusted as a path.
+fn upstream_model(model: &str) -> Result<&str, GatewayError> {
+    check_model_id(model)
+        .map(|()| model)
+        .map_err(|why| GatewayError::invalid_param(format!("Invalid model name: {why}."), "model"))
+}
+
+/// An upstream refusal in the `OpenAI` surface's terms.
+fn openai_upstream_error(err: UpstreamError, model: &str) -> GatewayError {
+    match err {
+        UpstreamError::Gateway(e) => e,
+        UpstreamError::Client { status: 404, .. } => GatewayError::ModelNotFound(model.to_owned()),
+        UpstreamError::Client { status, body } => {
+            let (message, google_status) = google_error_message(&body)
+                .unwrap_or_else(|| (format!("Upstream rejected the request ({status})."), None));
+            GatewayError::Upstream {
+                status,
+                message,
+                google_status,
+            }
+        }
+    }
+}
+
+pub fn to_json<T: serde::Serialize>(v: &T) -> Result<String, GatewayError> {
+    serde_json::to_string(v)
+        .map_err(|e| GatewayError::Internal(format!("encode upstream body: {e}")))
+}
+
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "used as `map_err(runtime)`, which passes the error by value"
+)]
+pub fn runtime(e: worker::Error) -> GatewayError {
+    GatewayError::Internal(format!("runtime: {e}"))
+}
+
+/// A response id such as `chatcmpl-3fJ…`: 24 random base62 characters.
+pub fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 24];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Ids need uniqueness, not secrecy: fall back to the clock.
+        bytes[..8].copy_from_slice(&now_ms().to_le_bytes());
+    }
+    let tail: String = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    format!("{prefix}{tail}")
+}

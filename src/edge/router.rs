@@ -1,0 +1,124 @@
+//! The fetch entry: resolve the route, authenticate, dispatch, and render
+//! any error in the surface's own shape. No handler error escapes as a 500
+//! from the runtime.
+
+use worker::{Context, Env, Request, Response, Result};
+
+use super::app::App;
+use super::{admin, gemini, openai, render};
+use crate::domain::auth::{Credentials, matches_any};
+use crate::domain::error::GatewayError;
+use crate::domain::route::{self, Hints, Route};
+
+pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let app = App::new(env, ctx);
+    let url = req.url()?;
+    let path = url.path().to_owned();
+    let query_key = url
+        .query_pairs()
+        .find(|(k, _)| k == "key")
+        .map(|(_, v)| v.into_owned());
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let hints = Hints {
+        google_client: header("x-goog-api-key").is_some()
+            || header("x-goog-api-client").is_some()
+            || query_key.is_some(),
+    };
+    let method = req.method().to_string();
+    let route = match route::resolve(&method, &path, hints) {
+        Ok(route) => route,
+        Err(e) => {
+            let mut resp = render::error(e.surface, &e.error)?;
+            if let Some(allow) = e.allow {
+                render::set_header(&mut resp, "allow", allow)?;
+            }
+            return Ok(resp);
+        }
+    };
+    let surface = route.surface();
+    let (authorization, goog, x_api) = (
+        header("authorization"),
+        header("x-goog-api-key"),
+        header("x-api-key"),
+    );
+    let creds = Credentials {
+        authorization: authorization.as_deref(),
+        goog_api_key: goog.as_deref(),
+        x_api_key: x_api.as_deref(),
+        query_key: query_key.as_deref(),
+    };
+    let result = match route {
+        Route::Health => openai::health(&app).await,
+        Route::AdminPage => admin::page(&app, req).await,
+        Route::AdminKeys | Route::AdminKey(_) | Route::AdminSettings => {
+            match admin_auth(&app, &creds) {
+                Ok(()) => admin::api(&app, req, route).await,
+                Err(e) => Err(e),
+            }
+        }
+        _ => match client_auth(&app, &creds) {
+            Ok(()) => dispatch(&app, req, route, url).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(resp) => Ok(resp),
+        Err(e) => render::error(surface, &e),
+    }
+}
+
+async fn dispatch(
+    app: &App,
+    req: Request,
+    route: Route,
+    url: worker::Url,
+) -> std::result::Result<Response, GatewayError> {
+    match route {
+        Route::ChatCompletions => openai::chat(app, req).await,
+        Route::Embeddings => openai::embeddings(app, req).await,
+        Route::ListModels => openai::list_models(app).await,
+        Route::GetModel(id) => openai::get_model(app, &id).await,
+        Route::NativeListModels => gemini::list_models(app, &url).await,
+        Route::NativeGetModel(id) => gemini::get_model(app, &id).await,
+        Route::NativeModelAction { model, action } => {
+            gemini::action(app, req, &url, &model, action).await
+        }
+        Route::Health
+        | Route::AdminPage
+        | Route::AdminKeys
+        | Route::AdminKey(_)
+        | Route::AdminSettings => Err(GatewayError::Internal(
+            "admin route reached the client dispatcher".into(),
+        )),
+    }
+}
+
+fn client_auth(app: &App, creds: &Credentials<'_>) -> std::result::Result<(), GatewayError> {
+    let Some(token) = creds.token() else {
+        return Err(GatewayError::Unauthorized(
+            "Missing API key. Pass it as `Authorization: Bearer <key>`, `x-goog-api-key`, `x-api-key` or `?key=`.".into(),
+        ));
+    };
+    if matches_any(token, &app.config.access_tokens) {
+        Ok(())
+    } else {
+        Err(GatewayError::Unauthorized("Invalid API key.".into()))
+    }
+}
+
+fn admin_auth(app: &App, creds: &Credentials<'_>) -> std::result::Result<(), GatewayError> {
+    let Some(password) = app.config.admin_password.as_deref() else {
+        return Err(GatewayError::Unauthorized(
+            "The admin API is disabled: ADMIN_PASSWORD is not set.".into(),
+        ));
+    };
+    match creds.authorization.and_then(|_| creds.token()) {
+        Some(token) if crate::domain::auth::ct_eq(token, password) => Ok(()),
+        Some(_) => Err(GatewayError::Unauthorized(
+            "Invalid admin credentials.".into(),
+        )),
+        None => Err(GatewayError::Unauthorized(
+            "Admin API requires `Authorization: Bearer <ADMIN_PASSWORD>`.".into(),
+        )),
+    }
+}

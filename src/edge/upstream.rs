@@ -1,0 +1,359 @@
+//! Upstream calls with failover: ask the model's gate for a key, fetch with
+//! a timeout, classify the outcome once, and try another key when the
+//! outcome says so. Nothing is retried after the first byte reached the
+//! client: a stream is handed over only once its first chunk arrived.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{Either, select};
+use worker::{
+    AbortController, ByteStream, Delay, Fetch, Headers, Method, Request, RequestInit,
+    wasm_bindgen::JsValue,
+};
+
+use super::app::App;
+use super::gate;
+use super::keys::{self, Snapshot};
+use super::now_ms;
+use crate::domain::error::GatewayError;
+use crate::domain::gate::{Decision, GateRequest, GateResponse, Report};
+use crate::domain::keypool::KeyHealthView;
+use crate::domain::mask::mask_secret;
+use crate::domain::outcome::{Outcome, classify, google_error_message};
+
+/// One logical upstream request, replayable on several keys.
+pub struct UpstreamRequest {
+    pub method: Method,
+    /// The full URL without the key.
+    pub url: String,
+    pub body: Option<String>,
+    /// Hand the body over as a stream once the first chunk arrived.
+    pub stream: bool,
+    /// The gate (model) whose keys and health apply.
+    pub gate: String,
+}
+
+pub enum UpstreamBody {
+    Full(Vec<u8>),
+    Stream { first: Vec<u8>, rest: ByteStream },
+}
+
+pub struct UpstreamOk {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: UpstreamBody,
+    pub key_id: String,
+}
+
+pub enum UpstreamError {
+    /// The request itself was refused upstream (4xx other than key/quota
+    /// problems): the client gets it, and the key stays healthy.
+    Client {
+        status: u16,
+        body: Vec<u8>,
+    },
+    Gateway(GatewayError),
+}
+
+impl From<GatewayError> for UpstreamError {
+    fn from(e: GatewayError) -> Self {
+        Self::Gateway(e)
+    }
+}
+
+/// What a failed attempt leaves behind for the final error.
+#[derive(Default)]
+struct Failures {
+    min_retry_after_ms: Option<u64>,
+    rate_limited: bool,
+    last: Option<(Outcome, String)>,
+}
+
+impl Failures {
+    fn note(&mut self, outcome: &Outcome, detail: String) {
+        if let Outcome::RateLimited { retry_after_ms, .. } = outcome {
+            self.rate_limited = true;
+            let ms = retry_after_ms.unwrap_or(60_000);
+            self.min_retry_after_ms = Some(self.min_retry_after_ms.map_or(ms, |m| m.min(ms)));
+        }
+        self.last = Some((outcome.clone(), detail));
+    }
+
+    fn into_error(self) -> GatewayError {
+        if self.rate_limited {
+            return GatewayError::RateLimited {
+                message: "All upstream keys are rate limited; retry later.".into(),
+                retry_after_secs: Some(self.min_retry_after_ms.unwrap_or(60_000).div_ceil(1000)),
+            };
+        }
+        match self.last {
+            Some((Outcome::Timeout, _)) => {
+                GatewayError::UpstreamTimeout("The upstream did not answer in time.".into())
+            }
+            Some((Outcome::ServerError { status }, detail)) if status == 503 => {
+                GatewayError::Upstream {
+                    status,
+                    message: detail,
+                    google_status: Some("UNAVAILABLE".into()),
+                }
+            }
+            Some((_, detail)) => GatewayError::BadGateway(detail),
+            None => GatewayError::BadGateway("No upstream attempt was made.".into()),
+        }
+    }
+}
+
+/// Runs the request with failover over the snapshot's keys.
+pub async fn send(
+    app: &App,
+    snap: &Snapshot,
+    req: &UpstreamRequest,
+) -> Result<UpstreamOk, UpstreamError> {
+    let settings = &snap.settings;
+    let policy = settings.policy();
+    let timeout = Duration::from_millis(settings.upstream_timeout_ms);
+    let mut tried: Vec<String> = Vec::new();
+    let mut report: Option<Report> = None;
+    let mut failures = Failures::default();
+
+    for _ in 0..=settings.max_retries {
+        let answer = gate::call(
+            &app.env,
+            &req.gate,
+            &GateRequest::Next {
+                candidates: snap.candidates.clone(),
+                exclude: tried.clone(),
+                report: report.take(),
+                policy: policy.clone(),
+            },
+        )
+        .await?;
+        let GateResponse::Next { decision, reported } = answer else {
+            return Err(
+                GatewayError::Internal("gate answered Next with another variant".into()).into(),
+            );
+        };
+        mirror_health(app, &req.gate, reported);
+        let (key_id, report_success) = match decision {
+            Decision::Chosen {
+                key_id,
+                report_success,
+            } => (key_id, report_success),
+            Decision::Exhausted { retry_after_ms } => {
+                if failures.last.is_some() {
+                    break;
+                }
+                return Err(GatewayError::RateLimited {
+                    message: "All upstream keys are cooling down; retry later.".into(),
+                    retry_after_secs: Some(retry_after_ms.div_ceil(1000).max(1)),
+                }
+                .into());
+            }
+            Decision::NoKeys => {
+                if failures.last.is_some() {
+                    break;
+                }
+                return Err(GatewayError::NoKeysConfigured.into());
+            }
+        };
+        let Some(secret) = snap.secret(&key_id) else {
+            return Err(GatewayError::Internal(format!("gate chose unknown key {key_id}")).into());
+        };
+        let started = now_ms();
+        let (outcome, result) = attempt(req, secret, timeout).await;
+        let latency_ms = now_ms().saturating_sub(started);
+        match (outcome, result) {
+            (Outcome::Ok, Ok(ok)) => {
+                if report_success {
+                    report_in_background(
+                        app,
+                        req,
+                        snap,
+                        Report {
+                            key_id: key_id.clone(),
+                            outcome: Outcome::Ok,
+                            latency_ms,
+                        },
+                    );
+                }
+                return Ok(UpstreamOk { key_id, ..ok });
+            }
+            (Outcome::ClientError { status }, Err(body)) => {
+                return Err(UpstreamError::Client { status, body });
+            }
+            (outcome, result) => {
+                let detail = failure_detail(&outcome, result.err().as_deref());
+                worker::console_warn!(
+                    "[gemgate] {} on key {} for {}: {}",
+                    outcome.label(),
+                    mask_secret(secret),
+                    req.gate,
+                    detail
+                );
+                if let Outcome::KeyInvalid { reason } = &outcome {
+                    disable_in_background(app, &key_id, reason);
+                }
+                failures.note(&outcome, detail);
+                tried.push(key_id.clone());
+                report = Some(Report {
+                    key_id,
+                    outcome,
+                    latency_ms,
+                });
+            }
+        }
+    }
+    // Out of attempts: the last outcome must be on record before the next
+    // request chooses, so this report is awaited.
+    if let Some(last) = report {
+        record_last(app, req, snap, last).await;
+    }
+    Err(failures.into_error().into())
+}
+
+fn failure_detail(outcome: &Outcome, body: Option<&[u8]>) -> String {
+    body.and_then(google_error_message).map_or_else(
+        || format!("upstream answered {}", outcome.summary()),
+        |(message, _)| message,
+    )
+}
+
+async fn record_last(app: &App, req: &UpstreamRequest, snap: &Snapshot, report: Report) {
+    let op = GateRequest::Report {
+        candidates: snap.candidates.clone(),
+        report,
+        policy: snap.settings.policy(),
+    };
+    match gate::call(&app.env, &req.gate, &op).await {
+        Ok(GateResponse::Recorded { reported }) => mirror_health(app, &req.gate, reported),
+        Ok(other) => worker::console_warn!("[gemgate] gate answered Report with {other:?}"),
+        Err(e) => worker::console_warn!("[gemgate] gate report failed: {e}"),
+    }
+}
+
+/// One attempt on one key. `Ok` carries the response; `Err` the error body.
+async fn attempt(
+    req: &UpstreamRequest,
+    secret: &str,
+    timeout: Duration,
+) -> (Outcome, Result<UpstreamOk, Vec<u8>>) {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let Ok(request) = build(req, secret) else {
+        return (Outcome::Network, Err(Vec::new()));
+    };
+    let fetch = Fetch::Request(request);
+    let sent = Box::pin(fetch.send_with_signal(&signal));
+    let timer = Box::pin(Delay::from(timeout));
+    let mut resp = match select(sent, timer).await {
+        Either::Left((Ok(resp), _)) => resp,
+        Either::Left((Err(_), _)) => return (Outcome::Network, Err(Vec::new())),
+        Either::Right(_) => {
+            controller.abort();
+            return (Outcome::Timeout, Err(Vec::new()));
+        }
+    };
+    let status = resp.status_code();
+    let content_type = resp.headers().get("content-type").ok().flatten();
+    if !(200..300).contains(&status) {
+        let body = resp.bytes().await.unwrap_or_default();
+        return (classify(status, &body), Err(body));
+    }
+    let body = if req.stream {
+        let Ok(mut body_stream) = resp.stream() else {
+            return (Outcome::Network, Err(Vec::new()));
+        };
+        let first = Box::pin(body_stream.next());
+        let timer = Box::pin(Delay::from(timeout));
+        match select(first, timer).await {
+            Either::Left((Some(Ok(first)), _)) => UpstreamBody::Stream {
+                first,
+                rest: body_stream,
+            },
+            // An empty 200 stream is handed over as is; the translator
+            // reports the truncation in the surface's own way.
+            Either::Left((None, _)) => UpstreamBody::Full(Vec::new()),
+            Either::Left((Some(Err(_)), _)) => return (Outcome::Network, Err(Vec::new())),
+            Either::Right(_) => {
+                controller.abort();
+                return (Outcome::Timeout, Err(Vec::new()));
+            }
+        }
+    } else {
+        match resp.bytes().await {
+            Ok(bytes) => UpstreamBody::Full(bytes),
+            Err(_) => return (Outcome::Network, Err(Vec::new())),
+        }
+    };
+    (
+        Outcome::Ok,
+        Ok(UpstreamOk {
+            status,
+            content_type,
+            body,
+            key_id: String::new(),
+        }),
+    )
+}
+
+fn build(req: &UpstreamRequest, secret: &str) -> worker::Result<Request> {
+    let headers = Headers::new();
+    headers.set("x-goog-api-key", secret)?;
+    if req.body.is_some() {
+        headers.set("content-type", "application/json")?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method.clone()).with_headers(headers);
+    if let Some(body) = &req.body {
+        init.with_body(Some(JsValue::from_str(body)));
+    }
+    Request::new_with_init(&req.url, &init)
+}
+
+fn report_in_background(app: &App, req: &UpstreamRequest, snap: &Snapshot, report: Report) {
+    let env = app.env.clone();
+    let gate_name = req.gate.clone();
+    let op = GateRequest::Report {
+        candidates: snap.candidates.clone(),
+        report,
+        policy: snap.settings.policy(),
+    };
+    app.ctx.wait_until(async move {
+        if let Err(e) = gate::call(&env, &gate_name, &op).await {
+            worker::console_warn!("[gemgate] gate report failed: {e}");
+        }
+    });
+}
+
+fn disable_in_background(app: &App, key_id: &str, reason: &str) {
+    keys::forget_in_snapshot(key_id);
+    let Ok(db) = app.db() else { return };
+    let (id, reason) = (key_id.to_owned(), reason.to_owned());
+    app.ctx.wait_until(async move {
+        if let Err(e) = keys::disable(&db, &id, &reason).await {
+            worker::console_warn!("[gemgate] could not disable key {id}: {e}");
+        }
+    });
+}
+
+/// Mirrors a key's health after a failure into D1, for the admin API.
+fn mirror_health(app: &App, model: &str, reported: Option<KeyHealthView>) {
+    let Some(view) = reported else { return };
+    let Ok(db) = app.db() else { return };
+    let model = model.to_owned();
+    app.ctx.wait_until(async move {
+        let result = keys::record_health(
+            &db,
+            &view.id,
+            &model,
+            view.cooldown_until_ms,
+            view.consecutive_failures,
+            view.last_error.as_deref(),
+        )
+        .await;
+        if let Err(e) = result {
+            worker::console_warn!("[gemgate] health mirror failed: {e}");
+        }
+    });
+}
