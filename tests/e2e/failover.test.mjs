@@ -1,0 +1,117 @@
+// Key-pool failover through the official OpenAI SDK against the mock:
+// DESIGN §4, acceptance points 3 and 4 of the gateway-core issue.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
+
+let stack;
+let client;
+
+const OK = 'ok-failover-alpha';
+const LIMITED = 'rl-minute-1500ms-failover-beta'; // per-minute 429, RetryInfo 1.5 s
+const INVALID = 'invalid-failover-gamma'; // 400 API_KEY_INVALID
+
+before(async () => {
+  stack = await startStack({ keys: [OK, LIMITED, INVALID] });
+  client = new OpenAI({ apiKey: CLIENT_TOKEN, baseURL: `${stack.url}/v1`, maxRetries: 0 });
+});
+after(async () => stack?.stop());
+
+/** Sends one chat request and returns the upstream calls it caused. */
+async function chatAndTrace(model, content) {
+  const before = (await stack.mockApi.calls()).length;
+  const res = await client.chat.completions.create({ model, messages: [{ role: 'user', content }] });
+  const calls = (await stack.mockApi.calls()).slice(before);
+  return { res, calls };
+}
+
+test('20 sequential requests succeed while one key is rate limited and one is invalid', async () => {
+  const model = 'gemini-2.5-flash-failover';
+  const traces = [];
+  for (let i = 0; i < 20; i += 1) {
+    const { res, calls } = await chatAndTrace(model, `hello ${i}`);
+    assert.equal(res.choices[0].message.content, `echo: hello ${i}`);
+    traces.push(calls);
+  }
+  const all = traces.flat();
+  const keysOf = (calls) => calls.map((c) => c.key);
+
+  // No request touched the same key twice.
+  for (const [i, calls] of traces.entries()) {
+    const keys = keysOf(calls);
+    assert.equal(new Set(keys).size, keys.length, `request ${i} reused a key: ${keys}`);
+    assert.equal(calls.at(-1).key, OK, `request ${i} must end on the healthy key`);
+  }
+  // The invalid key was tried exactly once, and never again.
+  assert.equal(all.filter((c) => c.key === INVALID).length, 1);
+  // Within its 1.5 s retry delay the 429 key was tried only once.
+  const limited = all.filter((c) => c.key === LIMITED);
+  assert.ok(limited.length >= 1, 'the 429 key was never tried');
+  const first = limited[0].at;
+  const within = all.filter((c) => c.key === LIMITED && c.at - first < 1500);
+  assert.equal(within.length, 1, 'the 429 key was retried inside its retry delay');
+
+  // The invalid key is disabled, with its reason, and listed masked.
+  const { keys } = await stack.admin('GET', '/keys');
+  const invalid = keys.find((k) => k.masked.startsWith(INVALID.slice(0, 4)) && !k.enabled);
+  assert.ok(invalid, `invalid key not disabled: ${JSON.stringify(keys)}`);
+  assert.match(invalid.disabled_reason, /API_KEY_INVALID/);
+  for (const k of keys) {
+    assert.ok(!JSON.stringify(k).includes(OK) && !JSON.stringify(k).includes(LIMITED), 'a key leaked unmasked');
+  }
+});
+
+test('the 429 key is used again once its retry delay has passed', async () => {
+  const model = 'gemini-2.5-flash-cooldown';
+  // The first request that reaches the 429 key cools it for 1.5 s.
+  let firstHit = null;
+  for (let i = 0; i < 10 && !firstHit; i += 1) {
+    const { calls } = await chatAndTrace(model, `warm ${i}`);
+    firstHit = calls.find((c) => c.key === LIMITED) ?? null;
+  }
+  assert.ok(firstHit, 'round robin never reached the 429 key');
+  // Keep sending real requests (bounded by count and time) until the gate
+  // offers the key again; every request must still succeed meanwhile.
+  let secondHit = null;
+  const deadline = Date.now() + 20_000;
+  for (let i = 0; i < 2000 && !secondHit && Date.now() < deadline; i += 1) {
+    const { res, calls } = await chatAndTrace(model, `probe ${i}`);
+    assert.equal(res.choices[0].finish_reason, 'stop');
+    secondHit = calls.find((c) => c.key === LIMITED) ?? null;
+  }
+  assert.ok(secondHit, 'the 429 key never came back after its retry delay');
+  assert.ok(
+    secondHit.at - firstHit.at >= 1500,
+    `429 key retried after ${secondHit.at - firstHit.at} ms, before its 1.5 s retry delay`,
+  );
+});
+
+test('when every key is rate limited the client gets 429 with Retry-After after max_retries + 1 calls', async () => {
+  await stack.admin('DELETE', '/keys', { all: true });
+  const keys = ['ok-all429-1', 'ok-all429-2', 'ok-all429-3', 'ok-all429-4', 'ok-all429-5', 'ok-all429-6'];
+  await stack.admin('POST', '/keys', { keys });
+  await stack.admin('PUT', '/settings', { max_retries: 2 });
+  const model = 'gemini-2.5-flash-all429';
+  await stack.mockApi.script({ model, fault: 'rate_limit_minute', retryDelay: '7s' });
+  const before = (await stack.mockApi.calls()).length;
+  const res = await stack.call('POST', '/v1/chat/completions', {
+    body: { model, messages: [{ role: 'user', content: 'hi' }] },
+  });
+  const calls = (await stack.mockApi.calls()).slice(before);
+  assert.equal(res.status, 429);
+  assert.equal(res.headers.get('retry-after'), '7');
+  const body = await res.json();
+  assert.equal(typeof body.error.message, 'string');
+  assert.equal(body.error.type, 'rate_limit_error');
+  assert.ok('param' in body.error && 'code' in body.error);
+  assert.equal(calls.length, 3, `expected max_retries + 1 = 3 upstream calls, saw ${calls.length}`);
+  assert.equal(new Set(calls.map((c) => c.key)).size, 3);
+
+  // The SDK surfaces it as a RateLimitError.
+  await assert.rejects(
+    client.chat.completions.create({ model, messages: [{ role: 'user', content: 'again' }] }),
+    (e) => e instanceof OpenAI.RateLimitError && e.status === 429,
+  );
+  await stack.admin('PUT', '/settings', { max_retries: 3 });
+});

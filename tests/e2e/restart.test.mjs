@@ -1,0 +1,54 @@
+// ModelGate state lives in Durable Object storage: key health and the
+// round-robin position survive a restart of `wrangler dev` (acceptance 6).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack } from '../lib/harness.mjs';
+
+let stack;
+const KEYS = ['ok-restart-1', 'ok-restart-2', 'ok-restart-3', 'ok-restart-4'];
+
+before(async () => {
+  stack = await startStack({ keys: KEYS });
+});
+after(async () => stack?.stop());
+
+async function chatKey(model) {
+  const before = (await stack.mockApi.calls()).length;
+  const res = await stack.call('POST', '/v1/chat/completions', {
+    body: { model, messages: [{ role: 'user', content: 'hi' }] },
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  const calls = (await stack.mockApi.calls()).slice(before);
+  return calls.map((c) => c.key);
+}
+
+test('key cooldowns and the round-robin cursor survive a restart', async () => {
+  const model = 'gemini-2.5-flash-restart';
+  // One key is rate limited for a long time on this model only.
+  const cooled = 'ok-restart-2';
+  await stack.mockApi.script({ key: cooled, model, fault: 'rate_limit_minute', retryDelay: '600s', times: 1 });
+
+  const order = [];
+  for (let i = 0; i < 5; i += 1) order.push(await chatKey(model));
+  const served = order.map((keys) => keys.at(-1));
+  assert.ok(order.flat().includes(cooled), 'the cooled key was never tried');
+  assert.ok(!served.includes(cooled));
+
+  // Where the rotation goes next, before the restart.
+  const healthy = KEYS.filter((k) => k !== cooled);
+  const last = served.at(-1);
+  const expectedNext = healthy[(healthy.indexOf(last) + 1) % healthy.length];
+
+  await stack.restart();
+
+  const after = [];
+  for (let i = 0; i < 6; i += 1) after.push(await chatKey(model));
+  // The cooled key stays cooled: no restart forgot its 600 s cooldown.
+  assert.ok(!after.flat().includes(cooled), `cooled key retried after restart: ${after}`);
+  // The rotation continues where it stood, not from the start.
+  assert.equal(after[0].at(-1), expectedNext, `rotation restarted: before ${served}, after ${after}`);
+  const rotation = after.map((k) => k.at(-1));
+  for (let i = 1; i < rotation.length; i += 1) {
+    assert.equal(rotation[i], healthy[(healthy.indexOf(rotation[i - 1]) + 1) % healthy.length]);
+  }
+});

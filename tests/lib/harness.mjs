@@ -1,0 +1,173 @@
+// The end-to-end stack: the project's mock of Google's APIs plus the worker
+// under `wrangler dev` (real workerd, local D1/KV/DO), wired together.
+// Every wait here is bounded; servers listen on 127.0.0.1 only.
+import { spawn, execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { startMock } from '../mock/google.mjs';
+import { mockClient } from '../mock/client.mjs';
+
+const execFileP = promisify(execFile);
+export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const WRANGLER = join(ROOT, 'node_modules/.bin/wrangler');
+const STATE_ROOT = join(ROOT, 'tests/.state');
+
+export const ADMIN_PASSWORD = 'test-admin-password';
+export const CLIENT_TOKEN = 'sk-test-client-token';
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.once('error', fail);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+const baseEnv = () => ({
+  ...process.env,
+  WRANGLER_SEND_METRICS: 'false',
+  CI_DISABLE_UPDATE_CHECK: '1',
+  NO_COLOR: '1',
+  FORCE_COLOR: '0',
+});
+
+/** Applies the D1 migrations to a persistence dir. */
+async function migrate(persistDir) {
+  await execFileP(
+    WRANGLER,
+    ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persistDir],
+    { cwd: ROOT, env: baseEnv(), timeout: 120_000 },
+  );
+}
+
+/**
+ * Starts `wrangler dev` and resolves once it reports ready. Secrets come from
+ * an env file the harness writes, never from a developer's .dev.vars.
+ */
+async function startWrangler({ persistDir, envFile, vars, port, inspectorPort }) {
+  const args = [
+    'dev', '--ip', '127.0.0.1', '--port', String(port),
+    '--inspector-port', String(inspectorPort),
+    '--persist-to', persistDir, '--env-file', envFile,
+    '--test-scheduled', '--show-interactive-dev-session=false', '--log-level', 'log',
+  ];
+  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
+  const child = spawn(WRANGLER, args, { cwd: ROOT, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = [];
+  const onData = (buf) => {
+    const text = buf.toString();
+    log.push(text);
+    if (log.length > 2000) log.splice(0, 1000);
+    if (process.env.GEMGATE_TEST_LOG) process.stderr.write(text);
+  };
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const url = `http://127.0.0.1:${port}`;
+  await new Promise((ok, fail) => {
+    const timer = setTimeout(() => {
+      fail(new Error(`wrangler dev not ready within 180 s:\n${log.join('').slice(-4000)}`));
+    }, 180_000);
+    const check = (buf) => {
+      if (/Ready on http/.test(buf.toString())) {
+        clearTimeout(timer);
+        child.stdout.off('data', check);
+        ok();
+      }
+    };
+    child.stdout.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      fail(new Error(`wrangler dev exited (${code}):\n${log.join('').slice(-4000)}`));
+    });
+  });
+  return { child, url, log };
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((ok) => child.once('exit', ok));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * The whole stack for one test file. `keys` are imported through the admin
+ * API; `settings` are patched in. Returns helpers for the tests.
+ */
+export async function startStack({ keys = [], settings = null, vars = {}, secrets = {} } = {}) {
+  const mock = await startMock();
+  mkdirSync(STATE_ROOT, { recursive: true });
+  const persistDir = mkdtempSync(join(STATE_ROOT, 'run-'));
+  const envFile = join(persistDir, 'test.env');
+  const secretLines = {
+    ADMIN_PASSWORD,
+    ACCESS_TOKENS: `${CLIENT_TOKEN},sk-second-token`,
+    ...secrets,
+  };
+  writeFileSync(
+    envFile,
+    Object.entries(secretLines).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n',
+  );
+  await migrate(persistDir);
+  const allVars = { GEMINI_API_BASE: mock.url, ...vars };
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  let worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort });
+
+  const stack = {
+    mock,
+    mockApi: mockClient(mock.url),
+    get url() { return worker.url; },
+    get log() { return worker.log.join(''); },
+    persistDir,
+    /** Stops and starts `wrangler dev` on the same state dir and port. */
+    async restart() {
+      await stopChild(worker.child);
+      worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort });
+    },
+    async stop() {
+      await stopChild(worker.child);
+      await mock.close();
+    },
+    /** Admin API call with the admin bearer. */
+    async admin(method, path, body) {
+      const res = await fetch(`${worker.url}/admin/api${path}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_PASSWORD}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let json = null;
+      try { json = JSON.parse(text); } catch { /* not JSON */ }
+      if (!res.ok) throw new Error(`admin ${method} ${path}: ${res.status} ${text}`);
+      return json;
+    },
+    /** Raw HTTP to the worker with the client token. */
+    async call(method, path, { body, headers = {}, token = CLIENT_TOKEN, raw = false } = {}) {
+      const h = { ...headers };
+      if (token) h.authorization = `Bearer ${token}`;
+      if (body !== undefined && !raw) h['content-type'] ??= 'application/json';
+      return fetch(`${worker.url}${path}`, {
+        method,
+        headers: h,
+        body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
+      });
+    },
+  };
+  try {
+    if (keys.length) await stack.admin('POST', '/keys', { keys });
+    if (settings) await stack.admin('PUT', '/settings', settings);
+  } catch (e) {
+    await stack.stop();
+    throw e;
+  }
+  return stack;
+}
