@@ -10,7 +10,7 @@ use super::keys;
 use super::upstream::{self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest};
 use super::{body, models, now_ms, render};
 use crate::domain::error::GatewayError;
-use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse, PartData};
+use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::outcome::google_error_message;
 use crate::domain::route::check_model_id;
 use crate::domain::translate::chat::{self, ChatContext};
@@ -127,39 +127,43 @@ pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
     let client_model = parsed.model.clone();
     let prepared = embeddings::prepare_embeddings(parsed)?;
     let model = upstream_model(&prepared.upstream_model)?;
-    let prompt_chars: usize = prepared
-        .body
-        .requests
-        .iter()
-        .flat_map(|r| r.content.parts.iter())
-        .filter_map(|p| match &p.data {
-            PartData::Text(t) => Some(t.len()),
-            _ => None,
-        })
-        .sum();
-    let request = UpstreamRequest {
-        method: Method::Post,
-        url: format!(
-            "{}/v1beta/models/{model}:batchEmbedContents",
-            app.config.env.gemini_api_base
-        ),
-        body: Some(to_json(&prepared.body)?),
-        stream: false,
-        gate: model.to_owned(),
-    };
-    let ok = upstream::send(app, &snap, &request)
-        .await
-        .map_err(|e| openai_upstream_error(e, &client_model))?;
-    let UpstreamBody::Full(bytes) = ok.body else {
-        return Err(GatewayError::Internal(
-            "non-stream request got a stream".into(),
-        ));
-    };
-    let resp: BatchEmbedContentsResponse = serde_json::from_slice(&bytes).map_err(|e| {
-        GatewayError::BadGateway(format!("Upstream sent an unreadable response: {e}"))
-    })?;
-    let estimate = (prompt_chars as u64).div_ceil(4);
-    let out = embeddings::embeddings_response(resp, &client_model, prepared.encoding, estimate);
+    let url = format!(
+        "{}/v1beta/models/{model}:batchEmbedContents",
+        app.config.env.gemini_api_base
+    );
+    // Google takes 100 requests per call; larger inputs become several calls,
+    // each with its own failover, concatenated in input order.
+    let mut all = BatchEmbedContentsResponse::default();
+    for batch in prepared.upstream_batches() {
+        let request = UpstreamRequest {
+            method: Method::Post,
+            url: url.clone(),
+            body: Some(to_json(&batch)?),
+            stream: false,
+            gate: model.to_owned(),
+        };
+        let ok = upstream::send(app, &snap, &request)
+            .await
+            .map_err(|e| openai_upstream_error(e, &client_model))?;
+        let UpstreamBody::Full(bytes) = ok.body else {
+            return Err(GatewayError::Internal(
+                "non-stream request got a stream".into(),
+            ));
+        };
+        let resp: BatchEmbedContentsResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            GatewayError::BadGateway(format!("Upstream sent an unreadable response: {e}"))
+        })?;
+        if resp.embeddings.len() != batch.requests.len() {
+            return Err(GatewayError::BadGateway(format!(
+                "Upstream returned {} embeddings for {} inputs.",
+                resp.embeddings.len(),
+                batch.requests.len()
+            )));
+        }
+        all.embeddings.extend(resp.embeddings);
+    }
+    let estimate = prepared.prompt_tokens_estimate();
+    let out = embeddings::embeddings_response(all, &client_model, prepared.encoding, estimate);
     render::json(200, &out).map_err(runtime)
 }
 

@@ -23,7 +23,25 @@ pub struct PreparedEmbeddings {
     pub encoding: EncodingFormat,
 }
 
+/// Google's cap on requests in one `batchEmbedContents` call.
+pub const MAX_UPSTREAM_BATCH: usize = 100;
+/// `OpenAI`'s cap on inputs in one embeddings request.
+pub const MAX_INPUTS: usize = 2048;
+
 impl PreparedEmbeddings {
+    /// The upstream calls this request needs, in input order: Google takes
+    /// at most [`MAX_UPSTREAM_BATCH`] requests per call, `OpenAI` clients send
+    /// up to [`MAX_INPUTS`].
+    pub fn upstream_batches(&self) -> Vec<gemini::BatchEmbedContentsRequest> {
+        self.body
+            .requests
+            .chunks(MAX_UPSTREAM_BATCH)
+            .map(|chunk| gemini::BatchEmbedContentsRequest {
+                requests: chunk.to_vec(),
+            })
+            .collect()
+    }
+
     /// `batchEmbedContents` reports no token counts, so usage is estimated as
     /// `ceil(chars / 4)` per input, `OpenAI`'s rule of thumb for English text.
     pub fn prompt_tokens_estimate(&self) -> u64 {
@@ -108,6 +126,12 @@ fn input_texts(input: EmbeddingInput) -> Result<Vec<String>, GatewayError> {
     if texts.is_empty() {
         return Err(GatewayError::invalid_param(
             "input must not be empty",
+            "input",
+        ));
+    }
+    if texts.len() > MAX_INPUTS {
+        return Err(GatewayError::invalid_param(
+            format!("input must have at most {MAX_INPUTS} items"),
             "input",
         ));
     }
@@ -326,5 +350,37 @@ mod tests {
         let prepared =
             prepare(json!({"model": "m", "input": ["abcde", "héllo wörld", "a"]})).unwrap();
         assert_eq!(prepared.prompt_tokens_estimate(), 2 + 3 + 1);
+    }
+
+    #[test]
+    fn large_inputs_are_split_into_upstream_batches_of_100_in_order() {
+        let input: Vec<String> = (0..250).map(|i| format!("text {i}")).collect();
+        let req: EmbeddingRequest = serde_json::from_value(serde_json::json!({
+            "model": "gemini-embedding-001", "input": input,
+        }))
+        .unwrap();
+        let prepared = prepare_embeddings(req).unwrap();
+        let batches = prepared.upstream_batches();
+        let sizes: Vec<usize> = batches.iter().map(|b| b.requests.len()).collect();
+        assert_eq!(sizes, vec![100, 100, 50]);
+        let texts: Vec<String> = batches
+            .iter()
+            .flat_map(|b| &b.requests)
+            .map(|r| match &r.content.parts[0].data {
+                gemini::PartData::Text(t) => t.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(texts, input);
+    }
+
+    #[test]
+    fn more_than_2048_inputs_are_refused() {
+        let input: Vec<String> = (0..=MAX_INPUTS).map(|i| i.to_string()).collect();
+        let req: EmbeddingRequest = serde_json::from_value(serde_json::json!({
+            "model": "gemini-embedding-001", "input": input,
+        }))
+        .unwrap();
+        assert_eq!(prepare_embeddings(req).unwrap_err().status(), 400);
     }
 }
