@@ -42,22 +42,37 @@ impl DurableObject for ModelGate {
         let cached = self.pool.borrow_mut().take();
         let mut pool = match cached {
             Some(pool) => pool,
-            None => self
-                .state
-                .storage()
-                .get::<PoolState>(STATE_KEY)
-                .await?
-                .unwrap_or_default(),
+            None => self.load().await?,
         };
         let (answer, changed) = op.apply(&mut pool, now_ms());
-        // Put the state back before awaiting the write, so a request that
-        // interleaves at the await sees the new state, never a stale copy.
-        let snapshot = changed.then(|| pool.clone());
+        // Put the state back before anything else awaits, so a request that
+        // interleaves sees the new state, never a stale copy.
+        let json = if changed {
+            serde_json::to_string(&pool).ok()
+        } else {
+            None
+        };
         *self.pool.borrow_mut() = Some(pool);
-        if let Some(pool) = snapshot {
-            self.state.storage().put(STATE_KEY, pool).await?;
+        if let Some(json) = json {
+            // A JSON string is one value for storage to write, where a
+            // serialized struct would be a tree of JS objects.
+            self.state
+                .storage()
+                .put_raw(STATE_KEY, JsValue::from_str(&json))
+                .await?;
         }
         Response::from_json(&answer)
+    }
+}
+
+impl ModelGate {
+    /// The persisted state; an unreadable one starts fresh rather than
+    /// wedging the model's gate.
+    async fn load(&self) -> Result<PoolState> {
+        let stored: Option<String> = self.state.storage().get(STATE_KEY).await?;
+        Ok(stored
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default())
     }
 }
 
