@@ -60,6 +60,11 @@ test('20 sequential requests succeed while one key is rate limited and one is in
   for (const k of keys) {
     assert.ok(!JSON.stringify(k).includes(OK) && !JSON.stringify(k).includes(LIMITED), 'a key leaked unmasked');
   }
+  // Failures were logged, with the keys masked.
+  assert.match(stack.log, /API_KEY_INVALID|key_invalid/);
+  for (const secret of [OK, LIMITED, INVALID]) {
+    assert.ok(!stack.log.includes(secret), `${secret} appears in the worker log`);
+  }
 });
 
 test('the 429 key is used again once its retry delay has passed', async () => {

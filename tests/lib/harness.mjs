@@ -127,6 +127,25 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     mockApi: mockClient(mock.url),
     get url() { return worker.url; },
     get log() { return worker.log.join(''); },
+    /** Resolves once the worker's output matches `pattern` (bounded). */
+    waitForLog(pattern, timeoutMs = 10_000) {
+      if (pattern.test(worker.log.join(''))) return Promise.resolve();
+      const { child } = worker;
+      return new Promise((ok, fail) => {
+        const onData = () => {
+          if (pattern.test(worker.log.join(''))) done(ok);
+        };
+        const timer = setTimeout(() => done(() => fail(new Error(`log never matched ${pattern}`))), timeoutMs);
+        const done = (fn) => {
+          clearTimeout(timer);
+          child.stdout.off('data', onData);
+          child.stderr.off('data', onData);
+          fn();
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+      });
+    },
     persistDir,
     /** Stops and starts `wrangler dev` on the same state dir and port. */
     async restart() {

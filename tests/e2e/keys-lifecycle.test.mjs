@@ -1,0 +1,88 @@
+// Upstream keys from the GEMINI_API_KEYS secret, per-day parking, health in
+// the admin API, masking in logs, and the cron entry point.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack } from '../lib/harness.mjs';
+
+const ENV_KEYS = ['ok-env-one', 'ok-env-two', 'rl-day-env-three'];
+let stack;
+
+before(async () => {
+  // Duplicates and mixed separators, as people paste them.
+  const raw = `${ENV_KEYS[0]}, ${ENV_KEYS[1]}\n${ENV_KEYS[2]} ${ENV_KEYS[0]}`;
+  stack = await startStack({ secrets: { GEMINI_API_KEYS: raw } });
+});
+after(async () => stack?.stop());
+
+async function chat(model) {
+  const res = await stack.call('POST', '/v1/chat/completions', {
+    body: { model, messages: [{ role: 'user', content: 'hi' }] },
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return res.json();
+}
+
+/** Next midnight in America/Los_Angeles after `ms`, computed with Intl. */
+function nextLaMidnight(ms) {
+  const fmt = new Intl.DateTimeFormat('en-US', {
+    timeZone: 'America/Los_Angeles', hourCycle: 'h23',
+    year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+  const parts = Object.fromEntries(fmt.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+  const sinceMidnight = ((+parts.hour * 60 + +parts.minute) * 60 + +parts.second) * 1000 + (ms % 1000);
+  // Walk to the next local midnight; a DST change shifts it by an hour at most.
+  let guess = ms - sinceMidnight + 24 * 3600 * 1000;
+  for (const delta of [0, -3600_000, 3600_000]) {
+    const p = Object.fromEntries(fmt.formatToParts(new Date(guess + delta)).map((x) => [x.type, x.value]));
+    if (p.hour === '00' && p.minute === '00' && p.second === '00') return guess + delta;
+  }
+  return guess;
+}
+
+test('GEMINI_API_KEYS is imported once, deduplicated, and listed masked', async () => {
+  await chat('gemini-2.5-flash-env');
+  const { keys, total } = await stack.admin('GET', '/keys');
+  assert.equal(total, 3);
+  assert.ok(keys.every((k) => k.source === 'env'));
+  const body = JSON.stringify(keys);
+  for (const k of ENV_KEYS) assert.ok(!body.includes(k), `${k} listed in full`);
+});
+
+test('a per-day 429 parks the key for that model until midnight in Los Angeles', async () => {
+  const model = 'gemini-2.5-flash-perday';
+  const before = Date.now();
+  for (let i = 0; i < 4; i += 1) await chat(model);
+  const calls = await stack.mockApi.calls({ model });
+  assert.equal(calls.filter((c) => c.key === ENV_KEYS[2]).length, 1, 'the parked key was retried');
+  const { keys } = await stack.admin('GET', '/keys');
+  const parked = keys.find((k) => k.health.some((h) => h.model === model));
+  assert.ok(parked, JSON.stringify(keys));
+  const health = parked.health.find((h) => h.model === model);
+  assert.equal(health.cooling, true);
+  assert.equal(health.cooldown_until, nextLaMidnight(before));
+  // Other models are unaffected by that park.
+  const other = 'gemini-2.5-flash-perday-other';
+  for (let i = 0; i < 3; i += 1) await chat(other);
+  const otherCalls = await stack.mockApi.calls({ model: other });
+  assert.equal(otherCalls.filter((c) => c.key === ENV_KEYS[2]).length, 1);
+});
+
+test('health reports counts and the cooling key is not healthy', async () => {
+  const res = await fetch(`${stack.url}/health`);
+  const body = await res.json();
+  assert.deepEqual(body.keys, { total: 3, enabled: 3, healthy: 2 });
+});
+
+test('no upstream key appears in full in the worker log', async () => {
+  const log = stack.log;
+  assert.match(log, /rate_limited on key/, 'the failure was logged');
+  for (const k of ENV_KEYS) assert.ok(!log.includes(k), `${k} appears in the log`);
+});
+
+test('the cron trigger runs and re-imports nothing new', async () => {
+  const res = await fetch(`${stack.url}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
+  assert.equal(res.status, 200);
+  await stack.waitForLog(/\[gemgate\] cron \*\/5 \* \* \* \* done/);
+  const { total } = await stack.admin('GET', '/keys');
+  assert.equal(total, 3);
+});
