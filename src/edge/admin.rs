@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 use worker::wasm_bindgen::JsValue;
-use worker::{Method, Request, Response};
+use worker::{Headers, Method, Request, Response, ResponseBuilder};
 
 use super::app::{App, internal};
 use super::keys::{self, KeyMeta};
@@ -274,12 +274,15 @@ pub async fn page(app: &App, req: Request) -> HandlerResult {
     };
     let mut target = url.clone();
     target.set_path(&path);
-    let resp = assets
+    let asset = assets
         .fetch(target.to_string(), None)
         .await
         .map_err(runtime)?;
-    let mut resp = resp;
-    let h = resp.headers_mut();
+    // The assets response's headers are immutable: copy them into new ones.
+    let headers = Headers::new();
+    for (name, value) in asset.headers().entries() {
+        headers.append(&name, &value).map_err(runtime)?;
+    }
     for (name, value) in [
         (
             "content-security-policy",
@@ -290,7 +293,12 @@ pub async fn page(app: &App, req: Request) -> HandlerResult {
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
     ] {
-        h.set(name, value).map_err(runtime)?;
+        headers.set(name, value).map_err(runtime)?;
     }
-    Ok(resp)
+    let status = asset.status_code();
+    let (_, body) = asset.into_parts();
+    Ok(ResponseBuilder::new()
+        .with_status(status)
+        .with_headers(headers)
+        .body(body))
 }

@@ -86,3 +86,12 @@ test('the cron trigger runs and re-imports nothing new', async () => {
   const { total } = await stack.admin('GET', '/keys');
   assert.equal(total, 3);
 });
+
+test('the admin page is served by the worker with security headers', async () => {
+  const res = await fetch(`${stack.url}/admin/`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /text\/html/);
+  assert.match(res.headers.get('content-security-policy'), /default-src 'self'/);
+  assert.equal(res.headers.get('x-frame-options'), 'DENY');
+  assert.match(await res.text(), /gemgate/);
+});
