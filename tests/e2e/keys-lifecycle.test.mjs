@@ -95,3 +95,21 @@ test('the admin page is served by the worker with security headers', async () =>
   assert.equal(res.headers.get('x-frame-options'), 'DENY');
   assert.match(await res.text(), /gemgate/);
 });
+
+test('the OpenAI model list is cached: a second listing makes no upstream call', async () => {
+  const list = async () => {
+    const res = await stack.call('GET', '/v1/models');
+    assert.equal(res.status, 200);
+    return (await res.json()).data.map((m) => m.id);
+  };
+  const first = await list();
+  const listed = (await stack.mockApi.calls({ action: 'models.list' })).length;
+  assert.ok(listed >= 1);
+  const second = await list();
+  assert.deepEqual(second, first);
+  assert.equal((await stack.mockApi.calls({ action: 'models.list' })).length, listed);
+  // A single model is answered from the cached list too.
+  const one = await stack.call('GET', `/v1/models/${first[0]}`);
+  assert.equal((await one.json()).id, first[0]);
+  assert.equal((await stack.mockApi.calls({ action: 'models.get' })).length, 0);
+});
