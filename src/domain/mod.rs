@@ -1,8 +1,9 @@
 //! Pure gateway logic: wire types, translation, SSE, key-pool policy, config.
 //!
-//! Nothing under `domain` may import `worker`, `js_sys` or `web_sys`, or read a
-//! clock: time is always passed in as milliseconds since the Unix epoch. That
-//! keeps every rule here unit-testable natively with `cargo test`.
+//! Nothing under `domain` may import the Worker runtime crates or read a
+//! clock (`make boundary` checks): time is always passed in as milliseconds
+//! since the Unix epoch. That keeps every rule here unit-testable natively
+//! with `cargo test`.
 
 pub mod auth;
 pub mod clock;
