@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::keypool::{Candidate, Choice, KeyHealthView, PoolPolicy, PoolState};
+use super::keypool::{Candidate, Choice, KeyHealth, KeyHealthView, PoolPolicy, PoolState};
 use super::outcome::Outcome;
 
 /// What one upstream attempt came to, reported back to the gate.
@@ -76,9 +76,9 @@ pub enum GateResponse {
 }
 
 impl GateRequest {
-    /// Applies the request to the state. Returns the answer and whether the
-    /// state changed (and so must be persisted).
-    pub fn apply(self, state: &mut PoolState, now_ms: u64) -> (GateResponse, bool) {
+    /// Applies the request to the state and answers it. What changed is
+    /// found by [`Changes::between`].
+    pub fn apply(self, state: &mut PoolState, now_ms: u64) -> GateResponse {
         match self {
             Self::Next {
                 candidates,
@@ -112,7 +112,7 @@ impl GateRequest {
                     Choice::Exhausted { retry_after_ms } => Decision::Exhausted { retry_after_ms },
                     Choice::NoKeys => Decision::NoKeys,
                 };
-                (GateResponse::Next { decision, reported }, true)
+                GateResponse::Next { decision, reported }
             }
             Self::Report {
                 candidates,
@@ -128,19 +128,52 @@ impl GateRequest {
                     &policy,
                 );
                 let reported = failure_view(state, &report, now_ms);
-                (GateResponse::Recorded { reported }, true)
+                GateResponse::Recorded { reported }
             }
-            Self::Snapshot => (
-                GateResponse::Snapshot {
-                    keys: state.snapshot(now_ms),
-                },
-                false,
-            ),
+            Self::Snapshot => GateResponse::Snapshot {
+                keys: state.snapshot(now_ms),
+            },
             Self::Forget { key_id } => {
-                let changed = state.keys.contains_key(&key_id);
                 state.reset_key(&key_id);
-                (GateResponse::Recorded { reported: None }, changed)
+                GateResponse::Recorded { reported: None }
             }
+        }
+    }
+}
+
+/// What one `apply` changed, so the Durable Object writes only that: the
+/// cursor and the touched keys, never the whole pool. A request then costs
+/// O(1) storage work however many keys there are.
+#[derive(Debug, Default, PartialEq)]
+pub struct Changes {
+    pub cursor: Option<u64>,
+    pub upserted: Vec<(String, KeyHealth)>,
+    pub removed: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.cursor.is_none() && self.upserted.is_empty() && self.removed.is_empty()
+    }
+
+    /// Compares the state before and after a request.
+    pub fn between(before: &PoolState, after: &PoolState) -> Self {
+        let upserted = after
+            .keys
+            .iter()
+            .filter(|(id, health)| before.keys.get(*id) != Some(*health))
+            .map(|(id, health)| (id.clone(), health.clone()))
+            .collect();
+        let removed = before
+            .keys
+            .keys()
+            .filter(|id| !after.keys.contains_key(*id))
+            .cloned()
+            .collect();
+        Self {
+            cursor: (before.cursor != after.cursor).then_some(after.cursor),
+            upserted,
+            removed,
         }
     }
 }
@@ -182,7 +215,7 @@ mod tests {
             report,
             policy: PoolPolicy::default(),
         };
-        op.apply(state, now).0
+        op.apply(state, now)
     }
 
     fn chosen(resp: &GateResponse) -> &str {
@@ -256,7 +289,37 @@ mod tests {
     #[test]
     fn snapshot_does_not_dirty_state() {
         let mut state = PoolState::default();
-        let (_, changed) = GateRequest::Snapshot.apply(&mut state, 0);
-        assert!(!changed);
+        next(&mut state, &[], None, 0);
+        let before = state.clone();
+        GateRequest::Snapshot.apply(&mut state, 1);
+        assert!(Changes::between(&before, &state).is_empty());
+    }
+
+    #[test]
+    fn changes_name_only_the_cursor_and_the_touched_keys() {
+        let mut state = PoolState::default();
+        next(&mut state, &[], None, 0);
+        next(&mut state, &[], None, 1);
+        let before = state.clone();
+        let resp = next(&mut state, &[], None, 2);
+        let changes = Changes::between(&before, &state);
+        assert_eq!(changes.cursor, Some(state.cursor));
+        let touched: Vec<&str> = changes.upserted.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(touched, vec![chosen(&resp)]);
+        assert!(changes.removed.is_empty());
+
+        let before = state.clone();
+        let op = GateRequest::Next {
+            candidates: candidates(&["a", "b"]),
+            exclude: vec![],
+            report: None,
+            policy: PoolPolicy::default(),
+        };
+        op.apply(&mut state, 3);
+        assert_eq!(
+            Changes::between(&before, &state).removed,
+            vec!["c".to_owned()]
+        );
+        assert!(Changes::between(&state, &state).is_empty());
     }
 }

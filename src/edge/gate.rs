@@ -5,20 +5,19 @@
 
 use std::cell::RefCell;
 
+use worker::js_sys::{Array, Object, Reflect};
 use worker::{
-    DurableObject, Env, Method, Request, RequestInit, Response, Result, State, durable_object,
-    wasm_bindgen::JsValue,
+    DurableObject, Env, Error, ListOptions, Method, Request, RequestInit, Response, Result, State,
+    durable_object, wasm_bindgen::JsValue,
 };
 
 use super::now_ms;
 use crate::domain::error::GatewayError;
-use crate::domain::gate::{GateRequest, GateResponse};
-use crate::domain::keypool::PoolState;
+use crate::domain::gate::{Changes, GateRequest, GateResponse};
+use crate::domain::keypool::{KeyHealth, PoolState};
 
 // `#[durable_object]` expands to code that names `wasm_bindgen` directly.
 use worker::wasm_bindgen;
-
-const STATE_KEY: &str = "pool";
 
 #[durable_object]
 pub struct ModelGate {
@@ -44,35 +43,88 @@ impl DurableObject for ModelGate {
             Some(pool) => pool,
             None => self.load().await?,
         };
-        let (answer, changed) = op.apply(&mut pool, now_ms());
-        // Put the state back before anything else awaits, so a request that
+        let before = pool.clone();
+        let answer = op.apply(&mut pool, now_ms());
+        let changes = Changes::between(&before, &pool);
+        // Put the state back before awaiting the writes, so a request that
         // interleaves sees the new state, never a stale copy.
-        let json = if changed {
-            serde_json::to_string(&pool).ok()
-        } else {
-            None
-        };
         *self.pool.borrow_mut() = Some(pool);
-        if let Some(json) = json {
-            // A JSON string is one value for storage to write, where a
-            // serialized struct would be a tree of JS objects.
-            self.state
-                .storage()
-                .put_raw(STATE_KEY, JsValue::from_str(&json))
-                .await?;
-        }
+        self.persist(changes).await?;
         Response::from_json(&answer)
     }
 }
 
+/// Storage layout: `cursor` holds the round-robin position, `h:<key id>`
+/// one key's health, each as a JSON string. A request writes the cursor and
+/// the key it touched, never the whole pool.
+const CURSOR_KEY: &str = "cursor";
+const HEALTH_PREFIX: &str = "h:";
+
 impl ModelGate {
-    /// The persisted state; an unreadable one starts fresh rather than
+    /// The persisted state; unreadable entries start fresh rather than
     /// wedging the model's gate.
     async fn load(&self) -> Result<PoolState> {
-        let stored: Option<String> = self.state.storage().get(STATE_KEY).await?;
-        Ok(stored
-            .and_then(|json| serde_json::from_str(&json).ok())
-            .unwrap_or_default())
+        let storage = self.state.storage();
+        let cursor: Option<String> = storage.get(CURSOR_KEY).await?;
+        let listed = storage
+            .list_with_options(ListOptions::new().prefix(HEALTH_PREFIX))
+            .await?;
+        let mut pool = PoolState {
+            cursor: cursor.and_then(|c| c.parse().ok()).unwrap_or_default(),
+            ..PoolState::default()
+        };
+        for entry in listed.entries() {
+            let Ok(pair) = entry.map(|v| Array::from(&v)) else {
+                continue;
+            };
+            let (Some(key), Some(json)) = (
+                Array::get(&pair, 0).as_string(),
+                Array::get(&pair, 1).as_string(),
+            ) else {
+                continue;
+            };
+            let Some(id) = key.strip_prefix(HEALTH_PREFIX) else {
+                continue;
+            };
+            if let Ok(health) = serde_json::from_str::<KeyHealth>(&json) {
+                pool.keys.insert(id.to_owned(), health);
+            }
+        }
+        Ok(pool)
+    }
+
+    async fn persist(&self, changes: Changes) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let storage = self.state.storage();
+        // A plain object of key → JSON string: storage writes them as one batch.
+        let writes = Object::new();
+        let set = |key: &str, json: &str| {
+            Reflect::set(&writes, &JsValue::from_str(key), &JsValue::from_str(json))
+                .map(|_| ())
+                .map_err(|e| Error::RustError(format!("gate write: {e:?}")))
+        };
+        if let Some(cursor) = changes.cursor {
+            set(CURSOR_KEY, &cursor.to_string())?;
+        }
+        for (id, health) in &changes.upserted {
+            let json =
+                serde_json::to_string(health).map_err(|e| Error::RustError(e.to_string()))?;
+            set(&format!("{HEALTH_PREFIX}{id}"), &json)?;
+        }
+        if Object::keys(&writes).length() > 0 {
+            storage.put_multiple_raw(writes).await?;
+        }
+        if !changes.removed.is_empty() {
+            let keys: Vec<String> = changes
+                .removed
+                .iter()
+                .map(|id| format!("{HEALTH_PREFIX}{id}"))
+                .collect();
+            storage.delete_multiple(keys).await?;
+        }
+        Ok(())
     }
 }
 
