@@ -2,18 +2,61 @@
 //! any error in the surface's own shape. No handler error escapes as a 500
 //! from the runtime.
 
-use worker::{Context, Env, Request, Response, Result};
+use worker::{Context, Env, Headers, Method, Request, Response, Result};
 
 use super::app::App;
 use super::{admin, gemini, openai, render};
 use crate::domain::auth::{Credentials, matches_any};
 use crate::domain::error::GatewayError;
-use crate::domain::route::{self, Hints, Route};
+use crate::domain::route::{self, Hints, Route, Surface};
+
+/// Response headers a browser may read on the API surfaces.
+const EXPOSED_HEADERS: &str = "retry-after, x-request-id, x-ratelimit-limit-requests, \
+     x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
+     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let app = App::new(env, ctx);
     let url = req.url()?;
     let path = url.path().to_owned();
+    // Browser chat apps (NextChat, LobeChat, …) call the API cross-origin with
+    // a bearer token: answer their preflight and let them read the answer.
+    // The admin surface stays same-origin.
+    let cors = route::surface_of(&path, Hints::default()) != Surface::Admin;
+    if cors && req.method() == Method::Options {
+        return preflight(&req);
+    }
+    let mut resp = route_and_dispatch(req, env, ctx, &url, &path).await?;
+    if cors {
+        // Headers of a response we built are mutable; a failure here only
+        // costs the browser its view, never the answer itself.
+        let headers = resp.headers_mut();
+        let _ = headers.set("access-control-allow-origin", "*");
+        let _ = headers.set("access-control-expose-headers", EXPOSED_HEADERS);
+    }
+    Ok(resp)
+}
+
+fn preflight(req: &Request) -> Result<Response> {
+    let requested = req
+        .headers()
+        .get("access-control-request-headers")?
+        .unwrap_or_else(|| "authorization, content-type, x-goog-api-key, x-api-key".to_owned());
+    let headers = Headers::new();
+    headers.set("access-control-allow-origin", "*")?;
+    headers.set("access-control-allow-methods", "GET, POST, OPTIONS")?;
+    headers.set("access-control-allow-headers", &requested)?;
+    headers.set("access-control-max-age", "86400")?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}
+
+async fn route_and_dispatch(
+    req: Request,
+    env: Env,
+    ctx: Context,
+    url: &worker::Url,
+    path: &str,
+) -> Result<Response> {
+    let app = App::new(env, ctx);
     let query_key = url
         .query_pairs()
         .find(|(k, _)| k == "key")
@@ -25,7 +68,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
             || query_key.is_some(),
     };
     let method = req.method().to_string();
-    let route = match route::resolve(&method, &path, hints) {
+    let route = match route::resolve(&method, path, hints) {
         Ok(route) => route,
         Err(e) => {
             let mut resp = render::error(e.surface, &e.error)?;
@@ -57,7 +100,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
             }
         }
         _ => match client_auth(&app, &creds) {
-            Ok(()) => dispatch(&app, req, route, url).await,
+            Ok(()) => dispatch(&app, req, route, url.clone()).await,
             Err(e) => Err(e),
         },
     };

@@ -347,3 +347,33 @@ test('an array of 150 inputs (over Gemini\'s 100 per batchEmbedContents) still g
   });
   for (const c of calls) assert.ok((c.body.requests ?? []).length <= 100, `an upstream batch of ${c.body.requests?.length}`);
 });
+
+test('browser clients get CORS: preflight on both surfaces, and readable answers', async () => {
+  for (const path of ['/v1/chat/completions', '/v1beta/models/gemini-2.5-flash:streamGenerateContent']) {
+    const pre = await fetch(`${stack.url}${path}`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://chat.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type, x-stainless-os',
+      },
+    });
+    assert.equal(pre.status, 204, path);
+    assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+    assert.match(pre.headers.get('access-control-allow-methods'), /POST/);
+    assert.match(pre.headers.get('access-control-allow-headers'), /x-stainless-os/);
+  }
+  const ok = await stack.call('POST', '/v1/chat/completions', {
+    body: { model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'hi' }] },
+    headers: { origin: 'https://chat.example' },
+  });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.headers.get('access-control-allow-origin'), '*');
+  const denied = await stack.call('GET', '/v1/models', { token: 'sk-wrong' });
+  assert.equal(denied.status, 401);
+  assert.equal(denied.headers.get('access-control-allow-origin'), '*', 'errors must be readable too');
+  assert.match(denied.headers.get('access-control-expose-headers'), /retry-after/);
+  // The admin surface is same-origin only.
+  const admin = await fetch(`${stack.url}/admin/api/keys`, { method: 'OPTIONS' });
+  assert.equal(admin.headers.get('access-control-allow-origin'), null);
+});
