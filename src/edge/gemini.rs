@@ -131,7 +131,10 @@ fn relay(ok: UpstreamOk) -> worker::Result<Response> {
     let resp = match ok.body {
         UpstreamBody::Full(bytes) => Response::from_bytes(bytes)?,
         UpstreamBody::Stream { first, rest } => {
-            let body = stream::once(async move { Ok(first) }).chain(rest);
+            // A stalled or broken upstream ends the relayed stream abruptly,
+            // as the connection to Google itself would have.
+            let body = stream::once(async move { Ok(first) })
+                .chain(rest.map(|chunk| chunk.map_err(worker::Error::from)));
             Response::from_stream(body)?
         }
     };

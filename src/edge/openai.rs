@@ -3,11 +3,13 @@
 //! file only wires bodies, upstream calls and responses together.
 
 use futures::{StreamExt, future::ready, stream};
-use worker::{ByteStream, Headers, Method, Request, Response};
+use worker::{Headers, Method, Request, Response};
 
 use super::app::App;
 use super::keys;
-use super::upstream::{self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest};
+use super::upstream::{
+    self, BodyStream, StreamBreak, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest,
+};
 use super::{body, models, now_ms, render};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
@@ -69,7 +71,7 @@ pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
 /// upstream body, and the first chunk already read during failover.
 struct Pump {
     pipeline: Option<ChatSsePipeline>,
-    rest: Option<ByteStream>,
+    rest: Option<BodyStream>,
     first: Option<Vec<u8>>,
 }
 
@@ -100,10 +102,17 @@ fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline) -> worker::Result<Res
                 let out = pipeline.push(&bytes);
                 Some((out, p))
             }
-            Some(Err(e)) => {
-                worker::console_warn!("[gemgate] upstream stream broke: {e}");
+            Some(Err(broke)) => {
+                worker::console_warn!("[gemgate] upstream stream ended early: {broke:?}");
                 let pipeline = p.pipeline.take()?;
-                let err = GatewayError::BadGateway("The upstream stream was interrupted.".into());
+                let err = match broke {
+                    StreamBreak::Idle => GatewayError::UpstreamTimeout(
+                        "The upstream stream stalled and was cut off.".into(),
+                    ),
+                    StreamBreak::Failed(_) => {
+                        GatewayError::BadGateway("The upstream stream was interrupted.".into())
+                    }
+                };
                 Some((pipeline.fail(&err), p))
             }
             None => {

@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use std::pin::Pin;
+
 use futures::future::{Either, select};
+use futures::{Stream, StreamExt, stream};
 use worker::{
     AbortController, ByteStream, Delay, Fetch, Headers, Method, Request, RequestInit,
     wasm_bindgen::JsValue,
@@ -36,7 +38,49 @@ pub struct UpstreamRequest {
 
 pub enum UpstreamBody {
     Full(Vec<u8>),
-    Stream { first: Vec<u8>, rest: ByteStream },
+    Stream { first: Vec<u8>, rest: BodyStream },
+}
+
+/// Why an upstream stream ended early.
+#[derive(Debug)]
+pub enum StreamBreak {
+    /// No chunk arrived within the upstream timeout.
+    Idle,
+    /// The connection failed.
+    Failed(String),
+}
+
+impl From<StreamBreak> for worker::Error {
+    fn from(b: StreamBreak) -> Self {
+        match b {
+            StreamBreak::Idle => Self::RustError("upstream stream went idle".into()),
+            StreamBreak::Failed(e) => Self::RustError(e),
+        }
+    }
+}
+
+/// The rest of an upstream stream, guarded so a stalled upstream cannot hold
+/// a client forever: a gap longer than the timeout ends it with `Idle`.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, StreamBreak>>>>;
+
+fn idle_guarded(body: ByteStream, gap: Duration) -> BodyStream {
+    Box::pin(stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        let next = {
+            let chunk = Box::pin(body.next());
+            let timer = Box::pin(Delay::from(gap));
+            match select(chunk, timer).await {
+                Either::Left((chunk, _)) => Some(chunk),
+                Either::Right(_) => None,
+            }
+        };
+        match next {
+            Some(Some(Ok(bytes))) => Some((Ok(bytes), Some(body))),
+            Some(Some(Err(e))) => Some((Err(StreamBreak::Failed(e.to_string())), None)),
+            Some(None) => None,
+            None => Some((Err(StreamBreak::Idle), None)),
+        }
+    }))
 }
 
 pub struct UpstreamOk {
@@ -269,7 +313,7 @@ async fn attempt(
         match select(first, timer).await {
             Either::Left((Some(Ok(first)), _)) => UpstreamBody::Stream {
                 first,
-                rest: body_stream,
+                rest: idle_guarded(body_stream, timeout),
             },
             // An empty 200 stream is handed over as is; the translator
             // reports the truncation in the surface's own way.

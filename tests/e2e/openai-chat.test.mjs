@@ -197,3 +197,33 @@ test('an upstream stream cut mid-event ends with an error event and [DONE]', asy
   assert.equal(typeof error.error.message, 'string');
   assert.ok('type' in error.error && 'code' in error.error);
 });
+
+test('upstream timeouts: a slow first byte fails over, a stalled stream ends with an error event', async () => {
+  await stack.admin('PUT', '/settings', { upstream_timeout_ms: 1000 });
+  try {
+    // The first key tried answers too late: the request moves to the other.
+    const slowModel = 'gemini-2.5-flash-slowkey';
+    await stack.mockApi.script({ model: slowModel, latencyMs: 4000, times: 1 });
+    const res = await client.chat.completions.create({
+      model: slowModel, messages: [{ role: 'user', content: 'are you there' }],
+    });
+    assert.equal(res.choices[0].message.content, 'echo: are you there');
+    const calls = await stack.mockApi.calls({ model: slowModel });
+    assert.equal(calls.length, 2);
+    assert.notEqual(calls[0].key, calls[1].key);
+
+    // A stream whose upstream stalls after the first event.
+    const stallModel = 'gemini-2.5-flash-stall';
+    await stack.mockApi.script({ model: stallModel, eventDelayMs: 5000, times: 1 });
+    const raw = await stack.call('POST', '/v1/chat/completions', {
+      body: { model: stallModel, stream: true, messages: [{ role: 'user', content: 'a b c d e f g h' }] },
+    });
+    assert.equal(raw.status, 200);
+    const events = (await raw.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+    assert.equal(events.at(-1), '[DONE]');
+    const error = JSON.parse(events.at(-2)).error;
+    assert.equal(error.code, 'upstream_timeout');
+  } finally {
+    await stack.admin('PUT', '/settings', { upstream_timeout_ms: null });
+  }
+});
