@@ -194,13 +194,7 @@ mod tests {
     use super::*;
 
     fn candidates(ids: &[&str]) -> Vec<Candidate> {
-        ids.iter()
-            .map(|id| Candidate {
-                id: (*id).to_owned(),
-                weight: 1,
-                project: None,
-            })
-            .collect()
+        ids.iter().map(|id| Candidate::new(*id)).collect()
     }
 
     fn next(

@@ -79,10 +79,28 @@ pub struct Candidate {
     /// Keys of one Google Cloud project share its quota.
     #[serde(default)]
     pub project: Option<String>,
+    /// Bumped whenever an admin edits the key (D1 `updated_at`). A higher
+    /// revision than the health was recorded under gives the key a fresh
+    /// start: that is how re-enabling a disabled key reaches every model's
+    /// gate, while a stale candidate list can never revive it.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 fn default_weight() -> u32 {
     1
+}
+
+impl Candidate {
+    /// A key of weight 1, in no project, at revision 0.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            weight: default_weight(),
+            project: None,
+            revision: 0,
+        }
+    }
 }
 
 /// What the pool knows about one key for this model.
@@ -112,6 +130,8 @@ pub struct KeyHealth {
     pub parked_until_day_reset: bool,
     /// Smooth weighted round-robin's running weight.
     pub wrr_current: i64,
+    /// The candidate revision this health belongs to.
+    pub revision: u64,
 }
 
 impl Default for KeyHealth {
@@ -129,6 +149,7 @@ impl Default for KeyHealth {
             last_used_ms: 0,
             parked_until_day_reset: false,
             wrr_current: 0,
+            revision: 0,
         }
     }
 }
@@ -319,12 +340,18 @@ impl PoolState {
             .min()
             .unwrap_or(0);
         for candidate in candidates {
-            self.keys
-                .entry(candidate.id.clone())
-                .or_insert_with(|| KeyHealth {
-                    uses: known_min_uses,
-                    ..KeyHealth::default()
-                });
+            let fresh = || KeyHealth {
+                uses: known_min_uses,
+                revision: candidate.revision,
+                ..KeyHealth::default()
+            };
+            match self.keys.get_mut(&candidate.id) {
+                Some(health) if candidate.revision > health.revision => *health = fresh(),
+                Some(_) => {}
+                None => {
+                    self.keys.insert(candidate.id.clone(), fresh());
+                }
+            }
         }
     }
 
@@ -614,22 +641,15 @@ mod tests {
     const T0: u64 = 1_705_348_800_000; // 2024-01-15T20:00:00Z, 12:00 PST
 
     fn candidates(ids: &[&str]) -> Vec<Candidate> {
-        ids.iter()
-            .map(|id| Candidate {
-                id: (*id).to_owned(),
-                weight: 1,
-                project: None,
-            })
-            .collect()
+        ids.iter().map(|id| Candidate::new(*id)).collect()
     }
 
     fn with_projects(pairs: &[(&str, Option<&str>)]) -> Vec<Candidate> {
         pairs
             .iter()
             .map(|(id, project)| Candidate {
-                id: (*id).to_owned(),
-                weight: 1,
                 project: project.map(str::to_owned),
+                ..Candidate::new(*id)
             })
             .collect()
     }
@@ -638,9 +658,8 @@ mod tests {
         pairs
             .iter()
             .map(|(id, weight)| Candidate {
-                id: (*id).to_owned(),
                 weight: *weight,
-                project: None,
+                ..Candidate::new(*id)
             })
             .collect()
     }
@@ -1350,5 +1369,38 @@ mod tests {
         let cands = candidates(&["a", "b"]);
         let p = PoolPolicy::default();
         assert_eq!(picks(&mut state, &cands, 3, T0, &p), ["b", "a", "b"]);
+    }
+
+    fn revised(id: &str, revision: u64) -> Candidate {
+        Candidate {
+            revision,
+            ..Candidate::new(id)
+        }
+    }
+
+    #[test]
+    fn an_admin_edit_gives_a_disabled_key_a_fresh_start() {
+        let policy = PoolPolicy::default();
+        let mut state = PoolState::default();
+        let before = [revised("a", 10), revised("b", 10)];
+        let invalid = Outcome::KeyInvalid {
+            reason: "API_KEY_INVALID".into(),
+        };
+        state.record("a", &invalid, 5, &before, 100, &policy);
+        // A stale list (same revision) never revives it.
+        for t in 0..4 {
+            assert_eq!(
+                state.choose(&before, &[], 200 + t, &policy),
+                Choice::Key("b".into())
+            );
+        }
+        // Re-enabled by an admin: its revision moved on.
+        let after = [revised("a", 20), revised("b", 10)];
+        let picks: Vec<Choice> = (0..2)
+            .map(|t| state.choose(&after, &[], 300 + t, &policy))
+            .collect();
+        assert!(picks.contains(&Choice::Key("a".into())), "{picks:?}");
+        assert_eq!(state.keys["a"].revision, 20);
+        assert!(state.keys["a"].disabled.is_none());
     }
 }

@@ -29,6 +29,8 @@ pub struct UpstreamKey {
     pub secret: String,
     pub weight: Option<f64>,
     pub project: Option<String>,
+    /// D1 `updated_at`: the revision the key pool compares.
+    pub updated_at: Option<f64>,
 }
 
 /// What the hot path reads: enabled keys in a stable order, and settings.
@@ -88,6 +90,7 @@ fn candidates_of(keys: &[UpstreamKey]) -> Vec<Candidate> {
             id: k.id.clone(),
             weight: weight_of(k.weight),
             project: k.project.clone(),
+            revision: k.updated_at.map_or(0, int),
         })
         .collect()
 }
@@ -121,7 +124,7 @@ async fn load(db: &D1Database, now: u64) -> Result<Snapshot, GatewayError> {
     let results = db
         .batch(vec![
             db.prepare(
-                "SELECT id, secret, weight, project FROM upstream_keys \
+                "SELECT id, secret, weight, project, updated_at FROM upstream_keys \
                  WHERE enabled = 1 ORDER BY created_at, id",
             ),
             db.prepare(SELECT_GLOBAL),

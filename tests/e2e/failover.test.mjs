@@ -120,3 +120,31 @@ test('when every key is rate limited the client gets 429 with Retry-After after 
   );
   await stack.admin('PUT', '/settings', { max_retries: 3 });
 });
+
+test('a key disabled as invalid serves again once an admin re-enables it', async () => {
+  await stack.admin('DELETE', '/keys', { all: true });
+  await stack.admin('POST', '/keys', { keys: ['ok-revive-a', 'ok-revive-b'] });
+  const model = 'gemini-2.5-flash-revive';
+  await stack.mockApi.script({ key: 'ok-revive-a', model, fault: 'key_invalid', times: 1 });
+  // Stop right after the request that disabled it, so no later request lets
+  // the gate prune the key before the admin re-enables it.
+  for (let i = 0; i < 2; i += 1) {
+    const { calls } = await chatAndTrace(model, `before ${i}`);
+    if (calls.some((c) => c.key === 'ok-revive-a')) break;
+  }
+  const tried = (await stack.mockApi.calls({ model })).filter((c) => c.key === 'ok-revive-a');
+  assert.equal(tried.length, 1);
+  const { keys } = await stack.admin('GET', '/keys');
+  const disabled = keys.find((k) => !k.enabled);
+  assert.ok(disabled, JSON.stringify(keys));
+  assert.match(disabled.disabled_reason, /API_KEY_INVALID/);
+
+  const revived = await stack.admin('PATCH', `/keys/${disabled.id}`, { enabled: true });
+  assert.equal(revived.enabled, true);
+  const served = [];
+  for (let i = 0; i < 4; i += 1) {
+    const { calls } = await chatAndTrace(model, `after ${i}`);
+    served.push(calls.at(-1).key);
+  }
+  assert.ok(served.includes('ok-revive-a'), `re-enabled key never served: ${served}`);
+});
