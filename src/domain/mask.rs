@@ -43,9 +43,62 @@ pub fn key_id(secret: &str) -> String {
     to_hex(&sha256(secret.as_bytes())[..8])
 }
 
+/// Where Google quotes a key in a message.
+const API_KEY_MARKER: &str = "api_key:";
+
+/// Removes a secret from text that came from upstream before it is logged
+/// or shown: Google quotes the key in some messages (`Consumer
+/// 'api_key:AIza…' has been suspended`). Every occurrence of `secret`, and
+/// any token after `api_key:`, is masked.
+pub fn scrub(text: &str, secret: &str) -> String {
+    let text = if secret.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(secret, &mask_secret(secret))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(API_KEY_MARKER) {
+        let (head, tail) = rest.split_at(at + API_KEY_MARKER.len());
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ELLIPSIS)))
+            .unwrap_or(tail.len());
+        let token = &tail[..end];
+        // Already masked (the first pass) or empty: keep as is.
+        if token.contains(ELLIPSIS) || token.is_empty() {
+            out.push_str(token);
+        } else {
+            out.push_str(&mask_secret(token));
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrub_masks_the_secret_and_quoted_api_keys() {
+        let secret = "AIzaSyABCDEFGHIJKLMNOP1234";
+        let msg = format!("Permission denied: Consumer 'api_key:{secret}' has been suspended.");
+        let clean = scrub(&msg, secret);
+        assert!(!clean.contains(secret));
+        assert_eq!(
+            clean,
+            "Permission denied: Consumer 'api_key:AIza…1234' has been suspended."
+        );
+        let other = scrub(
+            "Consumer 'api_key:AIzaOTHERKEYOTHERKEY9999' suspended",
+            secret,
+        );
+        assert_eq!(other, "Consumer 'api_key:AIza…9999' suspended");
+        assert_eq!(scrub("nothing here", secret), "nothing here");
+        assert_eq!(scrub("api_key:", ""), "api_key:");
+    }
     use crate::domain::sha256::sha256_hex;
 
     #[test]

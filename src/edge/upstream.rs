@@ -21,7 +21,7 @@ use super::now_ms;
 use crate::domain::error::GatewayError;
 use crate::domain::gate::{Decision, GateRequest, GateResponse, Report};
 use crate::domain::keypool::KeyHealthView;
-use crate::domain::mask::mask_secret;
+use crate::domain::mask::{mask_secret, scrub};
 use crate::domain::outcome::{Outcome, classify, google_error_message};
 
 /// One logical upstream request, replayable on several keys.
@@ -227,7 +227,7 @@ pub async fn send(
                 return Err(UpstreamError::Client { status, body });
             }
             (outcome, result) => {
-                let detail = failure_detail(&outcome, result.err().as_deref());
+                let detail = scrub(&failure_detail(&outcome, result.err().as_deref()), secret);
                 worker::console_warn!(
                     "[gemgate] {} on key {} for {}: {}",
                     outcome.label(),

@@ -113,3 +113,21 @@ test('the OpenAI model list is cached: a second listing makes no upstream call',
   assert.equal((await one.json()).id, first[0]);
   assert.equal((await stack.mockApi.calls({ action: 'models.get' })).length, 0);
 });
+
+// Last in this file: it disables every key.
+test('a suspended-key message that quotes the key is masked for the client and the log', async () => {
+  const model = 'gemini-2.5-flash-suspended';
+  await stack.mockApi.script({ model, fault: 'permission_denied' });
+  const res = await stack.call('POST', '/v1/chat/completions', {
+    body: { model, messages: [{ role: 'user', content: 'hi' }] },
+  });
+  assert.ok(res.status >= 400, `status ${res.status}`);
+  const text = await res.text();
+  const calls = await stack.mockApi.calls({ model });
+  assert.ok(calls.length >= 2, 'several keys were tried');
+  await stack.waitForLog(/Consumer 'api_key:/);
+  for (const k of ENV_KEYS) {
+    assert.ok(!text.includes(k), `${k} in the response: ${text}`);
+    assert.ok(!stack.log.includes(k), `${k} in the worker log`);
+  }
+});
