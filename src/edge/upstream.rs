@@ -179,27 +179,8 @@ pub async fn send(
             );
         };
         mirror_health(app, &req.gate, reported);
-        let (key_id, report_success) = match decision {
-            Decision::Chosen {
-                key_id,
-                report_success,
-            } => (key_id, report_success),
-            Decision::Exhausted { retry_after_ms } => {
-                if failures.last.is_some() {
-                    break;
-                }
-                return Err(GatewayError::RateLimited {
-                    message: "All upstream keys are cooling down; retry later.".into(),
-                    retry_after_secs: Some(retry_after_ms.div_ceil(1000).max(1)),
-                }
-                .into());
-            }
-            Decision::NoKeys => {
-                if failures.last.is_some() {
-                    break;
-                }
-                return Err(GatewayError::NoKeysConfigured.into());
-            }
+        let Some((key_id, report_success)) = decide(decision, failures.last.is_some())? else {
+            break;
         };
         let Some(secret) = snap.secret(&key_id) else {
             return Err(GatewayError::Internal(format!("gate chose unknown key {key_id}")).into());
@@ -224,7 +205,10 @@ pub async fn send(
                 return Ok(UpstreamOk { key_id, ..ok });
             }
             (Outcome::ClientError { status }, Err(body)) => {
-                return Err(UpstreamError::Client { status, body });
+                return Err(UpstreamError::Client {
+                    status,
+                    body: scrub_body(body, secret),
+                });
             }
             (outcome, result) => {
                 let detail = scrub(&failure_detail(&outcome, result.err().as_deref()), secret);
@@ -254,6 +238,33 @@ pub async fn send(
         record_last(app, req, snap, last).await;
     }
     Err(failures.into_error().into())
+}
+
+/// The key to try next, `None` to stop trying (after earlier failures), or
+/// the error to answer when nothing was tried yet.
+fn decide(decision: Decision, failed_before: bool) -> Result<Option<(String, bool)>, GatewayError> {
+    match decision {
+        Decision::Chosen {
+            key_id,
+            report_success,
+        } => Ok(Some((key_id, report_success))),
+        Decision::Exhausted { .. } | Decision::NoKeys if failed_before => Ok(None),
+        Decision::Exhausted { retry_after_ms } => Err(GatewayError::RateLimited {
+            message: "All upstream keys are cooling down; retry later.".into(),
+            retry_after_secs: Some(retry_after_ms.div_ceil(1000).max(1)),
+        }),
+        Decision::NoKeys => Err(GatewayError::NoKeysConfigured),
+    }
+}
+
+/// An upstream error body relayed to the client must not carry our key.
+fn scrub_body(body: Vec<u8>, secret: &str) -> Vec<u8> {
+    match std::str::from_utf8(&body) {
+        Ok(text) if text.contains(secret) || text.contains("api_key:") => {
+            scrub(text, secret).into_bytes()
+        }
+        _ => body,
+    }
 }
 
 fn failure_detail(outcome: &Outcome, body: Option<&[u8]>) -> String {
