@@ -96,7 +96,7 @@ impl GateRequest {
                         now_ms,
                         &policy,
                     );
-                    failure_view(state, &r, now_ms)
+                    reported_view(state, &r, now_ms)
                 });
                 let decision = match state.choose(&candidates, &exclude, now_ms, &policy) {
                     Choice::Key(key_id) => {
@@ -127,7 +127,7 @@ impl GateRequest {
                     now_ms,
                     &policy,
                 );
-                let reported = failure_view(state, &report, now_ms);
+                let reported = reported_view(state, &report, now_ms);
                 GateResponse::Recorded { reported }
             }
             Self::Snapshot => GateResponse::Snapshot {
@@ -178,9 +178,11 @@ impl Changes {
     }
 }
 
-/// The health view of a key after a failure report (successes need no mirror).
-fn failure_view(state: &PoolState, report: &Report, now_ms: u64) -> Option<KeyHealthView> {
-    if matches!(report.outcome, Outcome::Ok | Outcome::ClientError { .. }) {
+/// The health view of a reported key, for the D1 mirror. A client error
+/// changed nothing; a success is reported only for a key that had failures,
+/// so its view clears the mirror's stale row.
+fn reported_view(state: &PoolState, report: &Report, now_ms: u64) -> Option<KeyHealthView> {
+    if matches!(report.outcome, Outcome::ClientError { .. }) {
         return None;
     }
     state
@@ -315,5 +317,42 @@ mod tests {
             vec!["c".to_owned()]
         );
         assert!(Changes::between(&state, &state).is_empty());
+    }
+
+    #[test]
+    fn a_success_report_returns_the_recovered_view_for_the_mirror() {
+        let mut state = PoolState::default();
+        let policy = PoolPolicy {
+            server_error_cooldown_ms: 0,
+            ..PoolPolicy::default()
+        };
+        let report = |outcome| GateRequest::Report {
+            candidates: candidates(&["a"]),
+            report: Report {
+                key_id: "a".into(),
+                outcome,
+                latency_ms: 1,
+            },
+            policy: policy.clone(),
+        };
+        let GateResponse::Recorded {
+            reported: Some(failed),
+        } = report(Outcome::ServerError { status: 500 }).apply(&mut state, 10)
+        else {
+            panic!("a failure must be mirrored");
+        };
+        assert_eq!(failed.consecutive_failures, 1);
+        let GateResponse::Recorded { reported: Some(ok) } =
+            report(Outcome::Ok).apply(&mut state, 20)
+        else {
+            panic!("a success after failures must be mirrored");
+        };
+        assert_eq!(ok.consecutive_failures, 0);
+        let GateResponse::Recorded { reported } =
+            report(Outcome::ClientError { status: 400 }).apply(&mut state, 30)
+        else {
+            panic!("not recorded");
+        };
+        assert!(reported.is_none());
     }
 }

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use futures::future::{Either, select};
 use futures::{Stream, StreamExt, stream};
 use worker::{
-    AbortController, ByteStream, Delay, Fetch, Headers, Method, Request, RequestInit,
+    AbortController, ByteStream, D1Database, Delay, Fetch, Headers, Method, Request, RequestInit,
     wasm_bindgen::JsValue,
 };
 
@@ -374,9 +374,18 @@ fn report_in_background(app: &App, req: &UpstreamRequest, snap: &Snapshot, repor
         report,
         policy: snap.settings.policy(),
     };
+    let db = app.db().ok();
     app.ctx.wait_until(async move {
-        if let Err(e) = gate::call(&env, &gate_name, &op).await {
-            worker::console_warn!("[gemgate] gate report failed: {e}");
+        match gate::call(&env, &gate_name, &op).await {
+            Ok(GateResponse::Recorded {
+                reported: Some(view),
+            }) => {
+                if let Some(db) = db {
+                    write_mirror(&db, &gate_name, &view).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_warn!("[gemgate] gate report failed: {e}"),
         }
     });
 }
@@ -397,18 +406,21 @@ fn mirror_health(app: &App, model: &str, reported: Option<KeyHealthView>) {
     let Some(view) = reported else { return };
     let Ok(db) = app.db() else { return };
     let model = model.to_owned();
-    app.ctx.wait_until(async move {
-        let result = keys::record_health(
-            &db,
-            &view.id,
-            &model,
-            view.cooldown_until_ms,
-            view.consecutive_failures,
-            view.last_error.as_deref(),
-        )
-        .await;
-        if let Err(e) = result {
-            worker::console_warn!("[gemgate] health mirror failed: {e}");
-        }
-    });
+    app.ctx
+        .wait_until(async move { write_mirror(&db, &model, &view).await });
+}
+
+async fn write_mirror(db: &D1Database, model: &str, view: &KeyHealthView) {
+    let result = keys::record_health(
+        db,
+        &view.id,
+        model,
+        view.cooldown_until_ms,
+        view.consecutive_failures,
+        view.last_error.as_deref(),
+    )
+    .await;
+    if let Err(e) = result {
+        worker::console_warn!("[gemgate] health mirror failed: {e}");
+    }
 }
