@@ -16,6 +16,7 @@ pub mod mask;
 pub mod openai;
 pub mod outcome;
 pub mod route;
+pub mod sealed;
 pub mod sha256;
 pub mod sse;
 pub mod translate;

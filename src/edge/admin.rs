@@ -112,7 +112,8 @@ async fn add_keys(app: &App, req: &mut Request) -> HandlerResult {
         source: "admin".into(),
         ..input.meta
     };
-    let counts = keys::import(&app.db()?, &valid, &meta).await?;
+    let sealer = keys::sealer(&app.env).await?;
+    let counts = keys::import(&app.db()?, &valid, &meta, sealer.as_deref()).await?;
     render::json(
         200,
         &json!({

@@ -21,7 +21,8 @@ thread_local! {
     static CONFIG: OnceCell<Rc<IsolateConfig>> = const { OnceCell::new() };
 }
 
-fn secret(env: &Env, name: &str) -> Option<String> {
+/// A secret (or, in local dev, a var) that is set and not blank.
+pub fn secret(env: &Env, name: &str) -> Option<String> {
     env.secret(name)
         .ok()
         .map(|s| s.to_string())

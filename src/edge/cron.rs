@@ -16,7 +16,19 @@ pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // Keys added to the secret after the isolate started are picked up here.
     if let Ok(raw) = env.secret("GEMINI_API_KEYS").map(|s| s.to_string()) {
         let secrets = parse_key_list(&raw);
-        if let Err(e) = keys::import(&db, &secrets, &KeyMeta::from_source("env")).await {
+        let imported = match keys::sealer(&env).await {
+            Ok(sealer) => {
+                keys::import(
+                    &db,
+                    &secrets,
+                    &KeyMeta::from_source("env"),
+                    sealer.as_deref(),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = imported {
             worker::console_warn!("[gemgate] cron import failed: {e}");
         }
     }

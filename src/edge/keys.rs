@@ -12,13 +12,18 @@ use serde::{Deserialize, Serialize};
 use worker::D1Database;
 use worker::wasm_bindgen::JsValue;
 
+use futures::future::join_all;
+use worker::Env;
+
 use super::app::{App, internal};
+use super::crypto::SecretBox;
 use super::settings::{SELECT_GLOBAL, SettingsRow};
 use super::{js_int, now_ms};
 use crate::domain::config::{Settings, parse_key_list};
 use crate::domain::error::GatewayError;
 use crate::domain::keypool::Candidate;
 use crate::domain::mask::{key_id, mask_secret};
+use crate::domain::sealed::{self, Stored};
 
 const SNAPSHOT_TTL_MS: u64 = 10_000;
 
@@ -112,15 +117,48 @@ pub async fn snapshot(app: &App) -> Result<Rc<Snapshot>, GatewayError> {
         return Ok(snap);
     }
     let db = app.db()?;
+    let sealer = sealer(&app.env).await?;
     if !ENV_IMPORTED.with(Cell::get) {
-        import_env_keys(app, &db).await?;
+        import_env_keys(app, &db, sealer.as_deref()).await?;
     }
-    let snap = Rc::new(load(&db, now).await?);
+    let snap = Rc::new(load(&db, sealer, now).await?);
     SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap.clone()));
     Ok(snap)
 }
 
-async fn load(db: &D1Database, now: u64) -> Result<Snapshot, GatewayError> {
+/// Decrypts the stored secrets. A key that cannot be opened (wrong or
+/// missing `ENCRYPTION_KEY`) is left out and logged by id, so one bad row
+/// never takes the whole pool down.
+async fn open_all(sealer: Option<Rc<SecretBox>>, stored: Vec<UpstreamKey>) -> Vec<UpstreamKey> {
+    let opened = join_all(stored.into_iter().map(|mut key| {
+        let sealer = sealer.clone();
+        async move {
+            let result = match (&sealer, sealed::parse(&key.secret)) {
+                (_, Stored::Plain(_)) => Ok(key.secret.clone()),
+                (Some(sealer), _) => sealer.open(&key.secret).await,
+                (None, _) => Err(GatewayError::Internal("ENCRYPTION_KEY is not set".into())),
+            };
+            match result {
+                Ok(plain) => {
+                    key.secret = plain;
+                    Some(key)
+                }
+                Err(e) => {
+                    worker::console_error!("[gemgate] cannot open key {}: {e}", key.id);
+                    None
+                }
+            }
+        }
+    }))
+    .await;
+    opened.into_iter().flatten().collect()
+}
+
+async fn load(
+    db: &D1Database,
+    sealer: Option<Rc<SecretBox>>,
+    now: u64,
+) -> Result<Snapshot, GatewayError> {
     let results = db
         .batch(vec![
             db.prepare(
@@ -136,7 +174,8 @@ async fn load(db: &D1Database, now: u64) -> Result<Snapshot, GatewayError> {
             "D1 batch returned the wrong count".into(),
         ));
     };
-    let keys: Vec<UpstreamKey> = keys.results().map_err(internal("decode keys"))?;
+    let stored: Vec<UpstreamKey> = keys.results().map_err(internal("decode keys"))?;
+    let keys = open_all(sealer, stored).await;
     let rows: Vec<SettingsRow> = settings.results().map_err(internal("decode settings"))?;
     let settings = super::settings::from_row(rows.first());
     Ok(Snapshot {
@@ -149,10 +188,14 @@ async fn load(db: &D1Database, now: u64) -> Result<Snapshot, GatewayError> {
 
 /// Imports `GEMINI_API_KEYS` once per isolate. Idempotent: key ids are
 /// derived from the secret, so a second import changes nothing.
-async fn import_env_keys(app: &App, db: &D1Database) -> Result<(), GatewayError> {
+async fn import_env_keys(
+    app: &App,
+    db: &D1Database,
+    sealer: Option<&SecretBox>,
+) -> Result<(), GatewayError> {
     if let Some(raw) = app.env_keys() {
         let secrets = parse_key_list(&raw);
-        let counts = import(db, &secrets, &KeyMeta::from_source("env")).await?;
+        let counts = import(db, &secrets, &KeyMeta::from_source("env"), sealer).await?;
         if counts.added > 0 {
             worker::console_log!(
                 "[gemgate] imported {} key(s) from GEMINI_API_KEYS",
@@ -195,29 +238,40 @@ pub async fn import(
     db: &D1Database,
     secrets: &[String],
     meta: &KeyMeta,
+    sealer: Option<&SecretBox>,
 ) -> Result<ImportCounts, GatewayError> {
     if secrets.is_empty() {
         return Ok(ImportCounts::default());
+    }
+    if sealer.is_none() {
+        worker::console_warn!(
+            "[gemgate] ENCRYPTION_KEY is not set: upstream keys are stored in plaintext"
+        );
     }
     let now = js_int(now_ms());
     let class = meta.class.as_deref().unwrap_or("free");
     let mut statements = Vec::with_capacity(secrets.len());
     for secret in secrets {
+        let stored = match sealer {
+            Some(sealer) => sealer.seal(secret).await?,
+            None => secret.clone(),
+        };
         let stmt = db
             .prepare(
                 "INSERT OR IGNORE INTO upstream_keys \
-                 (id, secret, label, project, weight, class, enabled, source, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?8)",
+                 (id, secret, label, project, weight, class, enabled, source, created_at, \
+                 updated_at, masked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?8, ?9)",
             )
             .bind(&[
                 key_id(secret).into(),
-                secret.as_str().into(),
+                stored.into(),
                 opt(meta.label.as_deref()),
                 opt(meta.project.as_deref()),
                 JsValue::from_f64(f64::from(meta.weight.unwrap_or(1))),
                 class.into(),
                 meta.source.as_str().into(),
                 now.clone(),
+                mask_secret(secret).into(),
             ])
             .map_err(internal("bind key insert"))?;
         statements.push(stmt);
@@ -275,6 +329,7 @@ pub struct HealthView {
 struct KeyRow {
     id: String,
     secret: String,
+    masked: Option<String>,
     label: Option<String>,
     project: Option<String>,
     weight: Option<f64>,
@@ -309,8 +364,8 @@ pub async fn list(db: &D1Database) -> Result<Vec<KeyView>, GatewayError> {
     let results = db
         .batch(vec![
             db.prepare(
-                "SELECT id, secret, label, project, weight, class, enabled, disabled_reason, \
-                 source, created_at FROM upstream_keys ORDER BY created_at, id",
+                "SELECT id, secret, masked, label, project, weight, class, enabled, \
+                 disabled_reason, source, created_at FROM upstream_keys ORDER BY created_at, id",
             ),
             db.prepare(
                 "SELECT key_id, model, cooldown_until, consecutive_failures, last_error, updated_at \
@@ -343,7 +398,7 @@ pub async fn list(db: &D1Database) -> Result<Vec<KeyView>, GatewayError> {
                     updated_at: int(h.updated_at),
                 })
                 .collect(),
-            masked: mask_secret(&k.secret),
+            masked: listed_mask(&k.secret, k.masked.as_deref()),
             id: k.id,
             label: k.label,
             project: k.project,
@@ -355,6 +410,24 @@ pub async fn list(db: &D1Database) -> Result<Vec<KeyView>, GatewayError> {
             created_at: int(k.created_at),
         })
         .collect())
+}
+
+/// The masked form stored at insert, or for rows written before it was
+/// stored, one made from the plaintext; a sealed value is never shown.
+fn listed_mask(stored: &str, masked: Option<&str>) -> String {
+    match (masked, sealed::parse(stored)) {
+        (Some(m), _) => m.to_owned(),
+        (None, Stored::Plain(plain)) => mask_secret(plain),
+        (None, _) => "(encrypted)".to_owned(),
+    }
+}
+
+/// The isolate's secret box, when `ENCRYPTION_KEY` is set.
+pub async fn sealer(env: &Env) -> Result<Option<Rc<SecretBox>>, GatewayError> {
+    match super::app::secret(env, "ENCRYPTION_KEY") {
+        Some(key) => SecretBox::for_isolate(&key).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Marks a key disabled with the reason, as a `KeyInvalid` outcome demands.

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod app;
 pub mod body;
 pub mod cron;
+pub mod crypto;
 pub mod gate;
 pub mod gemini;
 pub mod keys;

@@ -48,6 +48,18 @@ test('GEMINI_API_KEYS is imported once, deduplicated, and listed masked', async 
   for (const k of ENV_KEYS) assert.ok(!body.includes(k), `${k} listed in full`);
 });
 
+test('D1 stores upstream keys encrypted, with only their masked form in clear', async () => {
+  const rows = await stack.d1('SELECT secret, masked FROM upstream_keys');
+  assert.equal(rows.length, 3);
+  for (const row of rows) {
+    assert.match(row.secret, /^enc:v1:[A-Za-z0-9+/=]+$/);
+    assert.match(row.masked, /…/);
+    for (const k of ENV_KEYS) {
+      assert.ok(!row.secret.includes(k) && !row.masked.includes(k), `${k} stored in clear`);
+    }
+  }
+});
+
 test('a per-day 429 parks the key for that model until midnight in Los Angeles', async () => {
   const model = 'gemini-2.5-flash-perday';
   const before = Date.now();

@@ -16,7 +16,8 @@ const SECOND_CLIENT_TOKEN = 'sk-second-token'; // the harness's other ACCESS_TOK
 let stack;
 
 before(async () => {
-  stack = await startStack({ keys: KEYS });
+  // This file runs without ENCRYPTION_KEY: the plaintext fallback must work.
+  stack = await startStack({ keys: KEYS, secrets: { ENCRYPTION_KEY: '' } });
 });
 after(async () => stack?.stop());
 
@@ -376,4 +377,13 @@ test('browser clients get CORS: preflight on both surfaces, and readable answers
   // The admin surface is same-origin only.
   const admin = await fetch(`${stack.url}/admin/api/keys`, { method: 'OPTIONS' });
   assert.equal(admin.headers.get('access-control-allow-origin'), null);
+});
+
+test('without ENCRYPTION_KEY keys are stored in plaintext, with a warning, and still listed masked', async () => {
+  const rows = await stack.d1('SELECT secret, masked FROM upstream_keys');
+  const secrets = rows.map((r) => r.secret);
+  for (const k of KEYS) assert.ok(secrets.includes(k), `${k} not stored as is`);
+  assert.ok(secrets.every((v) => !v.startsWith('enc:')));
+  assert.ok(rows.every((r) => r.masked && !secrets.includes(r.masked)));
+  assert.match(stack.log, /ENCRYPTION_KEY is not set/);
 });

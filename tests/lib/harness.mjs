@@ -110,6 +110,7 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
   const secretLines = {
     ADMIN_PASSWORD,
     ACCESS_TOKENS: `${CLIENT_TOKEN},sk-second-token`,
+    ENCRYPTION_KEY: 'test-encryption-key-0123456789abcdef',
     ...secrets,
   };
   writeFileSync(
@@ -155,6 +156,15 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     async stop() {
       await stopChild(worker.child);
       await mock.close();
+    },
+    /** Runs SQL against the worker's local D1 (what is really stored). */
+    async d1(sql) {
+      const { stdout } = await execFileP(
+        WRANGLER,
+        ['d1', 'execute', 'DB', '--local', '--persist-to', persistDir, '--json', '--command', sql],
+        { cwd: ROOT, env: baseEnv(), timeout: 60_000 },
+      );
+      return JSON.parse(stdout)[0].results;
     },
     /** Admin API call with the admin bearer. */
     async admin(method, path, body) {
