@@ -62,8 +62,13 @@ async fn route_and_dispatch(
         .find(|(k, _)| k == "key")
         .map(|(_, v)| v.into_owned());
     let header = |name: &str| req.headers().get(name).ok().flatten();
+    let (authorization, goog, x_api) = (
+        header("authorization"),
+        header("x-goog-api-key"),
+        header("x-api-key"),
+    );
     let hints = Hints {
-        google_client: header("x-goog-api-key").is_some()
+        google_client: goog.is_some()
             || header("x-goog-api-client").is_some()
             || query_key.is_some(),
     };
@@ -79,34 +84,37 @@ async fn route_and_dispatch(
         }
     };
     let surface = route.surface();
-    let (authorization, goog, x_api) = (
-        header("authorization"),
-        header("x-goog-api-key"),
-        header("x-api-key"),
-    );
     let creds = Credentials {
         authorization: authorization.as_deref(),
         goog_api_key: goog.as_deref(),
         x_api_key: x_api.as_deref(),
         query_key: query_key.as_deref(),
     };
-    let result = match route {
-        Route::Health => openai::health(&app).await,
-        Route::AdminPage => admin::page(&app, req).await,
-        Route::AdminKeys | Route::AdminKey(_) | Route::AdminSettings => {
-            match admin_auth(&app, &creds) {
-                Ok(()) => admin::api(&app, req, route).await,
-                Err(e) => Err(e),
-            }
-        }
-        _ => match client_auth(&app, &creds) {
-            Ok(()) => dispatch(&app, req, route, url.clone()).await,
-            Err(e) => Err(e),
-        },
-    };
-    match result {
+    match serve(&app, req, route, url, &creds).await {
         Ok(resp) => Ok(resp),
         Err(e) => render::error(surface, &e),
+    }
+}
+
+/// Authenticates for the route's surface, then hands over to its handler.
+async fn serve(
+    app: &App,
+    req: Request,
+    route: Route,
+    url: &worker::Url,
+    creds: &Credentials<'_>,
+) -> std::result::Result<Response, GatewayError> {
+    match route {
+        Route::Health => openai::health(app).await,
+        Route::AdminPage => admin::page(app, req).await,
+        Route::AdminKeys | Route::AdminKey(_) | Route::AdminSettings => {
+            admin_auth(app, creds)?;
+            admin::api(app, req, route).await
+        }
+        _ => {
+            client_auth(app, creds)?;
+            dispatch(app, req, route, url).await
+        }
     }
 }
 
@@ -114,17 +122,17 @@ async fn dispatch(
     app: &App,
     req: Request,
     route: Route,
-    url: worker::Url,
+    url: &worker::Url,
 ) -> std::result::Result<Response, GatewayError> {
     match route {
         Route::ChatCompletions => openai::chat(app, req).await,
         Route::Embeddings => openai::embeddings(app, req).await,
         Route::ListModels => openai::list_models(app).await,
         Route::GetModel(id) => openai::get_model(app, &id).await,
-        Route::NativeListModels => gemini::list_models(app, &url).await,
+        Route::NativeListModels => gemini::list_models(app, url).await,
         Route::NativeGetModel(id) => gemini::get_model(app, &id).await,
         Route::NativeModelAction { model, action } => {
-            gemini::action(app, req, &url, &model, action).await
+            gemini::action(app, req, url, &model, action).await
         }
         Route::Health
         | Route::AdminPage
