@@ -51,9 +51,13 @@ pub async fn list_models(app: &App, url: &Url) -> HandlerResult {
     pass(app, &snap, Method::Get, target, None, false, LIST_GATE).await
 }
 
-pub async fn get_model(app: &App, id: &str) -> HandlerResult {
+pub async fn get_model(app: &App, url: &Url, id: &str) -> HandlerResult {
     let snap = keys::snapshot(app).await?;
-    let target = format!("{}/v1beta/models/{id}", app.config.env.gemini_api_base);
+    let target = format!(
+        "{}/{}/models/{id}",
+        app.config.env.gemini_api_base,
+        api_version(url)
+    );
     pass(app, &snap, Method::Get, target, None, false, LIST_GATE).await
 }
 

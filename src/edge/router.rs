@@ -130,7 +130,7 @@ async fn dispatch(
         Route::ListModels => openai::list_models(app).await,
         Route::GetModel(id) => openai::get_model(app, &id).await,
         Route::NativeListModels => gemini::list_models(app, url).await,
-        Route::NativeGetModel(id) => gemini::get_model(app, &id).await,
+        Route::NativeGetModel(id) => gemini::get_model(app, url, &id).await,
         Route::NativeModelAction { model, action } => {
             gemini::action(app, req, url, &model, action).await
         }
