@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::GatewayError;
-use super::keypool::{PoolPolicy, Strategy};
+use super::keypool::PoolPolicy;
 
 /// Env var names from DESIGN §3. Tests and users rely on them.
 pub const GEMINI_API_BASE: &str = "GEMINI_API_BASE";
@@ -36,18 +36,10 @@ const DAY_MS: u64 = 86_400_000;
 pub struct Settings {
     /// Extra upstream attempts on other keys after a retryable failure (3).
     pub max_retries: u32,
-    /// Key rotation strategy (`round_robin`).
-    pub strategy: Strategy,
-    /// Cooldown after a 5xx (30 s).
-    pub server_error_cooldown_ms: u64,
-    /// Consecutive server/network failures that open a key's circuit (5; 0 = off).
-    pub circuit_breaker_failures: u32,
-    /// How long an open circuit keeps a key out (5 min).
-    pub circuit_open_ms: u64,
-    /// Cooldown after a 429 without `RetryInfo` (60 s).
-    pub rate_limit_default_cooldown_ms: u64,
-    /// Cooldown after a network failure or timeout (10 s).
-    pub network_cooldown_ms: u64,
+    /// The key-pool knobs (strategy, cooldowns, circuit breaker), stored
+    /// flat beside the other settings.
+    #[serde(flatten)]
+    pub pool: PoolPolicy,
     /// Abort an upstream fetch after this long (120 s).
     pub upstream_timeout_ms: u64,
     /// Larger request bodies get 413 (20 MiB).
@@ -62,15 +54,9 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        let policy = PoolPolicy::default();
         Self {
             max_retries: 3,
-            strategy: policy.strategy,
-            server_error_cooldown_ms: policy.server_error_cooldown_ms,
-            circuit_breaker_failures: policy.circuit_breaker_failures,
-            circuit_open_ms: policy.circuit_open_ms,
-            rate_limit_default_cooldown_ms: policy.rate_limit_default_cooldown_ms,
-            network_cooldown_ms: policy.network_cooldown_ms,
+            pool: PoolPolicy::default(),
             upstream_timeout_ms: 120_000,
             max_body_bytes: 20 * MIB,
             models_cache_ttl_secs: 600,
@@ -84,26 +70,27 @@ impl Settings {
     /// Checks every field against its allowed range, naming the first bad one.
     pub fn validate(&self) -> Result<(), GatewayError> {
         check("max_retries", u64::from(self.max_retries), 0, 10)?;
+        let pool = &self.pool;
         check(
             "server_error_cooldown_ms",
-            self.server_error_cooldown_ms,
+            pool.server_error_cooldown_ms,
             0,
             DAY_MS,
         )?;
         check(
             "circuit_breaker_failures",
-            u64::from(self.circuit_breaker_failures),
+            u64::from(pool.circuit_breaker_failures),
             0,
             1_000,
         )?;
-        check("circuit_open_ms", self.circuit_open_ms, 0, DAY_MS)?;
+        check("circuit_open_ms", pool.circuit_open_ms, 0, DAY_MS)?;
         check(
             "rate_limit_default_cooldown_ms",
-            self.rate_limit_default_cooldown_ms,
+            pool.rate_limit_default_cooldown_ms,
             0,
             DAY_MS,
         )?;
-        check("network_cooldown_ms", self.network_cooldown_ms, 0, DAY_MS)?;
+        check("network_cooldown_ms", pool.network_cooldown_ms, 0, DAY_MS)?;
         check(
             "upstream_timeout_ms",
             self.upstream_timeout_ms,
@@ -158,14 +145,7 @@ impl Settings {
 
     /// The key-pool knobs of these settings.
     pub fn policy(&self) -> PoolPolicy {
-        PoolPolicy {
-            strategy: self.strategy,
-            server_error_cooldown_ms: self.server_error_cooldown_ms,
-            circuit_breaker_failures: self.circuit_breaker_failures,
-            circuit_open_ms: self.circuit_open_ms,
-            rate_limit_default_cooldown_ms: self.rate_limit_default_cooldown_ms,
-            network_cooldown_ms: self.network_cooldown_ms,
-        }
+        self.pool.clone()
     }
 }
 
@@ -286,6 +266,7 @@ fn strip_quotes(item: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::keypool::Strategy;
     use serde_json::json;
     use std::collections::HashMap;
 
@@ -293,12 +274,12 @@ mod tests {
     fn defaults_match_the_documented_values() {
         let s = Settings::default();
         assert_eq!(s.max_retries, 3);
-        assert_eq!(s.strategy, Strategy::RoundRobin);
-        assert_eq!(s.server_error_cooldown_ms, 30_000);
-        assert_eq!(s.circuit_breaker_failures, 5);
-        assert_eq!(s.circuit_open_ms, 300_000);
-        assert_eq!(s.rate_limit_default_cooldown_ms, 60_000);
-        assert_eq!(s.network_cooldown_ms, 10_000);
+        assert_eq!(s.pool.strategy, Strategy::RoundRobin);
+        assert_eq!(s.pool.server_error_cooldown_ms, 30_000);
+        assert_eq!(s.pool.circuit_breaker_failures, 5);
+        assert_eq!(s.pool.circuit_open_ms, 300_000);
+        assert_eq!(s.pool.rate_limit_default_cooldown_ms, 60_000);
+        assert_eq!(s.pool.network_cooldown_ms, 10_000);
         assert_eq!(s.upstream_timeout_ms, 120_000);
         assert_eq!(s.max_body_bytes, 20 * 1024 * 1024);
         assert_eq!(s.models_cache_ttl_secs, 600);
@@ -314,7 +295,7 @@ mod tests {
             serde_json::from_str(r#"{"max_retries":5,"strategy":"adaptive","from_the_future":1}"#)
                 .unwrap();
         assert_eq!(s.max_retries, 5);
-        assert_eq!(s.strategy, Strategy::Adaptive);
+        assert_eq!(s.pool.strategy, Strategy::Adaptive);
         assert_eq!(s.upstream_timeout_ms, 120_000);
         let empty: Settings = serde_json::from_str("{}").unwrap();
         assert_eq!(empty, Settings::default());
@@ -323,11 +304,18 @@ mod tests {
     #[test]
     fn settings_round_trip_through_json() {
         let s = Settings {
-            strategy: Strategy::LeastUsed,
+            pool: PoolPolicy {
+                strategy: Strategy::LeastUsed,
+                ..PoolPolicy::default()
+            },
             include_thoughts: true,
             ..Settings::default()
         };
-        let back: Settings = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        let json = serde_json::to_value(&s).unwrap();
+        // The pool knobs are stored flat beside the other settings.
+        assert_eq!(json["strategy"], "least_used");
+        assert!(json.get("pool").is_none());
+        let back: Settings = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
     }
 
@@ -337,7 +325,7 @@ mod tests {
         s.apply_patch(&json!({"max_retries": 0, "strategy": "weighted", "include_thoughts": true}))
             .unwrap();
         assert_eq!(s.max_retries, 0);
-        assert_eq!(s.strategy, Strategy::Weighted);
+        assert_eq!(s.pool.strategy, Strategy::Weighted);
         assert!(s.include_thoughts);
         assert_eq!(s.upstream_timeout_ms, 120_000);
         assert_eq!(s.policy().strategy, Strategy::Weighted);
