@@ -65,7 +65,34 @@ pub enum Route {
     AdminPage,
 }
 
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials (health, and the admin page's static shell, whose data
+    /// all comes from the admin API).
+    Public,
+    /// A client token.
+    Client,
+    /// `ADMIN_PASSWORD`.
+    Admin,
+}
+
 impl Route {
+    /// Who may call this route. Exhaustive, so a new route must choose.
+    pub fn access(&self) -> Access {
+        match self {
+            Self::Health | Self::AdminPage => Access::Public,
+            Self::ChatCompletions
+            | Self::Embeddings
+            | Self::ListModels
+            | Self::GetModel(_)
+            | Self::NativeListModels
+            | Self::NativeGetModel(_)
+            | Self::NativeModelAction { .. } => Access::Client,
+            Self::AdminKeys | Self::AdminKey(_) | Self::AdminSettings => Access::Admin,
+        }
+    }
+
     pub fn surface(&self) -> Surface {
         match self {
             Self::Health
@@ -379,5 +406,45 @@ mod tests {
         );
         assert!(get("/admin/api/keys/../settings").is_err());
         assert_eq!(get("/admin/").map(|r| r.surface()), Ok(Surface::Admin));
+    }
+
+    /// Walks every path under `/admin/api/` that resolves, with every method
+    /// it allows: each one must demand the admin password.
+    #[test]
+    fn every_admin_api_route_requires_the_admin_password() {
+        let samples = [
+            "/admin/api/keys",
+            "/admin/api/keys/abc123",
+            "/admin/api/settings",
+        ];
+        let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
+        let mut checked = 0;
+        for path in samples {
+            for method in methods {
+                if let Ok(route) = resolve(method, path, Hints::default()) {
+                    assert_eq!(route.access(), Access::Admin, "{method} {path}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 9, "only {checked} admin routes were walked");
+        // Anything else under /admin/api/ resolves to no route at all.
+        assert!(resolve("GET", "/admin/api/unknown", Hints::default()).is_err());
+    }
+
+    #[test]
+    fn only_health_and_the_admin_shell_are_public() {
+        for (method, path) in [("GET", "/health"), ("GET", "/healthz"), ("GET", "/admin/")] {
+            let route = resolve(method, path, Hints::default()).unwrap();
+            assert_eq!(route.access(), Access::Public, "{path}");
+        }
+        for (method, path) in [
+            ("POST", "/v1/chat/completions"),
+            ("GET", "/v1/models"),
+            ("POST", "/v1beta/models/gemini-2.5-flash:generateContent"),
+        ] {
+            let route = resolve(method, path, Hints::default()).unwrap();
+            assert_eq!(route.access(), Access::Client, "{path}");
+        }
     }
 }

@@ -8,7 +8,7 @@ use super::app::App;
 use super::{admin, gemini, openai, render};
 use crate::domain::auth::{Credentials, matches_any};
 use crate::domain::error::GatewayError;
-use crate::domain::route::{self, Hints, Route, Surface};
+use crate::domain::route::{self, Access, Hints, Route, Surface};
 
 /// Response headers a browser may read on the API surfaces.
 const EXPOSED_HEADERS: &str = "retry-after, x-request-id, x-ratelimit-limit-requests, \
@@ -104,17 +104,18 @@ async fn serve(
     url: &worker::Url,
     creds: &Credentials<'_>,
 ) -> std::result::Result<Response, GatewayError> {
+    match route.access() {
+        Access::Public => {}
+        Access::Client => client_auth(app, creds)?,
+        Access::Admin => admin_auth(app, creds)?,
+    }
     match route {
         Route::Health => openai::health(app).await,
         Route::AdminPage => admin::page(app, req).await,
         Route::AdminKeys | Route::AdminKey(_) | Route::AdminSettings => {
-            admin_auth(app, creds)?;
             admin::api(app, req, route).await
         }
-        _ => {
-            client_auth(app, creds)?;
-            dispatch(app, req, route, url).await
-        }
+        _ => dispatch(app, req, route, url).await,
     }
 }
 
