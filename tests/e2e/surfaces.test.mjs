@@ -387,3 +387,16 @@ test('without ENCRYPTION_KEY keys are stored in plaintext, with a warning, and s
   assert.ok(rows.every((r) => r.masked && !secrets.includes(r.masked)));
   assert.match(stack.log, /ENCRYPTION_KEY is not set/);
 });
+
+test('chat and embeddings also answer without the /v1 prefix', async () => {
+  const chat = await stack.call('POST', '/chat/completions', {
+    body: { model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'bare' }] },
+  });
+  assert.equal(chat.status, 200);
+  assert.equal((await chat.json()).choices[0].message.content, 'echo: bare');
+  const emb = await stack.call('POST', '/embeddings', {
+    body: { model: 'gemini-embedding-001', input: 'bare', dimensions: 4 },
+  });
+  assert.equal(emb.status, 200);
+  assert.equal((await emb.json()).data[0].embedding.length, 4);
+});
