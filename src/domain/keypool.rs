@@ -4,7 +4,7 @@
 //! rules only. It never reads a clock, storage, D1 or a secret: keys are known
 //! by their non-secret id and time is passed in as `now_ms`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -292,8 +292,9 @@ impl PoolState {
 
     /// Drops the health of keys that are no longer configured.
     pub fn prune(&mut self, candidates: &[Candidate]) {
-        self.keys
-            .retain(|id, _| candidates.iter().any(|c| &c.id == id));
+        // A set, so pruning a pool of hundreds of keys stays linear.
+        let configured: BTreeSet<&str> = candidates.iter().map(|c| c.id.as_str()).collect();
+        self.keys.retain(|id, _| configured.contains(id.as_str()));
     }
 
     /// Forgets everything about one key, e.g. when an admin re-enables it.

@@ -6,7 +6,9 @@
 //
 // Env knobs (all optional, all bounded): BENCH_WARMUP (50), BENCH_SEQ (300),
 // BENCH_TP_SECONDS (5), BENCH_TP_MAX (1000), BENCH_CONCURRENCY (8),
-// BENCH_SCENARIOS (comma list of native,chat,stream).
+// BENCH_SCENARIOS (comma list of native,chat,stream), BENCH_KEYS (3: the
+// size of the upstream key pool, to see that per-request cost does not grow
+// with it).
 //
 // Prints a table and writes the same data to tests/bench/last-run.json.
 // Exits non-zero if the correctness guard or any measured request fails.
@@ -38,7 +40,8 @@ const ONLY = (process.env.BENCH_SCENARIOS ?? '').split(',').map((s) => s.trim())
 
 const ADMIN_PASSWORD = 'bench-admin-password';
 const CLIENT_TOKEN = 'sk-bench-client-token';
-const UPSTREAM_KEYS = ['ok-bench-1', 'ok-bench-2', 'ok-bench-3'];
+const KEY_COUNT = intEnv('BENCH_KEYS', 3, 1, 2000);
+const UPSTREAM_KEYS = Array.from({ length: KEY_COUNT }, (_, i) => `ok-bench-${i + 1}`);
 const PASSTHROUGH_KEY = 'ok-bench-passthrough';
 const MODEL = 'gemini-2.5-flash';
 const PROMPT = 'gemgate bench: the quick brown fox jumps over the lazy dog';
