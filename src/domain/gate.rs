@@ -16,15 +16,62 @@ pub struct Report {
     pub latency_ms: u64,
 }
 
-/// One call to a model's gate. The caller sends the enabled keys each time,
-/// so the gate never holds secrets and never reads D1.
+/// The enabled keys the gate chooses from. The worker sends the whole list
+/// only when the gate may not have it; otherwise just its digest, so a
+/// request's payload does not grow with the pool. The gate never holds
+/// secrets and never reads D1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "roster", rename_all = "snake_case")]
+pub enum Roster {
+    Full {
+        digest: String,
+        candidates: Vec<Candidate>,
+    },
+    Known {
+        digest: String,
+    },
+}
+
+/// The rosters a gate remembers, newest first. Isolates whose key snapshots
+/// differ for a moment (after an admin edit) each find theirs, instead of
+/// evicting each other's on every call. Held in memory only: a gate that
+/// restarted asks for the list again.
+#[derive(Debug, Default)]
+pub struct Rosters {
+    recent: Vec<(String, Vec<Candidate>)>,
+}
+
+impl Rosters {
+    const KEEP: usize = 4;
+
+    /// The candidates for a roster, learning a full one; `None` when only a
+    /// digest came and it is not known here. The roster used goes to the
+    /// front, so the least recently used one is forgotten first.
+    pub fn resolve(&mut self, roster: Roster) -> Option<&[Candidate]> {
+        let entry = match roster {
+            Roster::Full { digest, candidates } => {
+                self.recent.retain(|(d, _)| *d != digest);
+                (digest, candidates)
+            }
+            Roster::Known { digest } => {
+                let at = self.recent.iter().position(|(d, _)| *d == digest)?;
+                self.recent.remove(at)
+            }
+        };
+        self.recent.insert(0, entry);
+        self.recent.truncate(Self::KEEP);
+        self.recent.first().map(|(_, c)| c.as_slice())
+    }
+}
+
+/// One call to a model's gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum GateRequest {
     /// Records the previous attempt's outcome (if any) and picks the next key,
     /// never one in `exclude`. One round trip per attempt.
     Next {
-        candidates: Vec<Candidate>,
+        roster: Roster,
         #[serde(default)]
         exclude: Vec<String>,
         #[serde(default)]
@@ -33,14 +80,12 @@ pub enum GateRequest {
     },
     /// Records an outcome without choosing (the last attempt, or a success).
     Report {
-        candidates: Vec<Candidate>,
+        roster: Roster,
         report: Report,
         policy: PoolPolicy,
     },
     /// The health of every key, for the admin API.
     Snapshot,
-    /// Clears the health of one key (re-enabled or deleted by an admin).
-    Forget { key_id: String },
 }
 
 /// The gate's choice for the next attempt.
@@ -73,32 +118,37 @@ pub enum GateResponse {
     Snapshot {
         keys: Vec<KeyHealthView>,
     },
+    /// Only a digest came and the gate does not know it: send the list.
+    NeedRoster,
 }
 
 impl GateRequest {
     /// Applies the request to the state and answers it. What changed is
     /// found by [`Changes::between`].
-    pub fn apply(self, state: &mut PoolState, now_ms: u64) -> GateResponse {
+    pub fn apply(self, state: &mut PoolState, rosters: &mut Rosters, now_ms: u64) -> GateResponse {
         match self {
             Self::Next {
-                candidates,
+                roster,
                 exclude,
                 report,
                 policy,
             } => {
-                state.prune(&candidates);
+                let Some(candidates) = rosters.resolve(roster) else {
+                    return GateResponse::NeedRoster;
+                };
+                state.prune(candidates);
                 let reported = report.and_then(|r| {
                     state.record(
                         &r.key_id,
                         &r.outcome,
                         r.latency_ms,
-                        &candidates,
+                        candidates,
                         now_ms,
                         &policy,
                     );
                     reported_view(state, &r, now_ms)
                 });
-                let decision = match state.choose(&candidates, &exclude, now_ms, &policy) {
+                let decision = match state.choose(candidates, &exclude, now_ms, &policy) {
                     Choice::Key(key_id) => {
                         let report_success = state
                             .keys
@@ -115,15 +165,18 @@ impl GateRequest {
                 GateResponse::Next { decision, reported }
             }
             Self::Report {
-                candidates,
+                roster,
                 report,
                 policy,
             } => {
+                let Some(candidates) = rosters.resolve(roster) else {
+                    return GateResponse::NeedRoster;
+                };
                 state.record(
                     &report.key_id,
                     &report.outcome,
                     report.latency_ms,
-                    &candidates,
+                    candidates,
                     now_ms,
                     &policy,
                 );
@@ -133,10 +186,6 @@ impl GateRequest {
             Self::Snapshot => GateResponse::Snapshot {
                 keys: state.snapshot(now_ms),
             },
-            Self::Forget { key_id } => {
-                state.reset_key(&key_id);
-                GateResponse::Recorded { reported: None }
-            }
         }
     }
 }
@@ -199,6 +248,15 @@ mod tests {
         ids.iter().map(|id| Candidate::new(*id)).collect()
     }
 
+    /// A full roster whose digest is its ids joined, which is unique enough
+    /// for tests.
+    fn full(ids: &[&str]) -> Roster {
+        Roster::Full {
+            digest: ids.join(","),
+            candidates: candidates(ids),
+        }
+    }
+
     fn next(
         state: &mut PoolState,
         exclude: &[&str],
@@ -206,12 +264,12 @@ mod tests {
         now: u64,
     ) -> GateResponse {
         let op = GateRequest::Next {
-            candidates: candidates(&["a", "b", "c"]),
+            roster: full(&["a", "b", "c"]),
             exclude: exclude.iter().map(|s| (*s).to_owned()).collect(),
             report,
             policy: PoolPolicy::default(),
         };
-        op.apply(state, now)
+        op.apply(state, &mut Rosters::default(), now)
     }
 
     fn chosen(resp: &GateResponse) -> &str {
@@ -269,7 +327,7 @@ mod tests {
     #[test]
     fn requests_round_trip_through_json() {
         let op = GateRequest::Next {
-            candidates: candidates(&["a"]),
+            roster: full(&["a"]),
             exclude: vec!["b".into()],
             report: Some(Report {
                 key_id: "b".into(),
@@ -287,7 +345,7 @@ mod tests {
         let mut state = PoolState::default();
         next(&mut state, &[], None, 0);
         let before = state.clone();
-        GateRequest::Snapshot.apply(&mut state, 1);
+        GateRequest::Snapshot.apply(&mut state, &mut Rosters::default(), 1);
         assert!(Changes::between(&before, &state).is_empty());
     }
 
@@ -306,12 +364,12 @@ mod tests {
 
         let before = state.clone();
         let op = GateRequest::Next {
-            candidates: candidates(&["a", "b"]),
+            roster: full(&["a", "b"]),
             exclude: vec![],
             report: None,
             policy: PoolPolicy::default(),
         };
-        op.apply(&mut state, 3);
+        op.apply(&mut state, &mut Rosters::default(), 3);
         assert_eq!(
             Changes::between(&before, &state).removed,
             vec!["c".to_owned()]
@@ -327,7 +385,7 @@ mod tests {
             ..PoolPolicy::default()
         };
         let report = |outcome| GateRequest::Report {
-            candidates: candidates(&["a"]),
+            roster: full(&["a"]),
             report: Report {
                 key_id: "a".into(),
                 outcome,
@@ -337,22 +395,68 @@ mod tests {
         };
         let GateResponse::Recorded {
             reported: Some(failed),
-        } = report(Outcome::ServerError { status: 500 }).apply(&mut state, 10)
+        } = report(Outcome::ServerError { status: 500 }).apply(
+            &mut state,
+            &mut Rosters::default(),
+            10,
+        )
         else {
             panic!("a failure must be mirrored");
         };
         assert_eq!(failed.consecutive_failures, 1);
         let GateResponse::Recorded { reported: Some(ok) } =
-            report(Outcome::Ok).apply(&mut state, 20)
+            report(Outcome::Ok).apply(&mut state, &mut Rosters::default(), 20)
         else {
             panic!("a success after failures must be mirrored");
         };
         assert_eq!(ok.consecutive_failures, 0);
-        let GateResponse::Recorded { reported } =
-            report(Outcome::ClientError { status: 400 }).apply(&mut state, 30)
+        let GateResponse::Recorded { reported } = report(Outcome::ClientError { status: 400 })
+            .apply(&mut state, &mut Rosters::default(), 30)
         else {
             panic!("not recorded");
         };
         assert!(reported.is_none());
+    }
+
+    #[test]
+    fn a_known_digest_stands_in_for_the_list_and_an_unknown_one_asks_for_it() {
+        let mut state = PoolState::default();
+        let mut rosters = Rosters::default();
+        let next = |roster: Roster| GateRequest::Next {
+            roster,
+            exclude: vec![],
+            report: None,
+            policy: PoolPolicy::default(),
+        };
+        let known = |d: &str| Roster::Known { digest: d.into() };
+        // Nothing learned yet: the gate asks, and changes nothing.
+        let before = state.clone();
+        assert_eq!(
+            next(known("a,b")).apply(&mut state, &mut rosters, 0),
+            GateResponse::NeedRoster
+        );
+        assert!(Changes::between(&before, &state).is_empty());
+        // Learned once, then the digest alone is enough.
+        assert!(matches!(
+            next(full(&["a", "b"])).apply(&mut state, &mut rosters, 1),
+            GateResponse::Next { .. }
+        ));
+        assert!(matches!(
+            next(known("a,b")).apply(&mut state, &mut rosters, 2),
+            GateResponse::Next { .. }
+        ));
+        // Several isolates' rosters are remembered at once, up to a bound.
+        for ids in [["c", "d"], ["e", "f"], ["g", "h"]] {
+            next(full(&ids)).apply(&mut state, &mut rosters, 3);
+        }
+        assert!(matches!(
+            next(known("a,b")).apply(&mut state, &mut rosters, 4),
+            GateResponse::Next { .. }
+        ));
+        next(full(&["i", "j"])).apply(&mut state, &mut rosters, 5);
+        assert_eq!(
+            next(known("c,d")).apply(&mut state, &mut rosters, 6),
+            GateResponse::NeedRoster
+        );
     }
 }

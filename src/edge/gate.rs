@@ -13,7 +13,7 @@ use worker::{
 
 use super::now_ms;
 use crate::domain::error::GatewayError;
-use crate::domain::gate::{Changes, GateRequest, GateResponse};
+use crate::domain::gate::{Changes, GateRequest, GateResponse, Rosters};
 use crate::domain::keypool::{KeyHealth, PoolState};
 
 // `#[durable_object]` expands to code that names `wasm_bindgen` directly.
@@ -23,6 +23,8 @@ use worker::wasm_bindgen;
 pub struct ModelGate {
     state: State,
     pool: RefCell<Option<PoolState>>,
+    /// Recent key lists, in memory only (a restart asks for them again).
+    rosters: RefCell<Rosters>,
 }
 
 impl DurableObject for ModelGate {
@@ -30,6 +32,7 @@ impl DurableObject for ModelGate {
         Self {
             state,
             pool: RefCell::new(None),
+            rosters: RefCell::new(Rosters::default()),
         }
     }
 
@@ -44,7 +47,7 @@ impl DurableObject for ModelGate {
             None => self.load().await?,
         };
         let before = pool.clone();
-        let answer = op.apply(&mut pool, now_ms());
+        let answer = op.apply(&mut pool, &mut self.rosters.borrow_mut(), now_ms());
         let changes = Changes::between(&before, &pool);
         // Put the state back before awaiting the writes, so a request that
         // interleaves sees the new state, never a stale copy.

@@ -6,6 +6,7 @@
 //! within `SNAPSHOT_TTL_MS`.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -21,9 +22,11 @@ use super::settings::{SELECT_GLOBAL, SettingsRow};
 use super::{js_int, now_ms};
 use crate::domain::config::{Settings, parse_key_list};
 use crate::domain::error::GatewayError;
+use crate::domain::gate::Roster;
 use crate::domain::keypool::Candidate;
 use crate::domain::mask::{key_id, mask_secret};
 use crate::domain::sealed::{self, Stored};
+use crate::domain::sha256::sha256_hex;
 
 const SNAPSHOT_TTL_MS: u64 = 10_000;
 
@@ -44,9 +47,54 @@ pub struct Snapshot {
     pub candidates: Vec<Candidate>,
     pub settings: Settings,
     loaded_at: u64,
+    /// Digest of `candidates`, so gates that already have the list get only this.
+    digest: String,
+    /// The gates this snapshot's list was sent to.
+    sent: RefCell<HashSet<String>>,
 }
 
 impl Snapshot {
+    fn new(keys: Vec<UpstreamKey>, settings: Settings, loaded_at: u64) -> Self {
+        let candidates = candidates_of(&keys);
+        let digest = serde_json::to_string(&candidates)
+            .map(|json| sha256_hex(json.as_bytes()))
+            .unwrap_or_default();
+        Self {
+            keys,
+            candidates,
+            settings,
+            loaded_at,
+            digest,
+            sent: RefCell::new(HashSet::new()),
+        }
+    }
+
+    /// The roster for a call to `gate`: the digest alone once the gate was
+    /// sent the list by this snapshot, else the list.
+    pub fn roster_for(&self, gate: &str) -> Roster {
+        if self.sent.borrow().contains(gate) {
+            Roster::Known {
+                digest: self.digest.clone(),
+            }
+        } else {
+            self.full_roster()
+        }
+    }
+
+    pub fn full_roster(&self) -> Roster {
+        Roster::Full {
+            digest: self.digest.clone(),
+            candidates: self.candidates.clone(),
+        }
+    }
+
+    /// Records that `gate` has this snapshot's list.
+    pub fn mark_sent(&self, gate: &str) {
+        if !self.sent.borrow().contains(gate) {
+            self.sent.borrow_mut().insert(gate.to_owned());
+        }
+    }
+
     pub fn secret(&self, id: &str) -> Option<&str> {
         self.keys
             .iter()
@@ -79,12 +127,7 @@ pub fn forget_in_snapshot(id: &str) {
             .filter(|k| k.id != id)
             .cloned()
             .collect();
-        let next = Snapshot {
-            candidates: candidates_of(&keys),
-            keys,
-            settings: current.settings.clone(),
-            loaded_at: current.loaded_at,
-        };
+        let next = Snapshot::new(keys, current.settings.clone(), current.loaded_at);
         *slot = Some(Rc::new(next));
     });
 }
@@ -178,12 +221,7 @@ async fn load(
     let keys = open_all(sealer, stored).await;
     let rows: Vec<SettingsRow> = settings.results().map_err(internal("decode settings"))?;
     let settings = super::settings::from_row(rows.first());
-    Ok(Snapshot {
-        candidates: candidates_of(&keys),
-        keys,
-        settings,
-        loaded_at: now,
-    })
+    Ok(Snapshot::new(keys, settings, now))
 }
 
 /// Imports `GEMINI_API_KEYS` once per isolate. Idempotent: key ids are

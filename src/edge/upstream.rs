@@ -19,7 +19,7 @@ use super::gate;
 use super::keys::{self, Snapshot};
 use super::now_ms;
 use crate::domain::error::GatewayError;
-use crate::domain::gate::{Decision, GateRequest, GateResponse, Report};
+use crate::domain::gate::{Decision, GateRequest, GateResponse, Report, Roster};
 use crate::domain::keypool::KeyHealthView;
 use crate::domain::mask::{mask_secret, scrub};
 use crate::domain::outcome::{Outcome, classify, google_error_message};
@@ -162,16 +162,13 @@ pub async fn send(
     let mut failures = Failures::default();
 
     for _ in 0..=settings.max_retries {
-        let answer = gate::call(
-            &app.env,
-            &req.gate,
-            &GateRequest::Next {
-                candidates: snap.candidates.clone(),
-                exclude: tried.clone(),
-                report: report.take(),
-                policy: policy.clone(),
-            },
-        )
+        let last = report.take();
+        let answer = call_gate(app, snap, &req.gate, |roster| GateRequest::Next {
+            roster,
+            exclude: tried.clone(),
+            report: last.clone(),
+            policy: policy.clone(),
+        })
         .await?;
         let GateResponse::Next { decision, reported } = answer else {
             return Err(
@@ -274,13 +271,31 @@ fn failure_detail(outcome: &Outcome, body: Option<&[u8]>) -> String {
     )
 }
 
+/// Calls a gate with the snapshot's roster, resending the full list once if
+/// the gate no longer has it (it restarted, or another snapshot pushed it out).
+async fn call_gate(
+    app: &App,
+    snap: &Snapshot,
+    gate_name: &str,
+    op: impl Fn(Roster) -> GateRequest,
+) -> Result<GateResponse, GatewayError> {
+    let mut answer = gate::call(&app.env, gate_name, &op(snap.roster_for(gate_name))).await?;
+    if answer == GateResponse::NeedRoster {
+        answer = gate::call(&app.env, gate_name, &op(snap.full_roster())).await?;
+    }
+    snap.mark_sent(gate_name);
+    Ok(answer)
+}
+
 async fn record_last(app: &App, req: &UpstreamRequest, snap: &Snapshot, report: Report) {
-    let op = GateRequest::Report {
-        candidates: snap.candidates.clone(),
-        report,
-        policy: snap.settings.policy(),
-    };
-    match gate::call(&app.env, &req.gate, &op).await {
+    let policy = snap.settings.policy();
+    let answer = call_gate(app, snap, &req.gate, |roster| GateRequest::Report {
+        roster,
+        report: report.clone(),
+        policy: policy.clone(),
+    })
+    .await;
+    match answer {
         Ok(GateResponse::Recorded { reported }) => mirror_health(app, &req.gate, reported),
         Ok(other) => worker::console_warn!("[gemgate] gate answered Report with {other:?}"),
         Err(e) => worker::console_warn!("[gemgate] gate report failed: {e}"),
@@ -369,8 +384,9 @@ fn build(req: &UpstreamRequest, secret: &str) -> worker::Result<Request> {
 fn report_in_background(app: &App, req: &UpstreamRequest, snap: &Snapshot, report: Report) {
     let env = app.env.clone();
     let gate_name = req.gate.clone();
+    // Off the hot path: the full list is sent, so this never needs a retry.
     let op = GateRequest::Report {
-        candidates: snap.candidates.clone(),
+        roster: snap.full_roster(),
         report,
         policy: snap.settings.policy(),
     };
