@@ -3,9 +3,8 @@
 
 use worker::{Env, ScheduleContext, ScheduledEvent};
 
-use super::keys::{self, KeyMeta};
+use super::keys;
 use super::{js_int, now_ms};
-use crate::domain::config::parse_key_list;
 
 pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let cron = event.cron();
@@ -13,22 +12,14 @@ pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         worker::console_error!("[gemgate] cron {cron}: no DB binding");
         return;
     };
-    // Keys added to the secret after the isolate started are picked up here.
+    // A changed GEMINI_API_KEYS is picked up here even if no isolate restarts.
     if let Ok(raw) = env.secret("GEMINI_API_KEYS").map(|s| s.to_string()) {
-        let secrets = parse_key_list(&raw);
-        let imported = match keys::sealer(&env).await {
-            Ok(sealer) => {
-                keys::import(
-                    &db,
-                    &secrets,
-                    &KeyMeta::from_source("env"),
-                    sealer.as_deref(),
-                )
-                .await
-            }
-            Err(e) => Err(e),
+        let imported = async {
+            let sealer = keys::sealer(&env).await?;
+            let stored = keys::imported_env_digest(&db).await?;
+            keys::import_env_if_changed(&db, &raw, sealer.as_deref(), stored.as_deref()).await
         };
-        if let Err(e) = imported {
+        if let Err(e) = imported.await {
             worker::console_warn!("[gemgate] cron import failed: {e}");
         }
     }

@@ -161,10 +161,19 @@ pub async fn snapshot(app: &App) -> Result<Rc<Snapshot>, GatewayError> {
     }
     let db = app.db()?;
     let sealer = sealer(&app.env).await?;
+    let (mut loaded, imported_digest) = load(&db, sealer.clone(), now).await?;
     if !ENV_IMPORTED.with(Cell::get) {
-        import_env_keys(app, &db, sealer.as_deref()).await?;
+        if let Some(raw) = app.env_keys() {
+            let changed =
+                import_env_if_changed(&db, &raw, sealer.as_deref(), imported_digest.as_deref())
+                    .await?;
+            if changed {
+                loaded = load(&db, sealer, now).await?.0;
+            }
+        }
+        ENV_IMPORTED.with(|c| c.set(true));
     }
-    let snap = Rc::new(load(&db, sealer, now).await?);
+    let snap = Rc::new(loaded);
     SNAPSHOT.with(|s| *s.borrow_mut() = Some(snap.clone()));
     Ok(snap)
 }
@@ -197,11 +206,13 @@ async fn open_all(sealer: Option<Rc<SecretBox>>, stored: Vec<UpstreamKey>) -> Ve
     opened.into_iter().flatten().collect()
 }
 
+/// Loads the enabled keys, the settings and the imported-env digest in one
+/// D1 batch.
 async fn load(
     db: &D1Database,
     sealer: Option<Rc<SecretBox>>,
     now: u64,
-) -> Result<Snapshot, GatewayError> {
+) -> Result<(Snapshot, Option<String>), GatewayError> {
     let results = db
         .batch(vec![
             db.prepare(
@@ -209,10 +220,11 @@ async fn load(
                  WHERE enabled = 1 ORDER BY created_at, id",
             ),
             db.prepare(SELECT_GLOBAL),
+            db.prepare(SELECT_ENV_DIGEST),
         ])
         .await
         .map_err(internal("load keys and settings"))?;
-    let [keys, settings] = results.as_slice() else {
+    let [keys, settings, env_digest] = results.as_slice() else {
         return Err(GatewayError::Internal(
             "D1 batch returned the wrong count".into(),
         ));
@@ -221,28 +233,56 @@ async fn load(
     let keys = open_all(sealer, stored).await;
     let rows: Vec<SettingsRow> = settings.results().map_err(internal("decode settings"))?;
     let settings = super::settings::from_row(rows.first());
-    Ok(Snapshot::new(keys, settings, now))
+    let digests: Vec<SettingsRow> = env_digest.results().map_err(internal("decode digest"))?;
+    let digest = digests.into_iter().next().map(SettingsRow::into_value);
+    Ok((Snapshot::new(keys, settings, now), digest))
 }
 
-/// Imports `GEMINI_API_KEYS` once per isolate. Idempotent: key ids are
-/// derived from the secret, so a second import changes nothing.
-async fn import_env_keys(
-    app: &App,
+/// Where the digest of the last imported `GEMINI_API_KEYS` is kept.
+const ENV_DIGEST: &str = "env_keys_digest";
+const SELECT_ENV_DIGEST: &str = "SELECT value FROM meta WHERE name = 'env_keys_digest'";
+
+/// Imports `GEMINI_API_KEYS` unless this exact value was imported before
+/// (`stored_digest`), so a cold isolate does not re-encrypt and re-insert
+/// hundreds of keys. Idempotent either way: key ids derive from the secret.
+/// Returns whether it imported.
+pub async fn import_env_if_changed(
     db: &D1Database,
+    raw: &str,
     sealer: Option<&SecretBox>,
-) -> Result<(), GatewayError> {
-    if let Some(raw) = app.env_keys() {
-        let secrets = parse_key_list(&raw);
-        let counts = import(db, &secrets, &KeyMeta::from_source("env"), sealer).await?;
-        if counts.added > 0 {
-            worker::console_log!(
-                "[gemgate] imported {} key(s) from GEMINI_API_KEYS",
-                counts.added
-            );
-        }
+    stored_digest: Option<&str>,
+) -> Result<bool, GatewayError> {
+    let digest = sha256_hex(raw.trim().as_bytes());
+    if stored_digest == Some(digest.as_str()) {
+        return Ok(false);
     }
-    ENV_IMPORTED.with(|c| c.set(true));
-    Ok(())
+    let secrets = parse_key_list(raw);
+    let counts = import(db, &secrets, &KeyMeta::from_source("env"), sealer).await?;
+    worker::console_log!(
+        "[gemgate] GEMINI_API_KEYS: {} key(s) added, {} already stored",
+        counts.added,
+        counts.existing
+    );
+    db.prepare(
+        "INSERT INTO meta (name, value, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (name) DO UPDATE SET value = ?2, updated_at = ?3",
+    )
+    .bind(&[ENV_DIGEST.into(), digest.into(), js_int(now_ms())])
+    .map_err(internal("bind env digest"))?
+    .run()
+    .await
+    .map_err(internal("record env digest"))?;
+    Ok(true)
+}
+
+/// The digest of the last imported `GEMINI_API_KEYS`, for the cron job.
+pub async fn imported_env_digest(db: &D1Database) -> Result<Option<String>, GatewayError> {
+    let row: Option<SettingsRow> = db
+        .prepare(SELECT_ENV_DIGEST)
+        .first(None)
+        .await
+        .map_err(internal("read env digest"))?;
+    Ok(row.map(SettingsRow::into_value))
 }
 
 /// Labels applied to keys added together.

@@ -11,10 +11,16 @@ use crate::domain::error::GatewayError;
 
 pub const SELECT_GLOBAL: &str = "SELECT value FROM settings WHERE scope = 'global'";
 
-/// A row of the `settings` table.
+/// A row with one `value` column (the `settings` and `meta` tables).
 #[derive(Deserialize)]
 pub struct SettingsRow {
     value: String,
+}
+
+impl SettingsRow {
+    pub fn into_value(self) -> String {
+        self.value
+    }
 }
 
 /// The stored settings, or the defaults when none (or unreadable) are stored.

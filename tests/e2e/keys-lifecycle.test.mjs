@@ -126,6 +126,17 @@ test('the OpenAI model list is cached: a second listing makes no upstream call',
   assert.equal((await stack.mockApi.calls({ action: 'models.get' })).length, 0);
 });
 
+test('a restarted worker does not import an unchanged GEMINI_API_KEYS again', async () => {
+  assert.match(stack.log, /GEMINI_API_KEYS: 3 key\(s\) added/);
+  const [meta] = await stack.d1("SELECT value FROM meta WHERE name = 'env_keys_digest'");
+  assert.match(meta.value, /^[0-9a-f]{64}$/);
+  await stack.restart();
+  await chat('gemini-2.5-flash-after-restart');
+  assert.doesNotMatch(stack.log, /GEMINI_API_KEYS:/, 'the keys were imported again');
+  const { total } = await stack.admin('GET', '/keys');
+  assert.equal(total, 3);
+});
+
 // Last in this file: it disables every key.
 test('a suspended-key message that quotes the key is masked for the client and the log', async () => {
   const model = 'gemini-2.5-flash-suspended';
