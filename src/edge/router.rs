@@ -11,7 +11,7 @@ use crate::domain::error::GatewayError;
 use crate::domain::route::{self, Access, Hints, Route, Surface};
 
 /// Response headers a browser may read on the API surfaces.
-const EXPOSED_HEADERS: &str = "retry-after, x-request-id, x-ratelimit-limit-requests, \
+const EXPOSED_HEADERS: &str = "retry-after, x-ratelimit-limit-requests, \
      x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
      x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
 
