@@ -2,7 +2,7 @@
 // under `wrangler dev` (real workerd, local D1/KV/DO), wired together.
 // Every wait here is bounded; servers listen on 127.0.0.1 only.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -156,6 +156,8 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     async stop() {
       await stopChild(worker.child);
       await mock.close();
+      // Keep the state for a post-mortem only when asked to.
+      if (!process.env.GEMGATE_KEEP_STATE) rmSync(persistDir, { recursive: true, force: true });
     },
     /** Runs SQL against the worker's local D1 (what is really stored). */
     async d1(sql) {
