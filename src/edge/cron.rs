@@ -13,7 +13,7 @@ pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         return;
     };
     // A changed GEMINI_API_KEYS is picked up here even if no isolate restarts.
-    if let Ok(raw) = env.secret("GEMINI_API_KEYS").map(|s| s.to_string()) {
+    if let Some(raw) = super::app::secret(&env, "GEMINI_API_KEYS") {
         let imported = async {
             let sealer = keys::sealer(&env).await?;
             let stored = keys::imported_env_digest(&db).await?;

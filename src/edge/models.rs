@@ -10,7 +10,7 @@ use worker::Method;
 use super::app::App;
 use super::keys::Snapshot;
 use super::now_ms;
-use super::upstream::{self, UpstreamBody, UpstreamError, UpstreamRequest};
+use super::upstream::{self, UpstreamError, UpstreamRequest};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model};
 
@@ -128,15 +128,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         stream: false,
         gate: LIST_GATE.to_owned(),
     };
-    let ok = upstream::send(app, snap, &request).await?;
-    let UpstreamBody::Full(bytes) = ok.body else {
-        return Err(GatewayError::Internal("model list came as a stream".into()).into());
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        UpstreamError::Gateway(GatewayError::BadGateway(format!(
-            "Upstream sent an unreadable model list: {e}"
-        )))
-    })
+    Ok(upstream::send(app, snap, &request).await?.json()?)
 }
 
 /// Percent-encodes a query value (page tokens are opaque base64-ish text).

@@ -55,14 +55,7 @@ pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
         return sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage))
             .map_err(runtime);
     }
-    let UpstreamBody::Full(bytes) = ok.body else {
-        return Err(GatewayError::Internal(
-            "non-stream request got a stream".into(),
-        ));
-    };
-    let resp: GenerateContentResponse = serde_json::from_slice(&bytes).map_err(|e| {
-        GatewayError::BadGateway(format!("Upstream sent an unreadable response: {e}"))
-    })?;
+    let resp: GenerateContentResponse = ok.json()?;
     let completion = chat::chat_response(resp, &ctx)?;
     render::json(200, &completion).map_err(runtime)
 }
@@ -154,14 +147,7 @@ pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
         let ok = upstream::send(app, &snap, &request)
             .await
             .map_err(|e| openai_upstream_error(e, &client_model))?;
-        let UpstreamBody::Full(bytes) = ok.body else {
-            return Err(GatewayError::Internal(
-                "non-stream request got a stream".into(),
-            ));
-        };
-        let resp: BatchEmbedContentsResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            GatewayError::BadGateway(format!("Upstream sent an unreadable response: {e}"))
-        })?;
+        let resp: BatchEmbedContentsResponse = ok.json()?;
         if resp.embeddings.len() != batch.requests.len() {
             return Err(GatewayError::BadGateway(format!(
                 "Upstream returned {} embeddings for {} inputs.",

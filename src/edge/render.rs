@@ -54,8 +54,3 @@ pub fn gemini_error_body(err: &GatewayError) -> serde_json::Value {
         }
     })
 }
-
-/// Copies a header onto a response when present.
-pub fn set_header(resp: &mut Response, name: &str, value: &str) -> Result<()> {
-    resp.headers_mut().set(name, value)
-}

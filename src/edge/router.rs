@@ -78,7 +78,7 @@ async fn route_and_dispatch(
         Err(e) => {
             let mut resp = render::error(e.surface, &e.error)?;
             if let Some(allow) = e.allow {
-                render::set_header(&mut resp, "allow", allow)?;
+                resp.headers_mut().set("allow", allow)?;
             }
             return Ok(resp);
         }

@@ -90,6 +90,20 @@ pub struct UpstreamOk {
     pub key_id: String,
 }
 
+impl UpstreamOk {
+    /// The whole body of a non-stream answer, parsed as `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, GatewayError> {
+        let UpstreamBody::Full(bytes) = self.body else {
+            return Err(GatewayError::Internal(
+                "a non-stream request got a stream".into(),
+            ));
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            GatewayError::BadGateway(format!("Upstream sent an unreadable response: {e}"))
+        })
+    }
+}
+
 pub enum UpstreamError {
     /// The request itself was refused upstream (4xx other than key/quota
     /// problems): the client gets it, and the key stays healthy.
