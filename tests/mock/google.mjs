@@ -13,12 +13,14 @@ import { handleControl } from './lib/control.mjs';
 import { apiKeyOf, geminiRoute, handleGemini } from './lib/gemini.mjs';
 import { internalError } from './lib/errors.mjs';
 import { readBody, sendHtml404, sendGoogleJson } from './lib/http.mjs';
+import { handleMedia } from './lib/media.mjs';
 import { CATALOG, stripModelsPrefix } from './lib/models.mjs';
 import { bearerOf, handleRevoke, handleToken, handleUserinfo } from './lib/oauth.mjs';
 import { MockState } from './lib/state.mjs';
 
 export { CATALOG } from './lib/models.mjs';
 export { MockState } from './lib/state.mjs';
+export { mediaBytes } from './lib/media.mjs';
 
 const HOST = '127.0.0.1';
 const RECORDED_HEADERS = ['content-type', 'x-goog-api-key', 'authorization', 'user-agent', 'x-goog-api-client'];
@@ -86,6 +88,7 @@ async function serve({ req, res, state, catalog, opts, lifetime }) {
   if (action === 'token') return handleToken(ctx);
   if (action === 'userinfo') return handleUserinfo(ctx);
   if (action === 'revoke') return handleRevoke(ctx);
+  if (action === 'media') return handleMedia(ctx);
   ctx.call.status = 404;
   sendHtml404(res, url.pathname);
 }
@@ -94,6 +97,7 @@ function otherAction(method, pathname) {
   if (method === 'POST' && pathname === '/token') return 'token';
   if (method === 'POST' && pathname === '/revoke') return 'revoke';
   if (method === 'GET' && pathname === '/oauth2/v2/userinfo') return 'userinfo';
+  if (method === 'GET' && /^\/media\/[^/]+$/.test(pathname)) return 'media';
   return 'unknown';
 }
 

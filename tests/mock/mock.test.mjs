@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startMock } from './google.mjs';
+import { mediaBytes, startMock } from './google.mjs';
 import { mockClient } from './client.mjs';
+import { mediaBytes as libMediaBytes } from './lib/media.mjs';
+import { thinkingBudgetRange, thinkingLevelsOf } from './lib/models.mjs';
 
 const T = { timeout: 10_000 };
 const KEY = 'test-key-0001';
@@ -244,7 +246,7 @@ describe('generateContent', () => {
   test('snake_case field names are accepted; maxOutputTokens truncates with MAX_TOKENS', T, async () => {
     const r = await generate(fresh('gemini-2.0-flash'), {
       contents: [{ role: 'user', parts: [{ text: 'a long enough prompt to be cut' }] }],
-      generation_config: { max_output_tokens: 2, thinking_config: { include_thoughts: false } },
+      generation_config: { max_output_tokens: 2, stop_sequences: ['never-there'] },
       system_instruction: { parts: { text: 'single part, not a list' } },
     });
     assert.equal(r.status, 200, r.text);
@@ -313,15 +315,19 @@ describe('request validation', () => {
   });
 
   test('all real generationConfig and thinkingConfig fields are accepted', T, async () => {
+    // Valid together: one schema field at a time, a budget on 2.5 and a level on Gemini 3.
     const generationConfig = {
-      stopSequences: ['zzz'], responseMimeType: 'text/plain', responseSchema: { type: 'STRING' }, responseJsonSchema: { type: 'string' },
+      stopSequences: ['zzz'], responseMimeType: 'application/json', responseSchema: { type: 'STRING' },
       responseModalities: ['TEXT'], candidateCount: 1, maxOutputTokens: 100, temperature: 0.5, topP: 0.9, topK: 10, seed: 1,
-      presencePenalty: 0, frequencyPenalty: 0, responseLogprobs: false, logprobs: 1, enableEnhancedCivicAnswers: false,
-      speechConfig: {}, thinkingConfig: { thinkingBudget: 128, includeThoughts: false, thinkingLevel: 'low' },
+      presencePenalty: 0, frequencyPenalty: 0, responseLogprobs: true, logprobs: 1, enableEnhancedCivicAnswers: false,
+      speechConfig: {}, thinkingConfig: { thinkingBudget: 128, includeThoughts: false },
       mediaResolution: 'MEDIA_RESOLUTION_LOW', imageConfig: {},
     };
     const r = await generate(fresh(), ask('x', { generationConfig, tools: [], toolConfig: {}, safetySettings: [], labels: { a: 'b' } }));
     assert.equal(r.status, 200, r.text);
+    const level = { responseMimeType: 'application/json', responseJsonSchema: { type: 'string' }, thinkingConfig: { thinkingLevel: 'low' } };
+    const g3 = await generate(fresh('gemini-3-flash-preview'), ask('x', { generationConfig: level }));
+    assert.equal(g3.status, 200, g3.text);
   });
 
   test('missing or empty contents', T, async () => {
@@ -779,6 +785,677 @@ describe('OAuth and Code Assist', () => {
     assert.equal(r.json.error.details[0].reason, 'RATE_LIMIT_EXCEEDED');
     assert.equal(r.json.error.details[0].domain, 'cloudcode-pa.googleapis.com');
     assert.deepEqual(r.json.error.details[1], { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '5s' });
+  });
+});
+
+// ---------------------------------------------------------------- schema rules
+
+/** The 400 message of a request the mock must reject. */
+async function rejected(model, body) {
+  const r = await generate(model, body);
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error.status, 'INVALID_ARGUMENT');
+  return r.json.error.message;
+}
+
+async function accepted(model, body) {
+  const r = await generate(model, body);
+  assert.equal(r.status, 200, r.text);
+  return r.json;
+}
+
+const withFunctions = (declarations, extra = {}) => ask('x', { tools: [{ functionDeclarations: declarations }], ...extra });
+const FN = '* GenerateContentRequest.tools[0].function_declarations';
+const GC = '* GenerateContentRequest.generation_config';
+
+describe('schema rules: OpenAPI subset (parameters, response, responseSchema)', () => {
+  test('every violation is reported, one line each, with Google\'s paths', T, async () => {
+    const parameters = {
+      type: 'OBJECT',
+      properties: {
+        city: { type: 'ARRAY' },
+        when: { type: 'STRING', format: 'date' },
+        count: { type: 'INTEGER', enum: ['1'], format: 'float' },
+        note: { description: 'no type' },
+        nested: { type: 'OBJECT', properties: {} },
+        choice: { anyOf: [{ type: 'STRING' }, { description: 'untyped branch' }] },
+      },
+      required: ['city', 'country'],
+      propertyOrdering: ['when', 'zip'],
+    };
+    const message = await rejected(fresh(), withFunctions([{ name: 'ok' }, { name: 'weather', parameters }]));
+    const at = `${FN}[1].parameters`;
+    assert.equal(
+      message,
+      `${at}.required[1]: property is not defined\n` +
+        `${at}.property_ordering[1]: property is not defined\n` +
+        `${at}.properties[city].items: missing field.\n` +
+        `${at}.properties[when].format: only 'enum' and 'date-time' are supported for STRING type\n` +
+        `${at}.properties[count].enum: only allowed for STRING type\n` +
+        `${at}.properties[count].format: only 'int32' and 'int64' are supported for INTEGER type\n` +
+        `${at}.properties[note].type: must be specified\n` +
+        `${at}.properties[nested].properties: should be non-empty for OBJECT type\n` +
+        `${at}.properties[choice].any_of[1].type: must be specified\n`,
+    );
+  });
+
+  test('formats per type; response and responseSchema are checked the same way', T, async () => {
+    const message = await rejected(fresh(), withFunctions(
+      [{ name: 'f', response: { type: 'BOOLEAN', format: 'bool' } }],
+      { generationConfig: { responseMimeType: 'application/json', responseSchema: { type: 'OBJECT', properties: { x: { type: 'NUMBER', format: 'int32' } } } } },
+    ));
+    assert.equal(
+      message,
+      `${FN}[0].response.format: format is not supported for BOOLEAN type\n` +
+        `${GC}.response_schema.properties[x].format: only 'float' and 'double' are supported for NUMBER type\n`,
+    );
+    await accepted(fresh(), ask('x', {
+      generationConfig: {
+        responseMimeType: 'application/json',
+        responseSchema: {
+          type: 'object',
+          properties: {
+            at: { type: 'string', format: 'date-time' },
+            kind: { type: 'string', format: 'enum', enum: ['a', 'b'] },
+            n: { type: 'integer', format: 'int64' },
+            x: { type: 'number', format: 'double' },
+            list: { type: 'array', items: { type: 'string' } },
+            either: { anyOf: [{ type: 'string' }, { type: 'integer' }] },
+          },
+          required: ['at'],
+          propertyOrdering: ['n', 'at'],
+        },
+      },
+    }));
+  });
+});
+
+describe('schema rules: JSON Schema (parametersJsonSchema, responseJsonSchema)', () => {
+  test('J0: only Gemini 2.5, Gemini 3 and the -latest aliases accept JSON Schema fields', T, async () => {
+    const declarations = [{ name: 'f', parametersJsonSchema: { type: 'object', properties: { a: { type: 'string' } } } }];
+    assert.equal(
+      await rejected(fresh('gemini-2.0-flash'), withFunctions(declarations)),
+      `parameters_json_schema is not supported for models/gemini-2.0-flash-t${freshCounter}. Use parameters instead.`,
+    );
+    assert.equal(
+      await rejected('gemma-3-27b-it', ask('x', { generationConfig: { responseMimeType: 'application/json', responseJsonSchema: { type: 'string' } } })),
+      'response_json_schema is not supported for models/gemma-3-27b-it. Use response_schema instead.',
+    );
+    assert.equal(
+      await rejected('gemini-2.0-flash', withFunctions([{ name: 'f', responseJsonSchema: { type: 'string' } }])),
+      'response_json_schema is not supported for models/gemini-2.0-flash. Use response instead.',
+    );
+    for (const model of [fresh(), fresh('gemini-3-pro-preview'), 'gemini-flash-latest', 'gemini-pro-latest']) {
+      await accepted(model, withFunctions(declarations));
+    }
+  });
+
+  test('J1-J4: object roots, local $refs, JSON Schema type names, object parameters', T, async () => {
+    const declarations = [
+      { name: 'a', parametersJsonSchema: ['not', 'an', 'object'] },
+      { name: 'b', parametersJsonSchema: { type: 'string' } },
+      {
+        name: 'c',
+        parametersJsonSchema: {
+          type: 'object',
+          properties: {
+            good: { $ref: '#/$defs/Good' },
+            old: { $ref: '#/definitions/Old' },
+            self: { $ref: '#' },
+            dangling: { $ref: '#/$defs/Missing' },
+            remote: { $ref: 'https://example.com/schema.json' },
+            typo: { type: 'strin' },
+            list: { type: ['string', 'nil'] },
+            number: 5,
+            anything: true,
+          },
+          $defs: { Good: { type: 'string' } },
+          definitions: { Old: { type: ['integer', 'null'] } },
+        },
+      },
+    ];
+    const at = `${FN}[2].parameters_json_schema.properties`;
+    assert.equal(
+      await rejected(fresh(), withFunctions(declarations)),
+      `${FN}[0].parameters_json_schema: must be a JSON object\n` +
+        `${FN}[1].parameters_json_schema.type: the root schema of function parameters must be of type "object"\n` +
+        `${at}[dangling].$ref: reference "#/$defs/Missing" does not resolve within this schema\n` +
+        `${at}[remote].$ref: reference "https://example.com/schema.json" does not resolve within this schema\n` +
+        `${at}[typo].type: invalid type "strin"; must be one of string, number, integer, boolean, array, object, null or a list of them\n` +
+        `${at}[list].type: invalid type "nil"; must be one of string, number, integer, boolean, array, object, null or a list of them\n` +
+        `${at}[number]: must be a JSON object or a boolean\n`,
+    );
+  });
+
+  test('J5: a schema in both forms is rejected; keywords Gemini ignores are accepted', T, async () => {
+    const both = await rejected(fresh(), withFunctions(
+      [{ name: 'f', parameters: { type: 'OBJECT', properties: { a: { type: 'STRING' } } }, parametersJsonSchema: { type: 'object' } }],
+      { generationConfig: { responseMimeType: 'application/json', responseSchema: { type: 'STRING' }, responseJsonSchema: { type: 'string' } } },
+    ));
+    assert.equal(
+      both,
+      `${FN}[0]: only one of parameters and parameters_json_schema may be set\n` +
+        `${GC}: only one of response_schema and response_json_schema may be set\n`,
+    );
+    // A root that is only a $ref (Pydantic, zod-to-json-schema) counts with its target's type.
+    const rooted = { $ref: '#/definitions/Args', definitions: { Args: { type: 'object', properties: { q: { type: 'string' } } } } };
+    await accepted(fresh(), withFunctions([{ name: 'search', parametersJsonSchema: rooted }]));
+    await accepted(fresh(), withFunctions([{
+      name: 'fetch_url',
+      parametersJsonSchema: {
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+        type: 'object',
+        properties: { url: { type: 'string', format: 'uri' }, mode: { const: 'fast' }, extra: { type: 'object' } },
+        required: ['url'],
+        additionalProperties: false,
+      },
+    }]));
+  });
+});
+
+describe('generationConfig: response MIME type, schema and function names/turns', () => {
+  test('responseMimeType must be one Google allows; a schema needs JSON or text/x.enum', T, async () => {
+    assert.equal(
+      await rejected(fresh(), ask('x', { generationConfig: { responseMimeType: 'image/png' } })),
+      `${GC}.response_mime_type: allowed mimetypes are text/plain, application/json, application/xml, application/yaml and text/x.enum.\n`,
+    );
+    for (const responseMimeType of ['text/plain', undefined]) {
+      assert.equal(
+        await rejected(fresh(), ask('x', { generationConfig: { responseMimeType, responseSchema: { type: 'STRING' } } })),
+        `${GC}.response_mime_type: must be application/json or text/x.enum when a response schema is set\n`,
+      );
+    }
+    assert.equal(
+      await rejected(fresh(), ask('x', { generationConfig: { responseMimeType: 'text/x.enum', responseSchema: { type: 'INTEGER' } } })),
+      `${GC}.response_mime_type: text/x.enum requires a response schema of type STRING with enum values\n`,
+    );
+    for (const responseMimeType of ['application/xml', 'application/yaml', 'text/plain']) {
+      await accepted(fresh(), ask('x', { generationConfig: { responseMimeType } }));
+    }
+  });
+
+  test('text/x.enum replies with the first enum value as plain text', T, async () => {
+    const generationConfig = { responseMimeType: 'text/x.enum', responseSchema: { type: 'STRING', enum: ['Positive', 'Negative'] } };
+    const json = await accepted(fresh(), ask('I like it', { generationConfig }));
+    assert.equal(json.candidates[0].content.parts.at(-1).text, 'Positive');
+    const viaJson = { responseMimeType: 'text/x.enum', responseJsonSchema: { type: 'string', enum: ['yes', 'no'] } };
+    assert.equal((await accepted(fresh(), ask('x', { generationConfig: viaJson }))).candidates[0].content.parts.at(-1).text, 'yes');
+  });
+
+  test('function names must match Google\'s pattern', T, async () => {
+    const invalid =
+      'Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), ' +
+      'underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.';
+    const names = ['get_weather', '_x', 'ns.tool:v1-b', 'a'.repeat(64), '9lives', 'has space', 'a'.repeat(65), ''];
+    const message = await rejected(fresh(), withFunctions(names.map((name) => ({ name }))));
+    assert.equal(message, [4, 5, 6, 7].map((i) => `${FN}[${i}].name: ${invalid}\n`).join(''));
+  });
+
+  test('a functionResponse turn must answer every functionCall of the turn before it', T, async () => {
+    const call = (name) => ({ functionCall: { name, args: {} } });
+    const answer = (name) => ({ functionResponse: { name, response: { ok: true } } });
+    const turns = (responses) => ({
+      contents: [
+        { role: 'user', parts: [{ text: 'two cities' }] },
+        { role: 'model', parts: [call('a'), call('b')] },
+        { role: 'user', parts: responses },
+      ],
+    });
+    assert.equal(
+      await rejected(fresh(), turns([answer('a')])),
+      'Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.',
+    );
+    await accepted(fresh(), turns([answer('a'), answer('b')]));
+    await accepted(fresh(), turns([{ text: 'never mind' }]));
+  });
+});
+
+// ---------------------------------------------------------------- schema-following replies
+
+/**
+ * A small JSON Schema validator (the subset the mock's replies must honour).
+ * Returns a list of problems; empty means valid.
+ */
+function validate(schema, value, root = schema, at = '$') {
+  if (schema === true) return [];
+  if (schema === false) return [`${at}: false schema`];
+  const problems = [];
+  const fail = (text) => problems.push(`${at}: ${text}`);
+  if (schema.$ref) {
+    const target = schema.$ref === '#' ? root : schema.$ref.slice(2).split('/').reduce((node, key) => node[key], root);
+    problems.push(...validate(target, value, root, at));
+  }
+  const typeOk = (t) =>
+    t === 'null' ? value === null
+      : t === 'array' ? Array.isArray(value)
+        : t === 'object' ? value !== null && typeof value === 'object' && !Array.isArray(value)
+          : t === 'integer' ? Number.isInteger(value)
+            : typeof value === t;
+  if (schema.type && !(Array.isArray(schema.type) ? schema.type : [schema.type]).some(typeOk)) fail(`not ${schema.type}`);
+  if (schema.enum && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(value))) fail('not in enum');
+  if ('const' in schema && JSON.stringify(schema.const) !== JSON.stringify(value)) fail('not const');
+  if (schema.anyOf && !schema.anyOf.some((s) => validate(s, value, root).length === 0)) fail('no anyOf branch');
+  if (schema.oneOf && schema.oneOf.filter((s) => validate(s, value, root).length === 0).length !== 1) fail('not exactly one oneOf');
+  for (const s of schema.allOf ?? []) problems.push(...validate(s, value, root, at));
+  if (typeof value === 'string') {
+    if (schema.pattern && !new RegExp(schema.pattern, 'u').test(value)) fail(`pattern ${schema.pattern}`);
+    const length = [...value].length;
+    if (length < (schema.minLength ?? 0) || length > (schema.maxLength ?? Infinity)) fail('length');
+    const formats = {
+      'date-time': /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/,
+      date: /^\d{4}-\d\d-\d\d$/,
+      email: /^[^@\s]+@[^@\s]+\.[a-z]+$/,
+      uri: /^[a-z][a-z0-9+.-]*:\/\/\S+$/,
+      uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    };
+    if (formats[schema.format] && !formats[schema.format].test(value)) fail(`format ${schema.format}`);
+  }
+  if (typeof value === 'number') {
+    if (value < (schema.minimum ?? -Infinity) || value > (schema.maximum ?? Infinity)) fail('out of range');
+    if (value <= (schema.exclusiveMinimum ?? -Infinity) || value >= (schema.exclusiveMaximum ?? Infinity)) fail('out of exclusive range');
+    if (schema.multipleOf && Math.abs(value / schema.multipleOf - Math.round(value / schema.multipleOf)) > 1e-9) fail('multipleOf');
+  }
+  if (Array.isArray(value)) {
+    if (value.length < (schema.minItems ?? 0) || value.length > (schema.maxItems ?? Infinity)) fail('item count');
+    value.forEach((item, i) => problems.push(...validate(schema.items ?? true, item, root, `${at}[${i}]`)));
+  }
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const name of schema.required ?? []) if (!(name in value)) fail(`missing ${name}`);
+    for (const [name, v] of Object.entries(value)) {
+      const sub = schema.properties?.[name] ?? schema.additionalProperties ?? true;
+      problems.push(...validate(sub, v, root, `${at}.${name}`));
+    }
+  }
+  return problems;
+}
+
+describe('schema-following replies', () => {
+  const RECIPE = {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    type: 'object',
+    properties: {
+      title: { type: 'string', minLength: 3 },
+      summary: { type: 'string', maxLength: 5 },
+      code: { type: 'string', minLength: 8 },
+      createdAt: { type: 'string', format: 'date-time' },
+      day: { type: 'string', format: 'date' },
+      author: { $ref: '#/$defs/Person' },
+      servings: { type: 'integer', minimum: 2, maximum: 12 },
+      rating: { type: 'number', exclusiveMinimum: 4, exclusiveMaximum: 5 },
+      odd: { type: 'integer', minimum: 10, multipleOf: 7 },
+      tags: { type: 'array', items: { type: 'string', enum: ['quick', 'vegan'] }, minItems: 2, maxItems: 3 },
+      none: { type: 'array', items: { type: 'string' }, maxItems: 0 },
+      diet: { anyOf: [{ type: 'null' }, { type: 'string', enum: ['omnivore', 'vegetarian'] }] },
+      unit: { oneOf: [{ const: 'metric' }, { const: 'imperial' }] },
+      nullableCount: { type: ['null', 'integer'], minimum: 3 },
+      steps: { type: 'array', items: { $ref: '#/$defs/Step' } },
+      meta: { allOf: [{ type: 'object', properties: { a: { type: 'boolean' } }, required: ['a'] }, { properties: { b: { type: 'string', format: 'uuid' } }, required: ['b'] }] },
+    },
+    required: ['title', 'author', 'steps'],
+    additionalProperties: false,
+    $defs: {
+      Person: {
+        type: 'object',
+        properties: { name: { type: 'string' }, email: { type: 'string', format: 'email' }, site: { type: 'string', format: 'uri' } },
+        required: ['name', 'email'],
+        additionalProperties: false,
+      },
+      Step: {
+        type: 'object',
+        properties: { text: { type: 'string' }, substeps: { type: 'array', items: { $ref: '#/$defs/Step' } } },
+        required: ['text'],
+      },
+    },
+  };
+
+  const jsonConfig = (schema, extra = {}) => ({ generationConfig: { responseMimeType: 'application/json', responseJsonSchema: schema, ...extra } });
+
+  test('responseJsonSchema: a deterministic instance that validates', T, async () => {
+    const model = fresh();
+    const json = await accepted(model, ask('pancakes', jsonConfig(RECIPE)));
+    const text = json.candidates[0].content.parts.at(-1).text;
+    const value = JSON.parse(text);
+    assert.deepEqual(validate(RECIPE, value), []);
+    assert.equal(value.title, 'echo: pancakes', 'the first free-form string carries the echo');
+    assert.equal([...value.summary].length, 5);
+    assert.ok(value.code.length >= 8);
+    assert.equal(value.createdAt, '2025-01-01T00:00:00Z');
+    assert.equal(value.day, '2025-01-01');
+    assert.match(value.author.email, /@example\.com$/);
+    assert.equal(value.servings, 2);
+    assert.equal(value.tags.length, 2);
+    assert.deepEqual(value.none, []);
+    assert.equal(value.diet, 'omnivore', 'first non-null branch, first enum value');
+    assert.equal(value.unit, 'metric');
+    assert.equal(value.nullableCount, 3);
+    assert.equal(value.odd, 14);
+    assert.equal(typeof value.meta.a, 'boolean');
+    assert.ok(value.steps.length >= 1);
+    assert.equal(JSON.stringify(value).includes('substeps'), true, 'recursion is followed a little');
+    const again = await accepted(model, ask('pancakes', jsonConfig(RECIPE)));
+    assert.equal(again.candidates[0].content.parts.at(-1).text, text, 'deterministic');
+  });
+
+  test('strings follow their pattern; the echo goes to the first string it fits', T, async () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        code: { type: 'string', pattern: '^[A-Z]{3}$' },
+        note: { type: 'string' },
+        pin: { type: 'string', pattern: '^[0-9]{4}$' },
+        postal: { type: 'string', pattern: '^[0-9A-Z -]{3,10}$', minLength: 5 },
+        version: { type: 'string', pattern: '^v\\d+(\\.\\d+){2}(-[a-z]+)?$' },
+        slug: { type: 'string', pattern: '^(?:[a-z0-9]+)(?:-[a-z0-9]+)*$' },
+        not_space: { type: 'string', pattern: '^[^\\s]+$' },
+        contains: { type: 'string', pattern: 'echo' },
+      },
+      required: ['code', 'note', 'pin', 'postal', 'version', 'slug', 'not_space', 'contains'],
+    };
+    const value = JSON.parse((await accepted(fresh(), ask('pat', jsonConfig(schema)))).candidates[0].content.parts.at(-1).text);
+    assert.deepEqual(validate(schema, value), []);
+    assert.equal(value.code, 'AAA');
+    assert.equal(value.note, 'echo: pat');
+    assert.equal(value.pin, '0000');
+  });
+
+  test('recursive $refs ("#" and $defs) end; required recursion is still followed', T, async () => {
+    const tree = { type: 'object', properties: { name: { type: 'string' }, children: { type: 'array', items: { $ref: '#' } } }, required: ['name'] };
+    const value = JSON.parse((await accepted(fresh(), ask('t', jsonConfig(tree)))).candidates[0].content.parts.at(-1).text);
+    assert.deepEqual(validate(tree, value), []);
+    const list = {
+      $ref: '#/$defs/Node',
+      $defs: { Node: { type: 'object', properties: { v: { type: 'integer' }, next: { $ref: '#/$defs/Node' } }, required: ['v'] } },
+    };
+    const linked = JSON.parse((await accepted(fresh(), ask('l', jsonConfig(list)))).candidates[0].content.parts.at(-1).text);
+    assert.deepEqual(validate(list, linked), []);
+  });
+
+  test('responseSchema (OpenAPI) with propertyOrdering; no schema keeps {"echo"}', T, async () => {
+    const responseSchema = {
+      type: 'OBJECT',
+      properties: {
+        b: { type: 'STRING' },
+        a: { type: 'ARRAY', items: { type: 'INTEGER', minimum: 5 }, minItems: '2' },
+        c: { type: 'STRING', enum: ['x', 'y'], nullable: true },
+        d: { anyOf: [{ type: 'BOOLEAN' }, { type: 'STRING' }] },
+      },
+      required: ['a'],
+      propertyOrdering: ['c', 'a', 'b'],
+    };
+    const json = await accepted(fresh(), ask('hi', { generationConfig: { responseMimeType: 'application/json', responseSchema } }));
+    const text = json.candidates[0].content.parts.at(-1).text;
+    assert.equal(text, '{"c":"x","a":[5,5],"b":"echo: hi","d":true}');
+    const plain = await accepted(fresh(), ask('hi', { generationConfig: { responseMimeType: 'application/json' } }));
+    assert.equal(plain.candidates[0].content.parts.at(-1).text, '{"echo":"hi"}');
+  });
+
+  test('every candidate is valid JSON; streams split the JSON across at least 3 events', T, async () => {
+    const schema = RECIPE;
+    const many = await accepted(fresh(), ask('two', jsonConfig(schema, { candidateCount: 2 })));
+    const second = JSON.parse(many.candidates[1].content.parts.at(-1).text);
+    assert.deepEqual(validate(schema, second), []);
+    assert.equal(second.title, 'echo: two [1]');
+
+    const model = fresh();
+    const r = await generate(model, ask('streamed', jsonConfig(schema)), { action: 'streamGenerateContent', query: '?alt=sse' });
+    const events = sseEvents(r.text);
+    assert.ok(events.length >= 3, `got ${events.length} events`);
+    const text = textOf(events);
+    assert.deepEqual(validate(schema, JSON.parse(text)), []);
+    const whole = await accepted(model, ask('streamed', jsonConfig(schema)));
+    assert.equal(text, whole.candidates[0].content.parts.at(-1).text);
+  });
+});
+
+// ---------------------------------------------------------------- thinking rules
+
+describe('thinking rules', () => {
+  test('thinkingLevelsOf and thinkingBudgetRange', T, () => {
+    assert.deepEqual(thinkingLevelsOf('gemini-3-pro-preview'), ['LOW', 'HIGH']);
+    assert.deepEqual(thinkingLevelsOf('gemini-3.1-pro-preview'), ['LOW', 'MEDIUM', 'HIGH']);
+    assert.deepEqual(thinkingLevelsOf('gemini-3-flash-preview'), ['MINIMAL', 'LOW', 'MEDIUM', 'HIGH']);
+    assert.deepEqual(thinkingLevelsOf('gemini-3.1-flash-lite-preview'), ['MINIMAL', 'LOW', 'MEDIUM', 'HIGH']);
+    assert.deepEqual(thinkingLevelsOf('gemini-3.5-flash'), ['LOW', 'MEDIUM', 'HIGH']);
+    assert.deepEqual(thinkingLevelsOf('gemini-2.5-pro'), []);
+    assert.deepEqual(thinkingBudgetRange('gemini-2.5-pro'), { min: 128, max: 32768, zero: false });
+    assert.deepEqual(thinkingBudgetRange('gemini-2.5-flash-lite'), { min: 512, max: 24576, zero: true });
+    assert.deepEqual(thinkingBudgetRange('gemini-2.5-flash'), { min: 0, max: 24576, zero: true });
+    assert.deepEqual(thinkingBudgetRange('gemini-flash-latest'), { min: 0, max: 24576, zero: true });
+    assert.equal(thinkingBudgetRange('gemini-3-pro-preview'), null);
+    assert.equal(thinkingBudgetRange('gemini-2.0-flash'), null);
+  });
+
+  const thinking = (thinkingConfig) => ask('x', { generationConfig: { thinkingConfig } });
+
+  test('levels: per model, Gemini 3 only, never with a budget', T, async () => {
+    assert.equal(
+      await rejected(fresh('gemini-3-pro-preview'), thinking({ thinkingLevel: 'MEDIUM' })),
+      'Thinking level MEDIUM is not supported for this model. Please retry with other thinking level.',
+    );
+    assert.equal(
+      await rejected(fresh('gemini-3.1-pro-preview'), thinking({ thinkingLevel: 'minimal' })),
+      'Thinking level MINIMAL is not supported for this model. Please retry with other thinking level.',
+    );
+    await accepted(fresh('gemini-3-pro-preview'), thinking({ thinkingLevel: 'low' }));
+    await accepted(fresh('gemini-3.1-pro-preview'), thinking({ thinkingLevel: 'medium' }));
+    await accepted(fresh('gemini-3-flash-preview'), thinking({ thinkingLevel: 'minimal' }));
+    assert.equal(await rejected(fresh(), thinking({ thinkingLevel: 'LOW' })), 'Thinking level is not supported for this model.');
+    assert.equal(
+      await rejected(fresh('gemini-3-flash-preview'), thinking({ thinkingLevel: 'LOW', thinkingBudget: 1024 })),
+      'You can only set only one of thinking budget and thinking level.',
+    );
+  });
+
+  test('thinkingConfig on a model that does not think', T, async () => {
+    assert.equal(await rejected('gemini-2.0-flash', thinking({ thinkingBudget: 0 })), 'Thinking is not enabled for models/gemini-2.0-flash');
+    const gemma = await rejected('gemma-3-27b-it', thinking({ includeThoughts: false }));
+    assert.equal(gemma, 'Thinking is not enabled for models/gemma-3-27b-it');
+  });
+
+  test('Gemini 2.5 budget ranges (-1 = dynamic always allowed)', T, async () => {
+    const cases = [
+      ['gemini-2.5-pro', 40000, '128 and 32768'],
+      ['gemini-2.5-pro', 100, '128 and 32768'],
+      ['gemini-2.5-flash', 24577, '0 and 24576'],
+      ['gemini-2.5-flash', -2, '0 and 24576'],
+      ['gemini-2.5-flash-lite', 100, '512 and 24576'],
+      ['gemini-pro-latest', 32769, '128 and 32768'],
+    ];
+    for (const [base, budget, range] of cases) {
+      // The -latest aliases are matched by exact name, so they are not made fresh.
+      const model = base.endsWith('-latest') ? base : fresh(base);
+      assert.equal(
+        await rejected(model, thinking({ thinkingBudget: budget })),
+        `The thinking budget ${budget} is invalid. Please choose a value between ${range}.`,
+      );
+    }
+    for (const [base, budget] of [['gemini-2.5-pro', -1], ['gemini-2.5-pro', 32768], ['gemini-2.5-flash', 0], ['gemini-2.5-flash', 1],
+      ['gemini-2.5-flash-lite', 0], ['gemini-2.5-flash-lite', 512], ['gemini-2.5-flash-lite', -1], ['gemini-3-pro-preview', 50000]]) {
+      await accepted(fresh(base), thinking({ thinkingBudget: budget }));
+    }
+    assert.equal(await rejected(fresh('gemini-2.5-pro'), thinking({ thinkingBudget: 0 })), 'Budget 0 is invalid. This model only works in thinking mode.');
+  });
+
+  test('thought tokens grow with the level; budgets still cap them', T, async () => {
+    const tokens = async (thinkingConfig) =>
+      (await accepted(fresh('gemini-3-flash-preview'), thinking(thinkingConfig))).usageMetadata.thoughtsTokenCount;
+    const counts = [];
+    for (const thinkingLevel of ['MINIMAL', 'LOW', 'MEDIUM', 'HIGH']) counts.push(await tokens({ thinkingLevel }));
+    assert.ok(counts.every((n, i) => n > 0 && (i === 0 || n > counts[i - 1])), `increasing: ${counts}`);
+    assert.equal(await tokens({ thinkingLevel: 'HIGH' }), counts[3], 'deterministic');
+    assert.equal(await tokens({}), counts[2], 'unset counts as MEDIUM');
+    assert.equal((await accepted(fresh(), thinking({ thinkingBudget: 3 }))).usageMetadata.thoughtsTokenCount, 3);
+    const shown = await accepted(fresh('gemini-3-flash-preview'), thinking({ thinkingLevel: 'LOW', includeThoughts: true }));
+    assert.equal(shown.candidates[0].content.parts[0].thought, true);
+  });
+});
+
+// ---------------------------------------------------------------- logprobs
+
+describe('logprobs', () => {
+  const logprobsConfig = (extra) => ({ generationConfig: { responseLogprobs: true, ...extra } });
+
+  /** Checks a candidate's logprobs against its answer text; returns the chosen tokens. */
+  function checkLogprobs(candidate, topN) {
+    const text = candidate.content.parts.filter((p) => !p.thought).map((p) => p.text).join('');
+    const { chosenCandidates, topCandidates } = candidate.logprobsResult;
+    assert.equal(chosenCandidates.map((c) => c.token).join(''), text, 'tokens join to the text');
+    for (const c of chosenCandidates) {
+      assert.ok([...c.token].length <= 4);
+      assert.ok(Number.isInteger(c.tokenId) && c.tokenId >= 0);
+      assert.ok(c.logProbability < 0);
+    }
+    const mean = chosenCandidates.reduce((s, c) => s + c.logProbability, 0) / chosenCandidates.length;
+    assert.ok(Math.abs(candidate.avgLogprobs - mean) < 1e-9);
+    if (topN === 0) {
+      assert.equal(topCandidates, undefined);
+    } else {
+      assert.equal(topCandidates.length, chosenCandidates.length);
+      topCandidates.forEach((top, i) => {
+        assert.equal(top.candidates.length, topN);
+        assert.deepEqual(top.candidates[0], chosenCandidates[i]);
+        const probs = top.candidates.map((c) => c.logProbability);
+        assert.ok(probs.every((p, k) => k === 0 || p < probs[k - 1]), 'less likely after the chosen one');
+        assert.equal(new Set(top.candidates.map((c) => c.token)).size, topN, 'distinct tokens');
+      });
+    }
+    return chosenCandidates;
+  }
+
+  test('responseLogprobs adds logprobsResult and avgLogprobs; logprobs N adds N top candidates', T, async () => {
+    const model = fresh();
+    const json = await accepted(model, ask('tell me about logprobs', logprobsConfig({ logprobs: 20 })));
+    const [candidate] = json.candidates;
+    assert.deepEqual(Object.keys(candidate), ['content', 'finishReason', 'avgLogprobs', 'logprobsResult', 'index']);
+    const first = checkLogprobs(candidate, 20);
+    const again = await accepted(model, ask('tell me about logprobs', logprobsConfig({ logprobs: 20 })));
+    assert.deepEqual(again.candidates[0].logprobsResult.chosenCandidates, first, 'deterministic');
+    checkLogprobs((await accepted(fresh('gemini-2.0-flash-lite'), ask('no top', logprobsConfig()))).candidates[0], 0);
+    const off = await accepted(fresh(), ask('x', { generationConfig: { responseLogprobs: false } }));
+    assert.equal('logprobsResult' in off.candidates[0], false);
+  });
+
+  test('streams carry the logprobs of each event\'s text', T, async () => {
+    const r = await generate(fresh('gemini-2.0-flash'), ask('a streamed answer with logprobs', logprobsConfig({ logprobs: 2 })), {
+      action: 'streamGenerateContent',
+      query: '?alt=sse',
+    });
+    const events = sseEvents(r.text);
+    assert.ok(events.length >= 3);
+    for (const event of events) checkLogprobs(event.candidates[0], 2);
+  });
+
+  test('logprobs needs responseLogprobs, 0..20, and a model that serves logprobs', T, async () => {
+    assert.equal(
+      await rejected(fresh(), ask('x', { generationConfig: { logprobs: 3 } })),
+      `${GC}.logprobs: can only be set when response_logprobs is true\n`,
+    );
+    assert.equal(await rejected(fresh(), ask('x', logprobsConfig({ logprobs: 21 }))), `${GC}.logprobs: must be between 0 and 20\n`);
+    for (const base of ['gemini-2.5-pro', 'gemini-2.5-flash-lite', 'gemini-3-flash-preview', 'gemini-flash-latest']) {
+      const model = base.endsWith('-latest') ? base : fresh(base);
+      assert.equal(await rejected(model, ask('x', logprobsConfig())), `Logprobs is not enabled for models/${model}`);
+    }
+    await accepted(fresh('gemini-2.0-flash-001'), ask('x', logprobsConfig({ logprobs: 0 })));
+  });
+});
+
+// ---------------------------------------------------------------- media endpoint
+
+describe('media endpoint', () => {
+  const media = (query = '', init = {}) => fetch(`${mock.url}/media/${init.name ?? 'img'}${query}`, init);
+  const mediaCalls = (name) => client.calls({ action: 'media' }).then((calls) => calls.filter((c) => c.path === `/media/${name}`));
+
+  test('defaults: image/png, 256 bytes, PNG magic, recorded as action media', T, async () => {
+    const name = `default-${fresh()}.png`;
+    const res = await media('', { name });
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'image/png');
+    assert.equal(res.headers.get('content-length'), '256');
+    assert.deepEqual(body, mediaBytes({ type: 'image/png', bytes: 256 }));
+    assert.deepEqual(body.subarray(0, 8), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    assert.equal(body[8], (8 * 7 + 3) % 256, 'padding byte i is (i * 7 + 3) % 256');
+    const [c] = await mediaCalls(name);
+    assert.equal(c.method, 'GET');
+    assert.equal(c.status, 200);
+    assert.deepEqual(c.media, { contentType: 'image/png', bytes: 256 });
+    assert.equal(typeof c.finishedAt, 'number');
+    assert.deepEqual(mediaBytes(), libMediaBytes({ type: 'image/png', bytes: 256 }), 'the same helper in lib/');
+  });
+
+  test('magic bytes per type; type=none; body= picks the bytes; tiny bodies cut the magic', T, async () => {
+    const starts = {
+      'image/jpeg': [0xff, 0xd8, 0xff],
+      'image/gif': [...Buffer.from('GIF89a')],
+      'image/webp': [...Buffer.from('RIFF'), 92, 0, 0, 0, ...Buffer.from('WEBPVP8 ')],
+      'application/pdf': [...Buffer.from('%PDF-')],
+    };
+    for (const [type, magic] of Object.entries(starts)) {
+      const res = await media(`?type=${encodeURIComponent(type)}&bytes=100`);
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.equal(res.headers.get('content-type'), type);
+      assert.deepEqual([...body.subarray(0, magic.length)], magic, type);
+      assert.deepEqual(body, mediaBytes({ type, bytes: 100 }));
+    }
+    const bare = await media('?type=none&bytes=16');
+    assert.equal(bare.headers.get('content-type'), null);
+    assert.deepEqual(Buffer.from(await bare.arrayBuffer()), mediaBytes({ type: 'image/png', bytes: 16 }));
+    const octet = await media('?type=application/octet-stream&body=image/gif&bytes=10');
+    assert.equal(octet.headers.get('content-type'), 'application/octet-stream');
+    assert.deepEqual(Buffer.from(await octet.arrayBuffer()), mediaBytes({ type: 'image/gif', bytes: 10 }));
+    assert.deepEqual([...mediaBytes({ type: 'image/png', bytes: 3 })], [0x89, 0x50, 0x4e]);
+    assert.equal(mediaBytes({ type: 'text/plain', bytes: 2 }).toString('hex'), '030a');
+  });
+
+  test('chunked=1 drops Content-Length; status= and redirect=', T, async () => {
+    const chunked = await media('?chunked=1&bytes=1000');
+    assert.equal(chunked.headers.get('content-length'), null);
+    assert.equal(chunked.headers.get('transfer-encoding'), 'chunked');
+    assert.equal((await chunked.arrayBuffer()).byteLength, 1000);
+
+    const missing = await media('?status=404');
+    assert.equal(missing.status, 404);
+    await missing.arrayBuffer();
+
+    const name = `hop-${fresh()}`;
+    const target = `/media/${name}-target?type=image/jpeg&bytes=50`;
+    const manual = await media(`?redirect=${encodeURIComponent(target)}`, { name, redirect: 'manual' });
+    assert.equal(manual.status, 302);
+    assert.equal(manual.headers.get('location'), target);
+    const followed = await media(`?redirect=${encodeURIComponent(target)}`, { name });
+    assert.equal(followed.headers.get('content-type'), 'image/jpeg');
+    assert.deepEqual(Buffer.from(await followed.arrayBuffer()), mediaBytes({ type: 'image/jpeg', bytes: 50 }));
+    assert.equal((await mediaCalls(name)).length, 2);
+    assert.equal((await mediaCalls(`${name}-target`)).length, 1);
+
+    assert.equal((await media('?bytes=-1')).status, 400);
+    assert.equal((await fetch(`${mock.url}/media/x`, { method: 'POST' })).status, 404, 'GET only');
+  });
+
+  test('delayMs holds the headers; stallMs stalls after half the body', T, async () => {
+    const started = Date.now();
+    const delayed = await media('?delayMs=80');
+    assert.ok(Date.now() - started >= 75, 'headers only after the delay');
+    await delayed.arrayBuffer();
+
+    const res = await media('?stallMs=250&bytes=64');
+    assert.equal(res.headers.get('content-length'), '64');
+    const reader = res.body.getReader();
+    let received = 0;
+    while (received < 32) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += value.length;
+    }
+    const halfAt = Date.now();
+    assert.equal(received, 32, 'the first half arrives before the stall');
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += value.length;
+    }
+    assert.equal(received, 64);
+    assert.ok(Date.now() - halfAt >= 200, 'the second half waits for stallMs');
   });
 });
 

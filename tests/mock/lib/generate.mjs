@@ -2,15 +2,18 @@
 // usage metadata, and the split of a reply into stream chunks.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { openApiToJsonSchema, schemaInstance } from './instance.mjs';
+import { logprobsFor } from './logprobs.mjs';
 import { traitsOf } from './models.mjs';
 import { partsTokens, promptTokens, textTokens } from './tokens.mjs';
 
 export const newResponseId = () => randomBytes(16).toString('base64url').slice(0, 22);
 
 /**
- * Plans a reply: `{ candidates, thoughtParts, usage, promptFeedback, tokens }`.
+ * Plans a reply: `{ candidates, thoughtParts, usage, promptFeedback, tokens, logprobs }`.
  * `candidates[i]` is `{ parts, finishReason, index }` without thought parts;
- * `thoughtParts` (shown only when includeThoughts) lead every candidate.
+ * `thoughtParts` (shown only when includeThoughts) lead every candidate;
+ * `logprobs` is the number of top candidates when responseLogprobs is on.
  */
 export function planReply({ request, modelId, reply, responseId }) {
   const prompt = promptTokens(request);
@@ -28,9 +31,11 @@ export function planReply({ request, modelId, reply, responseId }) {
     ...(thoughts ? { thoughtsTokenCount: thoughts } : {}),
     ...scripted?.usageMetadata,
   };
+  const config = request.generationConfig ?? {};
   return {
     candidates,
     thoughtParts: thinking.include && candidates.length ? thinking.parts : [],
+    logprobs: config.responseLogprobs === true ? config.logprobs ?? 0 : undefined,
     promptFeedback: scripted?.promptFeedback,
     usage,
     tokens: {
@@ -65,15 +70,27 @@ function echoCandidates(request, modelId, responseId) {
   const count = Math.max(1, config.candidateCount ?? 1);
   const userText = lastUserText(request);
   return Array.from({ length: count }, (_, index) => {
-    // JSON mode answers with JSON, so clients that parse the reply can.
-    let text = config.responseMimeType === 'application/json' ? JSON.stringify({ echo: userText }) : `echo: ${userText}`;
-    if (index > 0) text += ` [${index}]`;
+    const text = replyText(config, index > 0 ? `${userText} [${index}]` : userText);
     const { text: clipped, finishReason } = applyStops(text, config);
     const part = { text: clipped };
     // Gemini 3 signs its replies; the signature rides on the text part.
     if (traitsOf(modelId).thoughtSignatures) part.thoughtSignature = signature(responseId, index);
     return { parts: [part], finishReason, index };
   });
+}
+
+/**
+ * The unscripted reply for one candidate. JSON mode answers with JSON (an
+ * instance of the response schema when there is one) so clients that parse
+ * the reply can; text/x.enum answers with the first enum value.
+ */
+function replyText(config, userText) {
+  const { responseMimeType: mime, responseSchema, responseJsonSchema } = config;
+  if (mime === 'text/x.enum') return String((responseJsonSchema ?? responseSchema).enum[0]);
+  if (mime !== 'application/json') return `echo: ${userText}`;
+  if (responseJsonSchema === undefined && responseSchema === undefined) return JSON.stringify({ echo: userText });
+  const schema = responseJsonSchema ?? openApiToJsonSchema(responseSchema);
+  return JSON.stringify(schemaInstance(schema, { echo: `echo: ${userText}` }));
 }
 
 /** stopSequences cut the reply (finishReason stays STOP); maxOutputTokens truncates with MAX_TOKENS. */
@@ -95,11 +112,14 @@ function signature(responseId, index) {
 
 // ---------------------------------------------------------------- thinking
 
+/** How much a Gemini 3 thinking level scales the thought tokens (unset = MEDIUM's 1). */
+const LEVEL_FACTORS = { MINIMAL: 0.25, LOW: 0.5, MEDIUM: 1, HIGH: 2 };
+
 /**
  * Whether the model thinks for this request, and the thought it "had".
  * 2.5 models think by default (Flash-Lite only on request); a budget of 0
- * switches thinking off where the model allows it; a positive budget caps
- * the thought tokens.
+ * switches thinking off where the model allows it; a thinking level scales
+ * the thought tokens; a positive budget caps them.
  */
 function planThinking(request, modelId) {
   const traits = traitsOf(modelId);
@@ -110,7 +130,8 @@ function planThinking(request, modelId) {
     (traits.alwaysThinks || (budget === undefined ? traits.thinksByDefault : budget !== 0));
   if (!thinks) return { tokens: 0, include: false, parts: [] };
   const text = `**Reading the request**\n\nThe user wrote: "${lastUserText(request)}". I will echo it back.`;
-  const tokens = budget > 0 ? Math.min(budget, textTokens(text)) : textTokens(text);
+  const scaled = Math.ceil(textTokens(text) * (LEVEL_FACTORS[config.thinkingLevel] ?? 1));
+  const tokens = budget > 0 ? Math.min(budget, scaled) : scaled;
   return { tokens, include: config.includeThoughts === true, parts: [{ text, thought: true }] };
 }
 
@@ -150,20 +171,28 @@ function response({ candidates, promptFeedback, usage, modelVersion, responseId 
   };
 }
 
-/** A Candidate; raw scripted candidates keep their extra fields (safetyRatings, ...). */
-function candidateJson({ parts, finishReason, index, content: _raw, ...extra }, leadingParts = []) {
+/**
+ * A Candidate; raw scripted candidates keep their extra fields (safetyRatings,
+ * their own logprobsResult, ...). With `logprobs` (the number of top
+ * candidates) the answer text of `parts` gets avgLogprobs and logprobsResult.
+ */
+function candidateJson({ parts, finishReason, index, content: _raw, ...extra }, leadingParts = [], logprobs = undefined) {
+  const scored = logprobs === undefined || 'logprobsResult' in extra ? null : logprobsFor(answerText(parts), logprobs);
   return {
     content: { parts: [...leadingParts, ...parts], role: 'model' },
     ...(finishReason ? { finishReason } : {}),
     ...extra,
+    ...scored,
     index,
   };
 }
 
+const answerText = (parts) => parts.filter((p) => typeof p.text === 'string' && !p.thought).map((p) => p.text).join('');
+
 /** The non-streamed GenerateContentResponse. */
 export function fullResponse(plan, { modelVersion, responseId }) {
   return response({
-    candidates: plan.candidates.map((c) => candidateJson(c, plan.thoughtParts)),
+    candidates: plan.candidates.map((c) => candidateJson(c, plan.thoughtParts, plan.logprobs)),
     promptFeedback: plan.promptFeedback,
     usage: plan.usage,
     modelVersion,
@@ -192,7 +221,11 @@ export function streamChunks(plan, { modelVersion, responseId }) {
       .map((c, i) => ({ c, part: pieces[i][k] }))
       .filter(({ part }) => part || last)
       .map(({ c, part }) =>
-        candidateJson({ ...c, parts: [part ?? { text: '' }], finishReason: last ? c.finishReason : undefined }),
+        candidateJson(
+          { ...c, parts: [part ?? { text: '' }], finishReason: last ? c.finishReason : undefined },
+          [],
+          plan.logprobs,
+        ),
       );
     return response({ candidates, promptFeedback: last ? plan.promptFeedback : undefined, usage: last ? plan.usage : promptOnly, ...meta });
   });

@@ -145,7 +145,12 @@ export function traitsOf(id) {
   const gemini3 = /^gemini-3/.test(id);
   const thinking = gemini3 || /^gemini-2\.5/.test(id) || /^gemini-(flash|flash-lite|pro)-latest$/.test(id);
   return {
+    gemini3,
     thinking,
+    // The JSON Schema fields (parametersJsonSchema, responseJsonSchema) came with Gemini 2.5.
+    jsonSchema: thinking,
+    // Logprobs are served only by the 2.0 Flash family and 2.5 Flash (not 2.5 Flash-Lite).
+    logprobs: /^gemini-2\.0-flash/.test(id) || (/^gemini-2\.5-flash/.test(id) && !id.includes('flash-lite')),
     // Flash-Lite thinks only when asked to (default budget 0).
     thinksByDefault: thinking && !id.includes('flash-lite'),
     // 2.5 Pro and Gemini 3 cannot switch thinking off.
@@ -154,6 +159,35 @@ export function traitsOf(id) {
     gemma: id.startsWith('gemma-'),
     embeddingDimensions: EMBEDDING_DIMENSIONS[id] ?? (id.includes('embedding') ? 3072 : 0),
   };
+}
+
+/**
+ * The `thinkingLevel`s a Gemini 3 model accepts (none for other models):
+ * 3 Pro only LOW and HIGH, 3.1 Pro adds MEDIUM, 3 / 3.1 Flash (and
+ * Flash-Lite) also MINIMAL, any other 3.x LOW, MEDIUM and HIGH.
+ */
+export function thinkingLevelsOf(modelId) {
+  const id = String(modelId);
+  if (!/^gemini-3/.test(id)) return [];
+  if (/^gemini-3-pro/.test(id)) return ['LOW', 'HIGH'];
+  if (/^gemini-3(\.1)?-flash/.test(id)) return ['MINIMAL', 'LOW', 'MEDIUM', 'HIGH'];
+  return ['LOW', 'MEDIUM', 'HIGH'];
+}
+
+/**
+ * The `thinkingBudget` range of a Gemini 2.5 model (and the -latest aliases,
+ * which point at 2.5): `{ min, max, zero }`, `zero` telling whether 0
+ * (thinking off) is accepted outside the range. -1 (dynamic) is always
+ * accepted. Null for models whose budget is not range-checked (Gemini 3,
+ * models that do not think).
+ */
+export function thinkingBudgetRange(modelId) {
+  const id = String(modelId);
+  const traits = traitsOf(id);
+  if (!traits.thinking || traits.gemini3) return null;
+  if (id.includes('pro')) return { min: 128, max: 32768, zero: false };
+  if (id.includes('flash-lite')) return { min: 512, max: 24576, zero: true };
+  return { min: 0, max: 24576, zero: true };
 }
 
 /** The `modelVersion` a response reports (aliases resolve to a concrete model). */

@@ -15,13 +15,15 @@ import {
   INT32,
   INT64,
   STRING,
+  camelToSnake,
   decode,
   enumeration,
   mapOf,
   message,
   repeated,
 } from './proto.mjs';
-import { traitsOf } from './models.mjs';
+import { thinkingBudgetRange, thinkingLevelsOf, traitsOf } from './models.mjs';
+import { isStringEnum, jsonSchemaProblems, openApiSchemaProblems } from './schema.mjs';
 
 const Blob = message('Blob', { mimeType: STRING, data: BYTES });
 const FileData = message('FileData', { mimeType: STRING, fileUri: STRING });
@@ -296,24 +298,45 @@ function requirementLines(prefix, contents, where = 'contents') {
  */
 export function checkContents({ contents = [], systemInstruction }, prefix) {
   if (contents.length === 0) return `* ${prefix}.contents: contents is not specified\n`;
+  const lines = contentLines(prefix, contents, systemInstruction);
+  if (lines.length) return lines.join('');
+  return checkRoles(contents);
+}
+
+function contentLines(prefix, contents, systemInstruction) {
   const lines = requirementLines(prefix, contents);
   if (systemInstruction) {
     const si = requirementLines(prefix, [systemInstruction], 'system_instruction');
     lines.push(...si.map((line) => line.replace('system_instruction[0]', 'system_instruction')));
   }
-  if (lines.length) return lines.join('');
-  return checkRoles(contents);
+  return lines;
 }
 
 /**
  * Checks a parsed GenerateContentRequest for model `modelId`. Returns the
- * 400 message, or null when Google would accept the request.
+ * 400 message, or null when Google would accept the request. Field problems
+ * (contents, schemas, function names, generation config) are reported
+ * together, one line each; the model-dependent checks come after them and
+ * report the first problem only.
  */
 export function checkGenerateContent(request, modelId, prefix = 'GenerateContentRequest') {
+  const { contents = [], systemInstruction } = request;
+  if (contents.length === 0) return `* ${prefix}.contents: contents is not specified\n`;
+  const lines = [
+    ...contentLines(prefix, contents, systemInstruction),
+    ...[...toolProblems(request.tools), ...generationConfigProblems(request.generationConfig)].map(
+      ({ path, problem }) => `* ${prefix}.${path}: ${problem}\n`,
+    ),
+  ];
+  if (lines.length) return lines.join('');
   return (
-    checkContents(request, prefix) ??
+    checkRoles(contents) ??
     checkModelSpecific(request, modelId) ??
-    checkThoughtSignatures(request.contents, modelId)
+    checkThinking(request.generationConfig?.thinkingConfig, modelId) ??
+    checkJsonSchemaSupport(request, modelId) ??
+    checkLogprobsSupport(request.generationConfig, modelId) ??
+    checkFunctionTurns(contents) ??
+    checkThoughtSignatures(contents, modelId)
   );
 }
 
@@ -328,14 +351,146 @@ function checkModelSpecific(request, modelId) {
   if (traits.gemma && request.systemInstruction) {
     return `Developer instruction is not enabled for models/${modelId}`;
   }
-  const budget = request.generationConfig?.thinkingConfig?.thinkingBudget;
-  if (budget === 0 && traits.alwaysThinks && !traits.thoughtSignatures) {
-    return 'Budget 0 is invalid. This model only works in thinking mode.';
-  }
   // Before Gemini 3, function calling and JSON mode could not be combined.
   const hasFunctions = request.tools?.some((tool) => tool.functionDeclarations?.length);
   if (hasFunctions && request.generationConfig?.responseMimeType === 'application/json' && !traits.thoughtSignatures) {
     return "Function calling with a response mime type: 'application/json' is unsupported";
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------- tools and schemas
+
+const FUNCTION_NAME = /^[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}$/;
+const INVALID_FUNCTION_NAME =
+  'Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), ' +
+  'underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64.';
+
+/** Problems `{ path, problem }` in every function declaration of every tool. */
+function toolProblems(tools = []) {
+  return tools.flatMap((tool, i) =>
+    (tool.functionDeclarations ?? []).flatMap((declaration, j) =>
+      declarationProblems(declaration, `tools[${i}].function_declarations[${j}]`),
+    ),
+  );
+}
+
+function declarationProblems(declaration, path) {
+  return [
+    ...(FUNCTION_NAME.test(declaration.name ?? '') ? [] : [{ path: `${path}.name`, problem: INVALID_FUNCTION_NAME }]),
+    ...schemaPairProblems(declaration, path, { openApi: 'parameters', json: 'parametersJsonSchema', objectRoot: true }),
+    ...schemaPairProblems(declaration, path, { openApi: 'response', json: 'responseJsonSchema' }),
+  ];
+}
+
+/**
+ * A schema can be given in the OpenAPI subset or as JSON Schema, never both.
+ * Each one present is checked by its own rules.
+ */
+function schemaPairProblems(owner, path, { openApi, json, objectRoot = false }) {
+  const out = [];
+  const [openApiName, jsonName] = [camelToSnake(openApi), camelToSnake(json)];
+  if (owner[openApi] && owner[json] !== undefined) {
+    out.push({ path, problem: `only one of ${openApiName} and ${jsonName} may be set` });
+  }
+  if (owner[openApi]) openApiSchemaProblems(owner[openApi], `${path}.${openApiName}`, out);
+  if (owner[json] !== undefined) out.push(...jsonSchemaProblems(owner[json], `${path}.${jsonName}`, { objectRoot }));
+  return out;
+}
+
+// ---------------------------------------------------------------- generation config
+
+const MIME_TYPES = ['text/plain', 'application/json', 'application/xml', 'application/yaml', 'text/x.enum'];
+const MAX_LOGPROBS = 20;
+
+/** Problems `{ path, problem }` in generationConfig: schemas, the response MIME type, logprobs. */
+function generationConfigProblems(config) {
+  if (!config) return [];
+  const path = 'generation_config';
+  const out = schemaPairProblems(config, path, { openApi: 'responseSchema', json: 'responseJsonSchema' });
+  const mime = config.responseMimeType ?? '';
+  const schema = config.responseSchema ?? config.responseJsonSchema;
+  const mimePath = `${path}.response_mime_type`;
+  if (mime !== '' && !MIME_TYPES.includes(mime)) {
+    out.push({ path: mimePath, problem: 'allowed mimetypes are text/plain, application/json, application/xml, application/yaml and text/x.enum.' });
+  } else if (schema !== undefined && mime !== 'application/json' && mime !== 'text/x.enum') {
+    out.push({ path: mimePath, problem: 'must be application/json or text/x.enum when a response schema is set' });
+  } else if (mime === 'text/x.enum' && !isStringEnum(schema)) {
+    out.push({ path: mimePath, problem: 'text/x.enum requires a response schema of type STRING with enum values' });
+  }
+  if (config.logprobs !== undefined) {
+    if (config.responseLogprobs !== true) {
+      out.push({ path: `${path}.logprobs`, problem: 'can only be set when response_logprobs is true' });
+    } else if (config.logprobs < 0 || config.logprobs > MAX_LOGPROBS) {
+      out.push({ path: `${path}.logprobs`, problem: `must be between 0 and ${MAX_LOGPROBS}` });
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- model-dependent checks
+
+/**
+ * Thinking settings the model cannot honour. Budgets belong to 2.5, levels
+ * to Gemini 3, and Google refuses both at once.
+ */
+function checkThinking(config, modelId) {
+  if (!config) return null;
+  const traits = traitsOf(modelId);
+  if (!traits.thinking) return `Thinking is not enabled for models/${modelId}`;
+  const level = config.thinkingLevel === 'THINKING_LEVEL_UNSPECIFIED' ? undefined : config.thinkingLevel;
+  const budget = config.thinkingBudget;
+  if (level && budget !== undefined) return 'You can only set only one of thinking budget and thinking level.';
+  if (level && !traits.gemini3) return 'Thinking level is not supported for this model.';
+  if (level && !thinkingLevelsOf(modelId).includes(level)) {
+    return `Thinking level ${level} is not supported for this model. Please retry with other thinking level.`;
+  }
+  if (budget === 0 && traits.alwaysThinks && !traits.gemini3) {
+    return 'Budget 0 is invalid. This model only works in thinking mode.';
+  }
+  const range = thinkingBudgetRange(modelId);
+  const allowed = (b) => b === -1 || (b === 0 && range.zero) || (b >= range.min && b <= range.max);
+  if (range && budget !== undefined && !allowed(budget)) {
+    return `The thinking budget ${budget} is invalid. Please choose a value between ${range.min} and ${range.max}.`;
+  }
+  return null;
+}
+
+/** JSON Schema fields need a model that understands them (Gemini 2.5 and later). */
+function checkJsonSchemaSupport(request, modelId) {
+  if (traitsOf(modelId).jsonSchema) return null;
+  const unsupported = (field, instead) => `${field} is not supported for models/${modelId}. Use ${instead} instead.`;
+  for (const tool of request.tools ?? []) {
+    for (const declaration of tool.functionDeclarations ?? []) {
+      if (declaration.parametersJsonSchema !== undefined) return unsupported('parameters_json_schema', 'parameters');
+      if (declaration.responseJsonSchema !== undefined) return unsupported('response_json_schema', 'response');
+    }
+  }
+  if (request.generationConfig?.responseJsonSchema !== undefined) return unsupported('response_json_schema', 'response_schema');
+  return null;
+}
+
+function checkLogprobsSupport(config, modelId) {
+  if (config?.responseLogprobs !== true || traitsOf(modelId).logprobs) return null;
+  return `Logprobs is not enabled for models/${modelId}`;
+}
+
+/**
+ * A user turn answering a model turn's function calls must answer all of
+ * them, in the same turn.
+ */
+function checkFunctionTurns(contents) {
+  const count = (content, kind) => (content.parts ?? []).filter((p) => p[kind]).length;
+  for (let i = 1; i < contents.length; i += 1) {
+    if (contents[i - 1].role !== 'model' || contents[i].role === 'model') continue;
+    const calls = count(contents[i - 1], 'functionCall');
+    const responses = count(contents[i], 'functionResponse');
+    if (calls && responses && calls !== responses) {
+      return (
+        'Please ensure that the number of function response parts is equal to the number of function call ' +
+        'parts of the function call turn.'
+      );
+    }
   }
   return null;
 }

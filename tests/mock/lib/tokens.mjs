@@ -76,7 +76,8 @@ export function partsTokens(parts = []) {
 
 // ---------------------------------------------------------------- embeddings
 
-function fnv1a(text) {
+/** 32-bit FNV-1a of the UTF-8 bytes: a cheap deterministic seed. */
+export function fnv1a(text) {
   let hash = 0x811c9dc5;
   for (const byte of Buffer.from(text, 'utf8')) {
     hash ^= byte;
