@@ -13,6 +13,7 @@ pub mod gate;
 pub mod gemini;
 pub mod keypool;
 pub mod mask;
+pub mod media;
 pub mod openai;
 pub mod outcome;
 pub mod route;

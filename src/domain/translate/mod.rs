@@ -8,7 +8,10 @@
 pub mod chat;
 pub mod embeddings;
 pub mod models;
+pub mod names;
+pub mod schema;
 pub mod stream;
+pub mod thinking;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -43,7 +46,7 @@ pub(crate) fn json_object(body: &[u8]) -> Result<Map<String, Value>, GatewayErro
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
+pub(crate) fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
