@@ -17,6 +17,9 @@ pub const GOOGLE_OAUTH_AUTH_URL: &str = "GOOGLE_OAUTH_AUTH_URL";
 pub const GOOGLE_USERINFO_URL: &str = "GOOGLE_USERINFO_URL";
 pub const GEMINI_API_KEYS: &str = "GEMINI_API_KEYS";
 pub const ACCESS_TOKENS: &str = "ACCESS_TOKENS";
+/// `host:port` authorities an `image_url` may point at although they are private or loopback
+/// (the operator's own services; the test mock). Separated by commas or whitespace.
+pub const IMAGE_FETCH_ALLOW_PRIVATE: &str = "IMAGE_FETCH_ALLOW_PRIVATE";
 
 pub const DEFAULT_GEMINI_API_BASE: &str = "https://generativelanguage.googleapis.com";
 pub const DEFAULT_CODE_ASSIST_API_BASE: &str = "https://cloudcode-pa.googleapis.com";
@@ -50,6 +53,10 @@ pub struct Settings {
     pub log_retention_days: u32,
     /// Return thoughts as `reasoning_content` by default (false).
     pub include_thoughts: bool,
+    /// Largest `image_url` the worker fetches, per image (10 MiB).
+    pub image_fetch_max_bytes: u64,
+    /// Deadline for fetching one `image_url`, connect to last byte (10 s).
+    pub image_fetch_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -62,6 +69,8 @@ impl Default for Settings {
             models_cache_ttl_secs: 600,
             log_retention_days: 30,
             include_thoughts: false,
+            image_fetch_max_bytes: 10 * MIB,
+            image_fetch_timeout_ms: 10_000,
         }
     }
 }
@@ -103,6 +112,18 @@ impl Settings {
             self.models_cache_ttl_secs,
             0,
             86_400,
+        )?;
+        check(
+            "image_fetch_max_bytes",
+            self.image_fetch_max_bytes,
+            KIB,
+            20 * MIB,
+        )?;
+        check(
+            "image_fetch_timeout_ms",
+            self.image_fetch_timeout_ms,
+            500,
+            60_000,
         )?;
         check(
             "log_retention_days",
@@ -190,6 +211,8 @@ pub struct EnvConfig {
     pub oauth_token_url: String,
     pub oauth_auth_url: String,
     pub userinfo_url: String,
+    /// [`IMAGE_FETCH_ALLOW_PRIVATE`], parsed.
+    pub image_fetch_allow_private: Vec<String>,
 }
 
 impl EnvConfig {
@@ -210,6 +233,14 @@ impl EnvConfig {
             oauth_token_url: read(GOOGLE_OAUTH_TOKEN_URL, DEFAULT_GOOGLE_OAUTH_TOKEN_URL),
             oauth_auth_url: read(GOOGLE_OAUTH_AUTH_URL, DEFAULT_GOOGLE_OAUTH_AUTH_URL),
             userinfo_url: read(GOOGLE_USERINFO_URL, DEFAULT_GOOGLE_USERINFO_URL),
+            image_fetch_allow_private: get(IMAGE_FETCH_ALLOW_PRIVATE)
+                .map(|raw| {
+                    raw.split(|c: char| c == ',' || c.is_whitespace())
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_ascii_lowercase)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod gate;
 pub mod gemini;
 pub mod keys;
+pub mod media;
 pub mod models;
 pub mod openai;
 pub mod render;

@@ -10,12 +10,12 @@ use super::keys;
 use super::upstream::{
     self, BodyStream, StreamBreak, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest,
 };
-use super::{body, models, now_ms, render};
+use super::{body, media, models, now_ms, render};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::outcome::google_error_message;
 use crate::domain::route::check_model_id;
-use crate::domain::translate::chat::{self, ChatContext};
+use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::embeddings;
 use crate::domain::translate::stream::ChatSsePipeline;
 
@@ -26,7 +26,25 @@ pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
     let raw = body::read_capped(&mut req, snap.settings.max_body_bytes).await?;
     let parsed = chat::parse_chat_request(&raw)?;
     let client_model = parsed.model.clone();
-    let prepared = chat::prepare_chat(parsed)?;
+    let options = ChatOptions {
+        include_thoughts: snap.settings.include_thoughts,
+    };
+    let mut prepared = chat::prepare_chat(parsed, &options)?;
+    if !prepared.ignored.is_empty() {
+        worker::console_debug!(
+            "[gemgate] chat request fields ignored: {}",
+            prepared.ignored.join(", ")
+        );
+    }
+    if !prepared.remote_media.is_empty() {
+        let fetched = media::fetch_all(
+            &prepared.remote_media,
+            &snap.settings,
+            &app.config.env.image_fetch_allow_private,
+        )
+        .await?;
+        chat::fill_remote_media(&mut prepared.body, fetched);
+    }
     let model = upstream_model(&prepared.upstream_model)?;
     let action = if prepared.stream {
         "streamGenerateContent?alt=sse"
@@ -47,18 +65,29 @@ pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
         id: new_id("chatcmpl-"),
         created: now_ms() / 1000,
         model: client_model.clone(),
+        reply: prepared.reply,
     };
+    let adjusted = prepared.adjustments.join(", ");
     let ok = upstream::send(app, &snap, &request)
         .await
         .map_err(|e| openai_upstream_error(e, &client_model))?;
-    if prepared.stream {
-        return sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage))
-            .map_err(runtime);
+    let resp = if prepared.stream {
+        sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage)).map_err(runtime)?
+    } else {
+        let resp: GenerateContentResponse = ok.json()?;
+        let completion = chat::chat_response(resp, &ctx)?;
+        render::json(200, &completion).map_err(runtime)?
+    };
+    if !adjusted.is_empty() {
+        resp.headers()
+            .set(ADJUSTED_HEADER, &adjusted)
+            .map_err(runtime)?;
     }
-    let resp: GenerateContentResponse = ok.json()?;
-    let completion = chat::chat_response(resp, &ctx)?;
-    render::json(200, &completion).map_err(runtime)
+    Ok(resp)
 }
+
+/// Lists every request value moved to what the model accepts (`reasoning_effort=medium->high`).
+pub const ADJUSTED_HEADER: &str = "x-gemgate-adjusted";
 
 /// The state of a translated stream: the pipeline until it finished, the
 /// upstream body, and the first chunk already read during failover.

@@ -13,7 +13,7 @@ use crate::domain::route::{self, Access, Hints, Route, Surface};
 /// Response headers a browser may read on the API surfaces.
 const EXPOSED_HEADERS: &str = "retry-after, x-ratelimit-limit-requests, \
      x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
-     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens";
+     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, x-gemgate-adjusted";
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let url = req.url()?;

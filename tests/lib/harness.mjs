@@ -118,7 +118,8 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     Object.entries(secretLines).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n',
   );
   await migrate(persistDir);
-  const allVars = { GEMINI_API_BASE: mock.url, ...vars };
+  // The mock's media endpoint is the one private target image_url fetches may reach.
+  const allVars = { GEMINI_API_BASE: mock.url, IMAGE_FETCH_ALLOW_PRIVATE: new URL(mock.url).host, ...vars };
   const port = await freePort();
   const inspectorPort = await freePort();
   let worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort });

@@ -19,6 +19,11 @@ use crate::domain::openai::{
     MessageContent, ReasoningEffort, ResponseFormat, Role, Stop, StreamOptions, ToolCall,
     ToolChoice, ToolChoiceMode,
 };
+use crate::domain::translate::names::{self, NameMap};
+use crate::domain::translate::schema;
+use crate::domain::translate::thinking::{
+    self, ClientThinkingConfig, Family, ModelVariant, ThinkingRequest,
+};
 use crate::domain::translate::{
     Check, check, field_error, finish_reason, first_field_error, first_item_error, json_object,
     required, usage,
@@ -33,6 +38,37 @@ pub struct ChatContext {
     pub created: u64,
     /// The model as the client named it; echoed back in every response.
     pub model: String,
+    /// How the response is shaped back for this request, decided by [`prepare_chat`].
+    pub reply: ReplyPlan,
+}
+
+/// What the response translation must undo or enforce for one request. Derived from the
+/// request alone, so the gateway keeps no per-conversation state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyPlan {
+    /// Gemini function names → the client's own names.
+    pub names: NameMap,
+    /// `text/x.enum` was used for an enum-only schema: the bare answer is re-encoded as the
+    /// JSON string the client's schema asked for.
+    pub enum_as_json: bool,
+    /// `parallel_tool_calls: false`: only the first call of a turn is returned.
+    pub single_tool_call: bool,
+}
+
+/// Gateway settings that shape translation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChatOptions {
+    /// Return thoughts as `reasoning_content` unless the request says otherwise.
+    pub include_thoughts: bool,
+}
+
+/// An `image_url` with an http(s) URL, fetched by the edge before the request goes upstream.
+/// Its part in the body is a placeholder until [`fill_remote_media`] replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteMedia {
+    pub url: String,
+    /// The request field, for errors (`messages[0].content[1].image_url`).
+    pub param: String,
 }
 
 /// A validated request, ready for `POST /v1beta/models/{upstream_model}:generateContent`
@@ -45,6 +81,14 @@ pub struct PreparedChat {
     pub stream: bool,
     /// Only meaningful when `stream`: end with a usage chunk.
     pub include_usage: bool,
+    pub reply: ReplyPlan,
+    /// Values moved to what the model accepts, for `x-gemgate-adjusted`
+    /// (`reasoning_effort=medium->high`).
+    pub adjustments: Vec<String>,
+    /// Top-level fields that were neither translated nor passed through; logged at debug.
+    pub ignored: Vec<String>,
+    /// Remote images to fetch, in the order of their placeholders in `body`.
+    pub remote_media: Vec<RemoteMedia>,
 }
 
 /// Gemini's limit on `stopSequences`; `OpenAI` documents 4, so every valid `OpenAI` request fits.
@@ -57,6 +101,10 @@ const SIGNATURE_SENTINEL: &str = "skip_thought_signature_validator";
 /// Joins a tool-call id and the Gemini thought signature it carries, so the signature survives
 /// clients that keep only `id`, `type` and `function` of a tool call.
 const SIGNATURE_SEPARATOR: &str = "__thought__";
+/// Marks an `inlineData` placeholder for a remote image; never sent upstream.
+const REMOTE_PLACEHOLDER: &str = "x-gemgate/remote";
+/// More remote images than this in one request is refused rather than fetched.
+pub const MAX_REMOTE_MEDIA: usize = 16;
 
 // ---------------------------------------------------------------------------------------------
 // parsing
@@ -186,14 +234,48 @@ fn locate_content_error(content: &Value, role: Role, path: &str) -> Option<Gatew
 
 /// Validates a parsed request and translates it into a Gemini request.
 ///
-/// Parameters without a Gemini equivalent (`user`, a message's `name`, `parallel_tool_calls`,
-/// `metadata`, …) are ignored; unknown ones stay visible in `extra`. A conversation that opens
-/// with an assistant turn is sent as is: Gemini accepts a model-first history.
-pub fn prepare_chat(req: ChatCompletionRequest) -> Result<PreparedChat, GatewayError> {
-    let model = ModelName::parse(&req.model)?;
+/// Parameters without a Gemini equivalent (`user`, a message's `name`, `metadata`, …) are
+/// ignored, and unknown ones are listed in [`PreparedChat::ignored`]; unknown top-level fields
+/// that are Gemini `generationConfig` keys (`top_k`, `response_modalities`, …) are passed
+/// through. A conversation that opens with an assistant turn is sent as is: Gemini accepts a
+/// model-first history.
+pub fn prepare_chat(
+    mut req: ChatCompletionRequest,
+    options: &ChatOptions,
+) -> Result<PreparedChat, GatewayError> {
+    let variant = ModelVariant::parse(&req.model);
+    let model = ModelName::parse(&variant.base)?;
     validate_sampling(&req)?;
-    let generation_config = generation_config(&req, &model)?;
-    let (tools, tool_config) = tool_settings(&req.tools, req.tool_choice.as_ref())?;
+    let extra = std::mem::take(&mut req.extra);
+    let extensions = Extensions::read(&extra)?;
+    let dialect = SchemaDialect::for_model(model.as_str());
+
+    let thinking = thinking::plan(
+        model.as_str(),
+        &ThinkingRequest {
+            effort: req.reasoning_effort,
+            suffix: variant.thinking,
+            explicit: extensions.google.thinking_config.as_ref(),
+            include_thoughts_default: options.include_thoughts,
+        },
+    );
+    let mut reply = ReplyPlan {
+        names: NameMap::from_client_names(req.tools.iter().map(|t| t.function.name.as_str())),
+        single_tool_call: extensions.parallel_tool_calls == Some(false),
+        ..ReplyPlan::default()
+    };
+    let mut config = generation_config(&req, thinking.config)?;
+    reply.enum_as_json = apply_response_format(&mut config, req.response_format.as_ref(), dialect)?;
+    let ignored = pass_through_generation_config(&mut config, &extra)?;
+    let generation_config = (config != gemini::GenerationConfig::default()).then_some(config);
+
+    let (mut tools, tool_config) = tool_settings(&req.tools, req.tool_choice.as_ref(), dialect)?;
+    if variant.search || extensions.web_search {
+        tools.push(gemini::Tool {
+            google_search: Some(json!({})),
+            ..gemini::Tool::default()
+        });
+    }
     let stream = req.stream.unwrap_or(false);
     let include_usage = stream
         && req
@@ -201,7 +283,8 @@ pub fn prepare_chat(req: ChatCompletionRequest) -> Result<PreparedChat, GatewayE
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-    let (system_instruction, contents) = Conversation::build(req.messages, &model)?;
+    let (system_instruction, contents, remote_media) = Conversation::build(req.messages, &model)?;
+    let google = extensions.google;
     Ok(PreparedChat {
         upstream_model: model.as_str().to_owned(),
         body: gemini::GenerateContentRequest {
@@ -210,11 +293,187 @@ pub fn prepare_chat(req: ChatCompletionRequest) -> Result<PreparedChat, GatewayE
             tools,
             tool_config,
             generation_config,
+            safety_settings: google.safety_settings.unwrap_or_default(),
+            cached_content: google.cached_content,
             ..gemini::GenerateContentRequest::default()
         },
         stream,
         include_usage,
+        reply,
+        adjustments: thinking
+            .adjustments
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        ignored: ignored.into_iter().chain(extensions.ignored).collect(),
+        remote_media,
     })
+}
+
+/// Which schema dialect a model takes: full JSON Schema (`parametersJsonSchema`,
+/// `responseJsonSchema`) from Gemini 2.5 on, Gemini's `OpenAPI` subset before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SchemaDialect {
+    JsonSchema,
+    OpenApi,
+}
+
+impl SchemaDialect {
+    fn for_model(model: &str) -> Self {
+        // The models that think are exactly those that take JSON Schema.
+        if thinking::family(model) == Family::None {
+            Self::OpenApi
+        } else {
+            Self::JsonSchema
+        }
+    }
+}
+
+/// The request's extension fields: `extra_body.google` (or `google` at the top level, as some
+/// clients flatten it), `parallel_tool_calls` and `web_search_options`.
+#[derive(Debug, Default)]
+struct Extensions {
+    google: GoogleExtension,
+    parallel_tool_calls: Option<bool>,
+    web_search: bool,
+    ignored: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct GoogleExtension {
+    #[serde(default, alias = "thinkingConfig")]
+    thinking_config: Option<ClientThinkingConfig>,
+    #[serde(default, alias = "safetySettings")]
+    safety_settings: Option<Vec<gemini::SafetySetting>>,
+    #[serde(default, alias = "cachedContent")]
+    cached_content: Option<String>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+/// Top-level `OpenAI` parameters with no Gemini counterpart, ignored without comment.
+const KNOWN_UNMAPPED: &[&str] = &[
+    "metadata",
+    "store",
+    "service_tier",
+    "prediction",
+    "modalities",
+    "audio",
+    "verbosity",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "safety_identifier",
+    "logit_bias",
+    "functions",
+    "function_call",
+];
+
+impl Extensions {
+    fn read(extra: &Map<String, Value>) -> Result<Self, GatewayError> {
+        let mut ext = Self::default();
+        let google = match (extra.get("extra_body"), extra.get("google")) {
+            (Some(body), _) => body.get("google").map(|g| ("extra_body.google", g)),
+            (None, Some(google)) => Some(("google", google)),
+            (None, None) => None,
+        };
+        if let Some((path, google)) = google.filter(|(_, g)| !g.is_null()) {
+            ext.google = GoogleExtension::deserialize(google).map_err(|e| field_error(path, &e))?;
+            ext.ignored
+                .extend(ext.google.other.keys().map(|k| format!("{path}.{k}")));
+        }
+        match extra.get("parallel_tool_calls") {
+            None | Some(Value::Null) => {}
+            Some(Value::Bool(b)) => ext.parallel_tool_calls = Some(*b),
+            Some(_) => {
+                return Err(GatewayError::invalid_param(
+                    "parallel_tool_calls must be a boolean",
+                    "parallel_tool_calls",
+                ));
+            }
+        }
+        ext.web_search = extra
+            .get("web_search_options")
+            .is_some_and(|v| !v.is_null());
+        Ok(ext)
+    }
+}
+
+/// Unknown top-level fields that name a Gemini `generationConfig` key (in either spelling) are
+/// set there, unless a translated `OpenAI` parameter already set that key: the `OpenAI` name
+/// wins. Everything else is returned for a debug log.
+fn pass_through_generation_config(
+    config: &mut gemini::GenerationConfig,
+    extra: &Map<String, Value>,
+) -> Result<Vec<String>, GatewayError> {
+    let mut ignored = Vec::new();
+    let mut set = to_object(config);
+    for (name, value) in extra {
+        let camel = snake_to_camel(name);
+        if GENERATION_CONFIG_KEYS.contains(&camel.as_str()) {
+            if !value.is_null() && !set.contains_key(&camel) {
+                set.insert(camel, value.clone());
+            }
+        } else if !matches!(
+            name.as_str(),
+            "extra_body" | "google" | "parallel_tool_calls" | "web_search_options"
+        ) && !KNOWN_UNMAPPED.contains(&name.as_str())
+        {
+            ignored.push(name.clone());
+        }
+    }
+    *config = serde_json::from_value(Value::Object(set)).map_err(|e| {
+        GatewayError::invalid(format!(
+            "a generationConfig field passed at the top level is invalid: {e}"
+        ))
+    })?;
+    Ok(ignored)
+}
+
+/// Gemini's `generationConfig` keys, camelCase.
+const GENERATION_CONFIG_KEYS: &[&str] = &[
+    "stopSequences",
+    "responseMimeType",
+    "responseSchema",
+    "responseJsonSchema",
+    "responseModalities",
+    "candidateCount",
+    "maxOutputTokens",
+    "temperature",
+    "topP",
+    "topK",
+    "seed",
+    "presencePenalty",
+    "frequencyPenalty",
+    "responseLogprobs",
+    "logprobs",
+    "enableEnhancedCivicAnswers",
+    "speechConfig",
+    "thinkingConfig",
+    "imageConfig",
+    "mediaResolution",
+];
+
+fn snake_to_camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn to_object<T: serde::Serialize>(value: &T) -> Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
 }
 
 fn validate_sampling(req: &ChatCompletionRequest) -> Result<(), GatewayError> {
@@ -241,19 +500,25 @@ fn validate_sampling(req: &ChatCompletionRequest) -> Result<(), GatewayError> {
             ));
         }
     }
-    if req.logprobs == Some(true) || req.top_logprobs.is_some_and(|n| n > 0) {
-        let param = if req.logprobs == Some(true) {
-            "logprobs"
-        } else {
-            "top_logprobs"
-        };
-        return Err(GatewayError::invalid_param(
-            "logprobs are not supported by this gateway yet",
-            param,
-        ));
+    if let Some(n) = req.top_logprobs.filter(|n| *n > 0) {
+        if n > MAX_TOP_LOGPROBS {
+            return Err(GatewayError::invalid_param(
+                format!("top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}, got {n}"),
+                "top_logprobs",
+            ));
+        }
+        if req.logprobs != Some(true) {
+            return Err(GatewayError::invalid_param(
+                "top_logprobs requires logprobs to be true",
+                "top_logprobs",
+            ));
+        }
     }
     Ok(())
 }
+
+/// `OpenAI`'s and Gemini's limit on alternatives per token.
+const MAX_TOP_LOGPROBS: u32 = 20;
 
 fn in_range(name: &str, value: Option<f64>, min: f64, max: f64) -> Result<(), GatewayError> {
     match value {
@@ -267,8 +532,8 @@ fn in_range(name: &str, value: Option<f64>, min: f64, max: f64) -> Result<(), Ga
 
 fn generation_config(
     req: &ChatCompletionRequest,
-    model: &ModelName,
-) -> Result<Option<gemini::GenerationConfig>, GatewayError> {
+    thinking_config: Option<gemini::ThinkingConfig>,
+) -> Result<gemini::GenerationConfig, GatewayError> {
     let seed = req
         .seed
         .map(|seed| {
@@ -280,7 +545,8 @@ fn generation_config(
             })
         })
         .transpose()?;
-    let mut config = gemini::GenerationConfig {
+    let logprobs = req.logprobs == Some(true);
+    Ok(gemini::GenerationConfig {
         stop_sequences: stop_sequences(req.stop.as_ref())?,
         candidate_count: req.n,
         // Both set: `max_completion_tokens` is the current name and wins.
@@ -290,14 +556,11 @@ fn generation_config(
         seed,
         presence_penalty: req.presence_penalty,
         frequency_penalty: req.frequency_penalty,
-        thinking_config: req
-            .reasoning_effort
-            .map(|effort| thinking_config(model, effort))
-            .transpose()?,
+        response_logprobs: logprobs.then_some(true),
+        logprobs: req.top_logprobs.filter(|n| logprobs && *n > 0),
+        thinking_config,
         ..gemini::GenerationConfig::default()
-    };
-    apply_response_format(&mut config, req.response_format.as_ref());
-    Ok((config != gemini::GenerationConfig::default()).then_some(config))
+    })
 }
 
 fn stop_sequences(stop: Option<&Stop>) -> Result<Vec<String>, GatewayError> {
@@ -314,94 +577,66 @@ fn stop_sequences(stop: Option<&Stop>) -> Result<Vec<String>, GatewayError> {
     Ok(sequences)
 }
 
-fn apply_response_format(config: &mut gemini::GenerationConfig, format: Option<&ResponseFormat>) {
-    match format {
-        None | Some(ResponseFormat::Text) => {}
+/// `text` → `text/plain`, `json_object` → JSON, `json_schema` → `responseJsonSchema` (or the
+/// sanitized `responseSchema` on models before 2.5); a schema that is only a string enum uses
+/// Gemini's `text/x.enum`. Returns whether the answer must be re-encoded as a JSON string.
+fn apply_response_format(
+    config: &mut gemini::GenerationConfig,
+    format: Option<&ResponseFormat>,
+    dialect: SchemaDialect,
+) -> Result<bool, GatewayError> {
+    const JSON: &str = "application/json";
+    let param = "response_format.json_schema.schema";
+    let schema = match format {
+        None => return Ok(false),
+        Some(ResponseFormat::Text) => {
+            config.response_mime_type = Some("text/plain".to_owned());
+            return Ok(false);
+        }
         Some(ResponseFormat::JsonObject) => {
-            config.response_mime_type = Some("application/json".to_owned());
+            config.response_mime_type = Some(JSON.to_owned());
+            return Ok(false);
         }
-        Some(ResponseFormat::JsonSchema { json_schema }) => {
-            config.response_mime_type = Some("application/json".to_owned());
-            config.response_json_schema.clone_from(&json_schema.schema);
+        Some(ResponseFormat::JsonSchema { json_schema }) => json_schema.schema.as_ref(),
+    };
+    let Some(schema) = schema else {
+        config.response_mime_type = Some(JSON.to_owned());
+        return Ok(false);
+    };
+    let invalid = |why: String| GatewayError::invalid_param(format!("{param}: {why}"), param);
+    if let Some(values) = schema::enum_only(schema) {
+        config.response_mime_type = Some("text/x.enum".to_owned());
+        config.response_schema = Some(json!({ "type": "STRING", "enum": values }));
+        return Ok(true);
+    }
+    config.response_mime_type = Some(JSON.to_owned());
+    match dialect {
+        SchemaDialect::JsonSchema => {
+            config.response_json_schema = Some(schema::to_json_schema(schema).map_err(invalid)?);
+        }
+        SchemaDialect::OpenApi => {
+            config.response_schema = Some(schema::to_openapi(schema).map_err(invalid)?);
         }
     }
-}
-
-/// DESIGN §5 thinking map: Gemini 3 takes a level, earlier models a token budget.
-fn thinking_config(
-    model: &ModelName,
-    effort: ReasoningEffort,
-) -> Result<gemini::ThinkingConfig, GatewayError> {
-    let id = model.as_str();
-    let unsupported = |why: &str| {
-        GatewayError::invalid_param(
-            format!("reasoning_effort {why} is not supported by {id}"),
-            "reasoning_effort",
-        )
-    };
-    if gemini_major_version(id).is_some_and(|major| major >= 3) {
-        let level = match effort {
-            ReasoningEffort::None => {
-                return Err(unsupported("\"none\" (thinking cannot be turned off)"));
-            }
-            ReasoningEffort::Xhigh | ReasoningEffort::Max => {
-                return Err(unsupported("above \"high\""));
-            }
-            ReasoningEffort::Minimal => "minimal",
-            ReasoningEffort::Low => "low",
-            ReasoningEffort::Medium => "medium",
-            ReasoningEffort::High => "high",
-        };
-        return Ok(gemini::ThinkingConfig {
-            thinking_level: Some(level.to_owned()),
-            ..gemini::ThinkingConfig::default()
-        });
-    }
-    // 2.5 Pro cannot think with fewer than 128 tokens, nor switch thinking off.
-    let pro = id.contains("-pro");
-    let budget = match effort {
-        ReasoningEffort::None if pro => {
-            return Err(unsupported("\"none\" (thinking cannot be turned off)"));
-        }
-        ReasoningEffort::Minimal if pro => 128,
-        ReasoningEffort::None | ReasoningEffort::Minimal => 0,
-        ReasoningEffort::Low => 1024,
-        ReasoningEffort::Medium => 8192,
-        ReasoningEffort::High => 24576,
-        ReasoningEffort::Xhigh | ReasoningEffort::Max => return Err(unsupported("above \"high\"")),
-    };
-    Ok(gemini::ThinkingConfig {
-        thinking_budget: Some(budget),
-        ..gemini::ThinkingConfig::default()
-    })
-}
-
-/// `gemini-2.5-flash` → 2, `gemini-3-pro-preview` → 3, anything else → `None`.
-fn gemini_major_version(id: &str) -> Option<u32> {
-    let rest = id.strip_prefix("gemini-")?;
-    let digits = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    rest[..digits].parse().ok()
+    Ok(false)
 }
 
 fn tool_settings(
     tools: &[openai::Tool],
     choice: Option<&ToolChoice>,
+    dialect: SchemaDialect,
 ) -> Result<(Vec<gemini::Tool>, Option<gemini::ToolConfig>), GatewayError> {
     let declarations = tools
         .iter()
         .enumerate()
-        .map(|(i, tool)| function_declaration(&tool.function, i))
+        .map(|(i, tool)| function_declaration(&tool.function, i, dialect))
         .collect::<Result<Vec<_>, _>>()?;
     let tool_config = match choice {
         None => None,
-        Some(choice) => {
-            function_calling_config(choice, &declarations)?.map(|config| gemini::ToolConfig {
-                function_calling_config: Some(config),
-                retrieval_config: None,
-            })
-        }
+        Some(choice) => function_calling_config(choice, tools)?.map(|config| gemini::ToolConfig {
+            function_calling_config: Some(config),
+            retrieval_config: None,
+        }),
     };
     let tools = if declarations.is_empty() {
         Vec::new()
@@ -417,6 +652,7 @@ fn tool_settings(
 fn function_declaration(
     function: &openai::FunctionDefinition,
     i: usize,
+    dialect: SchemaDialect,
 ) -> Result<gemini::FunctionDeclaration, GatewayError> {
     if function.name.is_empty() {
         let param = format!("tools[{i}].function.name");
@@ -425,36 +661,46 @@ fn function_declaration(
             param,
         ));
     }
-    // `parametersJsonSchema` takes full JSON Schema, so OpenAI schemas need no rewriting.
-    Ok(gemini::FunctionDeclaration {
-        name: function.name.clone(),
+    let param = format!("tools[{i}].function.parameters");
+    let invalid = |why: String| GatewayError::invalid_param(format!("{param}: {why}"), &param);
+    let mut declaration = gemini::FunctionDeclaration {
+        name: names::to_gemini(&function.name).into_owned(),
         description: function.description.clone(),
-        parameters_json_schema: function.parameters.clone(),
         ..gemini::FunctionDeclaration::default()
-    })
+    };
+    let Some(parameters) = function.parameters.as_ref().filter(|p| !p.is_null()) else {
+        return Ok(declaration);
+    };
+    match dialect {
+        SchemaDialect::JsonSchema => {
+            declaration.parameters_json_schema =
+                Some(schema::function_parameters_json_schema(parameters).map_err(invalid)?);
+        }
+        SchemaDialect::OpenApi => {
+            declaration.parameters =
+                schema::function_parameters_openapi(parameters).map_err(invalid)?;
+        }
+    }
+    Ok(declaration)
 }
 
 /// `auto`/`none`/`required`/named → AUTO/NONE/ANY/ANY + `allowedFunctionNames`.
 fn function_calling_config(
     choice: &ToolChoice,
-    declarations: &[gemini::FunctionDeclaration],
+    tools: &[openai::Tool],
 ) -> Result<Option<gemini::FunctionCallingConfig>, GatewayError> {
     use gemini::FunctionCallingMode as Mode;
-    let config = |mode, names: Vec<String>| gemini::FunctionCallingConfig {
-        mode: Some(mode),
-        allowed_function_names: names,
-    };
     let (mode, names) = match choice {
         ToolChoice::Mode(ToolChoiceMode::None) => (Mode::None, Vec::new()),
         ToolChoice::Mode(ToolChoiceMode::Auto) => (Mode::Auto, Vec::new()),
         ToolChoice::Mode(ToolChoiceMode::Required) => (Mode::Any, Vec::new()),
-        ToolChoice::Named(named) => (Mode::Any, vec![named.function.name.clone()]),
+        ToolChoice::Named(named) => (Mode::Any, vec![named.function.name.as_str()]),
         ToolChoice::AllowedTools(allowed) => {
             let names = allowed
                 .allowed_tools
                 .tools
                 .iter()
-                .map(|t| t.function.name.clone())
+                .map(|t| t.function.name.as_str())
                 .collect();
             // VALIDATED is Gemini's "call one of these, or answer in text".
             match allowed.allowed_tools.mode {
@@ -463,7 +709,7 @@ fn function_calling_config(
             }
         }
     };
-    if declarations.is_empty() {
+    if tools.is_empty() {
         return match mode {
             Mode::None | Mode::Auto => Ok(None),
             _ => Err(GatewayError::invalid_param(
@@ -474,30 +720,41 @@ fn function_calling_config(
     }
     if let Some(unknown) = names
         .iter()
-        .find(|name| !declarations.iter().any(|d| &d.name == *name))
+        .find(|name| !tools.iter().any(|t| t.function.name == **name))
     {
         return Err(GatewayError::invalid_param(
             format!("tool_choice names function `{unknown}`, which is not in tools"),
             "tool_choice",
         ));
     }
-    Ok(Some(config(mode, names)))
+    Ok(Some(gemini::FunctionCallingConfig {
+        mode: Some(mode),
+        allowed_function_names: names
+            .into_iter()
+            .map(|n| names::to_gemini(n).into_owned())
+            .collect(),
+    }))
 }
 
 /// Builds Gemini's `systemInstruction` and `contents` from the `OpenAI` messages.
 struct Conversation {
     system: Vec<Part>,
     contents: Vec<gemini::Content>,
-    /// `tool_call_id` → function name, from the assistant turns seen so far.
+    /// `tool_call_id` → Gemini function name, from the assistant turns seen so far.
     call_names: HashMap<String, String>,
     signature_sentinel: bool,
+    remote: Vec<RemoteMedia>,
 }
 
+/// The system instruction, the turns, and the remote images they reference.
+type Built = (
+    Option<gemini::Content>,
+    Vec<gemini::Content>,
+    Vec<RemoteMedia>,
+);
+
 impl Conversation {
-    fn build(
-        messages: Vec<ChatMessage>,
-        model: &ModelName,
-    ) -> Result<(Option<gemini::Content>, Vec<gemini::Content>), GatewayError> {
+    fn build(messages: Vec<ChatMessage>, model: &ModelName) -> Result<Built, GatewayError> {
         if messages.is_empty() {
             return Err(GatewayError::invalid_param(
                 "messages must contain at least one message",
@@ -508,7 +765,8 @@ impl Conversation {
             system: Vec::new(),
             contents: Vec::new(),
             call_names: HashMap::new(),
-            signature_sentinel: gemini_major_version(model.as_str()).is_some_and(|v| v >= 3),
+            signature_sentinel: matches!(thinking::family(model.as_str()), Family::Levels(_)),
+            remote: Vec::new(),
         };
         for (i, message) in messages.into_iter().enumerate() {
             conversation.add(message, i)?;
@@ -523,7 +781,7 @@ impl Conversation {
             role: None,
             parts: conversation.system,
         });
-        Ok((system, conversation.contents))
+        Ok((system, conversation.contents, conversation.remote))
     }
 
     fn add(&mut self, message: ChatMessage, i: usize) -> Result<(), GatewayError> {
@@ -534,7 +792,7 @@ impl Conversation {
                 self.system.extend(parts);
             }
             ChatMessage::User(m) => {
-                let parts = user_parts(m.content, i)?;
+                let parts = self.user_parts(m.content, i)?;
                 self.push(gemini::Role::User, parts);
             }
             ChatMessage::Assistant(m) => {
@@ -546,7 +804,8 @@ impl Conversation {
                 self.push(gemini::Role::User, vec![part]);
             }
             ChatMessage::Function(m) => {
-                let part = function_response(m.name, m.content.as_deref().unwrap_or_default());
+                let name = names::to_gemini(&m.name).into_owned();
+                let part = function_response(name, None, m.content.as_deref().unwrap_or_default());
                 self.push(gemini::Role::User, vec![part]);
             }
         }
@@ -581,7 +840,14 @@ impl Conversation {
         }
         if let Some(call) = message.function_call {
             let path = format!("messages[{i}].function_call");
-            parts.push(function_call_part(call.name, &call.arguments, &path, None)?);
+            let name = names::to_gemini(&call.name).into_owned();
+            parts.push(function_call_part(
+                name,
+                None,
+                &call.arguments,
+                &path,
+                None,
+            )?);
         }
         let mut first_call = true;
         for (k, call) in message.tool_calls.into_iter().enumerate() {
@@ -602,13 +868,11 @@ impl Conversation {
             .and_then(ExtraContent::signature)
             .or_else(|| split_call_id(&call.id).1)
             .map(str::to_owned);
-        let part = function_call_part(
-            call.function.name.clone(),
-            &call.function.arguments,
-            path,
-            signature,
-        )?;
-        self.call_names.insert(call.id, call.function.name);
+        let name = names::to_gemini(&call.function.name).into_owned();
+        let id = split_call_id(&call.id).0;
+        let id = (!id.is_empty()).then(|| id.to_owned());
+        let part = function_call_part(name.clone(), id, &call.function.arguments, path, signature)?;
+        self.call_names.insert(call.id, name);
         Ok(part)
     }
 
@@ -617,7 +881,12 @@ impl Conversation {
             .call_names
             .get(&message.tool_call_id)
             .cloned()
-            .or(message.name)
+            .or_else(|| {
+                message
+                    .name
+                    .as_deref()
+                    .map(|n| names::to_gemini(n).into_owned())
+            })
             .ok_or_else(|| {
                 let param = format!("messages[{i}].tool_call_id");
                 GatewayError::invalid_param(
@@ -629,12 +898,15 @@ impl Conversation {
                 )
             })?;
         let text = plain_text(message.content, i, "tool")?;
-        Ok(function_response(name, &text))
+        let id = split_call_id(&message.tool_call_id).0;
+        let id = (!id.is_empty()).then(|| id.to_owned());
+        Ok(function_response(name, id, &text))
     }
 }
 
 fn function_call_part(
     name: String,
+    id: Option<String>,
     arguments: &str,
     path: &str,
     signature: Option<String>,
@@ -647,7 +919,7 @@ fn function_call_part(
         )
     })?;
     let mut part = Part::new(PartData::FunctionCall(gemini::FunctionCall {
-        id: None,
+        id,
         name,
         args: Some(args),
     }));
@@ -667,15 +939,19 @@ fn parse_arguments(arguments: &str) -> Option<Value> {
     }
 }
 
-/// Gemini's `response` must be an object; any other result is wrapped as `{"output": text}`,
-/// the key Gemini documents for function output.
-fn function_response(name: String, text: &str) -> Part {
+/// Gemini's `response` must be an object; any other result is wrapped as `{"output": …}`, the
+/// key Gemini documents for function output: JSON arrays and scalars as themselves, anything
+/// else as the text.
+fn function_response(name: String, id: Option<String>, text: &str) -> Part {
     let response = match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(object)) => Value::Object(object),
+        Ok(value @ (Value::Array(_) | Value::Number(_) | Value::Bool(_))) => {
+            json!({ "output": value })
+        }
         _ => json!({ "output": text }),
     };
     Part::new(PartData::FunctionResponse(gemini::FunctionResponse {
-        id: None,
+        id,
         name,
         response,
     }))
@@ -743,14 +1019,52 @@ fn plain_text(content: MessageContent, i: usize, role: &str) -> Result<String, G
     }
 }
 
-fn user_parts(content: MessageContent, i: usize) -> Result<Vec<Part>, GatewayError> {
-    match content {
-        MessageContent::Text(text) => Ok(text_part(text).into_iter().collect()),
-        MessageContent::Parts(parts) => parts
-            .into_iter()
-            .enumerate()
-            .filter_map(|(j, part)| user_part(part, &part_path(i, j)).transpose())
-            .collect(),
+impl Conversation {
+    fn user_parts(&mut self, content: MessageContent, i: usize) -> Result<Vec<Part>, GatewayError> {
+        match content {
+            MessageContent::Text(text) => Ok(text_part(text).into_iter().collect()),
+            MessageContent::Parts(parts) => parts
+                .into_iter()
+                .enumerate()
+                .filter_map(|(j, part)| self.user_part(part, &part_path(i, j)).transpose())
+                .collect(),
+        }
+    }
+
+    fn user_part(&mut self, part: ContentPart, path: &str) -> Result<Option<Part>, GatewayError> {
+        if let ContentPart::ImageUrl { image_url } = part {
+            let param = format!("{path}.image_url");
+            return self.image_part(image_url.url, param).map(Some);
+        }
+        user_part(part, path)
+    }
+
+    /// A data URL is inlined now; an http(s) URL becomes a placeholder the edge fills after
+    /// fetching it (DESIGN §8: http(s) only, size cap, timeout, no private targets).
+    fn image_part(&mut self, url: String, param: String) -> Result<Part, GatewayError> {
+        if !(starts_with_ignore_case(&url, "http://") || starts_with_ignore_case(&url, "https://"))
+        {
+            if let Some((scheme, _)) = url.split_once("://") {
+                return Err(GatewayError::invalid_param(
+                    format!(
+                        "{param}: the URL scheme `{scheme}` is not supported; send an http(s) URL or a base64 data: URL"
+                    ),
+                    param,
+                ));
+            }
+            return inline_data(url, &param);
+        }
+        if self.remote.len() == MAX_REMOTE_MEDIA {
+            return Err(GatewayError::invalid_param(
+                format!("{param}: at most {MAX_REMOTE_MEDIA} remote image URLs per request"),
+                param,
+            ));
+        }
+        self.remote.push(RemoteMedia { url, param });
+        Ok(Part::new(PartData::InlineData(gemini::Blob {
+            mime_type: REMOTE_PLACEHOLDER.to_owned(),
+            data: String::new(),
+        })))
     }
 }
 
@@ -758,7 +1072,7 @@ fn user_part(part: ContentPart, path: &str) -> Result<Option<Part>, GatewayError
     match part {
         ContentPart::Text { text } => Ok(text_part(text)),
         ContentPart::ImageUrl { image_url } => {
-            image_part(image_url.url, &format!("{path}.image_url")).map(Some)
+            inline_data(image_url.url, &format!("{path}.image_url")).map(Some)
         }
         ContentPart::InputAudio { input_audio } => {
             audio_part(input_audio, &format!("{path}.input_audio")).map(Some)
@@ -771,18 +1085,21 @@ fn user_part(part: ContentPart, path: &str) -> Result<Option<Part>, GatewayError
     }
 }
 
-fn image_part(url: String, param: &str) -> Result<Part, GatewayError> {
-    if starts_with_ignore_case(&url, "http://") || starts_with_ignore_case(&url, "https://") {
-        // A later issue adds fetching (http(s) only, size cap, timeout: DESIGN §8) at the edge,
-        // which then passes the bytes in as a data URL.
-        return Err(GatewayError::invalid_param(
-            format!(
-                "{param}: remote image URLs are not supported yet; send the image as a base64 data: URL"
-            ),
-            param,
-        ));
+/// Replaces the remote-image placeholders of `body`, in order, with the fetched media.
+/// Extra placeholders (there are none when `media` came from the same request) stay empty.
+pub fn fill_remote_media(body: &mut gemini::GenerateContentRequest, media: Vec<gemini::Blob>) {
+    let mut media = media.into_iter();
+    let placeholders = body
+        .contents
+        .iter_mut()
+        .flat_map(|c| c.parts.iter_mut())
+        .filter_map(|p| match &mut p.data {
+            PartData::InlineData(blob) if blob.mime_type == REMOTE_PLACEHOLDER => Some(blob),
+            _ => None,
+        });
+    for (slot, blob) in placeholders.zip(&mut media) {
+        *slot = blob;
     }
-    inline_data(url, param)
 }
 
 fn file_part(file: openai::FileInput, param: &str) -> Result<Part, GatewayError> {
@@ -945,15 +1262,21 @@ pub(crate) struct CandidateOutput {
 }
 
 impl CandidateOutput {
-    pub(crate) fn collect(parts: Vec<Part>, ids: &mut CallIds<'_>) -> Self {
+    /// Splits a candidate's parts. Call names go back to the client's spelling; with
+    /// `single_tool_call`, calls after the choice's first are dropped.
+    pub(crate) fn collect(parts: Vec<Part>, ids: &mut CallIds<'_>, plan: &ReplyPlan) -> Self {
         let mut out = Self::default();
         for part in parts {
             let signature = part.thought_signature.as_deref();
             match &part.data {
+                PartData::FunctionCall(_) if plan.single_tool_call && ids.next_index() > 0 => {}
                 PartData::FunctionCall(call) => {
                     let id = ids.issue(call.id.as_deref(), signature);
-                    out.tool_calls
-                        .push(tool_call(id, call, part.thought_signature.clone()));
+                    let mut tool_call = tool_call(id, call, part.thought_signature.clone());
+                    plan.names
+                        .to_client(&call.name)
+                        .clone_into(&mut tool_call.function.name);
+                    out.tool_calls.push(tool_call);
                 }
                 PartData::Text(text) if part.thought => out.reasoning.push_str(text),
                 data => {
@@ -1047,8 +1370,12 @@ pub fn chat_response(
 
 fn choice(candidate: gemini::Candidate, position: u32, ctx: &ChatContext) -> openai::Choice {
     let index = candidate.index.unwrap_or(position);
+    let logprobs = candidate.logprobs_result.as_ref().map(openai_logprobs);
     let parts = candidate.content.map(|c| c.parts).unwrap_or_default();
-    let output = CandidateOutput::collect(parts, &mut CallIds::new(ctx, index, 0));
+    let mut output = CandidateOutput::collect(parts, &mut CallIds::new(ctx, index, 0), &ctx.reply);
+    if ctx.reply.enum_as_json {
+        output.text = Value::String(output.text).to_string();
+    }
     let finish = finish_reason(
         candidate
             .finish_reason
@@ -1069,9 +1396,43 @@ fn choice(candidate: gemini::Candidate, position: u32, ctx: &ChatContext) -> ope
             reasoning_content: (!output.reasoning.is_empty()).then_some(output.reasoning),
             tool_calls: output.tool_calls,
         },
-        logprobs: None,
+        logprobs,
         finish_reason: finish,
     }
+}
+
+/// Gemini's `logprobsResult` → `OpenAI`'s `{content: [{token, logprob, bytes, top_logprobs}],
+/// refusal: null}`. `chosenCandidates[i]` and `topCandidates[i]` describe the same token.
+pub(crate) fn openai_logprobs(result: &Value) -> Value {
+    fn entry(candidate: &Value) -> Value {
+        let token = candidate
+            .get("token")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let logprob = candidate
+            .get("logProbability")
+            .and_then(Value::as_f64)
+            .unwrap_or_default();
+        json!({ "token": token, "logprob": logprob, "bytes": token.as_bytes() })
+    }
+    let empty = Vec::new();
+    let list = |v: Option<&Value>| v.and_then(Value::as_array).unwrap_or(&empty).clone();
+    let chosen = list(result.get("chosenCandidates"));
+    let top = list(result.get("topCandidates"));
+    let content: Vec<Value> = chosen
+        .iter()
+        .enumerate()
+        .map(|(i, candidate)| {
+            let mut token = entry(candidate);
+            let alternatives: Vec<Value> = list(top.get(i).and_then(|t| t.get("candidates")))
+                .iter()
+                .map(entry)
+                .collect();
+            token["top_logprobs"] = Value::Array(alternatives);
+            token
+        })
+        .collect();
+    json!({ "content": content, "refusal": null })
 }
 
 fn blocked_choice() -> openai::Choice {
@@ -1098,17 +1459,22 @@ mod tests {
             id: "chatcmpl-abc123".into(),
             created: 1_700_000_000,
             model: "gemini-2.5-flash".into(),
+            reply: ReplyPlan::default(),
         }
     }
 
     #[expect(clippy::needless_pass_by_value, reason = "called with json! literals")]
     fn prepare(body: Value) -> Result<PreparedChat, GatewayError> {
         let req = parse_chat_request(body.to_string().as_bytes())?;
-        prepare_chat(req)
+        prepare_chat(req, &ChatOptions::default())
     }
 
     fn gemini_body(body: Value) -> Value {
         serde_json::to_value(prepare(body).unwrap().body).unwrap()
+    }
+
+    fn to_value<T: serde::Serialize>(value: &T) -> Value {
+        serde_json::to_value(value).unwrap()
     }
 
     fn bad(body: Value) -> GatewayError {
@@ -1351,7 +1717,7 @@ mod tests {
             ),
             (
                 "response_format json_schema sets the MIME type and the JSON schema",
-                json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}],
                        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object"}}}}),
                 json!({"contents": [{"role": "user", "parts": [{"text": "x"}]}],
                        "generationConfig": {"responseMimeType": "application/json", "responseJsonSchema": {"type": "object"}}}),
@@ -1435,7 +1801,6 @@ mod tests {
             "at most 5",
         );
         assert_bad(msg(json!({"seed": 5_000_000_000_i64})), "seed", "32-bit");
-        assert_bad(msg(json!({"logprobs": true})), "logprobs", "not supported");
         assert_bad(msg(json!({"model": ""})), "model", "non-empty");
         assert_bad(
             msg(json!({"model": "a/b"})),
@@ -1471,13 +1836,6 @@ mod tests {
         let with_part = |part: Value| json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, part]}]});
         assert_bad(
             with_part(
-                json!({"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}),
-            ),
-            "messages[0].content[1].image_url",
-            "remote image URLs are not supported yet",
-        );
-        assert_bad(
-            with_part(
                 json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@@"}}),
             ),
             "messages[0].content[1].image_url",
@@ -1500,7 +1858,7 @@ mod tests {
         assert_bad(
             with_part(json!({"type": "image_url", "image_url": {"url": "ftp://x"}})),
             "messages[0].content[1].image_url",
-            "expected a base64 data: URL",
+            "scheme `ftp` is not supported",
         );
         assert_bad(
             with_part(
@@ -1604,7 +1962,7 @@ mod tests {
         ];
         for (choice, want) in cases {
             let body = gemini_body(
-                json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+                json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}],
                 "tools": tools, "tool_choice": choice}),
             );
             assert_eq!(body["tools"], declarations);
@@ -1653,12 +2011,12 @@ mod tests {
             json!([
                 {"role": "user", "parts": [{"text": "weather in Paris and Rome?"}]},
                 {"role": "model", "parts": [
-                    {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}},
-                    {"functionCall": {"name": "get_weather", "args": {"city": "Rome"}}}
+                    {"functionCall": {"id": "call_1", "name": "get_weather", "args": {"city": "Paris"}}},
+                    {"functionCall": {"id": "call_2", "name": "get_weather", "args": {"city": "Rome"}}}
                 ]},
                 {"role": "user", "parts": [
-                    {"functionResponse": {"name": "get_weather", "response": {"temp": 20}}},
-                    {"functionResponse": {"name": "get_weather", "response": {"output": "18C"}}},
+                    {"functionResponse": {"id": "call_2", "name": "get_weather", "response": {"temp": 20}}},
+                    {"functionResponse": {"id": "call_1", "name": "get_weather", "response": {"output": "18C"}}},
                     {"text": "thanks"}
                 ]}
             ])
@@ -1751,60 +2109,231 @@ mod tests {
     }
 
     #[test]
-    fn reasoning_effort_maps_to_budget_or_level() {
-        let config = |model: &str, effort: &str| {
-            gemini_body(json!({"model": model, "reasoning_effort": effort,
-                "messages": [{"role": "user", "content": "x"}]}))["generationConfig"]["thinkingConfig"]
+    fn reasoning_effort_suffixes_and_thinking_config_reach_the_body() {
+        let body = |req: Value| prepare(req).unwrap();
+        let p = body(
+            json!({"model": "gemini-3-pro-preview", "reasoning_effort": "medium",
+            "messages": [{"role": "user", "content": "x"}]}),
+        );
+        assert_eq!(
+            to_value(&p.body)["generationConfig"]["thinkingConfig"],
+            json!({"thinkingLevel": "high"})
+        );
+        assert_eq!(p.adjustments, vec!["reasoning_effort=medium->high"]);
+        // Suffixes leave the upstream model bare and add search.
+        let p = body(json!({"model": "gemini-2.5-flash-thinking-4096-search",
+            "messages": [{"role": "user", "content": "x"}]}));
+        assert_eq!(p.upstream_model, "gemini-2.5-flash");
+        let sent = to_value(&p.body);
+        assert_eq!(
+            sent["generationConfig"]["thinkingConfig"],
+            json!({"thinkingBudget": 4096})
+        );
+        assert_eq!(sent["tools"], json!([{"googleSearch": {}}]));
+        // extra_body.google (or a top-level `google`) wins over reasoning_effort.
+        for (key, wrap) in [("extra_body", true), ("google", false)] {
+            let google = json!({"thinking_config": {"thinking_budget": 300, "include_thoughts": true},
+                "safety_settings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF"}],
+                "cached_content": "cachedContents/c1"});
+            let ext = if wrap {
+                json!({"google": google})
+            } else {
+                google
+            };
+            let p = body(
+                json!({"model": "gemini-2.5-flash", "reasoning_effort": "high", key: ext,
+                "messages": [{"role": "user", "content": "x"}]}),
+            );
+            let sent = to_value(&p.body);
+            assert_eq!(
+                sent["generationConfig"]["thinkingConfig"],
+                json!({"thinkingBudget": 300, "includeThoughts": true}),
+                "{key}"
+            );
+            assert_eq!(sent["safetySettings"][0]["threshold"], "OFF");
+            assert_eq!(sent["cachedContent"], "cachedContents/c1");
+            assert!(p.adjustments.is_empty());
+        }
+        // The configured default asks for thoughts.
+        let req = parse_chat_request(
+            json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let p = prepare_chat(
+            req,
+            &ChatOptions {
+                include_thoughts: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            to_value(&p.body)["generationConfig"]["thinkingConfig"],
+            json!({"includeThoughts": true})
+        );
+        assert_bad(
+            json!({"model": "gemini-2.5-flash", "extra_body": {"google": {"thinking_config": {"budget": 1}}},
+                "messages": [{"role": "user", "content": "x"}]}),
+            "extra_body.google",
+            "unknown field `budget`",
+        );
+    }
+
+    #[test]
+    fn generation_config_keys_pass_through_and_the_rest_is_listed() {
+        let p = prepare(json!({"model": "gemini-2.5-flash", "top_k": 12, "topK": 99,
+            "response_modalities": ["TEXT"], "temperature": 0.2, "maxOutputTokens": 7, "max_tokens": 5,
+            "mystery": 1, "metadata": {"a": "b"}, "parallel_tool_calls": true,
+            "messages": [{"role": "user", "content": "x"}]}))
+        .unwrap();
+        let config = &to_value(&p.body)["generationConfig"];
+        assert_eq!(config["responseModalities"], json!(["TEXT"]));
+        assert!(config["topK"] == json!(12) || config["topK"] == json!(99));
+        assert_eq!(config["maxOutputTokens"], 5, "the OpenAI parameter wins");
+        assert_eq!(config["temperature"], 0.2);
+        assert_eq!(p.ignored, vec!["mystery"]);
+        let err = bad(
+            json!({"model": "gemini-2.5-flash", "top_k": "x", "messages": [{"role": "user", "content": "x"}]}),
+        );
+        assert_eq!(err.status(), 400);
+        assert!(err.client_message().contains("generationConfig"), "{err:?}");
+    }
+
+    #[test]
+    fn logprobs_map_and_are_validated() {
+        let p = prepare(
+            json!({"model": "gemini-2.5-flash", "logprobs": true, "top_logprobs": 3,
+            "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .unwrap();
+        let config = &to_value(&p.body)["generationConfig"];
+        assert_eq!(config["responseLogprobs"], true);
+        assert_eq!(config["logprobs"], 3);
+        assert_bad(
+            json!({"model": "m", "top_logprobs": 3, "messages": [{"role": "user", "content": "x"}]}),
+            "top_logprobs",
+            "requires logprobs",
+        );
+        assert_bad(
+            json!({"model": "m", "logprobs": true, "top_logprobs": 21, "messages": [{"role": "user", "content": "x"}]}),
+            "top_logprobs",
+            "between 0 and 20",
+        );
+        let out = openai_logprobs(&json!({
+            "chosenCandidates": [{"token": "he", "logProbability": -0.5}, {"token": "y", "logProbability": -1.0}],
+            "topCandidates": [{"candidates": [{"token": "he", "logProbability": -0.5}, {"token": "hi", "logProbability": -2.0}]}]
+        }));
+        assert_eq!(
+            out,
+            json!({"content": [
+                {"token": "he", "logprob": -0.5, "bytes": [104, 101], "top_logprobs": [
+                    {"token": "he", "logprob": -0.5, "bytes": [104, 101]},
+                    {"token": "hi", "logprob": -2.0, "bytes": [104, 105]}]},
+                {"token": "y", "logprob": -1.0, "bytes": [121], "top_logprobs": []}
+            ], "refusal": null})
+        );
+    }
+
+    #[test]
+    fn remote_images_become_placeholders_filled_in_order() {
+        let mut p = prepare(json!({"model": "gemini-2.5-flash", "messages": [
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}},
+                {"type": "text", "text": "and"},
+                {"type": "image_url", "image_url": {"url": "HTTP://example.com/b.jpg"}}]}]}))
+        .unwrap();
+        assert_eq!(
+            p.remote_media
+                .iter()
+                .map(|m| (m.url.as_str(), m.param.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    "https://example.com/a.png",
+                    "messages[0].content[0].image_url"
+                ),
+                (
+                    "HTTP://example.com/b.jpg",
+                    "messages[0].content[2].image_url"
+                ),
+            ]
+        );
+        let blob = |m: &str, d: &str| gemini::Blob {
+            mime_type: m.to_owned(),
+            data: d.to_owned(),
+        };
+        fill_remote_media(
+            &mut p.body,
+            vec![blob("image/png", "AAAA"), blob("image/jpeg", "BBBB")],
+        );
+        assert_eq!(
+            to_value(&p.body)["contents"][0]["parts"],
+            json!([{"inlineData": {"mimeType": "image/png", "data": "AAAA"}}, {"text": "and"},
+                {"inlineData": {"mimeType": "image/jpeg", "data": "BBBB"}}])
+        );
+        let many: Vec<Value> = (0..=MAX_REMOTE_MEDIA)
+            .map(|i| json!({"type": "image_url", "image_url": {"url": format!("https://e.com/{i}.png")}}))
+            .collect();
+        assert_bad(
+            json!({"model": "m", "messages": [{"role": "user", "content": many}]}),
+            &format!("messages[0].content[{MAX_REMOTE_MEDIA}].image_url"),
+            "at most",
+        );
+    }
+
+    #[test]
+    fn response_format_forms_and_enum_answers() {
+        let config = |format: Value, model: &str| {
+            to_value(
+                &prepare(json!({"model": model, "response_format": format,
+                    "messages": [{"role": "user", "content": "x"}]}))
+                .unwrap()
+                .body,
+            )["generationConfig"]
                 .clone()
         };
         assert_eq!(
-            config("gemini-2.5-flash", "none"),
-            json!({"thinkingBudget": 0})
+            config(json!({"type": "text"}), "gemini-2.5-flash")["responseMimeType"],
+            "text/plain"
         );
         assert_eq!(
-            config("gemini-2.5-flash", "minimal"),
-            json!({"thinkingBudget": 0})
+            config(json!({"type": "json_object"}), "gemini-2.5-flash")["responseMimeType"],
+            "application/json"
         );
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": false});
+        let c = config(
+            json!({"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}),
+            "gemini-2.5-flash",
+        );
+        assert_eq!(c["responseJsonSchema"]["properties"]["a"]["type"], "string");
+        assert!(c.get("responseSchema").is_none());
+        let c = config(
+            json!({"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}),
+            "gemini-2.0-flash",
+        );
+        assert_eq!(c["responseSchema"]["properties"]["a"]["type"], "STRING");
+        assert!(c.get("responseJsonSchema").is_none());
+        let p = prepare(json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": {"type": "string", "enum": ["red", "blue"]}}}}))
+        .unwrap();
+        assert!(p.reply.enum_as_json);
+        let c = to_value(&p.body)["generationConfig"].clone();
+        assert_eq!(c["responseMimeType"], "text/x.enum");
         assert_eq!(
-            config("gemini-2.5-pro", "minimal"),
-            json!({"thinkingBudget": 128})
+            c["responseSchema"],
+            json!({"type": "STRING", "enum": ["red", "blue"]})
         );
-        assert_eq!(
-            config("gemini-2.5-flash", "low"),
-            json!({"thinkingBudget": 1024})
-        );
-        assert_eq!(
-            config("gemini-2.5-flash", "medium"),
-            json!({"thinkingBudget": 8192})
-        );
-        assert_eq!(
-            config("gemini-2.5-pro", "high"),
-            json!({"thinkingBudget": 24576})
-        );
-        assert_eq!(
-            config("gemini-3-pro-preview", "low"),
-            json!({"thinkingLevel": "low"})
-        );
-        assert_eq!(
-            config("gemini-3-flash-preview", "minimal"),
-            json!({"thinkingLevel": "minimal"})
-        );
-        let with = |model: &str, effort: &str| json!({"model": model, "reasoning_effort": effort, "messages": [{"role": "user", "content": "x"}]});
-        assert_bad(
-            with("gemini-2.5-pro", "none"),
-            "reasoning_effort",
-            "cannot be turned off",
-        );
-        assert_bad(
-            with("gemini-3-pro-preview", "none"),
-            "reasoning_effort",
-            "cannot be turned off",
-        );
-        assert_bad(
-            with("gemini-2.5-flash", "xhigh"),
-            "reasoning_effort",
-            "above \"high\"",
-        );
+        let ctx = ChatContext {
+            reply: p.reply,
+            ..ctx()
+        };
+        let out = chat_response(
+            serde_json::from_value(json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "red"}]}, "finishReason": "STOP"}]})).unwrap(),
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(out.choices[0].message.content.as_deref(), Some("\"red\""));
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::domain::error::GatewayError;
 use crate::domain::gemini;
 use crate::domain::openai::{self, ChatCompletionChunk, ChunkChoice, Delta, Role, ToolCall};
 use crate::domain::sse::{self, SseDecoder};
-use crate::domain::translate::chat::{CallIds, CandidateOutput, ChatContext, prompt_blocked};
+use crate::domain::translate::chat::{
+    CallIds, CandidateOutput, ChatContext, openai_logprobs, prompt_blocked,
+};
 use crate::domain::translate::{finish_reason, to_json, usage};
 
 /// Turns Gemini stream events into `OpenAI` chunks.
@@ -36,6 +38,8 @@ struct ChoiceState {
     /// Tool calls issued so far; also the index the next one gets.
     next_tool_index: u32,
     finish: Option<Finish>,
+    /// With `enum_as_json`: the opening quote of the JSON string was sent.
+    quote_open: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -97,11 +101,15 @@ impl ChatStreamTranslator {
     ) {
         let index = candidate.index.unwrap_or(position);
         let first_tool_index = self.open(index, chunks).next_tool_index;
+        let logprobs = candidate.logprobs_result.as_ref().map(openai_logprobs);
         let parts = candidate.content.map(|c| c.parts).unwrap_or_default();
         let mut ids = CallIds::new(&self.ctx, index, first_tool_index);
-        let output = CandidateOutput::collect(parts, &mut ids);
+        let mut output = CandidateOutput::collect(parts, &mut ids, &self.ctx.reply);
         let next_tool_index = ids.next_index();
-        self.content_chunks(index, output, first_tool_index, chunks);
+        if self.ctx.reply.enum_as_json && !output.text.is_empty() {
+            output.text = self.enum_fragment(index, &output.text);
+        }
+        self.content_chunks(index, output, logprobs, first_tool_index, chunks);
         let state = self.choices.entry(index).or_default();
         state.next_tool_index = next_tool_index;
         if let Some(reason) = candidate.finish_reason {
@@ -122,10 +130,24 @@ impl ChatStreamTranslator {
         self.choices.entry(index).or_default()
     }
 
+    /// A slice of a `text/x.enum` answer as part of one JSON string: the opening quote with
+    /// the first slice, each slice escaped; [`finish`](Self::finish) closes the quote.
+    fn enum_fragment(&mut self, index: u32, text: &str) -> String {
+        let escaped = Value::String(text.to_owned()).to_string();
+        let inner = &escaped[1..escaped.len() - 1];
+        let state = self.choices.entry(index).or_default();
+        if std::mem::replace(&mut state.quote_open, true) {
+            inner.to_owned()
+        } else {
+            format!("\"{inner}")
+        }
+    }
+
     fn content_chunks(
         &self,
         index: u32,
         output: CandidateOutput,
+        logprobs: Option<Value>,
         first_tool_index: u32,
         chunks: &mut Vec<ChatCompletionChunk>,
     ) {
@@ -135,7 +157,11 @@ impl ChatStreamTranslator {
                 reasoning_content: (!output.reasoning.is_empty()).then_some(output.reasoning),
                 ..Delta::default()
             };
-            chunks.push(self.chunk(index, delta, None));
+            let mut chunk = self.chunk(index, delta, None);
+            if let Some(choice) = chunk.choices.first_mut() {
+                choice.logprobs = logprobs;
+            }
+            chunks.push(chunk);
         }
         for (call, tool_index) in output.tool_calls.into_iter().zip(first_tool_index..) {
             let (opening, arguments) = tool_call_deltas(call, tool_index);
@@ -189,14 +215,20 @@ impl ChatStreamTranslator {
                 "The upstream stream ended before the response was complete.".to_owned(),
             ));
         }
-        let mut chunks: Vec<_> = self
-            .choices
-            .iter()
-            .filter_map(|(&index, state)| {
-                let finish = state.finish_reason()?;
-                Some(self.chunk(index, Delta::default(), Some(finish)))
-            })
-            .collect();
+        let mut chunks = Vec::new();
+        for (&index, state) in &self.choices {
+            if self.ctx.reply.enum_as_json && state.next_tool_index == 0 {
+                let close = if state.quote_open { "\"" } else { "\"\"" };
+                let delta = Delta {
+                    content: Some(close.to_owned()),
+                    ..Delta::default()
+                };
+                chunks.push(self.chunk(index, delta, None));
+            }
+            if let Some(finish) = state.finish_reason() {
+                chunks.push(self.chunk(index, Delta::default(), Some(finish)));
+            }
+        }
         if self.include_usage {
             let usage = usage(&self.usage.unwrap_or_default());
             chunks.push(self.envelope(Vec::new(), Some(usage)));
@@ -373,6 +405,7 @@ fn error_events(err: &GatewayError) -> String {
 mod tests {
     use super::*;
     use crate::domain::sse::SseDecoder;
+    use crate::domain::translate::chat::ReplyPlan;
     use serde_json::json;
 
     fn ctx() -> ChatContext {
@@ -380,6 +413,7 @@ mod tests {
             id: "chatcmpl-s1".into(),
             created: 1_700_000_001,
             model: "gemini-2.5-flash".into(),
+            reply: ReplyPlan::default(),
         }
     }
 
