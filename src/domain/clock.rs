@@ -50,6 +50,28 @@ pub fn minute_start_ms(now_ms: u64) -> u64 {
     now_ms - now_ms % 60_000
 }
 
+/// The local day containing `now_ms` in a zone at a fixed offset from UTC
+/// (`offset_minutes` east of Greenwich): the UTC instants of its 00:00 and of
+/// the next day's. Starts before the epoch are clamped to 0.
+pub fn fixed_offset_day_bounds_ms(now_ms: u64, offset_minutes: i32) -> (u64, u64) {
+    let offset = i64::from(offset_minutes) * MS_PER_MINUTE;
+    let local_day = (clamp_ms(now_ms) + offset).div_euclid(MS_PER_DAY);
+    let start = local_day * MS_PER_DAY - offset;
+    (to_u64(start), to_u64(start + MS_PER_DAY))
+}
+
+/// The `America/Los_Angeles` day containing `now_ms`: the UTC instants of its
+/// 00:00 and of the next day's. A day is 23 or 25 hours long when the clocks
+/// change, which is why this is not a fixed offset.
+pub fn los_angeles_day_bounds_ms(now_ms: u64) -> (u64, u64) {
+    let now = clamp_ms(now_ms);
+    let today = (now + los_angeles_offset_ms(now)).div_euclid(MS_PER_DAY);
+    (
+        to_u64(los_angeles_midnight_utc_ms(today)),
+        to_u64(los_angeles_midnight_utc_ms(today + 1)),
+    )
+}
+
 /// `ms` as an RFC 3339 UTC timestamp with milliseconds,
 /// e.g. `2024-03-10T10:00:00.000Z`.
 pub fn format_rfc3339(ms: u64) -> String {
@@ -127,6 +149,21 @@ fn weekday(days: i64) -> i64 {
     (days + 4).rem_euclid(7)
 }
 
+/// `YYYY-MM-DD` as the ms of its 00:00 UTC, for date-range queries; `None` when malformed.
+pub fn parse_date_ms(text: &str) -> Option<u64> {
+    let mut parts = text.trim().splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let date = CivilDate { year, month, day };
+    let days = days_from_civil(date);
+    // 2024-02-31 would roll over into March; such a date does not exist.
+    (civil_from_days(days) == date).then(|| to_u64(days * MS_PER_DAY))
+}
+
 /// Days since 1970-01-01 of a civil date.
 fn days_from_civil(date: CivilDate) -> i64 {
     let month = i64::from(date.month);
@@ -166,6 +203,22 @@ fn civil_from_days(days: i64) -> CivilDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_parse_to_utc_midnight_and_impossible_ones_fail() {
+        assert_eq!(parse_date_ms("1970-01-01"), Some(0));
+        assert_eq!(parse_date_ms("2024-03-10"), Some(1_710_028_800_000));
+        for bad in [
+            "2024-02-31",
+            "2024-13-01",
+            "24-01-01",
+            "2024/01/01",
+            "",
+            "2024-01",
+        ] {
+            assert_eq!(parse_date_ms(bad), None, "{bad}");
+        }
+    }
 
     fn utc(year: i64, month: u32, day: u32, hour: i64, minute: i64, second: i64) -> u64 {
         let days = days_from_civil(CivilDate { year, month, day });
@@ -405,6 +458,56 @@ mod tests {
         );
         assert_eq!(minute_start_ms(0), 0);
         assert_eq!(utc_day_start_ms(86_399_999), 0);
+    }
+
+    #[test]
+    fn fixed_offset_day_starts_at_local_midnight() {
+        // 15:59 UTC is 23:59 in UTC+8; 16:00 UTC is the next local day.
+        let (start, end) = fixed_offset_day_bounds_ms(utc(2024, 5, 6, 15, 59, 0), 480);
+        assert_eq!(format_rfc3339(start), "2024-05-05T16:00:00.000Z");
+        assert_eq!(format_rfc3339(end), "2024-05-06T16:00:00.000Z");
+        let (start, _) = fixed_offset_day_bounds_ms(utc(2024, 5, 6, 16, 0, 0), 480);
+        assert_eq!(format_rfc3339(start), "2024-05-06T16:00:00.000Z");
+        // West of Greenwich, at a half hour: local midnight is 05:30 UTC.
+        let (start, end) = fixed_offset_day_bounds_ms(utc(2024, 5, 6, 5, 29, 59), -330);
+        assert_eq!(format_rfc3339(start), "2024-05-05T05:30:00.000Z");
+        assert_eq!(end - start, 86_400_000);
+        assert_eq!(
+            fixed_offset_day_bounds_ms(utc(2024, 5, 6, 12, 0, 0), 0),
+            (utc(2024, 5, 6, 0, 0, 0), utc(2024, 5, 7, 0, 0, 0))
+        );
+        // A local day that began before the epoch is clamped, not wrapped.
+        assert_eq!(fixed_offset_day_bounds_ms(0, 480).0, 0);
+    }
+
+    #[test]
+    fn los_angeles_day_bounds_follow_dst() {
+        let (start, end) = los_angeles_day_bounds_ms(utc(2024, 1, 15, 20, 0, 0));
+        assert_eq!(format_rfc3339(start), "2024-01-15T08:00:00.000Z");
+        assert_eq!(format_rfc3339(end), "2024-01-16T08:00:00.000Z");
+        // 03:00 UTC on July 1st is still June 30th in Los Angeles.
+        let (start, end) = los_angeles_day_bounds_ms(utc(2024, 7, 1, 3, 0, 0));
+        assert_eq!(format_rfc3339(start), "2024-06-30T07:00:00.000Z");
+        assert_eq!(format_rfc3339(end), "2024-07-01T07:00:00.000Z");
+        let (start, end) = los_angeles_day_bounds_ms(utc(2024, 3, 10, 12, 0, 0));
+        assert_eq!(end - start, 23 * 3_600_000);
+        let (start, end) = los_angeles_day_bounds_ms(utc(2024, 11, 3, 12, 0, 0));
+        assert_eq!(end - start, 25 * 3_600_000);
+        // Exactly at midnight the new day has begun.
+        let midnight = utc(2024, 1, 15, 8, 0, 0);
+        assert_eq!(los_angeles_day_bounds_ms(midnight).0, midnight);
+        assert_eq!(los_angeles_day_bounds_ms(midnight - 1).1, midnight);
+    }
+
+    #[test]
+    fn los_angeles_day_end_is_the_next_midnight_every_hour_for_years() {
+        let mut now = utc(2023, 1, 1, 0, 0, 0);
+        while now < utc(2027, 1, 1, 0, 0, 0) {
+            let (start, end) = los_angeles_day_bounds_ms(now);
+            assert!(start <= now && now < end);
+            assert_eq!(end, next_midnight_los_angeles_ms(now));
+            now += 3_600_000 + 7;
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::error::GatewayError;
 use super::keypool::PoolPolicy;
+use super::quota::{ChargingMode, DayZone, ModelCost};
 
 /// Env var names from DESIGN §3. Tests and users rely on them.
 pub const GEMINI_API_BASE: &str = "GEMINI_API_BASE";
@@ -57,6 +58,17 @@ pub struct Settings {
     pub image_fetch_max_bytes: u64,
     /// Deadline for fetching one `image_url`, connect to last byte (10 s).
     pub image_fetch_timeout_ms: u64,
+    /// How user keys are charged: a cost per request (default) or per token.
+    pub charging_mode: ChargingMode,
+    /// Per-model costs, first matching glob wins; unmatched models cost 10 (Pro-class),
+    /// 2 (Flash-class) or 1 credit per request, and 1 credit per token.
+    pub model_costs: Vec<ModelCost>,
+    /// Where a user's day (`rpd`) starts: `UTC`, `+08:00`, `Asia/Shanghai`, … (UTC).
+    pub quota_timezone: String,
+    /// Output tokens reserved in token mode when a request sets no `max_tokens` (8192).
+    pub default_max_output_tokens: u64,
+    /// Hourly usage rollups older than this are deleted by cron (400 days).
+    pub rollup_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -71,6 +83,11 @@ impl Default for Settings {
             include_thoughts: false,
             image_fetch_max_bytes: 10 * MIB,
             image_fetch_timeout_ms: 10_000,
+            charging_mode: ChargingMode::Request,
+            model_costs: Vec::new(),
+            quota_timezone: "UTC".to_owned(),
+            default_max_output_tokens: 8_192,
+            rollup_retention_days: 400,
         }
     }
 }
@@ -125,6 +142,40 @@ impl Settings {
             500,
             60_000,
         )?;
+        check(
+            "default_max_output_tokens",
+            self.default_max_output_tokens,
+            1,
+            1_000_000,
+        )?;
+        check(
+            "rollup_retention_days",
+            u64::from(self.rollup_retention_days),
+            1,
+            3_650,
+        )?;
+        DayZone::parse(&self.quota_timezone).map_err(|why| {
+            GatewayError::invalid_param(format!("`quota_timezone`: {why}"), "quota_timezone")
+        })?;
+        if self.model_costs.len() > 200 {
+            return Err(GatewayError::invalid_param(
+                "`model_costs` may hold at most 200 rows.",
+                "model_costs",
+            ));
+        }
+        if let Some(row) = self
+            .model_costs
+            .iter()
+            .find(|row| row.pattern.trim().is_empty() || row.pattern.len() > 200)
+        {
+            return Err(GatewayError::invalid_param(
+                format!(
+                    "`model_costs` patterns must be non-empty globs of at most 200 characters, got `{}`.",
+                    row.pattern
+                ),
+                "model_costs",
+            ));
+        }
         check(
             "log_retention_days",
             u64::from(self.log_retention_days),

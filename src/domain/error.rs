@@ -46,6 +46,15 @@ pub enum GatewayError {
     UpstreamTimeout(String),
     /// No upstream key is configured at all (503).
     NoKeysConfigured,
+    /// A user key's admission was refused: 401 (unknown, rotated or deleted key), 403
+    /// (disabled, expired, model not allowed, `insufficient_quota`) or 429 (a rate or
+    /// concurrency limit), with `OpenAI`'s machine-readable `code`.
+    Denied {
+        status: u16,
+        code: &'static str,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
     /// A bug or a broken binding. The message is logged, never sent to the client.
     Internal(String),
 }
@@ -76,7 +85,7 @@ impl GatewayError {
             Self::PayloadTooLarge { .. } => 413,
             Self::UnsupportedMediaType(_) => 415,
             Self::RateLimited { .. } => 429,
-            Self::Upstream { status, .. } => *status,
+            Self::Upstream { status, .. } | Self::Denied { status, .. } => *status,
             Self::BadGateway(_) => 502,
             Self::NoKeysConfigured => 503,
             Self::UpstreamTimeout(_) => 504,
@@ -96,6 +105,7 @@ impl GatewayError {
             | Self::RateLimited { message, .. }
             | Self::Upstream { message, .. }
             | Self::BadGateway(message)
+            | Self::Denied { message, .. }
             | Self::UpstreamTimeout(message) => message.clone(),
             Self::ModelNotFound(model) => {
                 format!("The model `{model}` does not exist or you do not have access to it.")
@@ -127,6 +137,12 @@ impl GatewayError {
                 s if *s >= 500 => "api_error",
                 _ => "invalid_request_error",
             },
+            Self::Denied { code, status, .. } => match (*code, *status) {
+                ("insufficient_quota", _) => "insufficient_quota",
+                (_, 401) => "authentication_error",
+                (_, 429) => "rate_limit_error",
+                _ => "permission_error",
+            },
             Self::BadGateway(_)
             | Self::UpstreamTimeout(_)
             | Self::NoKeysConfigured
@@ -148,6 +164,7 @@ impl GatewayError {
             Self::BadGateway(_) => Some("upstream_error"),
             Self::UpstreamTimeout(_) => Some("upstream_timeout"),
             Self::NoKeysConfigured => Some("no_upstream_keys"),
+            Self::Denied { code, .. } => Some(code),
             Self::Internal(_) => Some("internal_error"),
         }
     }
@@ -186,6 +203,11 @@ impl GatewayError {
             }),
             Self::BadGateway(_) | Self::NoKeysConfigured => "UNAVAILABLE",
             Self::UpstreamTimeout(_) => "DEADLINE_EXCEEDED",
+            Self::Denied { status, .. } => match status {
+                401 => "UNAUTHENTICATED",
+                429 => "RESOURCE_EXHAUSTED",
+                _ => "PERMISSION_DENIED",
+            },
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -194,6 +216,9 @@ impl GatewayError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             Self::RateLimited {
+                retry_after_secs, ..
+            }
+            | Self::Denied {
                 retry_after_secs, ..
             } => *retry_after_secs,
             _ => None,

@@ -1,0 +1,348 @@
+//! What a request costs in tokens, before and after: a worst-case prompt estimate for the
+//! reservation, and the last `usageMetadata` in a response the gateway relays byte for byte
+//! (native JSON, SSE or JSON-array streams, Code Assist envelopes) for the settlement.
+
+use crate::domain::gemini::{self, PartData};
+use crate::domain::quota::Usage;
+
+/// Gemini counts an image as 258 tokens; other media are billed at least that.
+const MEDIA_TOKENS: u64 = 258;
+
+/// A prompt estimate that errs high: a token per 4 bytes of every text (contents, system
+/// instruction, tool declarations, function calls and results), and 258 per media part.
+pub fn estimate_prompt_tokens(req: &gemini::GenerateContentRequest) -> u64 {
+    let mut bytes: u64 = 0;
+    let mut media: u64 = 0;
+    let contents = req.contents.iter().chain(req.system_instruction.iter());
+    for part in contents.flat_map(|c| c.parts.iter()) {
+        match &part.data {
+            PartData::Text(text) => bytes += text.len() as u64,
+            PartData::InlineData(_) | PartData::FileData(_) => media += 1,
+            other => bytes += serde_json::to_string(other).map_or(0, |s| s.len() as u64),
+        }
+    }
+    for tool in &req.tools {
+        bytes += serde_json::to_string(tool).map_or(0, |s| s.len() as u64);
+    }
+    bytes.div_ceil(4) + media * MEDIA_TOKENS
+}
+
+/// The output a request may produce: its `maxOutputTokens`, or `default_max` when unset.
+pub fn max_output_tokens(req: &gemini::GenerateContentRequest, default_max: u64) -> u64 {
+    req.generation_config
+        .as_ref()
+        .and_then(|c| c.max_output_tokens)
+        .map_or(default_max, u64::from)
+}
+
+/// The thinking budget a request set, when positive. Dynamic thinking (unset or -1) is settled
+/// at its real cost.
+pub fn thinking_budget(req: &gemini::GenerateContentRequest) -> u64 {
+    req.generation_config
+        .as_ref()
+        .and_then(|c| c.thinking_config.as_ref())
+        .and_then(|t| t.thinking_budget)
+        .and_then(|b| u64::try_from(b).ok())
+        .unwrap_or(0)
+}
+
+/// Gemini's usage counts as the ledger's [`Usage`].
+pub fn from_metadata(meta: &gemini::UsageMetadata) -> Usage {
+    Usage {
+        prompt_tokens: meta.prompt_token_count,
+        completion_tokens: meta.candidates_token_count,
+        reasoning_tokens: meta.thoughts_token_count,
+    }
+}
+
+/// Finds the last complete `"usageMetadata": {…}` object in a byte stream, chunk by chunk,
+/// whatever framing carries it. Holds at most one object's bytes between chunks.
+#[derive(Debug, Default)]
+pub struct UsageScanner {
+    /// Unconsumed tail: a possible partial key, or an object still open.
+    pending: Vec<u8>,
+    last: Option<gemini::UsageMetadata>,
+}
+
+const KEY: &[u8] = b"\"usageMetadata\"";
+/// An object bigger than this is not usage metadata; drop it rather than buffer without end.
+const MAX_OBJECT: usize = 16 * 1024;
+
+impl UsageScanner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.pending.extend_from_slice(chunk);
+        let mut consumed = 0;
+        loop {
+            let rest = &self.pending[consumed..];
+            let Some(at) = find(rest, KEY) else {
+                // Keep only what could be the start of the key.
+                consumed = self
+                    .pending
+                    .len()
+                    .saturating_sub(KEY.len() - 1)
+                    .max(consumed);
+                break;
+            };
+            let after_key = consumed + at + KEY.len();
+            match object_after(&self.pending[after_key..]) {
+                Scan::Found(range_start, range_end) => {
+                    let object = &self.pending[after_key + range_start..after_key + range_end];
+                    if let Ok(meta) = serde_json::from_slice::<gemini::UsageMetadata>(object) {
+                        self.last = Some(meta);
+                    }
+                    consumed = after_key + range_end;
+                }
+                Scan::Incomplete => {
+                    consumed += at;
+                    break;
+                }
+                Scan::Invalid => consumed = after_key,
+            }
+        }
+        self.pending.drain(..consumed);
+        if self.pending.len() > MAX_OBJECT {
+            self.pending.clear();
+        }
+    }
+
+    pub fn last(&self) -> Option<&gemini::UsageMetadata> {
+        self.last.as_ref()
+    }
+}
+
+enum Scan {
+    /// The object's byte range, relative to the slice after the key.
+    Found(usize, usize),
+    Incomplete,
+    Invalid,
+}
+
+/// After `"usageMetadata"`: optional whitespace, `:`, whitespace, then a balanced object.
+fn object_after(bytes: &[u8]) -> Scan {
+    let mut i = 0;
+    let skip_ws = |i: &mut usize| {
+        while bytes.get(*i).is_some_and(u8::is_ascii_whitespace) {
+            *i += 1;
+        }
+    };
+    skip_ws(&mut i);
+    match bytes.get(i) {
+        None => return Scan::Incomplete,
+        Some(b':') => i += 1,
+        Some(_) => return Scan::Invalid,
+    }
+    skip_ws(&mut i);
+    match bytes.get(i) {
+        None => return Scan::Incomplete,
+        Some(b'{') => {}
+        Some(_) => return Scan::Invalid,
+    }
+    let start = i;
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    while let Some(&b) = bytes.get(i) {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' => depth += 1,
+                b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Scan::Found(start, i + 1);
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+        if i - start > MAX_OBJECT {
+            return Scan::Invalid;
+        }
+    }
+    Scan::Incomplete
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// One request-log row, as the ledger writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    pub ts: u64,
+    /// `None` for `ACCESS_TOKENS` clients.
+    pub user_id: Option<String>,
+    pub model: String,
+    pub key_id: String,
+    pub status: u16,
+    pub usage: Usage,
+    pub credits: u64,
+    pub latency_ms: u64,
+    pub stream: bool,
+}
+
+/// The hourly rollup a batch of rows adds, per (hour, user, model, upstream key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rollup {
+    pub hour: u64,
+    /// `""` for `ACCESS_TOKENS` clients.
+    pub user_id: String,
+    pub model: String,
+    pub key_id: String,
+    pub requests: u64,
+    pub usage: Usage,
+    pub credits: u64,
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+/// Folds rows into rollup deltas and per-user credit totals, so one flush writes each rollup
+/// row and each user's settled total once, however many requests it carries.
+pub fn aggregate(rows: &[LogRow]) -> (Vec<Rollup>, Vec<(String, u64)>) {
+    let mut rollups: Vec<Rollup> = Vec::new();
+    let mut credits: Vec<(String, u64)> = Vec::new();
+    for row in rows {
+        let user = row.user_id.clone().unwrap_or_default();
+        let hour = row.ts - row.ts % HOUR_MS;
+        let at = rollups.iter().position(|r| {
+            r.hour == hour && r.user_id == user && r.model == row.model && r.key_id == row.key_id
+        });
+        let i = at.unwrap_or_else(|| {
+            rollups.push(Rollup {
+                hour,
+                user_id: user.clone(),
+                model: row.model.clone(),
+                key_id: row.key_id.clone(),
+                ..Rollup::default()
+            });
+            rollups.len() - 1
+        });
+        let rollup = &mut rollups[i];
+        rollup.requests += 1;
+        rollup.usage.prompt_tokens += row.usage.prompt_tokens;
+        rollup.usage.completion_tokens += row.usage.completion_tokens;
+        rollup.usage.reasoning_tokens += row.usage.reasoning_tokens;
+        rollup.credits += row.credits;
+        if let Some(id) = row.user_id.as_ref().filter(|_| row.credits > 0) {
+            match credits.iter_mut().find(|(u, _)| u == id) {
+                Some((_, total)) => *total += row.credits,
+                None => credits.push((id.clone(), row.credits)),
+            }
+        }
+    }
+    (rollups, credits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn scan_in_pieces(text: &str, step: usize) -> Option<gemini::UsageMetadata> {
+        let mut scanner = UsageScanner::new();
+        for piece in text.as_bytes().chunks(step) {
+            scanner.push(piece);
+        }
+        scanner.last().copied()
+    }
+
+    #[test]
+    fn finds_the_last_usage_in_every_framing_and_split() {
+        let sse = "data: {\"candidates\": [], \"usageMetadata\": {\"promptTokenCount\": 5}}\r\n\r\n\
+                   data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"a \\\"usageMetadata\\\": {\"}]}}],\
+                   \"usageMetadata\": {\"promptTokenCount\": 5, \"candidatesTokenCount\": 7, \"thoughtsTokenCount\": 3}}\r\n\r\n";
+        let array = "[{\"usageMetadata\": {\"promptTokenCount\": 1}}\n,\r\n{\"response\": {\"usageMetadata\" : {\"promptTokenCount\": 9, \"candidatesTokenCount\": 2}}}\n]";
+        for step in [1, 2, 3, 7, 64, 10_000] {
+            let meta = scan_in_pieces(sse, step).unwrap();
+            assert_eq!(
+                from_metadata(&meta),
+                Usage {
+                    prompt_tokens: 5,
+                    completion_tokens: 7,
+                    reasoning_tokens: 3
+                },
+                "sse step {step}"
+            );
+            let meta = scan_in_pieces(array, step).unwrap();
+            assert_eq!(
+                (meta.prompt_token_count, meta.candidates_token_count),
+                (9, 2),
+                "array step {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_found_and_garbage_are_harmless() {
+        assert!(scan_in_pieces("data: {\"candidates\": []}\n\n", 3).is_none());
+        assert!(scan_in_pieces("\"usageMetadata\": 5, \"usageMetadata\" {", 2).is_none());
+        let mut scanner = UsageScanner::new();
+        scanner.push(b"\"usageMetadata\": {");
+        scanner.push(&vec![b'x'; MAX_OBJECT * 2]);
+        assert!(scanner.last().is_none());
+        assert!(scanner.pending.len() <= MAX_OBJECT);
+    }
+
+    #[test]
+    fn rows_fold_into_hourly_rollups_and_user_totals() {
+        let row = |ts: u64, user: Option<&str>, model: &str, credits: u64| LogRow {
+            ts,
+            user_id: user.map(str::to_owned),
+            model: model.to_owned(),
+            key_id: "k1".to_owned(),
+            status: 200,
+            usage: Usage {
+                prompt_tokens: 10,
+                completion_tokens: 5,
+                reasoning_tokens: 1,
+            },
+            credits,
+            latency_ms: 3,
+            stream: false,
+        };
+        let rows = [
+            row(HOUR_MS + 5, Some("u1"), "m", 2),
+            row(HOUR_MS + 9, Some("u1"), "m", 2),
+            row(2 * HOUR_MS, Some("u1"), "m", 2),
+            row(HOUR_MS + 1, None, "m", 0),
+            row(HOUR_MS + 1, Some("u2"), "n", 0),
+        ];
+        let (rollups, credits) = aggregate(&rows);
+        assert_eq!(rollups.len(), 4);
+        assert_eq!(rollups[0].requests, 2);
+        assert_eq!(rollups[0].credits, 4);
+        assert_eq!(rollups[0].usage.prompt_tokens, 20);
+        assert_eq!(rollups[1].hour, 2 * HOUR_MS);
+        assert_eq!(rollups[2].user_id, "");
+        assert_eq!(credits, vec![("u1".to_owned(), 6)]);
+        let total: u64 = rollups.iter().map(|r| r.requests).sum();
+        assert_eq!(total, rows.len() as u64);
+    }
+
+    #[test]
+    fn the_prompt_estimate_counts_texts_tools_and_media() {
+        let req: gemini::GenerateContentRequest = serde_json::from_value(json!({
+            "contents": [{"role": "user", "parts": [{"text": "12345678"}, {"inlineData": {"mimeType": "image/png", "data": "AAAA"}}]}],
+            "systemInstruction": {"parts": [{"text": "abcd"}]},
+            "generationConfig": {"maxOutputTokens": 100, "thinkingConfig": {"thinkingBudget": 50}}
+        }))
+        .unwrap();
+        assert_eq!(estimate_prompt_tokens(&req), 3 + 258);
+        assert_eq!(max_output_tokens(&req, 8192), 100);
+        assert_eq!(thinking_budget(&req), 50);
+        let bare: gemini::GenerateContentRequest =
+            serde_json::from_value(json!({"contents": []})).unwrap();
+        assert_eq!(max_output_tokens(&bare, 8192), 8192);
+        assert_eq!(thinking_budget(&bare), 0);
+    }
+}
