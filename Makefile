@@ -35,6 +35,17 @@ help:
 
 deps: .tools/rust.stamp .tools/worker-build-$(WORKER_BUILD_VERSION).stamp .tools/wasm-bindgen-$(WASM_BINDGEN_VERSION).stamp node_modules/.install.stamp
 
+# Debian's Chromium, driven by playwright-core in the browser tests (playwright
+# cannot download its own browser here). Only `make test` needs it.
+.tools/chromium.stamp:
+	@mkdir -p .tools
+	@if [ -x /usr/bin/chromium ]; then echo "chromium already installed"; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y --no-install-recommends chromium \
+	    || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }; \
+	fi
+	@touch $@
+
 .tools/rust.stamp: rust-toolchain.toml
 	@mkdir -p .tools
 	rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
@@ -101,10 +112,10 @@ unit: .tools/rust.stamp
 
 lint: fmt-check boundary clippy
 
-e2e: deps build/index.js
+e2e: deps .tools/chromium.stamp build/index.js
 	node tests/run-e2e.mjs
 
-test: deps
+test: deps .tools/chromium.stamp
 	$(MAKE) fmt-check
 	$(MAKE) boundary
 	$(MAKE) clippy

@@ -61,8 +61,19 @@ pub enum Route {
     AdminKeys,
     AdminKey(String),
     AdminSettings,
+    AdminUsers,
+    AdminUser(String),
+    /// `POST /admin/api/users/{id}/rotate`.
+    AdminUserRotate(String),
+    /// The caller's own quota and usage (`/v1/usage`).
+    Usage,
+    /// `OpenAI`'s legacy billing endpoints that chat apps poll for a balance.
+    BillingSubscription,
+    BillingUsage,
     /// The admin page itself (static assets behind the worker).
     AdminPage,
+    /// The self-service usage page (a static page; its data comes from `/v1/usage`).
+    UsagePage,
 }
 
 /// Who may call a route.
@@ -81,15 +92,23 @@ impl Route {
     /// Who may call this route. Exhaustive, so a new route must choose.
     pub fn access(&self) -> Access {
         match self {
-            Self::Health | Self::AdminPage => Access::Public,
+            Self::Health | Self::AdminPage | Self::UsagePage => Access::Public,
             Self::ChatCompletions
             | Self::Embeddings
             | Self::ListModels
             | Self::GetModel(_)
             | Self::NativeListModels
             | Self::NativeGetModel(_)
-            | Self::NativeModelAction { .. } => Access::Client,
-            Self::AdminKeys | Self::AdminKey(_) | Self::AdminSettings => Access::Admin,
+            | Self::NativeModelAction { .. }
+            | Self::Usage
+            | Self::BillingSubscription
+            | Self::BillingUsage => Access::Client,
+            Self::AdminKeys
+            | Self::AdminKey(_)
+            | Self::AdminSettings
+            | Self::AdminUsers
+            | Self::AdminUser(_)
+            | Self::AdminUserRotate(_) => Access::Admin,
         }
     }
 
@@ -99,13 +118,21 @@ impl Route {
             | Self::ChatCompletions
             | Self::Embeddings
             | Self::ListModels
-            | Self::GetModel(_) => Surface::OpenAi,
+            | Self::GetModel(_)
+            | Self::Usage
+            | Self::UsagePage
+            | Self::BillingSubscription
+            | Self::BillingUsage => Surface::OpenAi,
             Self::NativeListModels | Self::NativeGetModel(_) | Self::NativeModelAction { .. } => {
                 Surface::Gemini
             }
-            Self::AdminKeys | Self::AdminKey(_) | Self::AdminSettings | Self::AdminPage => {
-                Surface::Admin
-            }
+            Self::AdminKeys
+            | Self::AdminKey(_)
+            | Self::AdminSettings
+            | Self::AdminUsers
+            | Self::AdminUser(_)
+            | Self::AdminUserRotate(_)
+            | Self::AdminPage => Surface::Admin,
         }
     }
 }
@@ -157,16 +184,24 @@ pub fn resolve(method: &str, path: &str, hints: Hints) -> Result<Route, RouteErr
 
 fn allowed_methods(route: &Route) -> &'static str {
     match route {
-        Route::ChatCompletions | Route::Embeddings | Route::NativeModelAction { .. } => "POST",
+        Route::ChatCompletions
+        | Route::Embeddings
+        | Route::NativeModelAction { .. }
+        | Route::AdminUserRotate(_) => "POST",
         Route::Health
         | Route::ListModels
         | Route::GetModel(_)
         | Route::NativeListModels
         | Route::NativeGetModel(_)
-        | Route::AdminPage => "GET, HEAD",
+        | Route::AdminPage
+        | Route::UsagePage
+        | Route::Usage
+        | Route::BillingSubscription
+        | Route::BillingUsage => "GET, HEAD",
         Route::AdminKeys => "GET, POST, DELETE",
-        Route::AdminKey(_) => "GET, PATCH, DELETE",
+        Route::AdminKey(_) | Route::AdminUser(_) => "GET, PATCH, DELETE",
         Route::AdminSettings => "GET, PUT, PATCH",
+        Route::AdminUsers => "GET, POST",
     }
 }
 
@@ -193,6 +228,13 @@ fn match_path(path: &str, hints: Hints) -> Option<Result<Route, RouteError>> {
         "/admin" | "/admin/" | "/admin/index.html" => Some(Route::AdminPage),
         "/admin/api/keys" => Some(Route::AdminKeys),
         "/admin/api/settings" => Some(Route::AdminSettings),
+        "/admin/api/users" => Some(Route::AdminUsers),
+        "/v1/usage" => Some(Route::Usage),
+        "/usage" | "/usage/" => Some(Route::UsagePage),
+        "/v1/dashboard/billing/subscription" | "/dashboard/billing/subscription" => {
+            Some(Route::BillingSubscription)
+        }
+        "/v1/dashboard/billing/usage" | "/dashboard/billing/usage" => Some(Route::BillingUsage),
         _ => None,
     };
     if let Some(route) = fixed {
@@ -200,6 +242,12 @@ fn match_path(path: &str, hints: Hints) -> Option<Result<Route, RouteError>> {
     }
     if let Some(id) = path.strip_prefix("/admin/api/keys/") {
         return valid_segment(id).then(|| Ok(Route::AdminKey(id.to_owned())));
+    }
+    if let Some(rest) = path.strip_prefix("/admin/api/users/") {
+        if let Some(id) = rest.strip_suffix("/rotate") {
+            return valid_segment(id).then(|| Ok(Route::AdminUserRotate(id.to_owned())));
+        }
+        return valid_segment(rest).then(|| Ok(Route::AdminUser(rest.to_owned())));
     }
     if path.starts_with("/admin/") && !path.starts_with("/admin/api/") {
         return Some(Ok(Route::AdminPage));
@@ -416,6 +464,9 @@ mod tests {
             "/admin/api/keys",
             "/admin/api/keys/abc123",
             "/admin/api/settings",
+            "/admin/api/users",
+            "/admin/api/users/u_abc123",
+            "/admin/api/users/u_abc123/rotate",
         ];
         let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
         let mut checked = 0;
@@ -427,7 +478,7 @@ mod tests {
                 }
             }
         }
-        assert!(checked >= 9, "only {checked} admin routes were walked");
+        assert!(checked >= 15, "only {checked} admin routes were walked");
         // Anything else under /admin/api/ resolves to no route at all.
         assert!(resolve("GET", "/admin/api/unknown", Hints::default()).is_err());
     }
@@ -442,6 +493,9 @@ mod tests {
             ("POST", "/v1/chat/completions"),
             ("GET", "/v1/models"),
             ("POST", "/v1beta/models/gemini-2.5-flash:generateContent"),
+            ("GET", "/v1/usage"),
+            ("GET", "/v1/dashboard/billing/subscription"),
+            ("GET", "/v1/dashboard/billing/usage"),
         ] {
             let route = resolve(method, path, Hints::default()).unwrap();
             assert_eq!(route.access(), Access::Client, "{path}");

@@ -262,7 +262,8 @@ async fn patch_settings(app: &App, req: &mut Request) -> HandlerResult {
     render::json(200, &current).map_err(runtime)
 }
 
-/// Serves the admin page from `ASSETS`, adding CSP and security headers.
+/// Serves the admin page (and the self-service usage page) from `ASSETS`, adding CSP and
+/// security headers.
 pub async fn page(app: &App, req: Request) -> HandlerResult {
     let assets = app
         .env
@@ -271,6 +272,7 @@ pub async fn page(app: &App, req: Request) -> HandlerResult {
     let url = req.url().map_err(runtime)?;
     let path = match url.path() {
         "/admin" | "/admin/" => "/admin/index.html".to_owned(),
+        "/usage" | "/usage/" => "/usage.html".to_owned(),
         p => p.to_owned(),
     };
     let mut target = url.clone();

@@ -2,13 +2,15 @@
 //! Env vars and secrets are parsed once per isolate; D1-backed state (keys,
 //! settings) is cached briefly in `keys` and `settings`.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use worker::{Context, D1Database, Env};
 
+use super::billing::Caller;
 use crate::domain::config::{EnvConfig, parse_token_list};
 use crate::domain::error::GatewayError;
+use crate::domain::quota::RateView;
 
 /// What never changes for the life of an isolate.
 pub struct IsolateConfig {
@@ -45,17 +47,27 @@ pub fn isolate_config(env: &Env) -> Rc<IsolateConfig> {
     })
 }
 
-/// Everything a handler needs.
+/// Everything a handler needs, for one request.
 pub struct App {
     pub env: Env,
     pub ctx: Context,
     pub config: Rc<IsolateConfig>,
+    /// Who is calling, once authenticated.
+    pub caller: RefCell<Option<Caller>>,
+    /// A user key's rate numbers, for the `x-ratelimit-*` headers of the response.
+    pub rate: RefCell<Option<RateView>>,
 }
 
 impl App {
     pub fn new(env: Env, ctx: Context) -> Self {
         let config = isolate_config(&env);
-        Self { env, ctx, config }
+        Self {
+            env,
+            ctx,
+            config,
+            caller: RefCell::new(None),
+            rate: RefCell::new(None),
+        }
     }
 
     pub fn db(&self) -> Result<D1Database, GatewayError> {

@@ -7,8 +7,8 @@ use std::cell::RefCell;
 
 use worker::js_sys::{Array, Object, Reflect};
 use worker::{
-    DurableObject, Env, Error, ListOptions, Method, Request, RequestInit, Response, Result, State,
-    durable_object, wasm_bindgen::JsValue,
+    DurableObject, Env, Error, ListOptions, Request, Response, Result, State, durable_object,
+    wasm_bindgen::JsValue,
 };
 
 use super::now_ms;
@@ -137,25 +137,5 @@ pub async fn call(
     model: &str,
     op: &GateRequest,
 ) -> std::result::Result<GateResponse, GatewayError> {
-    let fail =
-        |what: &str, e: &dyn std::fmt::Display| GatewayError::Internal(format!("gate {what}: {e}"));
-    let body = serde_json::to_string(op).map_err(|e| fail("encode", &e))?;
-    let stub = env
-        .durable_object("MODEL_GATE")
-        .and_then(|ns| ns.get_by_name(model))
-        .map_err(|e| fail("binding", &e))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_body(Some(JsValue::from_str(&body)));
-    let req =
-        Request::new_with_init("https://model-gate/", &init).map_err(|e| fail("request", &e))?;
-    let mut resp = stub
-        .fetch_with_request(req)
-        .await
-        .map_err(|e| fail("fetch", &e))?;
-    if resp.status_code() != 200 {
-        let text = resp.text().await.unwrap_or_default();
-        return Err(fail("status", &format!("{} {text}", resp.status_code())));
-    }
-    resp.json().await.map_err(|e| fail("decode", &e))
+    super::call_object(env, "MODEL_GATE", model, op, "gate").await
 }

@@ -6,13 +6,20 @@ use futures::{StreamExt, stream};
 use worker::{Headers, Method, Request, Response, Url};
 
 use super::app::App;
+use super::billing::{self, Meter, Outcome};
 use super::keys::{self, Snapshot};
 use super::models::LIST_GATE;
+use super::openai::metered_send;
 use super::openai::runtime;
 use super::upstream::{self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest};
 use super::{body, models};
+use crate::domain::config::Settings;
 use crate::domain::error::GatewayError;
+use crate::domain::gemini;
+use crate::domain::quota::Estimate;
 use crate::domain::route::NativeAction;
+use crate::domain::usage;
+use serde::Deserialize;
 
 type HandlerResult = Result<Response, GatewayError>;
 
@@ -86,9 +93,76 @@ pub async fn action(
         action.as_str(),
         forwarded_query(url)
     );
+    let estimate = estimate(&parsed, &snap.settings, raw.len());
     let body = String::from_utf8(raw)
         .map_err(|_| GatewayError::invalid("The request body is not valid UTF-8."))?;
-    pass(app, &snap, Method::Post, target, Some(body), stream, model).await
+    let request = UpstreamRequest {
+        method: Method::Post,
+        url: target,
+        body: Some(body),
+        stream,
+        gate: model.to_owned(),
+    };
+    if action == NativeAction::CountTokens {
+        // Counting spends no generation: authenticated, but neither reserved nor logged.
+        return answer(upstream::send(app, &snap, &request).await, None);
+    }
+    let (ticket, result) = metered_send(app, &snap, &request, estimate).await;
+    match (ticket, result) {
+        (Some(ticket), Ok(ok)) => {
+            let meter = match &ok.body {
+                UpstreamBody::Full(bytes) => {
+                    ticket.settle(
+                        app,
+                        Outcome {
+                            usage: billing::usage_of_body(bytes),
+                            served: true,
+                            status: 200,
+                            key_id: ok.key_id.clone(),
+                        },
+                    );
+                    None
+                }
+                UpstreamBody::Stream { .. } => {
+                    Some(ticket.settle_when_done(app, ok.key_id.clone()))
+                }
+            };
+            answer(Ok(ok), meter)
+        }
+        (ticket, Err(e)) => {
+            if let Some(ticket) = ticket {
+                let status = match &e {
+                    UpstreamError::Client { status, .. } => *status,
+                    UpstreamError::Gateway(err) => err.status(),
+                };
+                ticket.settle(
+                    app,
+                    Outcome {
+                        status,
+                        ..Outcome::default()
+                    },
+                );
+            }
+            answer(Err(e), None)
+        }
+        (None, Ok(_)) => Err(GatewayError::Internal("admitted without a ticket".into())),
+    }
+}
+
+/// The worst case a native request can cost, for its reservation.
+fn estimate(parsed: &serde_json::Value, settings: &Settings, body_len: usize) -> Estimate {
+    match gemini::GenerateContentRequest::deserialize(parsed) {
+        Ok(req) => Estimate {
+            prompt_tokens: usage::estimate_prompt_tokens(&req),
+            max_output_tokens: usage::max_output_tokens(&req, settings.default_max_output_tokens),
+            thinking_tokens: usage::thinking_budget(&req),
+        },
+        // Embedding requests and anything else: a token per 4 bytes of the body.
+        Err(_) => Estimate {
+            prompt_tokens: (body_len as u64).div_ceil(4),
+            ..Estimate::default()
+        },
+    }
 }
 
 /// Sends with failover and relays the upstream answer unchanged.
@@ -108,8 +182,14 @@ async fn pass(
         stream,
         gate: gate.to_owned(),
     };
-    match upstream::send(app, snap, &request).await {
-        Ok(ok) => relay(ok).map_err(runtime),
+    answer(upstream::send(app, snap, &request).await, None)
+}
+
+/// Relays an upstream answer: a success unchanged (metered when a meter is given), a client
+/// error with Google's own body.
+fn answer(result: Result<UpstreamOk, UpstreamError>, meter: Option<Meter>) -> HandlerResult {
+    match result {
+        Ok(ok) => relay(ok, meter).map_err(runtime),
         Err(UpstreamError::Client { status, body }) => {
             let headers = Headers::new();
             headers
@@ -124,7 +204,7 @@ async fn pass(
     }
 }
 
-fn relay(ok: UpstreamOk) -> worker::Result<Response> {
+fn relay(ok: UpstreamOk, meter: Option<Meter>) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set(
         "content-type",
@@ -137,8 +217,16 @@ fn relay(ok: UpstreamOk) -> worker::Result<Response> {
         UpstreamBody::Stream { first, rest } => {
             // A stalled or broken upstream ends the relayed stream abruptly,
             // as the connection to Google itself would have.
+            // The meter lives in the stream, so it settles when the stream is done or dropped.
+            let mut meter = meter;
             let body = stream::once(async move { Ok(first) })
-                .chain(rest.map(|chunk| chunk.map_err(worker::Error::from)));
+                .chain(rest.map(|chunk| chunk.map_err(worker::Error::from)))
+                .map(move |chunk| {
+                    if let (Ok(bytes), Some(meter)) = (&chunk, meter.as_mut()) {
+                        meter.observe(bytes);
+                    }
+                    chunk
+                });
             Response::from_stream(body)?
         }
     };

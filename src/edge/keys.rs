@@ -19,7 +19,7 @@ use worker::Env;
 use super::app::{App, internal};
 use super::crypto::SecretBox;
 use super::settings::{SELECT_GLOBAL, SettingsRow};
-use super::{js_int, now_ms};
+use super::{int, js_int, now_ms};
 use crate::domain::config::{Settings, parse_key_list};
 use crate::domain::error::GatewayError;
 use crate::domain::gate::Roster;
@@ -426,15 +426,6 @@ struct HealthRow {
     consecutive_failures: f64,
     last_error: Option<String>,
     updated_at: f64,
-}
-
-#[expect(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "D1 returns integers as JS numbers; ours are non-negative and below 2^53"
-)]
-fn int(v: f64) -> u64 {
-    v.max(0.0) as u64
 }
 
 /// Every key, masked, with its last known health per model.

@@ -2,10 +2,13 @@
 //! embeddings, models, and health. Translation is `domain::translate`; this
 //! file only wires bodies, upstream calls and responses together.
 
+use std::cell::RefCell;
+
 use futures::{StreamExt, future::ready, stream};
 use worker::{Headers, Method, Request, Response};
 
 use super::app::App;
+use super::billing::{self, Meter, Outcome, Ticket};
 use super::keys;
 use super::upstream::{
     self, BodyStream, StreamBreak, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest,
@@ -14,10 +17,12 @@ use super::{body, media, models, now_ms, render};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::outcome::google_error_message;
+use crate::domain::quota::{Estimate, Usage};
 use crate::domain::route::check_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::embeddings;
 use crate::domain::translate::stream::ChatSsePipeline;
+use crate::domain::usage;
 
 type HandlerResult = Result<Response, GatewayError>;
 
@@ -68,13 +73,47 @@ pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
         reply: prepared.reply,
     };
     let adjusted = prepared.adjustments.join(", ");
-    let ok = upstream::send(app, &snap, &request)
-        .await
-        .map_err(|e| openai_upstream_error(e, &client_model))?;
+    let estimate = Estimate {
+        prompt_tokens: usage::estimate_prompt_tokens(&prepared.body),
+        max_output_tokens: usage::max_output_tokens(
+            &prepared.body,
+            snap.settings.default_max_output_tokens,
+        ),
+        thinking_tokens: usage::thinking_budget(&prepared.body),
+    };
+    let (ticket, result) = metered_send(app, &snap, &request, estimate).await;
+    let ok = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            let err = openai_upstream_error(e, &client_model);
+            if let Some(ticket) = ticket {
+                ticket.settle(app, failed(&err));
+            }
+            return Err(err);
+        }
+    };
+    let ticket =
+        ticket.ok_or_else(|| GatewayError::Internal("admitted without a ticket".into()))?;
     let resp = if prepared.stream {
-        sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage)).map_err(runtime)?
+        let meter = ticket.settle_when_done(app, ok.key_id.clone());
+        sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage), meter)
+            .map_err(runtime)?
     } else {
+        let key_id = ok.key_id.clone();
         let resp: GenerateContentResponse = ok.json()?;
+        ticket.settle(
+            app,
+            Outcome {
+                usage: resp
+                    .usage_metadata
+                    .as_ref()
+                    .map(usage::from_metadata)
+                    .unwrap_or_default(),
+                served: true,
+                status: 200,
+                key_id,
+            },
+        );
         let completion = chat::chat_response(resp, &ctx)?;
         render::json(200, &completion).map_err(runtime)?
     };
@@ -89,17 +128,50 @@ pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
 /// Lists every request value moved to what the model accepts (`reasoning_effort=medium->high`).
 pub const ADJUSTED_HEADER: &str = "x-gemgate-adjusted";
 
+/// Sends with failover after admitting the caller, the two in parallel. The ticket is `None`
+/// only when admission refused (the error says why).
+pub async fn metered_send(
+    app: &App,
+    snap: &keys::Snapshot,
+    request: &UpstreamRequest,
+    estimate: Estimate,
+) -> (Option<Ticket>, Result<UpstreamOk, UpstreamError>) {
+    let ticket = RefCell::new(None);
+    let admission = async {
+        let admitted =
+            billing::admit(app, &snap.settings, &request.gate, estimate, request.stream).await?;
+        *ticket.borrow_mut() = Some(admitted);
+        Ok(())
+    };
+    let result = upstream::send_admitted(app, snap, request, admission).await;
+    (ticket.into_inner(), result)
+}
+
+/// The settlement of a request whose upstream call failed: nothing was served.
+pub fn failed(err: &GatewayError) -> Outcome {
+    Outcome {
+        status: err.status(),
+        ..Outcome::default()
+    }
+}
+
 /// The state of a translated stream: the pipeline until it finished, the
-/// upstream body, and the first chunk already read during failover.
+/// upstream body, the first chunk already read during failover, and the meter
+/// that settles the request when the pump is dropped.
 struct Pump {
     pipeline: Option<ChatSsePipeline>,
     rest: Option<BodyStream>,
     first: Option<Vec<u8>>,
+    meter: Meter,
 }
 
 /// Streams the translated SSE to the client, chunk by chunk as upstream
 /// chunks arrive; nothing is buffered whole.
-fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline) -> worker::Result<Response> {
+fn sse_response(
+    ok: UpstreamOk,
+    pipeline: ChatSsePipeline,
+    meter: Meter,
+) -> worker::Result<Response> {
     let (first, rest) = match ok.body {
         UpstreamBody::Stream { first, rest } => (first, Some(rest)),
         UpstreamBody::Full(bytes) => (bytes, None),
@@ -108,10 +180,12 @@ fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline) -> worker::Result<Res
         pipeline: Some(pipeline),
         rest,
         first: Some(first),
+        meter,
     };
     let body = stream::unfold(pump, |mut p| async move {
         let pipeline = p.pipeline.as_mut()?;
         if let Some(first) = p.first.take() {
+            p.meter.observe(&first);
             let out = pipeline.push(&first);
             return Some((out, p));
         }
@@ -121,6 +195,7 @@ fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline) -> worker::Result<Res
         };
         match next {
             Some(Ok(bytes)) => {
+                p.meter.observe(&bytes);
                 let out = pipeline.push(&bytes);
                 Some((out, p))
             }
@@ -164,7 +239,13 @@ pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
     );
     // Google takes 100 requests per call; larger inputs become several calls,
     // each with its own failover, concatenated in input order.
+    let estimate = Estimate {
+        prompt_tokens: prepared.prompt_tokens_estimate(),
+        ..Estimate::default()
+    };
+    let ticket = billing::admit(app, &snap.settings, model, estimate, false).await?;
     let mut all = BatchEmbedContentsResponse::default();
+    let mut key_id = String::new();
     for batch in prepared.upstream_batches() {
         let request = UpstreamRequest {
             method: Method::Post,
@@ -173,9 +254,15 @@ pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
             stream: false,
             gate: model.to_owned(),
         };
-        let ok = upstream::send(app, &snap, &request)
-            .await
-            .map_err(|e| openai_upstream_error(e, &client_model))?;
+        let ok = match upstream::send(app, &snap, &request).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                let err = openai_upstream_error(e, &client_model);
+                ticket.settle(app, failed(&err));
+                return Err(err);
+            }
+        };
+        key_id.clone_from(&ok.key_id);
         let resp: BatchEmbedContentsResponse = ok.json()?;
         if resp.embeddings.len() != batch.requests.len() {
             return Err(GatewayError::BadGateway(format!(
@@ -187,6 +274,18 @@ pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
         all.embeddings.extend(resp.embeddings);
     }
     let estimate = prepared.prompt_tokens_estimate();
+    ticket.settle(
+        app,
+        Outcome {
+            usage: Usage {
+                prompt_tokens: estimate,
+                ..Usage::default()
+            },
+            served: true,
+            status: 200,
+            key_id,
+        },
+    );
     let out = embeddings::embeddings_response(all, &client_model, prepared.encoding, estimate);
     render::json(200, &out).map_err(runtime)
 }

@@ -5,8 +5,9 @@
 use worker::{Context, Env, Headers, Method, Request, Response, Result};
 
 use super::app::App;
-use super::{admin, gemini, openai, render};
-use crate::domain::auth::{Credentials, matches_any};
+use super::billing::{self, Caller};
+use super::{admin, gemini, openai, render, users};
+use crate::domain::auth::Credentials;
 use crate::domain::error::GatewayError;
 use crate::domain::route::{self, Access, Hints, Route, Surface};
 
@@ -90,10 +91,14 @@ async fn route_and_dispatch(
         x_api_key: x_api.as_deref(),
         query_key: query_key.as_deref(),
     };
-    match serve(&app, req, route, url, &creds).await {
-        Ok(resp) => Ok(resp),
-        Err(e) => render::error(surface, &e),
+    let mut resp = match serve(&app, req, route, url, &creds).await {
+        Ok(resp) => resp,
+        Err(e) => render::error(surface, &e)?,
+    };
+    if let Some(rate) = app.rate.borrow().as_ref() {
+        billing::apply_rate_headers(&mut resp, rate);
     }
+    Ok(resp)
 }
 
 /// Authenticates for the route's surface, then hands over to its handler.
@@ -106,14 +111,20 @@ async fn serve(
 ) -> std::result::Result<Response, GatewayError> {
     match route.access() {
         Access::Public => {}
-        Access::Client => client_auth(app, creds)?,
+        Access::Client => {
+            let caller = client_auth(app, creds).await?;
+            *app.caller.borrow_mut() = Some(caller);
+        }
         Access::Admin => admin_auth(app, creds)?,
     }
     match route {
         Route::Health => openai::health(app).await,
-        Route::AdminPage => admin::page(app, req).await,
+        Route::AdminPage | Route::UsagePage => admin::page(app, req).await,
         Route::AdminKeys | Route::AdminKey(_) | Route::AdminSettings => {
             admin::api(app, req, route).await
+        }
+        Route::AdminUsers | Route::AdminUser(_) | Route::AdminUserRotate(_) => {
+            users::api(app, req, route).await
         }
         _ => dispatch(app, req, route, url).await,
     }
@@ -135,27 +146,33 @@ async fn dispatch(
         Route::NativeModelAction { model, action } => {
             gemini::action(app, req, url, &model, action).await
         }
+        Route::Usage => billing::usage(app).await,
+        Route::BillingSubscription => billing::subscription(app).await,
+        Route::BillingUsage => billing::billing_usage(app, url).await,
         Route::Health
         | Route::AdminPage
+        | Route::UsagePage
         | Route::AdminKeys
         | Route::AdminKey(_)
-        | Route::AdminSettings => Err(GatewayError::Internal(
+        | Route::AdminSettings
+        | Route::AdminUsers
+        | Route::AdminUser(_)
+        | Route::AdminUserRotate(_) => Err(GatewayError::Internal(
             "admin route reached the client dispatcher".into(),
         )),
     }
 }
 
-fn client_auth(app: &App, creds: &Credentials<'_>) -> std::result::Result<(), GatewayError> {
+async fn client_auth(
+    app: &App,
+    creds: &Credentials<'_>,
+) -> std::result::Result<Caller, GatewayError> {
     let Some(token) = creds.token() else {
         return Err(GatewayError::Unauthorized(
             "Missing API key. Pass it as `Authorization: Bearer <key>`, `x-goog-api-key`, `x-api-key` or `?key=`.".into(),
         ));
     };
-    if matches_any(token, &app.config.access_tokens) {
-        Ok(())
-    } else {
-        Err(GatewayError::Unauthorized("Invalid API key.".into()))
-    }
+    billing::authenticate(app, token).await
 }
 
 fn admin_auth(app: &App, creds: &Credentials<'_>) -> std::result::Result<(), GatewayError> {

@@ -3,11 +3,12 @@
 //! outcome says so. Nothing is retried after the first byte reached the
 //! client: a stream is handed over only once its first chunk arrived.
 
+use std::future::Future;
 use std::time::Duration;
 
 use std::pin::Pin;
 
-use futures::future::{Either, select};
+use futures::future::{Either, join, select};
 use futures::{Stream, StreamExt, stream};
 use worker::{
     AbortController, ByteStream, D1Database, Delay, Fetch, Headers, Method, Request, RequestInit,
@@ -168,6 +169,18 @@ pub async fn send(
     snap: &Snapshot,
     req: &UpstreamRequest,
 ) -> Result<UpstreamOk, UpstreamError> {
+    send_admitted(app, snap, req, async { Ok(()) }).await
+}
+
+/// Like [`send`], with an admission check (a user's ledger) run in parallel with the first
+/// gate call, so it adds no round trip; nothing is fetched upstream unless it passes.
+pub async fn send_admitted(
+    app: &App,
+    snap: &Snapshot,
+    req: &UpstreamRequest,
+    admit: impl Future<Output = Result<(), GatewayError>>,
+) -> Result<UpstreamOk, UpstreamError> {
+    let mut admit = Some(admit);
     let settings = &snap.settings;
     let policy = settings.policy();
     let timeout = Duration::from_millis(settings.upstream_timeout_ms);
@@ -177,13 +190,20 @@ pub async fn send(
 
     for _ in 0..=settings.max_retries {
         let last = report.take();
-        let answer = call_gate(app, snap, &req.gate, |roster| GateRequest::Next {
+        let gate_call = call_gate(app, snap, &req.gate, |roster| GateRequest::Next {
             roster,
             exclude: tried.clone(),
             report: last.clone(),
             policy: policy.clone(),
-        })
-        .await?;
+        });
+        let answer = match admit.take() {
+            Some(admission) => {
+                let (answer, admitted) = join(gate_call, admission).await;
+                admitted?;
+                answer?
+            }
+            None => gate_call.await?,
+        };
         let GateResponse::Next { decision, reported } = answer else {
             return Err(
                 GatewayError::Internal("gate answered Next with another variant".into()).into(),

@@ -73,6 +73,9 @@ const geminiBody = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: P
 const chatBody = (stream) =>
   JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: PROMPT }], ...(stream ? { stream: true } : {}) });
 
+/** A user key with generous limits, created once the worker is up. */
+let USER_KEY = '';
+
 const SCENARIOS = [
   {
     id: 'native',
@@ -91,6 +94,21 @@ const SCENARIOS = [
     gemgate: {
       path: '/v1/chat/completions',
       headers: { authorization: `Bearer ${CLIENT_TOKEN}` },
+      body: chatBody(false),
+      text: openaiJsonText,
+    },
+    passthrough: { path: `/v1beta/models/${MODEL}:generateContent`, body: geminiBody, text: geminiJsonText },
+  },
+  {
+    // The same chat through a user key: the UserLedger admission runs beside the
+    // ModelGate call, and settlement plus the log row go through waitUntil.
+    id: 'user',
+    title: 'OpenAI chat, user key',
+    gemgate: {
+      path: '/v1/chat/completions',
+      get headers() {
+        return { authorization: `Bearer ${USER_KEY}` };
+      },
       body: chatBody(false),
       text: openaiJsonText,
     },
@@ -540,7 +558,10 @@ async function main() {
           routes: [`${HOSTS.gemgate}/*`],
           d1Databases: { DB: 'gemgate-bench-db' },
           kvNamespaces: { CACHE: 'gemgate-bench-cache' },
-          durableObjects: { MODEL_GATE: { className: 'ModelGate', useSQLite: true } },
+          durableObjects: {
+            MODEL_GATE: { className: 'ModelGate', useSQLite: true },
+            USER_LEDGER: { className: 'UserLedger', useSQLite: true },
+          },
           bindings: {
             // [vars] from wrangler.toml, every Google endpoint pointed at the mock.
             GEMINI_API_BASE: mock.url,
@@ -582,7 +603,14 @@ async function main() {
     if (added.status < 200 || added.status >= 300) {
       throw new Error(`POST /admin/api/keys: HTTP ${added.status} ${added.body.slice(0, 300)}`);
     }
-    console.log(`workerd pid ${WORKERD_PID} on ${url.origin}; mock ${mock.url}; migrations ${migrations.join(', ')}; keys added`);
+    const user = await request('gemgate', {
+      path: '/admin/api/users',
+      headers: { authorization: `Bearer ${ADMIN_PASSWORD}` },
+      body: JSON.stringify({ name: 'bench', credit_quota: 1_000_000_000_000, rpm: 10_000_000, tpm: 1_000_000_000 }),
+    });
+    if (user.status !== 201) throw new Error(`POST /admin/api/users: HTTP ${user.status} ${user.body.slice(0, 300)}`);
+    USER_KEY = JSON.parse(user.body).key;
+    console.log(`workerd pid ${WORKERD_PID} on ${url.origin}; mock ${mock.url}; migrations ${migrations.join(', ')}; keys and a user added`);
 
     const scenarios = [];
     for (const sc of SCENARIOS) {
