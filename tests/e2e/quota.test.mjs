@@ -254,7 +254,7 @@ test('concurrency: 50 parallel requests on a 20-request quota admit exactly 20',
   assert.equal(user.credits_used, 0);
   // A slow upstream keeps every admitted request in flight at once, so the
   // reservations of all 50 race each other.
-  const LATENCY_MS = 1500;
+  const LATENCY_MS = 4000;
   await stack.mockApi.script({ model, latencyMs: LATENCY_MS });
 
   const client = openaiFor(key);

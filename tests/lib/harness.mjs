@@ -2,7 +2,7 @@
 // under `wrangler dev` (real workerd, local D1/KV/DO), wired together.
 // Every wait here is bounded; servers listen on 127.0.0.1 only.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -37,11 +37,43 @@ const baseEnv = () => ({
   FORCE_COLOR: '0',
 });
 
+/**
+ * The wrangler config the tests run: the project's own, minus its `[build]`
+ * table, with paths made absolute. `make e2e` builds the worker once before
+ * the tests; without a build command wrangler never watches `src/`, so a file
+ * touched mid-run cannot make it rebuild and restart under a test.
+ */
+let testConfigPath;
+function testConfig() {
+  if (testConfigPath) return testConfigPath;
+  // One file per test process, written fresh so it always follows wrangler.toml.
+  const path = join(STATE_ROOT, `wrangler.test.${process.pid}.toml`);
+  const lines = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').split('\n');
+  const out = [];
+  let inBuild = false;
+  for (const line of lines) {
+    const table = /^\s*\[+([^\]]+)\]+/.exec(line);
+    if (table) inBuild = table[1].trim() === 'build';
+    if (inBuild) continue;
+    out.push(
+      line
+        .replace(/^main = "(.*)"$/, (_, p) => `main = ${JSON.stringify(join(ROOT, p))}`)
+        .replace(/^migrations_dir = "(.*)"$/, (_, p) => `migrations_dir = ${JSON.stringify(join(ROOT, p))}`)
+        .replace(/^directory = "(.*)"$/, (_, p) => `directory = ${JSON.stringify(join(ROOT, p))}`),
+    );
+  }
+  mkdirSync(STATE_ROOT, { recursive: true });
+  writeFileSync(path, out.join('\n'));
+  process.once('exit', () => rmSync(path, { force: true }));
+  testConfigPath = path;
+  return path;
+}
+
 /** Applies the D1 migrations to a persistence dir. */
 async function migrate(persistDir) {
   await execFileP(
     WRANGLER,
-    ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persistDir],
+    ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persistDir, '--config', testConfig()],
     { cwd: ROOT, env: baseEnv(), timeout: 120_000 },
   );
 }
@@ -56,6 +88,7 @@ async function startWrangler({ persistDir, envFile, vars, port, inspectorPort })
     '--inspector-port', String(inspectorPort),
     '--persist-to', persistDir, '--env-file', envFile,
     '--test-scheduled', '--show-interactive-dev-session=false', '--log-level', 'log',
+    '--config', testConfig(),
   ];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -164,7 +197,7 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     async d1(sql) {
       const { stdout } = await execFileP(
         WRANGLER,
-        ['d1', 'execute', 'DB', '--local', '--persist-to', persistDir, '--json', '--command', sql],
+        ['d1', 'execute', 'DB', '--local', '--persist-to', persistDir, '--json', '--command', sql, '--config', testConfig()],
         { cwd: ROOT, env: baseEnv(), timeout: 60_000 },
       );
       return JSON.parse(stdout)[0].results;
