@@ -53,13 +53,13 @@ pub struct Outcome {
 }
 
 /// Admits one request of `caller` for `model`. A static token is always admitted (and
-/// logged); a user key reserves its worst case in its ledger first. A refusal is logged, and
-/// its rate numbers still reach the response headers.
+/// logged); a user key reserves its worst case in its ledger first, so `estimate` runs only
+/// for user keys. A refusal is logged, and its rate numbers still reach the response headers.
 pub async fn admit(
     app: &App,
     settings: &Settings,
     model: &str,
-    estimate: Estimate,
+    estimate: impl FnOnce() -> Estimate,
     stream: bool,
 ) -> Result<Ticket, GatewayError> {
     let caller = app.caller.borrow().clone();
@@ -77,7 +77,7 @@ pub async fn admit(
     let Some(Caller::User(user)) = caller else {
         return Ok(ticket);
     };
-    let reservation = quota::reservation(settings.charging_mode, price, estimate, 1);
+    let reservation = quota::reservation(settings.charging_mode, price, estimate(), 1);
     let lease_id = lease_id()?;
     let op = LedgerRequest::Admit {
         limits: user.limits(),

@@ -93,7 +93,7 @@ pub async fn action(
         action.as_str(),
         forwarded_query(url)
     );
-    let estimate = estimate(&parsed, &snap.settings, raw.len());
+    let body_len = raw.len();
     let body = String::from_utf8(raw)
         .map_err(|_| GatewayError::invalid("The request body is not valid UTF-8."))?;
     let request = UpstreamRequest {
@@ -107,6 +107,7 @@ pub async fn action(
         // Counting spends no generation: authenticated, but neither reserved nor logged.
         return answer(upstream::send(app, &snap, &request).await, None);
     }
+    let estimate = || estimate(&parsed, &snap.settings, body_len);
     let (ticket, result) = metered_send(app, &snap, &request, estimate).await;
     match (ticket, result) {
         (Some(ticket), Ok(ok)) => {

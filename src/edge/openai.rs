@@ -73,7 +73,7 @@ pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
         reply: prepared.reply,
     };
     let adjusted = prepared.adjustments.join(", ");
-    let estimate = Estimate {
+    let estimate = || Estimate {
         prompt_tokens: usage::estimate_prompt_tokens(&prepared.body),
         max_output_tokens: usage::max_output_tokens(
             &prepared.body,
@@ -134,7 +134,7 @@ pub async fn metered_send(
     app: &App,
     snap: &keys::Snapshot,
     request: &UpstreamRequest,
-    estimate: Estimate,
+    estimate: impl FnOnce() -> Estimate,
 ) -> (Option<Ticket>, Result<UpstreamOk, UpstreamError>) {
     let ticket = RefCell::new(None);
     let admission = async {
@@ -239,7 +239,7 @@ pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
     );
     // Google takes 100 requests per call; larger inputs become several calls,
     // each with its own failover, concatenated in input order.
-    let estimate = Estimate {
+    let estimate = || Estimate {
         prompt_tokens: prepared.prompt_tokens_estimate(),
         ..Estimate::default()
     };

@@ -406,12 +406,12 @@ fn pass_through_generation_config(
     extra: &Map<String, Value>,
 ) -> Result<Vec<String>, GatewayError> {
     let mut ignored = Vec::new();
-    let mut set = to_object(config);
+    let mut passed = Vec::new();
     for (name, value) in extra {
         let camel = snake_to_camel(name);
         if GENERATION_CONFIG_KEYS.contains(&camel.as_str()) {
-            if !value.is_null() && !set.contains_key(&camel) {
-                set.insert(camel, value.clone());
+            if !value.is_null() {
+                passed.push((camel, value));
             }
         } else if !matches!(
             name.as_str(),
@@ -420,6 +420,14 @@ fn pass_through_generation_config(
         {
             ignored.push(name.clone());
         }
+    }
+    // Most requests pass nothing through; only then is the config rebuilt.
+    if passed.is_empty() {
+        return Ok(ignored);
+    }
+    let mut set = to_object(config);
+    for (camel, value) in passed {
+        set.entry(camel).or_insert_with(|| value.clone());
     }
     *config = serde_json::from_value(Value::Object(set)).map_err(|e| {
         GatewayError::invalid(format!(
