@@ -228,6 +228,38 @@ const ROWS = [
   { name: 'admin: traversal in a key id', method: 'DELETE', path: '/admin/api/keys/..%2Fsettings', headers: admin(), status: 404, surface: OPENAI },
   { name: 'admin: keys of the wrong type', method: 'POST', path: '/admin/api/keys', headers: { ...admin(), ...JSON_CT },
     body: JSON.stringify({ keys: 42 }), status: 400, surface: OPENAI },
+  // User keys: every bad field is a 400 naming it, never a 500 or a half-made user.
+  ...[
+    ['no name', {}],
+    ['an empty name', { name: '  ' }],
+    ['a name that is not a string', { name: 7 }],
+    ['a negative quota', { name: 'x', credit_quota: -1 }],
+    ['a fractional rpm', { name: 'x', rpm: 1.5 }],
+    ['a quota as a string', { name: 'x', credit_quota: '100' }],
+    ['allowed_models that is not a list', { name: 'x', allowed_models: 'gemini-*' }],
+    ['an empty model glob', { name: 'x', allowed_models: [''] }],
+    ['enabled as a string', { name: 'x', enabled: 'yes' }],
+    ['an unknown field', { name: 'x', admin: true }],
+    ['expires_at as a date string', { name: 'x', expires_at: '2030-01-01' }],
+  ].map(([what, body]) => ({ name: `admin users: ${what}`, method: 'POST', path: '/admin/api/users',
+    headers: { ...admin(), ...JSON_CT }, body: JSON.stringify(body), status: 400, surface: OPENAI })),
+  { name: 'admin users: body is not JSON', method: 'POST', path: '/admin/api/users', headers: { ...admin(), ...JSON_CT },
+    body: '{name:', status: 400, surface: OPENAI },
+  { name: 'admin users: body is an array', method: 'POST', path: '/admin/api/users', headers: { ...admin(), ...JSON_CT },
+    body: '[]', status: 400, surface: OPENAI },
+  { name: 'admin users: patch of a user that does not exist', method: 'PATCH', path: '/admin/api/users/u_0000000000000000',
+    headers: { ...admin(), ...JSON_CT }, body: '{"rpm": 5}', status: 404, surface: OPENAI },
+  { name: 'admin users: rotate of a user that does not exist', method: 'POST', path: '/admin/api/users/u_0000000000000000/rotate',
+    headers: admin(), status: 404, surface: OPENAI },
+  { name: 'admin users: traversal in a user id', method: 'GET', path: '/admin/api/users/..%2Fkeys', headers: admin(), status: 404, surface: OPENAI },
+  { name: 'admin users: wrong method on rotate', method: 'GET', path: '/admin/api/users/u_0000000000000000/rotate', headers: admin(),
+    status: 405, surface: OPENAI },
+  { name: 'admin users: the client token is not admin auth', method: 'GET', path: '/admin/api/users', headers: bearer(),
+    status: 401, surface: OPENAI },
+  // Self-service endpoints need a client key and answer in OpenAI's shape.
+  { name: 'usage: no key', method: 'GET', path: '/v1/usage', status: 401, surface: OPENAI },
+  { name: 'usage: an unknown sk- key', method: 'GET', path: '/v1/usage',
+    headers: { authorization: 'Bearer sk-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, status: 401, surface: OPENAI },
 ];
 
 /** Asserts the status, JSON content-type and the surface's error shape. */
@@ -301,9 +333,11 @@ test('no request produced a 5xx', () => {
   assert.deepEqual(fives, []);
 });
 
-test('the worker is still healthy after the table', async () => {
+test('the worker is still healthy after the table, and no refused request made a user', async () => {
   const health = await raw({ method: 'GET', path: '/health' });
   assert.equal(health.status, 200);
+  const { users } = await stack.admin('GET', '/users');
+  assert.deepEqual(users, []);
   const res = await raw({ method: 'POST', path: '/v1/chat/completions', headers: { ...bearer(), ...JSON_CT }, body: chatBody({ messages: userMsg('still alive') }) });
   assert.equal(res.status, 200, res.text.slice(0, 300));
   assert.equal(JSON.parse(res.text).choices[0].message.content, 'echo: still alive');
