@@ -373,6 +373,45 @@ pub struct SafetySetting {
     pub threshold: String,
 }
 
+/// A JSON Schema inside a request: parsed, or already written out in the client's key order
+/// (see `translate::order`), which a parsed `Value` cannot keep.
+#[derive(Debug, Clone)]
+pub enum SchemaJson {
+    Value(Value),
+    Ordered(Box<serde_json::value::RawValue>),
+}
+
+impl SchemaJson {
+    /// The schema as a value, whichever form it is in.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Self::Value(v) => v.clone(),
+            Self::Ordered(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl PartialEq for SchemaJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl Serialize for SchemaJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Value(v) => v.serialize(serializer),
+            Self::Ordered(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(Self::Value)
+    }
+}
+
 /// Every field Gemini accepts in `generationConfig`. Unset fields are never sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -384,7 +423,7 @@ pub struct GenerationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_json_schema: Option<Value>,
+    pub response_json_schema: Option<SchemaJson>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub response_modalities: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

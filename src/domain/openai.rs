@@ -121,6 +121,9 @@ pub struct ChatCompletionRequest {
     /// `extra_body`, …). Kept so later features and logs can see them.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+    /// The key order of the request's objects, for a response schema (filled by the parser).
+    #[serde(skip)]
+    pub key_orders: crate::domain::translate::order::KeyOrders,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -214,3 +214,29 @@ test('beta.chat.completions.parse with a Zod schema returns the parsed object', 
   });
   assert.deepEqual(MathAnswer.parse(withTools.choices[0].message.parsed), withTools.choices[0].message.parsed);
 });
+
+test("a response schema reaches Gemini in the client's key order, so the answer comes back in it", async () => {
+  const model = 'gemini-2.5-flash-order';
+  // Deliberately not alphabetical: a model should reason before it answers.
+  const schema = {
+    type: 'object',
+    properties: {
+      reasoning: { type: 'string' },
+      answer: { type: 'string' },
+      confidence: { type: 'number', minimum: 0, maximum: 1 },
+      citations: { type: 'array', items: { type: 'object', properties: { url: { type: 'string' }, quote: { type: 'string' } }, required: ['url', 'quote'] } },
+    },
+    required: ['reasoning', 'answer', 'confidence', 'citations'],
+    additionalProperties: false,
+  };
+  const res = await client.chat.completions.create({
+    model,
+    messages: [{ role: 'user', content: 'why?' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'ordered', schema, strict: true } },
+  });
+  const sent = (await lastCall(model)).body.generationConfig.responseJsonSchema;
+  assert.deepEqual(Object.keys(sent), ['type', 'properties', 'required', 'additionalProperties'], 'top-level keys in the client order');
+  assert.deepEqual(Object.keys(sent.properties), ['reasoning', 'answer', 'confidence', 'citations']);
+  assert.deepEqual(Object.keys(sent.properties.citations.items.properties), ['url', 'quote']);
+  assert.deepEqual(Object.keys(JSON.parse(res.choices[0].message.content)), ['reasoning', 'answer', 'confidence', 'citations']);
+});

@@ -20,6 +20,7 @@ use crate::domain::openai::{
     ToolChoice, ToolChoiceMode,
 };
 use crate::domain::translate::names::{self, NameMap};
+use crate::domain::translate::order::KeyOrders;
 use crate::domain::translate::schema;
 use crate::domain::translate::thinking::{
     self, ClientThinkingConfig, Family, ModelVariant, ThinkingRequest,
@@ -116,8 +117,17 @@ pub const MAX_REMOTE_MEDIA: usize = 16;
 /// messages[1].content: invalid type: integer `5`, expected a string or an array of content parts
 /// ```
 pub fn parse_chat_request(body: &[u8]) -> Result<ChatCompletionRequest, GatewayError> {
-    match serde_json::from_slice(body) {
-        Ok(request) => Ok(request),
+    match serde_json::from_slice::<ChatCompletionRequest>(body) {
+        Ok(mut request) => {
+            // Only a JSON response schema needs the client's key order.
+            if matches!(
+                request.response_format,
+                Some(ResponseFormat::JsonSchema { .. })
+            ) {
+                request.key_orders = KeyOrders::collect(body);
+            }
+            Ok(request)
+        }
         Err(err) => {
             let object = json_object(body)?;
             Err(locate_request_error(&object).unwrap_or_else(|| field_error("", &err)))
@@ -265,8 +275,13 @@ pub fn prepare_chat(
         ..ReplyPlan::default()
     };
     let mut config = generation_config(&req, thinking.config)?;
-    reply.enum_as_json = apply_response_format(&mut config, req.response_format.as_ref(), dialect)?;
     let ignored = pass_through_generation_config(&mut config, &extra)?;
+    reply.enum_as_json = apply_response_format(
+        &mut config,
+        req.response_format.as_ref(),
+        dialect,
+        &req.key_orders,
+    )?;
     let generation_config = (config != gemini::GenerationConfig::default()).then_some(config);
 
     let (mut tools, tool_config) = tool_settings(&req.tools, req.tool_choice.as_ref(), dialect)?;
@@ -592,6 +607,7 @@ fn apply_response_format(
     config: &mut gemini::GenerationConfig,
     format: Option<&ResponseFormat>,
     dialect: SchemaDialect,
+    orders: &KeyOrders,
 ) -> Result<bool, GatewayError> {
     const JSON: &str = "application/json";
     let param = "response_format.json_schema.schema";
@@ -620,7 +636,10 @@ fn apply_response_format(
     config.response_mime_type = Some(JSON.to_owned());
     match dialect {
         SchemaDialect::JsonSchema => {
-            config.response_json_schema = Some(schema::to_json_schema(schema).map_err(invalid)?);
+            // Written in the client's key order: Gemini answers in the schema's order.
+            let schema = schema::to_json_schema(schema).map_err(invalid)?;
+            config.response_json_schema =
+                Some(gemini::SchemaJson::Ordered(orders.to_json(&schema)));
         }
         SchemaDialect::OpenApi => {
             config.response_schema = Some(schema::to_openapi(schema).map_err(invalid)?);

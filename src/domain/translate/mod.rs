@@ -9,6 +9,7 @@ pub mod chat;
 pub mod embeddings;
 pub mod models;
 pub mod names;
+pub mod order;
 pub mod schema;
 pub mod stream;
 pub mod thinking;
