@@ -69,6 +69,9 @@ pub struct Settings {
     pub default_max_output_tokens: u64,
     /// Hourly usage rollups older than this are deleted by cron (400 days).
     pub rollup_retention_days: u32,
+    /// Model-name suffixes listed in `/v1/models` after each model that thinks, e.g.
+    /// `["-search", "-nothinking"]` (none by default; suffixes work whether listed or not).
+    pub model_variants: Vec<String>,
 }
 
 impl Default for Settings {
@@ -88,6 +91,7 @@ impl Default for Settings {
             quota_timezone: "UTC".to_owned(),
             default_max_output_tokens: 8_192,
             rollup_retention_days: 400,
+            model_variants: Vec::new(),
         }
     }
 }
@@ -154,9 +158,39 @@ impl Settings {
             1,
             3_650,
         )?;
+        self.validate_lists()?;
+        check(
+            "log_retention_days",
+            u64::from(self.log_retention_days),
+            1,
+            3_650,
+        )?;
+        Ok(())
+    }
+
+    /// The settings that are lists or names: the quota day zone, model variants and costs.
+    fn validate_lists(&self) -> Result<(), GatewayError> {
         DayZone::parse(&self.quota_timezone).map_err(|why| {
             GatewayError::invalid_param(format!("`quota_timezone`: {why}"), "quota_timezone")
         })?;
+        if self.model_variants.len() > 20 {
+            return Err(GatewayError::invalid_param(
+                "`model_variants` may hold at most 20 suffixes.",
+                "model_variants",
+            ));
+        }
+        if let Some(bad) = self
+            .model_variants
+            .iter()
+            .find(|v| !crate::domain::translate::models::is_variant_suffix(v))
+        {
+            return Err(GatewayError::invalid_param(
+                format!(
+                    "`model_variants`: `{bad}` is not a combination of -search, -nothinking, -maxthinking and -thinking-<budget>."
+                ),
+                "model_variants",
+            ));
+        }
         if self.model_costs.len() > 200 {
             return Err(GatewayError::invalid_param(
                 "`model_costs` may hold at most 200 rows.",
@@ -176,12 +210,6 @@ impl Settings {
                 "model_costs",
             ));
         }
-        check(
-            "log_retention_days",
-            u64::from(self.log_retention_days),
-            1,
-            3_650,
-        )?;
         Ok(())
     }
 

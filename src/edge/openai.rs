@@ -22,6 +22,7 @@ use crate::domain::route::check_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::embeddings;
 use crate::domain::translate::stream::ChatSsePipeline;
+use crate::domain::translate::thinking::ModelVariant;
 use crate::domain::usage;
 
 type HandlerResult = Result<Response, GatewayError>;
@@ -293,16 +294,23 @@ pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
 pub async fn list_models(app: &App) -> HandlerResult {
     let snap = keys::snapshot(app).await?;
     let list = models::cached_list(app, &snap).await?;
-    let out = crate::domain::translate::models::model_list(&list, now_ms() / 1000);
+    let out = crate::domain::translate::models::model_list(
+        &list,
+        now_ms() / 1000,
+        &snap.settings.model_variants,
+    );
     render::json(200, &out).map_err(runtime)
 }
 
 pub async fn get_model(app: &App, id: &str) -> HandlerResult {
     let snap = keys::snapshot(app).await?;
-    let model = models::one(app, &snap, id)
+    // A suffix variant (`gemini-2.5-flash-search`) is its base model under the asked name.
+    let base = ModelVariant::parse(id).base;
+    let model = models::one(app, &snap, &base)
         .await
         .map_err(|e| openai_upstream_error(e, id))?;
-    let out = crate::domain::translate::models::model_object(&model, now_ms() / 1000);
+    let mut out = crate::domain::translate::models::model_object(&model, now_ms() / 1000);
+    id.clone_into(&mut out.id);
     render::json(200, &out).map_err(runtime)
 }
 

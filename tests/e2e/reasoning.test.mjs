@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
+import { startStack, CLIENT_TOKEN, ADMIN_PASSWORD } from '../lib/harness.mjs';
 import { assertMatchesSchema } from '../lib/openapi.mjs';
 
 let stack;
@@ -260,5 +260,26 @@ test('the configured include_thoughts default returns thoughts without asking', 
     assert.equal(quiet.choices[0].message.reasoning_content, undefined);
   } finally {
     await stack.admin('PUT', '/settings', { include_thoughts: null });
+  }
+});
+
+test('configured suffix variants are listed after each model that thinks, and can be retrieved', async () => {
+  // Refused: not a gateway suffix.
+  const bad = await stack.call('PUT', '/admin/api/settings', { token: null, headers: { authorization: `Bearer ${ADMIN_PASSWORD}` }, body: { model_variants: ['-turbo'] } });
+  assert.equal(bad.status, 400);
+  await stack.admin('PUT', '/settings', { model_variants: ['-search', '-nothinking'] });
+  try {
+    const ids = [];
+    for await (const model of client.models.list()) ids.push(model.id);
+    const at = ids.indexOf('gemini-2.5-flash');
+    assert.ok(at >= 0, 'the base model is listed');
+    assert.deepEqual(ids.slice(at, at + 3), ['gemini-2.5-flash', 'gemini-2.5-flash-search', 'gemini-2.5-flash-nothinking']);
+    assert.ok(!ids.includes('gemini-2.0-flash-search'), 'a model that does not think gets no variants');
+    assert.ok(!ids.some((id) => id.includes('embedding') && id.endsWith('-search')), 'nor does an embedding model');
+    const one = await client.models.retrieve('gemini-2.5-flash-search');
+    assert.equal(one.id, 'gemini-2.5-flash-search');
+    assertMatchesSchema('Model', one);
+  } finally {
+    await stack.admin('PUT', '/settings', { model_variants: null });
   }
 });
