@@ -56,6 +56,8 @@ pub struct App {
     pub caller: RefCell<Option<Caller>>,
     /// A user key's rate numbers, for the `x-ratelimit-*` headers of the response.
     pub rate: RefCell<Option<RateView>>,
+    /// The incoming request's signal: it aborts when the client disconnects.
+    pub client_signal: Option<worker::web_sys::AbortSignal>,
 }
 
 impl App {
@@ -67,6 +69,7 @@ impl App {
             config,
             caller: RefCell::new(None),
             rate: RefCell::new(None),
+            client_signal: None,
         }
     }
 

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::time::Duration;
 
 use futures::channel::oneshot;
+use futures::future::{Either, select};
 use serde_json::json;
 use worker::{Delay, Env, Response, Url};
 
@@ -177,12 +178,50 @@ impl Ticket {
         app.ctx.wait_until(self.finish(outcome));
     }
 
-    /// Settles once `meter` is done (the stream ended, broke, or the client went away).
-    pub fn settle_when_done(self, app: &App, key_id: String) -> Meter {
+    /// Settles once `meter` is done (the stream ended or broke), or once the client went away.
+    ///
+    /// A client that disconnects can take the request's pending I/O with it: the stream then
+    /// waits forever on an upstream read and is never dropped. So this task also settles, with
+    /// the last usage the meter saw, when the request's signal reports the disconnect, or when
+    /// the meter has seen nothing for longer than the upstream idle timeout (`idle_ms`), which
+    /// a live stream never does: its idle guard ends it first.
+    pub fn settle_when_done(self, app: &App, key_id: String, idle_ms: u64) -> Meter {
         let (tx, rx) = oneshot::channel::<Usage>();
+        let seen = Rc::new(RefCell::new(MeterState {
+            usage: Usage::default(),
+            last_activity_ms: now_ms(),
+        }));
+        let state = Rc::clone(&seen);
+        let gone = app.client_signal.clone().map(|s| Box::pin(client_gone(s)));
         app.ctx.wait_until(async move {
-            // A dropped meter that never saw usage still settles, with nothing used.
-            let usage = rx.await.unwrap_or_default();
+            let last_seen = || state.borrow().usage;
+            let stalled = async {
+                // Bounded: each tick waits at most the idle limit, and the loop ends once the
+                // meter has been quiet for that long.
+                let limit = idle_ms + STALL_GRACE_MS;
+                loop {
+                    let quiet = now_ms().saturating_sub(state.borrow().last_activity_ms);
+                    if quiet >= limit {
+                        return;
+                    }
+                    Delay::from(Duration::from_millis((limit - quiet).min(STALL_TICK_MS))).await;
+                }
+            };
+            let ended = select(rx, Box::pin(stalled));
+            let usage = match gone {
+                Some(gone) => match select(ended, gone).await {
+                    Either::Left((Either::Left((done, _)), _)) => {
+                        done.unwrap_or_else(|_| last_seen())
+                    }
+                    Either::Left((Either::Right(((), _)), _)) | Either::Right(((), _)) => {
+                        last_seen()
+                    }
+                },
+                None => match ended.await {
+                    Either::Left((done, _)) => done.unwrap_or_else(|_| last_seen()),
+                    Either::Right(((), _)) => last_seen(),
+                },
+            };
             self.finish(Outcome {
                 usage,
                 served: true,
@@ -193,6 +232,7 @@ impl Ticket {
         });
         Meter {
             scanner: UsageScanner::new(),
+            seen,
             done: Some(tx),
         }
     }
@@ -369,13 +409,46 @@ async fn write_rows(env: &Env, rows: &[LogRow]) -> Result<(), GatewayError> {
 /// or the client disconnected) it hands the last usage seen to the settlement.
 pub struct Meter {
     scanner: UsageScanner,
+    /// Shared with the settlement, for when the stream is never dropped.
+    seen: Rc<RefCell<MeterState>>,
     done: Option<oneshot::Sender<Usage>>,
 }
+
+/// What the settlement can read while the stream is still alive.
+struct MeterState {
+    usage: Usage,
+    last_activity_ms: u64,
+}
+
+/// How often a stream's settlement looks for a stalled meter, and the slack it allows.
+const STALL_TICK_MS: u64 = 5_000;
+const STALL_GRACE_MS: u64 = 2_000;
 
 impl Meter {
     pub fn observe(&mut self, bytes: &[u8]) {
         self.scanner.push(bytes);
+        let mut state = self.seen.borrow_mut();
+        state.last_activity_ms = now_ms();
+        if let Some(meta) = self.scanner.last() {
+            state.usage = from_metadata(meta);
+        }
     }
+}
+
+/// Resolves when the client disconnects (the request's signal aborts).
+async fn client_gone(signal: worker::web_sys::AbortSignal) {
+    use worker::wasm_bindgen::{JsCast, JsValue, closure::Closure};
+    let promise = worker::js_sys::Promise::new(&mut |resolve, _reject| {
+        if signal.aborted() {
+            let _ = resolve.call0(&JsValue::NULL);
+            return;
+        }
+        let on_abort = Closure::once_into_js(move || {
+            let _ = resolve.call0(&JsValue::NULL);
+        });
+        signal.set_onabort(Some(on_abort.unchecked_ref()));
+    });
+    let _ = worker::wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 impl Drop for Meter {

@@ -124,9 +124,11 @@ pub async fn action(
                     );
                     None
                 }
-                UpstreamBody::Stream { .. } => {
-                    Some(ticket.settle_when_done(app, ok.key_id.clone()))
-                }
+                UpstreamBody::Stream { .. } => Some(ticket.settle_when_done(
+                    app,
+                    ok.key_id.clone(),
+                    snap.settings.upstream_timeout_ms,
+                )),
             };
             answer(Ok(ok), meter)
         }

@@ -8,7 +8,7 @@ use futures::{StreamExt, future::ready, stream};
 use worker::{Headers, Method, Request, Response};
 
 use super::app::App;
-use super::billing::{self, Meter, Outcome, Ticket};
+use super::billing::{self, Caller, Meter, Outcome, Ticket};
 use super::keys;
 use super::upstream::{
     self, BodyStream, StreamBreak, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest,
@@ -96,7 +96,8 @@ pub async fn chat(app: &App, mut req: Request) -> HandlerResult {
     let ticket =
         ticket.ok_or_else(|| GatewayError::Internal("admitted without a ticket".into()))?;
     let resp = if prepared.stream {
-        let meter = ticket.settle_when_done(app, ok.key_id.clone());
+        let meter =
+            ticket.settle_when_done(app, ok.key_id.clone(), snap.settings.upstream_timeout_ms);
         sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage), meter)
             .map_err(runtime)?
     } else {
@@ -294,11 +295,21 @@ pub async fn embeddings(app: &App, mut req: Request) -> HandlerResult {
 pub async fn list_models(app: &App) -> HandlerResult {
     let snap = keys::snapshot(app).await?;
     let list = models::cached_list(app, &snap).await?;
-    let out = crate::domain::translate::models::model_list(
+    let mut out = crate::domain::translate::models::model_list(
         &list,
         now_ms() / 1000,
         &snap.settings.model_variants,
     );
+    // A key limited to some models is shown only those, so chat apps offer what works.
+    if let Some(Caller::User(user)) = app.caller.borrow().as_ref()
+        && !user.allowed_models.is_empty()
+    {
+        out.data.retain(|m| {
+            user.allowed_models
+                .iter()
+                .any(|glob| crate::domain::quota::glob_match(glob, &m.id))
+        });
+    }
     render::json(200, &out).map_err(runtime)
 }
 

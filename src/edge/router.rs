@@ -57,7 +57,8 @@ async fn route_and_dispatch(
     url: &worker::Url,
     path: &str,
 ) -> Result<Response> {
-    let app = App::new(env, ctx);
+    let mut app = App::new(env, ctx);
+    app.client_signal = Some(req.inner().signal());
     let query_key = url
         .query_pairs()
         .find(|(k, _)| k == "key")

@@ -550,8 +550,12 @@ test('refunds in token mode: a cut stream, a client that disconnects, an upstrea
       assert.equal(usage.reserved, 0);
     }
 
-    // (b) The client goes away while the mock holds the last event.
-    {
+    // (b) The client goes away while the mock holds the last event. A disconnect can
+    // cancel the stream's pending upstream read, and then only the settlement's
+    // stall watchdog (the upstream idle timeout, lowered here) notices; the charge is
+    // the same either way.
+    await stack.admin('PUT', '/settings', { upstream_timeout_ms: 3000 });
+    try {
       const model = 'gemini-2.5-flash-q-4-gone';
       const { id, key } = await createUser({ name: 'q-refund-disconnect', credit_quota: 1_000_000 });
       // The events before the last all carry the same usage, so the expected
@@ -600,6 +604,8 @@ test('refunds in token mode: a cut stream, a client that disconnects, an upstrea
       const usage = await usageOf(key);
       assert.equal(usage.used, settle.charged);
       assert.equal(usage.reserved, 0, 'the disconnect released the reservation');
+    } finally {
+      await stack.admin('PUT', '/settings', { upstream_timeout_ms: null });
     }
 
     // (c) Every key fails upstream: nothing is charged.
@@ -765,6 +771,22 @@ test('the Gemini surface applies the same admission: PERMISSION_DENIED over quot
   await stack.admin('DELETE', `/users/${id}`);
   await assertGeminiError(await generate('generateContent'), 401, 'UNAUTHENTICATED', 'deleted user');
   assert.equal(await upstreamCount(model), 1);
+});
+
+test('a key limited to some models sees only those in /v1/models; other keys see all', { timeout: 180_000 }, async () => {
+  const { key } = await createUser({ name: 'q-models', allowed_models: ['gemini-2.5-flash*', 'text-embedding-*'] });
+  const listed = async (apiKey) => {
+    const ids = [];
+    for await (const model of openaiFor(apiKey).models.list()) ids.push(model.id);
+    return ids;
+  };
+  const limited = await listed(key);
+  assert.ok(limited.length > 0 && limited.includes('gemini-2.5-flash'), JSON.stringify(limited));
+  assert.ok(limited.every((id) => id.startsWith('gemini-2.5-flash') || id.startsWith('text-embedding-')), JSON.stringify(limited));
+  const everything = await listed(CLIENT_TOKEN);
+  assert.ok(everything.includes('gemini-2.5-pro') && !limited.includes('gemini-2.5-pro'), 'the static token sees the models the user may not use');
+  const { key: open } = await createUser({ name: 'q-models-open' });
+  assert.deepEqual(await listed(open), everything, 'no allow-list, no filter');
 });
 
 test('storage: only the SHA-256 of a user key is stored; listings, ledger and logs never show the key', { timeout: 180_000 }, async () => {

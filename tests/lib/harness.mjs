@@ -153,9 +153,23 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
   await migrate(persistDir);
   // The mock's media endpoint is the one private target image_url fetches may reach.
   const allVars = { GEMINI_API_BASE: mock.url, IMAGE_FETCH_ALLOW_PRIVATE: new URL(mock.url).host, ...vars };
-  const port = await freePort();
-  const inspectorPort = await freePort();
-  let worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort });
+  // A port found free can be taken by another process before wrangler binds it
+  // (it also opens ports of its own); that start is retried on fresh ports.
+  let port;
+  let inspectorPort;
+  let worker;
+  for (let attempt = 1; !worker; attempt += 1) {
+    port = await freePort();
+    inspectorPort = await freePort();
+    try {
+      worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort });
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test(String(e.message))) {
+        await mock.close();
+        throw e;
+      }
+    }
+  }
 
   const stack = {
     mock,
