@@ -102,8 +102,8 @@ impl Settings {
         check("max_retries", u64::from(self.max_retries), 0, 10)?;
         let pool = &self.pool;
         check(
-            "server_error_cooldown_ms",
-            pool.server_error_cooldown_ms,
+            "server_error_demote_ms",
+            pool.server_error_demote_ms,
             0,
             DAY_MS,
         )?;
@@ -120,7 +120,7 @@ impl Settings {
             0,
             DAY_MS,
         )?;
-        check("network_cooldown_ms", pool.network_cooldown_ms, 0, DAY_MS)?;
+        check("network_demote_ms", pool.network_demote_ms, 0, DAY_MS)?;
         check(
             "upstream_timeout_ms",
             self.upstream_timeout_ms,
@@ -226,6 +226,7 @@ impl Settings {
         let defaults = to_object(&Self::default())?;
         let mut merged = to_object(self)?;
         for (name, value) in patch {
+            let name = &canonical_name(name);
             let Some(default) = defaults.get(name) else {
                 return Err(GatewayError::invalid_param(
                     format!("Unknown setting `{name}`."),
@@ -247,6 +248,21 @@ impl Settings {
     pub fn policy(&self) -> PoolPolicy {
         self.pool.clone()
     }
+}
+
+/// Settings renamed since they were first published, old name → new name. A patch (or a
+/// stored document, through serde aliases) that uses the old name still works.
+const RENAMED: &[(&str, &str)] = &[
+    ("server_error_cooldown_ms", "server_error_demote_ms"),
+    ("network_cooldown_ms", "network_demote_ms"),
+];
+
+fn canonical_name(name: &str) -> String {
+    RENAMED
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| new)
+        .to_owned()
 }
 
 fn check(name: &str, value: u64, min: u64, max: u64) -> Result<(), GatewayError> {
@@ -385,11 +401,11 @@ mod tests {
         let s = Settings::default();
         assert_eq!(s.max_retries, 3);
         assert_eq!(s.pool.strategy, Strategy::RoundRobin);
-        assert_eq!(s.pool.server_error_cooldown_ms, 30_000);
+        assert_eq!(s.pool.server_error_demote_ms, 30_000);
         assert_eq!(s.pool.circuit_breaker_failures, 5);
         assert_eq!(s.pool.circuit_open_ms, 300_000);
         assert_eq!(s.pool.rate_limit_default_cooldown_ms, 60_000);
-        assert_eq!(s.pool.network_cooldown_ms, 10_000);
+        assert_eq!(s.pool.network_demote_ms, 10_000);
         assert_eq!(s.upstream_timeout_ms, 120_000);
         assert_eq!(s.max_body_bytes, 20 * 1024 * 1024);
         assert_eq!(s.models_cache_ttl_secs, 600);
@@ -439,6 +455,22 @@ mod tests {
         assert!(s.include_thoughts);
         assert_eq!(s.upstream_timeout_ms, 120_000);
         assert_eq!(s.policy().strategy, Strategy::Weighted);
+    }
+
+    #[test]
+    fn renamed_settings_keep_their_old_names_in_patches_and_stored_json() {
+        let mut s = Settings::default();
+        s.apply_patch(&json!({"server_error_cooldown_ms": 5_000, "network_cooldown_ms": 7_000}))
+            .unwrap();
+        assert_eq!(s.pool.server_error_demote_ms, 5_000);
+        assert_eq!(s.pool.network_demote_ms, 7_000);
+        let stored: Settings =
+            serde_json::from_str(r#"{"server_error_cooldown_ms":1000,"network_cooldown_ms":2000}"#)
+                .unwrap();
+        assert_eq!(stored.pool.server_error_demote_ms, 1_000);
+        assert_eq!(stored.pool.network_demote_ms, 2_000);
+        let json = serde_json::to_value(&stored).unwrap();
+        assert!(json.get("server_error_cooldown_ms").is_none(), "{json}");
     }
 
     #[test]

@@ -381,7 +381,7 @@ mod tests {
     fn a_success_report_returns_the_recovered_view_for_the_mirror() {
         let mut state = PoolState::default();
         let policy = PoolPolicy {
-            server_error_cooldown_ms: 0,
+            server_error_demote_ms: 0,
             ..PoolPolicy::default()
         };
         let report = |outcome| GateRequest::Report {

@@ -39,30 +39,40 @@ pub enum Strategy {
 }
 
 /// The knobs of the policy, derived from the runtime settings.
+///
+/// A transient failure (a 5xx, a dropped connection, a timeout) only *demotes* a key: for the
+/// demotion window it is tried after every key that is not demoted, but it stays in the pool.
+/// One blip must never take a key out, or a few hundred requests a second would empty the pool
+/// within a second. Only the circuit breaker (that many failures in a row) takes a key out for
+/// a while, and even then a request that has already failed on other keys may try it as its
+/// last chance rather than fail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PoolPolicy {
     pub strategy: Strategy,
-    pub server_error_cooldown_ms: u64,
+    /// How long a key that answered 5xx is tried after the others.
+    #[serde(alias = "server_error_cooldown_ms")]
+    pub server_error_demote_ms: u64,
     /// Consecutive server, network or timeout failures that open the circuit;
     /// 0 turns the breaker off.
     pub circuit_breaker_failures: u32,
     pub circuit_open_ms: u64,
     /// The cooldown after a 429 that carried no `RetryInfo`.
     pub rate_limit_default_cooldown_ms: u64,
-    /// The cooldown after a network failure or a timeout.
-    pub network_cooldown_ms: u64,
+    /// How long a key whose connection failed or timed out is tried after the others.
+    #[serde(alias = "network_cooldown_ms")]
+    pub network_demote_ms: u64,
 }
 
 impl Default for PoolPolicy {
     fn default() -> Self {
         Self {
             strategy: Strategy::RoundRobin,
-            server_error_cooldown_ms: 30_000,
+            server_error_demote_ms: 30_000,
             circuit_breaker_failures: 5,
             circuit_open_ms: 300_000,
             rate_limit_default_cooldown_ms: 60_000,
-            network_cooldown_ms: 10_000,
+            network_demote_ms: 10_000,
         }
     }
 }
@@ -107,8 +117,13 @@ impl Candidate {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KeyHealth {
-    /// The key is not chosen before this instant.
+    /// A quota cooldown: the key is not chosen before this instant.
     pub cooldown_until_ms: u64,
+    /// After a transient failure the key is tried after the others until this instant.
+    pub demoted_until_ms: u64,
+    /// The circuit breaker is open until this instant: the key is out, except as the last
+    /// chance of a request that already failed on other keys.
+    pub circuit_until_ms: u64,
     /// Server, network and timeout failures in a row. 429s have their own
     /// cooldowns and do not feed the circuit breaker.
     pub consecutive_failures: u32,
@@ -138,6 +153,8 @@ impl Default for KeyHealth {
     fn default() -> Self {
         Self {
             cooldown_until_ms: 0,
+            demoted_until_ms: 0,
+            circuit_until_ms: 0,
             consecutive_failures: 0,
             disabled: None,
             successes: 0,
@@ -184,9 +201,17 @@ pub enum Choice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyHealthView {
     pub id: String,
+    /// Out of rotation now: a quota cooldown or an open circuit.
     pub cooling: bool,
+    /// When it is back: the later of the quota cooldown and the circuit.
     pub cooldown_until_ms: u64,
     pub parked_until_day_reset: bool,
+    /// The circuit breaker took it out (until `cooldown_until_ms`).
+    #[serde(default)]
+    pub circuit_open: bool,
+    /// Tried after the others until then (0 when not demoted).
+    #[serde(default)]
+    pub demoted_until_ms: u64,
     pub disabled: Option<String>,
     pub consecutive_failures: u32,
     pub successes: u64,
@@ -200,8 +225,14 @@ pub struct KeyHealthView {
 
 impl PoolState {
     /// Picks a key for one attempt, skipping keys that are in `exclude`
-    /// (already tried by this request), disabled, or cooling down. Counts the
-    /// use on the chosen key.
+    /// (already tried by this request), disabled, cooling down for a quota, or
+    /// whose circuit is open. Demoted keys (a recent transient failure) come
+    /// after the others. Counts the use on the chosen key.
+    ///
+    /// A request that already failed on other keys (`exclude` is not empty)
+    /// may take a key whose circuit is open as its last chance: its failures
+    /// were transient, and the alternative is certain failure. A fresh request
+    /// never does, so a pool whose circuits are all open fails fast.
     pub fn choose(
         &mut self,
         candidates: &[Candidate],
@@ -213,23 +244,22 @@ impl PoolState {
             return Choice::NoKeys;
         }
         self.ensure_entries(candidates);
-        let usable: Vec<usize> = (0..candidates.len())
-            .filter(|&i| self.is_usable(&candidates[i].id, exclude, now_ms))
-            .collect();
-        if usable.is_empty() {
+        let Some(eligible) = self.eligible(candidates, exclude, now_ms) else {
             return Choice::Exhausted {
                 retry_after_ms: self.retry_after_ms(candidates, now_ms, policy),
             };
-        }
-        self.welcome_back(candidates, &usable);
+        };
+        self.welcome_back(candidates, &eligible, now_ms);
         let order = RotationOrder::new(self.cursor, candidates.len());
         let chosen = match policy.strategy {
-            Strategy::RoundRobin => order.first(&usable),
-            Strategy::LeastUsed => self.least_used(candidates, &usable, order),
+            Strategy::RoundRobin => order.first(&eligible),
+            Strategy::LeastUsed => self.least_used(candidates, &eligible, order),
             Strategy::Weighted => {
-                self.smooth_weighted(candidates, &usable, order, |c, _| i64::from(c.weight))
+                self.smooth_weighted(candidates, &eligible, order, |c, _| i64::from(c.weight))
             }
-            Strategy::Adaptive => self.smooth_weighted(candidates, &usable, order, adaptive_weight),
+            Strategy::Adaptive => {
+                self.smooth_weighted(candidates, &eligible, order, adaptive_weight)
+            }
         };
         self.cursor = order.cursor_after(chosen);
         let id = candidates[chosen].id.clone();
@@ -237,6 +267,40 @@ impl PoolState {
         health.uses = health.uses.saturating_add(1);
         health.last_used_ms = now_ms;
         Choice::Key(id)
+    }
+
+    /// The candidates the strategy chooses among, in order of preference:
+    /// usable keys that are not demoted; else every usable key; else, for a
+    /// request that already failed, the keys whose circuit is open. `None`
+    /// when not even those remain.
+    fn eligible(
+        &self,
+        candidates: &[Candidate],
+        exclude: &[String],
+        now_ms: u64,
+    ) -> Option<Vec<usize>> {
+        let health = |i: usize| self.keys.get(&candidates[i].id);
+        let available = |i: usize| {
+            !exclude.iter().any(|e| *e == candidates[i].id)
+                && health(i).is_none_or(|h| h.disabled.is_none() && !h.is_cooling(now_ms))
+        };
+        let closed = |i: usize| health(i).is_none_or(|h| !h.is_circuit_open(now_ms));
+        let usable: Vec<usize> = (0..candidates.len())
+            .filter(|&i| available(i) && closed(i))
+            .collect();
+        if !usable.is_empty() {
+            let fresh: Vec<usize> = usable
+                .iter()
+                .copied()
+                .filter(|&i| health(i).is_none_or(|h| !h.is_demoted(now_ms)))
+                .collect();
+            return Some(if fresh.is_empty() { usable } else { fresh });
+        }
+        if exclude.is_empty() {
+            return None;
+        }
+        let last_chance: Vec<usize> = (0..candidates.len()).filter(|&i| available(i)).collect();
+        (!last_chance.is_empty()).then_some(last_chance)
     }
 
     /// Folds the outcome of one attempt on `key_id` into its health (and, for
@@ -272,17 +336,17 @@ impl PoolState {
                 health.disabled = Some(reason.clone());
             }
             Outcome::ServerError { .. } => {
-                health.on_breaker_failure(
+                health.on_transient_failure(
                     outcome.summary(),
-                    policy.server_error_cooldown_ms,
+                    policy.server_error_demote_ms,
                     now_ms,
                     policy,
                 );
             }
             Outcome::Network | Outcome::Timeout => {
-                health.on_breaker_failure(
+                health.on_transient_failure(
                     outcome.summary(),
-                    policy.network_cooldown_ms,
+                    policy.network_demote_ms,
                     now_ms,
                     policy,
                 );
@@ -297,23 +361,25 @@ impl PoolState {
         self.keys.retain(|id, _| configured.contains(id.as_str()));
     }
 
-    /// Forgets everything about one key, e.g. when an admin re-enables it.
-    pub fn reset_key(&mut self, key_id: &str) {
-        self.keys.remove(key_id);
-    }
-
     /// Every known key's health, ordered by id. Configured keys are known
     /// once `choose` or `record` has seen them in `candidates`.
     pub fn snapshot(&self, now_ms: u64) -> Vec<KeyHealthView> {
         self.keys
             .iter()
             .map(|(id, health)| {
-                let cooling = health.is_cooling(now_ms);
+                let circuit_open = health.is_circuit_open(now_ms);
                 KeyHealthView {
                     id: id.clone(),
-                    cooling,
-                    cooldown_until_ms: health.cooldown_until_ms,
-                    parked_until_day_reset: cooling && health.parked_until_day_reset,
+                    cooling: health.is_cooling(now_ms) || circuit_open,
+                    cooldown_until_ms: health.cooldown_until_ms.max(health.circuit_until_ms),
+                    parked_until_day_reset: health.is_cooling(now_ms)
+                        && health.parked_until_day_reset,
+                    circuit_open,
+                    demoted_until_ms: if health.is_demoted(now_ms) {
+                        health.demoted_until_ms
+                    } else {
+                        0
+                    },
                     disabled: health.disabled.clone(),
                     consecutive_failures: health.consecutive_failures,
                     successes: health.successes,
@@ -356,15 +422,16 @@ impl PoolState {
         }
     }
 
-    /// Clears expired cooldowns on the usable keys and lifts the `uses` of
-    /// each returning key to the least-used key that stayed in rotation.
-    /// Otherwise a key back from a day-long park would take every request
-    /// under `least_used` until it caught up, and burn its fresh quota at once.
-    fn welcome_back(&mut self, candidates: &[Candidate], usable: &[usize]) {
-        let (returning, staying): (Vec<&str>, Vec<&str>) = usable
+    /// Clears expired cooldowns and circuits on the eligible keys and lifts the
+    /// `uses` of each returning key to the least-used key that stayed in
+    /// rotation. Otherwise a key back from a day-long park would take every
+    /// request under `least_used` until it caught up, and burn its fresh quota
+    /// at once.
+    fn welcome_back(&mut self, candidates: &[Candidate], eligible: &[usize], now_ms: u64) {
+        let (returning, staying): (Vec<&str>, Vec<&str>) = eligible
             .iter()
             .map(|&i| candidates[i].id.as_str())
-            .partition(|id| self.keys.get(*id).is_some_and(|h| h.cooldown_until_ms > 0));
+            .partition(|id| self.keys.get(*id).is_some_and(|h| h.is_returning(now_ms)));
         let floor = staying
             .iter()
             .filter_map(|id| self.keys.get(*id))
@@ -373,28 +440,25 @@ impl PoolState {
         for id in returning {
             let health = self.entry(id);
             health.uses = health.uses.max(floor.unwrap_or(0));
-            health.cooldown_until_ms = 0;
-            health.parked_until_day_reset = false;
+            if health.cooldown_until_ms <= now_ms {
+                health.cooldown_until_ms = 0;
+                health.parked_until_day_reset = false;
+            }
+            if health.circuit_until_ms <= now_ms {
+                health.circuit_until_ms = 0;
+            }
         }
     }
 
-    fn is_usable(&self, id: &str, exclude: &[String], now_ms: u64) -> bool {
-        if exclude.iter().any(|e| e == id) {
-            return false;
-        }
-        self.keys
-            .get(id)
-            .is_none_or(|h| h.disabled.is_none() && !h.is_cooling(now_ms))
-    }
-
-    /// Until the earliest cooldown of a non-disabled key ends. When nothing is
-    /// cooling (every key disabled or excluded), the 429 default.
+    /// Until the earliest cooldown or circuit of a non-disabled key ends.
+    /// When nothing is cooling (every key disabled or excluded), the 429
+    /// default.
     fn retry_after_ms(&self, candidates: &[Candidate], now_ms: u64, policy: &PoolPolicy) -> u64 {
         let earliest = candidates
             .iter()
             .filter_map(|c| self.keys.get(&c.id))
-            .filter(|h| h.disabled.is_none() && h.is_cooling(now_ms))
-            .map(|h| h.cooldown_until_ms)
+            .filter(|h| h.disabled.is_none())
+            .filter_map(|h| h.back_at(now_ms))
             .min();
         earliest
             .map_or(policy.rate_limit_default_cooldown_ms, |until| {
@@ -494,8 +558,28 @@ impl KeyHealth {
         self.cooldown_until_ms > now_ms
     }
 
-    /// A success also lifts `disabled`: only a working key succeeds, so this
-    /// is how a cron probe of a disabled key brings it back.
+    fn is_circuit_open(&self, now_ms: u64) -> bool {
+        self.circuit_until_ms > now_ms
+    }
+
+    fn is_demoted(&self, now_ms: u64) -> bool {
+        self.demoted_until_ms > now_ms
+    }
+
+    /// A cooldown or circuit that has ended and not been cleared yet.
+    fn is_returning(&self, now_ms: u64) -> bool {
+        let ended = |until: u64| until > 0 && until <= now_ms;
+        ended(self.cooldown_until_ms) || ended(self.circuit_until_ms)
+    }
+
+    /// When a key that is out (cooling or with an open circuit) is back.
+    fn back_at(&self, now_ms: u64) -> Option<u64> {
+        let until = self.cooldown_until_ms.max(self.circuit_until_ms);
+        (until > now_ms).then_some(until)
+    }
+
+    /// A success also lifts `disabled`, the demotion and the circuit: only a
+    /// working key succeeds, so this is how a probe brings a key back.
     fn on_success(&mut self, latency_ms: u64) {
         let latency = f64::from(u32::try_from(latency_ms).unwrap_or(u32::MAX));
         self.ewma_latency_ms = if self.successes == 0 {
@@ -506,6 +590,8 @@ impl KeyHealth {
         self.ewma_success = ewma(self.ewma_success, 1.0);
         self.successes = self.successes.saturating_add(1);
         self.consecutive_failures = 0;
+        self.demoted_until_ms = 0;
+        self.circuit_until_ms = 0;
         self.disabled = None;
     }
 
@@ -515,28 +601,29 @@ impl KeyHealth {
         self.last_error = Some(label);
     }
 
-    /// A short cooldown, or an open circuit once failures pile up. Another
-    /// failure after the circuit closes opens it again at once, since the
-    /// count only resets on a success.
-    fn on_breaker_failure(
+    /// A 5xx, a network failure or a timeout: the key goes to the back of the
+    /// order for `demote_ms`, and its circuit opens once failures pile up.
+    /// Another failure after the circuit closes opens it again at once, since
+    /// the count only resets on a success.
+    fn on_transient_failure(
         &mut self,
         label: String,
-        cooldown_ms: u64,
+        demote_ms: u64,
         now_ms: u64,
         policy: &PoolPolicy,
     ) {
         self.on_failure(label);
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        self.demoted_until_ms = self.demoted_until_ms.max(now_ms.saturating_add(demote_ms));
         let breaker = policy.circuit_breaker_failures;
-        let wait = if breaker > 0 && self.consecutive_failures >= breaker {
+        if breaker > 0 && self.consecutive_failures >= breaker {
             if let Some(last_error) = &mut self.last_error {
                 last_error.push_str(" (circuit open)");
             }
-            policy.circuit_open_ms.max(cooldown_ms)
-        } else {
-            cooldown_ms
-        };
-        self.cool_down(now_ms.saturating_add(wait), false);
+            self.circuit_until_ms = self
+                .circuit_until_ms
+                .max(now_ms.saturating_add(policy.circuit_open_ms));
+        }
     }
 
     /// Extends the cooldown to `until`; never shortens one, so a late answer to
@@ -843,7 +930,7 @@ mod tests {
     }
 
     #[test]
-    fn disabled_key_returns_after_a_successful_probe_or_a_reset() {
+    fn disabled_key_returns_after_a_successful_probe() {
         let cands = candidates(&["a"]);
         let mut state = PoolState::default();
         let p = PoolPolicy::default();
@@ -856,10 +943,6 @@ mod tests {
             Choice::Exhausted { .. }
         ));
         state.record("a", &Outcome::Ok, 100, &cands, T0, &p);
-        assert_eq!(pick(&mut state, &cands, T0, &p), "a");
-
-        state.record("a", &invalid, 100, &cands, T0, &p);
-        state.reset_key("a");
         assert_eq!(pick(&mut state, &cands, T0, &p), "a");
     }
 
@@ -958,6 +1041,21 @@ mod tests {
 
     #[test]
     fn all_cooling_returns_exhausted_with_earliest_retry() {
+        let cands = candidates(&["a", "b"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &per_minute(Some(38_000)), 100, &cands, T0, &p);
+        state.record("b", &per_minute(Some(10_000)), 100, &cands, T0, &p);
+        assert_eq!(
+            state.choose(&cands, &[], T0 + 4_000, &p),
+            Choice::Exhausted {
+                retry_after_ms: 6_000
+            }
+        );
+    }
+
+    #[test]
+    fn transient_failures_never_exhaust_the_pool() {
         let cands = candidates(&["a", "b", "c"]);
         let mut state = PoolState::default();
         let p = PoolPolicy::default();
@@ -971,12 +1069,9 @@ mod tests {
             T0,
             &p,
         );
-        assert_eq!(
-            state.choose(&cands, &[], T0 + 4_000, &p),
-            Choice::Exhausted {
-                retry_after_ms: 6_000
-            }
-        );
+        // b and c are demoted, not removed: a fresh request still gets one.
+        let first = pick(&mut state, &cands, T0 + 1, &p);
+        assert!(first == "b" || first == "c", "{first}");
     }
 
     #[test]
@@ -1029,6 +1124,65 @@ mod tests {
     }
 
     #[test]
+    fn a_transient_failure_moves_the_key_behind_the_others() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        assert_eq!(pick(&mut state, &cands, T0, &p), "a");
+        state.record(
+            "b",
+            &Outcome::ServerError { status: 500 },
+            100,
+            &cands,
+            T0,
+            &p,
+        );
+        let v = view(&state, "b", T0);
+        assert!(!v.cooling, "a 5xx does not take the key out");
+        assert_eq!(v.demoted_until_ms, T0 + 30_000);
+        assert_eq!(
+            picks(&mut state, &cands, 4, T0 + 1, &p),
+            ["c", "a", "c", "a"]
+        );
+        // Still chosen when the others are not available to this request.
+        assert_eq!(
+            pick_excluding(&mut state, &cands, &["a".into(), "c".into()], T0 + 2, &p),
+            "b"
+        );
+        // Its place in the rotation comes back once the demotion ends.
+        assert_eq!(
+            picks(&mut state, &cands, 3, T0 + 30_000, &p),
+            ["c", "a", "b"]
+        );
+    }
+
+    #[test]
+    fn demoted_keys_share_the_load_when_every_key_is_demoted() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        for id in ["a", "b", "c"] {
+            state.record(id, &Outcome::Timeout, 100, &cands, T0, &p);
+        }
+        assert_eq!(
+            picks(&mut state, &cands, 6, T0 + 1, &p),
+            ["a", "b", "c", "a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn a_success_lifts_the_demotion() {
+        let cands = candidates(&["a", "b"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        state.record("a", &Outcome::Network, 100, &cands, T0, &p);
+        assert_eq!(view(&state, "a", T0).demoted_until_ms, T0 + 10_000);
+        state.record("a", &Outcome::Ok, 100, &cands, T0 + 1, &p);
+        let v = view(&state, "a", T0 + 1);
+        assert_eq!((v.demoted_until_ms, v.consecutive_failures), (0, 0));
+    }
+
+    #[test]
     fn circuit_opens_after_consecutive_server_errors() {
         let cands = candidates(&["a"]);
         let mut state = PoolState::default();
@@ -1045,17 +1199,19 @@ mod tests {
             );
             let v = view(&state, "a", now);
             assert_eq!(v.consecutive_failures, n);
-            assert_eq!(
-                v.cooldown_until_ms,
-                now + 30_000,
-                "short cooldown before the breaker"
+            assert!(
+                !v.cooling && !v.circuit_open,
+                "only demoted before the breaker"
             );
-            now += 30_000;
+            assert_eq!(pick(&mut state, &cands, now + 1, &p), "a");
+            now += 1_000;
         }
         state.record("a", &Outcome::Timeout, 100, &cands, now, &p);
         let v = view(&state, "a", now);
+        assert!(v.cooling && v.circuit_open);
         assert_eq!(v.cooldown_until_ms, now + 300_000);
         assert_eq!(v.last_error.as_deref(), Some("timeout (circuit open)"));
+        // A fresh request fails fast: the only key is out.
         assert_eq!(
             state.choose(&cands, &[], now + 299_000, &p),
             Choice::Exhausted {
@@ -1071,16 +1227,39 @@ mod tests {
     }
 
     #[test]
-    fn network_failures_cool_briefly() {
+    fn an_open_circuit_is_the_last_chance_of_a_request_that_already_failed() {
+        let cands = candidates(&["a", "b", "c"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy {
+            circuit_breaker_failures: 1,
+            ..PoolPolicy::default()
+        };
+        state.record("a", &Outcome::Network, 100, &cands, T0, &p);
+        state.record("b", &per_minute(Some(60_000)), 100, &cands, T0, &p);
+        // A fresh request takes the healthy key, never the open circuit.
+        assert_eq!(pick(&mut state, &cands, T0 + 1, &p), "c");
+        // After c failed in this request, a is its last chance; b's quota cooldown holds.
+        assert_eq!(
+            pick_excluding(&mut state, &cands, &["c".into()], T0 + 2, &p),
+            "a"
+        );
+        assert!(matches!(
+            state.choose(&cands, &["c".into(), "a".into()], T0 + 3, &p),
+            Choice::Exhausted { .. }
+        ));
+        // The circuit is still open for fresh requests.
+        assert!(view(&state, "a", T0 + 3).circuit_open);
+    }
+
+    #[test]
+    fn network_failures_demote_briefly() {
         let cands = candidates(&["a"]);
         let mut state = PoolState::default();
         let p = PoolPolicy::default();
         state.record("a", &Outcome::Network, 100, &cands, T0, &p);
-        assert_eq!(view(&state, "a", T0).cooldown_until_ms, T0 + 10_000);
-        assert_eq!(
-            view(&state, "a", T0).last_error.as_deref(),
-            Some("network error")
-        );
+        let v = view(&state, "a", T0);
+        assert_eq!((v.cooldown_until_ms, v.demoted_until_ms), (0, T0 + 10_000));
+        assert_eq!(v.last_error.as_deref(), Some("network error"));
     }
 
     #[test]
@@ -1101,7 +1280,9 @@ mod tests {
                 &p,
             );
         }
-        assert_eq!(view(&state, "a", T0).cooldown_until_ms, T0 + 30_000);
+        let v = view(&state, "a", T0);
+        assert!(!v.circuit_open && !v.cooling);
+        assert_eq!(pick(&mut state, &cands, T0, &p), "a");
     }
 
     #[test]
@@ -1133,12 +1314,55 @@ mod tests {
         }
         let v = view(&state, "a", T0);
         assert_eq!(v.consecutive_failures, 4);
-        assert_eq!(
-            v.cooldown_until_ms,
-            T0 + 30_000,
-            "the circuit stayed closed"
-        );
+        assert!(!v.circuit_open, "the circuit stayed closed");
         assert_eq!((v.successes, v.failures), (1, 8));
+    }
+
+    /// The property the pool exists for: with five keys, 30% of calls failing
+    /// transiently and at most two faults per request, every request is served
+    /// within `max_retries + 1` attempts on distinct keys, whatever the order.
+    #[test]
+    fn transient_faults_alone_never_fail_a_request() {
+        let cands = candidates(&["a", "b", "c", "d", "e"]);
+        let mut state = PoolState::default();
+        let p = PoolPolicy::default();
+        let attempts = 4; // max_retries (3) + 1
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut random = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % 1_000
+        };
+        let mut now = T0;
+        let mut faults = 0;
+        for request in 0..5_000 {
+            let mut tried: Vec<String> = Vec::new();
+            let mut faults_here = 0;
+            let served = (0..attempts).any(|_| {
+                let Choice::Key(key) = state.choose(&cands, &tried, now, &p) else {
+                    return false;
+                };
+                now += 3;
+                let outcome = if faults_here < 2 && random() < 300 {
+                    faults_here += 1;
+                    match random() % 3 {
+                        0 => Outcome::ServerError { status: 500 },
+                        1 => Outcome::ServerError { status: 503 },
+                        _ => Outcome::Network,
+                    }
+                } else {
+                    Outcome::Ok
+                };
+                let ok = outcome == Outcome::Ok;
+                state.record(&key, &outcome, 50, &cands, now, &p);
+                tried.push(key);
+                ok
+            });
+            faults += faults_here;
+            assert!(served, "request {request} failed after {tried:?}");
+        }
+        assert!(faults > 1_000, "the faults must really happen ({faults})");
     }
 
     #[test]
