@@ -15,8 +15,6 @@ pub enum GatewayError {
     },
     /// No client token, or an unknown one (401).
     Unauthorized(String),
-    /// A valid token that may not do this (403).
-    Forbidden(String),
     /// No such route (404).
     RouteNotFound(String),
     /// The model does not exist upstream or is not served (404).
@@ -25,8 +23,6 @@ pub enum GatewayError {
     MethodNotAllowed(String),
     /// The request body exceeds the cap (413).
     PayloadTooLarge { limit_bytes: u64 },
-    /// Content-Type is not JSON where JSON is required (415).
-    UnsupportedMediaType(String),
     /// Every usable key is cooling down, or the client is over a limit (429).
     RateLimited {
         message: String,
@@ -79,11 +75,9 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } => 400,
             Self::Unauthorized(_) => 401,
-            Self::Forbidden(_) => 403,
             Self::RouteNotFound(_) | Self::ModelNotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::PayloadTooLarge { .. } => 413,
-            Self::UnsupportedMediaType(_) => 415,
             Self::RateLimited { .. } => 429,
             Self::Upstream { status, .. } | Self::Denied { status, .. } => *status,
             Self::BadGateway(_) => 502,
@@ -98,10 +92,8 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { message, .. }
             | Self::Unauthorized(message)
-            | Self::Forbidden(message)
             | Self::RouteNotFound(message)
             | Self::MethodNotAllowed(message)
-            | Self::UnsupportedMediaType(message)
             | Self::RateLimited { message, .. }
             | Self::Upstream { message, .. }
             | Self::BadGateway(message)
@@ -125,10 +117,8 @@ impl GatewayError {
             | Self::RouteNotFound(_)
             | Self::ModelNotFound(_)
             | Self::MethodNotAllowed(_)
-            | Self::PayloadTooLarge { .. }
-            | Self::UnsupportedMediaType(_) => "invalid_request_error",
+            | Self::PayloadTooLarge { .. } => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
-            Self::Forbidden(_) => "permission_error",
             Self::RateLimited { .. } => "rate_limit_error",
             Self::Upstream { status, .. } => match status {
                 401 => "authentication_error",
@@ -153,13 +143,12 @@ impl GatewayError {
     /// The `error.code` of an `OpenAI` error.
     pub fn openai_code(&self) -> Option<&'static str> {
         match self {
-            Self::InvalidRequest { .. } | Self::Upstream { .. } | Self::Forbidden(_) => None,
+            Self::InvalidRequest { .. } | Self::Upstream { .. } => None,
             Self::Unauthorized(_) => Some("invalid_api_key"),
             Self::RouteNotFound(_) => Some("unknown_url"),
             Self::ModelNotFound(_) => Some("model_not_found"),
             Self::MethodNotAllowed(_) => Some("method_not_allowed"),
             Self::PayloadTooLarge { .. } => Some("request_too_large"),
-            Self::UnsupportedMediaType(_) => Some("unsupported_media_type"),
             Self::RateLimited { .. } => Some("rate_limit_exceeded"),
             Self::BadGateway(_) => Some("upstream_error"),
             Self::UpstreamTimeout(_) => Some("upstream_timeout"),
@@ -181,11 +170,8 @@ impl GatewayError {
     /// Google's canonical `error.status` for the Gemini surface.
     pub fn google_status(&self) -> &str {
         match self {
-            Self::InvalidRequest { .. }
-            | Self::PayloadTooLarge { .. }
-            | Self::UnsupportedMediaType(_) => "INVALID_ARGUMENT",
+            Self::InvalidRequest { .. } | Self::PayloadTooLarge { .. } => "INVALID_ARGUMENT",
             Self::Unauthorized(_) => "UNAUTHENTICATED",
-            Self::Forbidden(_) => "PERMISSION_DENIED",
             Self::RouteNotFound(_) | Self::ModelNotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "UNIMPLEMENTED",
             Self::RateLimited { .. } => "RESOURCE_EXHAUSTED",

@@ -10,8 +10,6 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::error::GatewayError;
-
 /// Accepts `null` where a list is expected: clients echo `"tool_calls": null` and the like.
 fn nullable_vec<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
@@ -761,19 +759,6 @@ pub struct ErrorObject {
     pub code: Option<String>,
 }
 
-impl From<&GatewayError> for ErrorResponse {
-    fn from(err: &GatewayError) -> Self {
-        Self {
-            error: ErrorObject {
-                message: err.client_message(),
-                kind: err.openai_type().to_owned(),
-                param: err.openai_param().map(str::to_owned),
-                code: err.openai_code().map(str::to_owned),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -945,16 +930,6 @@ mod tests {
             serde_json::to_value(&chunk).unwrap(),
             json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
                    "choices": [{"index": 0, "delta": {}, "logprobs": null, "finish_reason": null}]})
-        );
-    }
-
-    #[test]
-    fn error_response_renders_every_required_field() {
-        let err = GatewayError::invalid_param("bad", "messages[0].role");
-        assert_eq!(
-            serde_json::to_value(ErrorResponse::from(&err)).unwrap(),
-            json!({"error": {"message": "bad", "type": "invalid_request_error",
-                             "param": "messages[0].role", "code": null}})
         );
     }
 

@@ -45,42 +45,78 @@ impl NativeAction {
     }
 }
 
+/// A resolved request: who may call it (the outer variant) and what it does,
+/// the method folded in. Adding a route is one arm in [`resolve`]'s tables
+/// and one arm in its handler's dispatch; access and surface follow from the
+/// group it joins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// No credentials.
+    Public(PublicRoute),
+    /// A client token; errors in `OpenAI`'s shape.
+    OpenAi(OpenAiRoute),
+    /// A client token; errors in Google's shape.
+    Gemini(GeminiRoute),
+    /// `ADMIN_PASSWORD`; errors in `OpenAI`'s shape.
+    Admin(AdminRoute),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicRoute {
+    /// `GET /health`, `/healthz`: counts only, no secrets.
     Health,
+    /// The admin page's static shell; its data all comes from the admin API.
+    AdminPage,
+    /// The self-service usage page (its data comes from `/v1/usage`).
+    UsagePage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenAiRoute {
     ChatCompletions,
     Embeddings,
     ListModels,
     GetModel(String),
-    NativeListModels,
-    NativeGetModel(String),
-    NativeModelAction {
-        model: String,
-        action: NativeAction,
-    },
-    AdminKeys,
-    AdminKey(String),
-    AdminSettings,
-    AdminUsers,
-    AdminUser(String),
-    /// `POST /admin/api/users/{id}/rotate`.
-    AdminUserRotate(String),
     /// The caller's own quota and usage (`/v1/usage`).
     Usage,
     /// `OpenAI`'s legacy billing endpoints that chat apps poll for a balance.
     BillingSubscription,
     BillingUsage,
-    /// The admin page itself (static assets behind the worker).
-    AdminPage,
-    /// The self-service usage page (a static page; its data comes from `/v1/usage`).
-    UsagePage,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GeminiRoute {
+    ListModels,
+    GetModel(String),
+    /// `POST /models/{model}:{action}`.
+    Action {
+        model: String,
+        action: NativeAction,
+    },
+}
+
+/// `/admin/api/...`. Ids are plain path segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRoute {
+    ListKeys,
+    AddKeys,
+    DeleteKeys,
+    GetKey(String),
+    UpdateKey(String),
+    DeleteKey(String),
+    GetSettings,
+    UpdateSettings,
+    ListUsers,
+    CreateUser,
+    GetUser(String),
+    UpdateUser(String),
+    DeleteUser(String),
+    RotateUser(String),
 }
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// No credentials (health, and the admin page's static shell, whose data
-    /// all comes from the admin API).
     Public,
     /// A client token.
     Client,
@@ -89,50 +125,22 @@ pub enum Access {
 }
 
 impl Route {
-    /// Who may call this route. Exhaustive, so a new route must choose.
+    /// Who may call this route: its group decides.
     pub fn access(&self) -> Access {
         match self {
-            Self::Health | Self::AdminPage | Self::UsagePage => Access::Public,
-            Self::ChatCompletions
-            | Self::Embeddings
-            | Self::ListModels
-            | Self::GetModel(_)
-            | Self::NativeListModels
-            | Self::NativeGetModel(_)
-            | Self::NativeModelAction { .. }
-            | Self::Usage
-            | Self::BillingSubscription
-            | Self::BillingUsage => Access::Client,
-            Self::AdminKeys
-            | Self::AdminKey(_)
-            | Self::AdminSettings
-            | Self::AdminUsers
-            | Self::AdminUser(_)
-            | Self::AdminUserRotate(_) => Access::Admin,
+            Self::Public(_) => Access::Public,
+            Self::OpenAi(_) | Self::Gemini(_) => Access::Client,
+            Self::Admin(_) => Access::Admin,
         }
     }
 
     pub fn surface(&self) -> Surface {
         match self {
-            Self::Health
-            | Self::ChatCompletions
-            | Self::Embeddings
-            | Self::ListModels
-            | Self::GetModel(_)
-            | Self::Usage
-            | Self::UsagePage
-            | Self::BillingSubscription
-            | Self::BillingUsage => Surface::OpenAi,
-            Self::NativeListModels | Self::NativeGetModel(_) | Self::NativeModelAction { .. } => {
-                Surface::Gemini
+            Self::Public(PublicRoute::AdminPage) | Self::Admin(_) => Surface::Admin,
+            Self::Public(PublicRoute::Health | PublicRoute::UsagePage) | Self::OpenAi(_) => {
+                Surface::OpenAi
             }
-            Self::AdminKeys
-            | Self::AdminKey(_)
-            | Self::AdminSettings
-            | Self::AdminUsers
-            | Self::AdminUser(_)
-            | Self::AdminUserRotate(_)
-            | Self::AdminPage => Surface::Admin,
+            Self::Gemini(_) => Surface::Gemini,
         }
     }
 }
@@ -144,7 +152,7 @@ pub struct RouteError {
     pub surface: Surface,
     pub error: GatewayError,
     /// For 405: the methods the route does accept.
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
 }
 
 /// Hints from the request that decide the ambiguous `/v1/models` routes:
@@ -158,51 +166,62 @@ pub struct Hints {
 /// The longest model id we accept in a path; Google's are far shorter.
 const MAX_MODEL_LEN: usize = 128;
 
+/// What a path resolves to before its method is checked: the routes by method,
+/// or a route-shaped path with an invalid model id.
+enum Matched {
+    Methods(Vec<(&'static str, Route)>),
+    BadModel(RouteError),
+}
+
 /// Resolves a method and a (not yet percent-decoded) path.
 pub fn resolve(method: &str, path: &str, hints: Hints) -> Result<Route, RouteError> {
     let surface = surface_of(path, hints);
-    let not_found = || RouteError {
-        surface,
-        error: GatewayError::RouteNotFound(format!("Unknown route: {method} {}", clip(path))),
-        allow: None,
+    let Some(matched) = match_path(path, hints) else {
+        return Err(RouteError {
+            surface,
+            error: GatewayError::RouteNotFound(format!("Unknown route: {method} {}", clip(path))),
+            allow: None,
+        });
     };
-    let route = match_path(path, hints).ok_or_else(not_found)??;
-    let allow = allowed_methods(&route);
-    if allow.split(", ").any(|m| m == method) {
-        Ok(route)
-    } else {
-        Err(RouteError {
-            surface: route.surface(),
-            error: GatewayError::MethodNotAllowed(format!(
-                "Method {method} is not allowed on {}; use {allow}.",
-                clip(path)
-            )),
-            allow: Some(allow),
-        })
+    let routes = match matched {
+        Matched::Methods(routes) => routes,
+        Matched::BadModel(err) => return Err(err),
+    };
+    if let Some((_, route)) = routes.iter().find(|(m, _)| *m == method) {
+        return Ok(route.clone());
     }
+    let allow = routes
+        .iter()
+        .map(|(m, _)| *m)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let surface = routes.first().map_or(surface, |(_, r)| r.surface());
+    Err(RouteError {
+        surface,
+        error: GatewayError::MethodNotAllowed(format!(
+            "Method {method} is not allowed on {}; use {allow}.",
+            clip(path)
+        )),
+        allow: Some(allow),
+    })
 }
 
-fn allowed_methods(route: &Route) -> &'static str {
-    match route {
-        Route::ChatCompletions
-        | Route::Embeddings
-        | Route::NativeModelAction { .. }
-        | Route::AdminUserRotate(_) => "POST",
-        Route::Health
-        | Route::ListModels
-        | Route::GetModel(_)
-        | Route::NativeListModels
-        | Route::NativeGetModel(_)
-        | Route::AdminPage
-        | Route::UsagePage
-        | Route::Usage
-        | Route::BillingSubscription
-        | Route::BillingUsage => "GET, HEAD",
-        Route::AdminKeys => "GET, POST, DELETE",
-        Route::AdminKey(_) | Route::AdminUser(_) => "GET, PATCH, DELETE",
-        Route::AdminSettings => "GET, PUT, PATCH",
-        Route::AdminUsers => "GET, POST",
-    }
+/// A route read with GET (and HEAD, which clients use to probe).
+fn get(route: Route) -> Matched {
+    Matched::Methods(vec![("GET", route.clone()), ("HEAD", route)])
+}
+
+fn post(route: Route) -> Matched {
+    Matched::Methods(vec![("POST", route)])
+}
+
+fn methods(routes: Vec<(&'static str, AdminRoute)>) -> Matched {
+    Matched::Methods(
+        routes
+            .into_iter()
+            .map(|(m, r)| (m, Route::Admin(r)))
+            .collect(),
+    )
 }
 
 /// The surface whose error shape a path gets, even when it matches nothing.
@@ -219,43 +238,75 @@ pub fn surface_of(path: &str, hints: Hints) -> Surface {
     }
 }
 
-/// `None` = no route; `Some(Err)` = a route shape with an invalid model id.
-fn match_path(path: &str, hints: Hints) -> Option<Result<Route, RouteError>> {
+/// The routes a path leads to, by method; `None` = no route at all.
+fn match_path(path: &str, hints: Hints) -> Option<Matched> {
+    use OpenAiRoute as O;
+    use PublicRoute as P;
     let fixed = match path {
-        "/health" | "/healthz" => Some(Route::Health),
-        "/v1/chat/completions" | "/chat/completions" => Some(Route::ChatCompletions),
-        "/v1/embeddings" | "/embeddings" => Some(Route::Embeddings),
-        "/admin" | "/admin/" | "/admin/index.html" => Some(Route::AdminPage),
-        "/admin/api/keys" => Some(Route::AdminKeys),
-        "/admin/api/settings" => Some(Route::AdminSettings),
-        "/admin/api/users" => Some(Route::AdminUsers),
-        "/v1/usage" => Some(Route::Usage),
-        "/usage" | "/usage/" => Some(Route::UsagePage),
-        "/v1/dashboard/billing/subscription" | "/dashboard/billing/subscription" => {
-            Some(Route::BillingSubscription)
+        "/health" | "/healthz" => Some(get(Route::Public(P::Health))),
+        "/v1/chat/completions" | "/chat/completions" => {
+            Some(post(Route::OpenAi(O::ChatCompletions)))
         }
-        "/v1/dashboard/billing/usage" | "/dashboard/billing/usage" => Some(Route::BillingUsage),
+        "/v1/embeddings" | "/embeddings" => Some(post(Route::OpenAi(O::Embeddings))),
+        "/admin" | "/admin/" | "/admin/index.html" => Some(get(Route::Public(P::AdminPage))),
+        "/v1/usage" => Some(get(Route::OpenAi(O::Usage))),
+        "/usage" | "/usage/" => Some(get(Route::Public(P::UsagePage))),
+        "/v1/dashboard/billing/subscription" | "/dashboard/billing/subscription" => {
+            Some(get(Route::OpenAi(O::BillingSubscription)))
+        }
+        "/v1/dashboard/billing/usage" | "/dashboard/billing/usage" => {
+            Some(get(Route::OpenAi(O::BillingUsage)))
+        }
         _ => None,
     };
-    if let Some(route) = fixed {
-        return Some(Ok(route));
+    if fixed.is_some() {
+        return fixed;
     }
-    if let Some(id) = path.strip_prefix("/admin/api/keys/") {
-        return valid_segment(id).then(|| Ok(Route::AdminKey(id.to_owned())));
+    if let Some(rest) = path.strip_prefix("/admin/api/") {
+        return admin_api(rest);
     }
-    if let Some(rest) = path.strip_prefix("/admin/api/users/") {
-        if let Some(id) = rest.strip_suffix("/rotate") {
-            return valid_segment(id).then(|| Ok(Route::AdminUserRotate(id.to_owned())));
-        }
-        return valid_segment(rest).then(|| Ok(Route::AdminUser(rest.to_owned())));
-    }
-    if path.starts_with("/admin/") && !path.starts_with("/admin/api/") {
-        return Some(Ok(Route::AdminPage));
+    if path.starts_with("/admin/") {
+        return Some(get(Route::Public(P::AdminPage)));
     }
     native_or_models(path, hints)
 }
 
-fn native_or_models(path: &str, hints: Hints) -> Option<Result<Route, RouteError>> {
+/// The admin API: every route and its methods, in one table.
+fn admin_api(rest: &str) -> Option<Matched> {
+    use AdminRoute as A;
+    let segments: Vec<&str> = rest.split('/').collect();
+    if segments.iter().skip(1).any(|s| !valid_segment(s)) {
+        return None;
+    }
+    let id = |i: usize| segments[i].to_owned();
+    Some(match segments.as_slice() {
+        ["keys"] => methods(vec![
+            ("GET", A::ListKeys),
+            ("POST", A::AddKeys),
+            ("DELETE", A::DeleteKeys),
+        ]),
+        ["keys", _] => methods(vec![
+            ("GET", A::GetKey(id(1))),
+            ("PATCH", A::UpdateKey(id(1))),
+            ("DELETE", A::DeleteKey(id(1))),
+        ]),
+        ["settings"] => methods(vec![
+            ("GET", A::GetSettings),
+            ("PUT", A::UpdateSettings),
+            ("PATCH", A::UpdateSettings),
+        ]),
+        ["users"] => methods(vec![("GET", A::ListUsers), ("POST", A::CreateUser)]),
+        ["users", _] => methods(vec![
+            ("GET", A::GetUser(id(1))),
+            ("PATCH", A::UpdateUser(id(1))),
+            ("DELETE", A::DeleteUser(id(1))),
+        ]),
+        ["users", _, "rotate"] => methods(vec![("POST", A::RotateUser(id(1)))]),
+        _ => return None,
+    })
+}
+
+fn native_or_models(path: &str, hints: Hints) -> Option<Matched> {
     let (rest, openai_capable) = if let Some(rest) = path.strip_prefix("/gemini/v1beta/") {
         (rest, false)
     } else if let Some(rest) = path.strip_prefix("/v1beta/") {
@@ -266,10 +317,10 @@ fn native_or_models(path: &str, hints: Hints) -> Option<Result<Route, RouteError
         return None;
     };
     if rest == "models" {
-        return Some(Ok(if openai_capable {
-            Route::ListModels
+        return Some(get(if openai_capable {
+            Route::OpenAi(OpenAiRoute::ListModels)
         } else {
-            Route::NativeListModels
+            Route::Gemini(GeminiRoute::ListModels)
         }));
     }
     let tail = rest.strip_prefix("models/")?;
@@ -278,27 +329,29 @@ fn native_or_models(path: &str, hints: Hints) -> Option<Result<Route, RouteError
     } else {
         Surface::Gemini
     };
-    let bad_model = |why: &str| RouteError {
-        surface,
-        error: GatewayError::invalid_param(format!("Invalid model name in path: {why}."), "model"),
-        allow: None,
-    };
     let (model, action) = match tail.split_once(':') {
         Some((model, action)) => (model, Some(action)),
         None => (tail, None),
     };
     if let Err(why) = check_model_id(model) {
-        return Some(Err(bad_model(why)));
+        return Some(Matched::BadModel(RouteError {
+            surface,
+            error: GatewayError::invalid_param(
+                format!("Invalid model name in path: {why}."),
+                "model",
+            ),
+            allow: None,
+        }));
     }
     let model = model.to_owned();
-    Some(Ok(match action {
-        None if openai_capable => Route::GetModel(model),
-        None => Route::NativeGetModel(model),
+    Some(match action {
+        None if openai_capable => get(Route::OpenAi(OpenAiRoute::GetModel(model))),
+        None => get(Route::Gemini(GeminiRoute::GetModel(model))),
         Some(action) => {
             let action = NativeAction::parse(action)?;
-            Route::NativeModelAction { model, action }
+            post(Route::Gemini(GeminiRoute::Action { model, action }))
         }
-    }))
+    })
 }
 
 /// Model ids are `[A-Za-z0-9][A-Za-z0-9._-]*`: this refuses path tricks such
@@ -358,12 +411,31 @@ mod tests {
 
     #[test]
     fn openai_routes_resolve() {
-        assert_eq!(post("/v1/chat/completions"), Ok(Route::ChatCompletions));
-        assert_eq!(post("/v1/embeddings"), Ok(Route::Embeddings));
-        assert_eq!(get("/v1/models"), Ok(Route::ListModels));
+        assert_eq!(
+            post("/v1/chat/completions"),
+            Ok(Route::OpenAi(OpenAiRoute::ChatCompletions))
+        );
+        assert_eq!(
+            post("/chat/completions"),
+            Ok(Route::OpenAi(OpenAiRoute::ChatCompletions))
+        );
+        assert_eq!(
+            post("/v1/embeddings"),
+            Ok(Route::OpenAi(OpenAiRoute::Embeddings))
+        );
+        assert_eq!(
+            get("/v1/models"),
+            Ok(Route::OpenAi(OpenAiRoute::ListModels))
+        );
         assert_eq!(
             get("/v1/models/gemini-2.5-flash"),
-            Ok(Route::GetModel("gemini-2.5-flash".into()))
+            Ok(Route::OpenAi(OpenAiRoute::GetModel(
+                "gemini-2.5-flash".into()
+            )))
+        );
+        assert_eq!(
+            resolve("HEAD", "/v1/models", Hints::default()),
+            Ok(Route::OpenAi(OpenAiRoute::ListModels))
         );
     }
 
@@ -374,17 +446,22 @@ mod tests {
                 post(&format!(
                     "{prefix}/models/gemini-2.5-pro:streamGenerateContent"
                 )),
-                Ok(Route::NativeModelAction {
+                Ok(Route::Gemini(GeminiRoute::Action {
                     model: "gemini-2.5-pro".into(),
                     action: NativeAction::StreamGenerateContent
-                }),
+                })),
                 "{prefix}"
             );
         }
-        assert_eq!(get("/v1beta/models"), Ok(Route::NativeListModels));
+        assert_eq!(
+            get("/v1beta/models"),
+            Ok(Route::Gemini(GeminiRoute::ListModels))
+        );
         assert_eq!(
             get("/gemini/v1beta/models/gemini-2.5-pro"),
-            Ok(Route::NativeGetModel("gemini-2.5-pro".into()))
+            Ok(Route::Gemini(GeminiRoute::GetModel(
+                "gemini-2.5-pro".into()
+            )))
         );
     }
 
@@ -395,11 +472,13 @@ mod tests {
         };
         assert_eq!(
             resolve("GET", "/v1/models", hints),
-            Ok(Route::NativeListModels)
+            Ok(Route::Gemini(GeminiRoute::ListModels))
         );
         assert_eq!(
             resolve("GET", "/v1/models/gemini-2.5-pro", hints),
-            Ok(Route::NativeGetModel("gemini-2.5-pro".into()))
+            Ok(Route::Gemini(GeminiRoute::GetModel(
+                "gemini-2.5-pro".into()
+            )))
         );
     }
 
@@ -407,10 +486,15 @@ mod tests {
     fn wrong_method_is_405_with_allow() {
         let err = get("/v1/chat/completions").unwrap_err();
         assert_eq!(err.error.status(), 405);
-        assert_eq!(err.allow, Some("POST"));
+        assert_eq!(err.allow.as_deref(), Some("POST"));
         assert_eq!(err.surface, Surface::OpenAi);
         let err = get("/v1beta/models/gemini-2.5-pro:generateContent").unwrap_err();
         assert_eq!(err.surface, Surface::Gemini);
+        let err = resolve("PUT", "/admin/api/keys", Hints::default()).unwrap_err();
+        assert_eq!(err.allow.as_deref(), Some("GET, POST, DELETE"));
+        assert_eq!(err.surface, Surface::Admin);
+        let err = post("/v1/models").unwrap_err();
+        assert_eq!(err.allow.as_deref(), Some("GET, HEAD"));
     }
 
     #[test]
@@ -421,6 +505,8 @@ mod tests {
         assert_eq!((err.error.status(), err.surface), (404, Surface::Gemini));
         let err = post("/v1beta/models/gemini-2.5-pro:explode").unwrap_err();
         assert_eq!((err.error.status(), err.surface), (404, Surface::Gemini));
+        let err = get("/admin/api/unknown").unwrap_err();
+        assert_eq!((err.error.status(), err.surface), (404, Surface::Admin));
     }
 
     #[test]
@@ -447,12 +533,23 @@ mod tests {
     }
 
     #[test]
-    fn admin_key_ids_are_plain_segments() {
+    fn admin_ids_are_plain_segments() {
         assert_eq!(
             resolve("DELETE", "/admin/api/keys/abc123", Hints::default()),
-            Ok(Route::AdminKey("abc123".into()))
+            Ok(Route::Admin(AdminRoute::DeleteKey("abc123".into())))
         );
-        assert!(get("/admin/api/keys/../settings").is_err());
+        assert_eq!(
+            post("/admin/api/users/u_abc/rotate"),
+            Ok(Route::Admin(AdminRoute::RotateUser("u_abc".into())))
+        );
+        for path in [
+            "/admin/api/keys/../settings",
+            "/admin/api/keys/a%2Fb",
+            "/admin/api/keys/",
+            "/admin/api/users/u_abc/rotate/again",
+        ] {
+            assert!(get(path).is_err(), "{path}");
+        }
         assert_eq!(get("/admin/").map(|r| r.surface()), Ok(Surface::Admin));
     }
 
@@ -474,18 +571,24 @@ mod tests {
             for method in methods {
                 if let Ok(route) = resolve(method, path, Hints::default()) {
                     assert_eq!(route.access(), Access::Admin, "{method} {path}");
+                    assert!(matches!(route, Route::Admin(_)), "{method} {path}");
                     checked += 1;
                 }
             }
         }
-        assert!(checked >= 15, "only {checked} admin routes were walked");
+        assert_eq!(checked, 15, "every admin route and method was walked");
         // Anything else under /admin/api/ resolves to no route at all.
         assert!(resolve("GET", "/admin/api/unknown", Hints::default()).is_err());
     }
 
     #[test]
-    fn only_health_and_the_admin_shell_are_public() {
-        for (method, path) in [("GET", "/health"), ("GET", "/healthz"), ("GET", "/admin/")] {
+    fn only_health_and_the_pages_are_public() {
+        for (method, path) in [
+            ("GET", "/health"),
+            ("GET", "/healthz"),
+            ("GET", "/admin/"),
+            ("GET", "/usage"),
+        ] {
             let route = resolve(method, path, Hints::default()).unwrap();
             assert_eq!(route.access(), Access::Public, "{path}");
         }

@@ -2,8 +2,11 @@
 //! reservation, and the last `usageMetadata` in a response the gateway relays byte for byte
 //! (native JSON, SSE or JSON-array streams, Code Assist envelopes) for the settlement.
 
+use serde::Deserialize;
+use serde_json::Value;
+
 use crate::domain::gemini::{self, PartData};
-use crate::domain::quota::Usage;
+use crate::domain::quota::{Estimate, Usage};
 
 /// Gemini counts an image as 258 tokens; other media are billed at least that.
 const MEDIA_TOKENS: u64 = 258;
@@ -46,6 +49,27 @@ pub fn thinking_budget(req: &gemini::GenerateContentRequest) -> u64 {
         .unwrap_or(0)
 }
 
+/// The worst case a generate request can cost, for its reservation.
+pub fn estimate(req: &gemini::GenerateContentRequest, default_max_output_tokens: u64) -> Estimate {
+    Estimate {
+        prompt_tokens: estimate_prompt_tokens(req),
+        max_output_tokens: max_output_tokens(req, default_max_output_tokens),
+        thinking_tokens: thinking_budget(req),
+    }
+}
+
+/// The worst case of a native request, from its JSON body: a generate request is estimated as
+/// one; anything else (embeddings) counts a prompt token per 4 bytes of the body.
+pub fn estimate_native(body: &Value, body_len: usize, default_max_output_tokens: u64) -> Estimate {
+    match gemini::GenerateContentRequest::deserialize(body) {
+        Ok(req) => estimate(&req, default_max_output_tokens),
+        Err(_) => Estimate {
+            prompt_tokens: (body_len as u64).div_ceil(4),
+            ..Estimate::default()
+        },
+    }
+}
+
 /// Gemini's usage counts as the ledger's [`Usage`].
 pub fn from_metadata(meta: &gemini::UsageMetadata) -> Usage {
     Usage {
@@ -53,6 +77,14 @@ pub fn from_metadata(meta: &gemini::UsageMetadata) -> Usage {
         completion_tokens: meta.candidates_token_count,
         reasoning_tokens: meta.thoughts_token_count,
     }
+}
+
+/// The usage in a complete response body (any framing), for settling an answer that was
+/// relayed unread; zero when it reports none.
+pub fn usage_in(body: &[u8]) -> Usage {
+    let mut scanner = UsageScanner::new();
+    scanner.push(body);
+    scanner.last().map(from_metadata).unwrap_or_default()
 }
 
 /// Finds the last complete `"usageMetadata": {…}` object in a byte stream, chunk by chunk,
@@ -247,6 +279,41 @@ pub fn aggregate(rows: &[LogRow]) -> (Vec<Rollup>, Vec<(String, u64)>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_native_generate_request_is_estimated_like_a_translated_one() {
+        let body = json!({
+            "contents": [{"role": "user", "parts": [{"text": "abcdefgh"}]}],
+            "generationConfig": {"maxOutputTokens": 100, "thinkingConfig": {"thinkingBudget": 64}}
+        });
+        let text = body.to_string();
+        assert_eq!(
+            estimate_native(&body, text.len(), 8_192),
+            Estimate {
+                prompt_tokens: 2,
+                max_output_tokens: 100,
+                thinking_tokens: 64,
+            }
+        );
+        let bare = json!({"contents": [{"parts": [{"text": "abcd"}]}]});
+        let estimate = estimate_native(&bare, 0, 8_192);
+        assert_eq!(
+            (estimate.max_output_tokens, estimate.thinking_tokens),
+            (8_192, 0)
+        );
+    }
+
+    #[test]
+    fn other_native_bodies_count_a_token_per_four_bytes() {
+        let body = json!({"requests": "not a generate request"});
+        assert_eq!(
+            estimate_native(&body, 41, 8_192),
+            Estimate {
+                prompt_tokens: 11,
+                ..Estimate::default()
+            }
+        );
+    }
 
     fn scan_in_pieces(text: &str, step: usize) -> Option<gemini::UsageMetadata> {
         let mut scanner = UsageScanner::new();

@@ -1,59 +1,50 @@
-//! Per-request context and the per-isolate configuration it is built from.
-//! Env vars and secrets are parsed once per isolate; D1-backed state (keys,
-//! settings) is cached briefly in `keys` and `settings`.
+//! The per-request context every layer above it receives: the bindings, the
+//! isolate's config, a handle for background work, and what the response
+//! still needs to learn (a user key's rate numbers). Holds no decisions.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
 
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::future_to_promise;
 use worker::{Context, D1Database, Env};
 
-use super::billing::Caller;
-use crate::domain::config::{EnvConfig, parse_token_list};
 use crate::domain::error::GatewayError;
 use crate::domain::quota::RateView;
+use crate::edge::config::{IsolateConfig, isolate_config};
 
-/// What never changes for the life of an isolate.
-pub struct IsolateConfig {
-    pub env: EnvConfig,
-    pub access_tokens: Vec<String>,
-    pub admin_password: Option<String>,
-}
+/// Runs futures after the response, inside the request's `waitUntil`. Unlike
+/// `Context::wait_until` it never panics: it is called from `Drop` too, when
+/// the request may already be ending, and there a failure is only logged.
+/// (It holds the JS `ExecutionContext`, which wasm-bindgen types cannot clone except as a
+/// plain `JsValue`.)
+#[derive(Clone)]
+pub struct Background(JsValue);
 
-thread_local! {
-    static CONFIG: OnceCell<Rc<IsolateConfig>> = const { OnceCell::new() };
-}
+impl Background {
+    pub fn new(ctx: &Context) -> Self {
+        let js: &worker::worker_sys::Context = ctx.as_ref();
+        Self(JsValue::from(js))
+    }
 
-/// A secret (or, in local dev, a var) that is set and not blank.
-pub fn secret(env: &Env, name: &str) -> Option<String> {
-    env.secret(name)
-        .ok()
-        .map(|s| s.to_string())
-        .or_else(|| env.var(name).ok().map(|v| v.to_string()))
-        .filter(|s| !s.trim().is_empty())
-}
-
-pub fn isolate_config(env: &Env) -> Rc<IsolateConfig> {
-    CONFIG.with(|cell| {
-        cell.get_or_init(|| {
-            Rc::new(IsolateConfig {
-                env: EnvConfig::from_lookup(|name| env.var(name).ok().map(|v| v.to_string())),
-                access_tokens: secret(env, "ACCESS_TOKENS")
-                    .map(|raw| parse_token_list(&raw))
-                    .unwrap_or_default(),
-                admin_password: secret(env, "ADMIN_PASSWORD"),
-            })
-        })
-        .clone()
-    })
+    pub fn spawn(&self, work: impl Future<Output = ()> + 'static) {
+        let promise = future_to_promise(async move {
+            work.await;
+            Ok(JsValue::UNDEFINED)
+        });
+        let ctx: &worker::worker_sys::Context = self.0.unchecked_ref();
+        if let Err(e) = ctx.wait_until(&promise) {
+            worker::console_warn!("[gemgate] background work refused: {e:?}");
+        }
+    }
 }
 
 /// Everything a handler needs, for one request.
 pub struct App {
     pub env: Env,
-    pub ctx: Context,
+    pub background: Background,
     pub config: Rc<IsolateConfig>,
-    /// Who is calling, once authenticated.
-    pub caller: RefCell<Option<Caller>>,
     /// A user key's rate numbers, for the `x-ratelimit-*` headers of the response.
     pub rate: RefCell<Option<RateView>>,
     /// The incoming request's signal: it aborts when the client disconnects.
@@ -61,15 +52,18 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(env: Env, ctx: Context) -> Self {
+    pub fn new(
+        env: Env,
+        ctx: &Context,
+        client_signal: Option<worker::web_sys::AbortSignal>,
+    ) -> Self {
         let config = isolate_config(&env);
         Self {
             env,
-            ctx,
+            background: Background::new(ctx),
             config,
-            caller: RefCell::new(None),
             rate: RefCell::new(None),
-            client_signal: None,
+            client_signal,
         }
     }
 
@@ -78,14 +72,4 @@ impl App {
             .d1("DB")
             .map_err(|e| GatewayError::Internal(format!("D1 binding DB: {e}")))
     }
-
-    /// The raw `GEMINI_API_KEYS` secret, if set.
-    pub fn env_keys(&self) -> Option<String> {
-        secret(&self.env, "GEMINI_API_KEYS")
-    }
-}
-
-/// Maps a runtime error to an internal gateway error (logged, never shown).
-pub fn internal(what: &str) -> impl FnOnce(worker::Error) -> GatewayError + '_ {
-    move |e| GatewayError::Internal(format!("{what}: {e}"))
 }

@@ -1,25 +1,39 @@
 //! The runtime half: thin glue between requests, D1, KV, Durable Objects and
 //! upstream fetches. Policy lives in `crate::domain`; this module only moves
 //! bytes and state between the two.
+//!
+//! The edge is layered one way; a module may use only the layers below it
+//! (`make boundary` checks this, and that handlers never use each other):
+//!
+//! | layer | modules | holds |
+//! |---|---|---|
+//! | 1 | `http`, `crypto`, `config` | request bodies, responses, Web Crypto, the isolate's env |
+//! | 2 | `app` | the per-request context |
+//! | 3 | `store`, `objects` | D1 repositories; Durable Object shells and their clients |
+//! | 4 | `snapshot` | the per-isolate caches (keys, settings, users) and their invalidation |
+//! | 5 | `upstream` | the failover loop, the one place that builds upstream URLs |
+//! | 6 | `billing` | admission, settlement, metering, the request log |
+//! | 7 | `api`, `admin`, `cron` | handlers, which never use each other |
+//! | 8 | `router` | the fetch entry |
+//!
+//! Modules refer to each other as `crate::edge::<module>`, never `super::`,
+//! so the rule can be checked with a grep.
 
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod billing;
-pub mod body;
+pub mod config;
 pub mod cron;
 pub mod crypto;
-pub mod gate;
-pub mod gemini;
-pub mod keys;
-pub mod ledger;
-pub mod media;
-pub mod models;
-pub mod openai;
-pub mod render;
+pub mod http;
+pub mod objects;
 pub mod router;
-pub mod settings;
+pub mod snapshot;
+pub mod store;
 pub mod upstream;
-pub mod users;
+
+use crate::domain::error::GatewayError;
 
 /// Milliseconds since the Unix epoch, the only clock the gateway reads.
 pub fn now_ms() -> u64 {
@@ -36,44 +50,6 @@ pub fn int(v: f64) -> u64 {
     v.max(0.0) as u64
 }
 
-/// Sends one JSON request to the Durable Object `name` of namespace `binding` and decodes its
-/// JSON answer. `what` names the object in errors (`gate`, `ledger`).
-pub async fn call_object<Req, Resp>(
-    env: &worker::Env,
-    binding: &str,
-    name: &str,
-    op: &Req,
-    what: &str,
-) -> Result<Resp, crate::domain::error::GatewayError>
-where
-    Req: serde::Serialize,
-    Resp: serde::de::DeserializeOwned,
-{
-    use crate::domain::error::GatewayError;
-    let fail = |step: &str, e: &dyn std::fmt::Display| {
-        GatewayError::Internal(format!("{what} {step}: {e}"))
-    };
-    let body = serde_json::to_string(op).map_err(|e| fail("encode", &e))?;
-    let stub = env
-        .durable_object(binding)
-        .and_then(|ns| ns.get_by_name(name))
-        .map_err(|e| fail("binding", &e))?;
-    let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::Post)
-        .with_body(Some(worker::wasm_bindgen::JsValue::from_str(&body)));
-    let req = worker::Request::new_with_init(&format!("https://{what}/"), &init)
-        .map_err(|e| fail("request", &e))?;
-    let mut resp = stub
-        .fetch_with_request(req)
-        .await
-        .map_err(|e| fail("fetch", &e))?;
-    if resp.status_code() != 200 {
-        let text = resp.text().await.unwrap_or_default();
-        return Err(fail("status", &format!("{} {text}", resp.status_code())));
-    }
-    resp.json().await.map_err(|e| fail("decode", &e))
-}
-
 /// A D1 bind value for an integer such as a timestamp in ms.
 #[expect(
     clippy::cast_precision_loss,
@@ -81,4 +57,23 @@ where
 )]
 pub fn js_int(v: u64) -> worker::wasm_bindgen::JsValue {
     worker::wasm_bindgen::JsValue::from_f64(v as f64)
+}
+
+/// A D1 bind value for an optional string (`NULL` when absent).
+pub fn js_opt(v: Option<&str>) -> worker::wasm_bindgen::JsValue {
+    v.map_or(worker::wasm_bindgen::JsValue::NULL, Into::into)
+}
+
+/// Maps a runtime error to an internal gateway error that names what failed
+/// (logged, never shown to clients).
+pub fn internal(what: &str) -> impl FnOnce(worker::Error) -> GatewayError + '_ {
+    move |e| GatewayError::Internal(format!("{what}: {e}"))
+}
+
+/// A runtime failure with no better context is an internal error: logged by
+/// the renderer, shown to clients as "Internal server error".
+impl From<worker::Error> for GatewayError {
+    fn from(e: worker::Error) -> Self {
+        Self::Internal(format!("runtime: {e}"))
+    }
 }

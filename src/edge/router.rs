@@ -1,15 +1,16 @@
-//! The fetch entry: resolve the route, authenticate, dispatch, and render
-//! any error in the surface's own shape. No handler error escapes as a 500
-//! from the runtime.
+//! The fetch entry: resolve the route, authenticate for its group, dispatch,
+//! and render any error in the surface's own shape. No handler error escapes
+//! as a 500 from the runtime.
 
 use worker::{Context, Env, Headers, Method, Request, Response, Result};
 
-use super::app::App;
-use super::billing::{self, Caller};
-use super::{admin, gemini, openai, render, users};
-use crate::domain::auth::Credentials;
+use crate::domain::auth::{Credentials, ct_eq};
 use crate::domain::error::GatewayError;
-use crate::domain::route::{self, Access, Hints, Route, Surface};
+use crate::domain::route::{self, Hints, OpenAiRoute, PublicRoute, Route, Surface};
+use crate::edge::app::App;
+use crate::edge::billing::{self, Caller};
+use crate::edge::http::render;
+use crate::edge::{admin, api};
 
 /// Response headers a browser may read on the API surfaces.
 const EXPOSED_HEADERS: &str = "retry-after, x-ratelimit-limit-requests, \
@@ -26,7 +27,11 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     if cors && req.method() == Method::Options {
         return preflight(&req);
     }
-    let mut resp = route_and_dispatch(req, env, ctx, &url, &path).await?;
+    let app = App::new(env, &ctx, Some(req.inner().signal()));
+    let mut resp = route_and_dispatch(&app, req, &url, &path).await?;
+    if let Some(rate) = app.rate.borrow().as_ref() {
+        billing::apply_rate_headers(&mut resp, rate);
+    }
     if cors {
         // Headers of a response we built are mutable; a failure here only
         // costs the browser its view, never the answer itself.
@@ -51,14 +56,11 @@ fn preflight(req: &Request) -> Result<Response> {
 }
 
 async fn route_and_dispatch(
+    app: &App,
     req: Request,
-    env: Env,
-    ctx: Context,
     url: &worker::Url,
     path: &str,
 ) -> Result<Response> {
-    let mut app = App::new(env, ctx);
-    app.client_signal = Some(req.inner().signal());
     let query_key = url
         .query_pairs()
         .find(|(k, _)| k == "key")
@@ -80,7 +82,7 @@ async fn route_and_dispatch(
         Err(e) => {
             let mut resp = render::error(e.surface, &e.error)?;
             if let Some(allow) = e.allow {
-                resp.headers_mut().set("allow", allow)?;
+                resp.headers_mut().set("allow", &allow)?;
             }
             return Ok(resp);
         }
@@ -92,17 +94,13 @@ async fn route_and_dispatch(
         x_api_key: x_api.as_deref(),
         query_key: query_key.as_deref(),
     };
-    let mut resp = match serve(&app, req, route, url, &creds).await {
-        Ok(resp) => resp,
-        Err(e) => render::error(surface, &e)?,
-    };
-    if let Some(rate) = app.rate.borrow().as_ref() {
-        billing::apply_rate_headers(&mut resp, rate);
+    match serve(app, req, route, url, &creds).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => render::error(surface, &e),
     }
-    Ok(resp)
 }
 
-/// Authenticates for the route's surface, then hands over to its handler.
+/// Authenticates for the route's group, then hands over to its handler.
 async fn serve(
     app: &App,
     req: Request,
@@ -110,57 +108,32 @@ async fn serve(
     url: &worker::Url,
     creds: &Credentials<'_>,
 ) -> std::result::Result<Response, GatewayError> {
-    match route.access() {
-        Access::Public => {}
-        Access::Client => {
+    match route {
+        Route::Public(PublicRoute::Health) => api::health::health(app).await,
+        Route::Public(PublicRoute::AdminPage | PublicRoute::UsagePage) => {
+            admin::page::serve(app, req).await
+        }
+        Route::Admin(route) => {
+            admin_auth(app, creds)?;
+            admin::serve(app, req, route).await
+        }
+        Route::OpenAi(route) => {
             let caller = client_auth(app, creds).await?;
-            *app.caller.borrow_mut() = Some(caller);
+            let caller = &caller;
+            match route {
+                OpenAiRoute::ChatCompletions => api::openai::chat(app, caller, req).await,
+                OpenAiRoute::Embeddings => api::openai::embeddings(app, caller, req).await,
+                OpenAiRoute::ListModels => api::openai::list_models(app, caller).await,
+                OpenAiRoute::GetModel(id) => api::openai::get_model(app, &id).await,
+                OpenAiRoute::Usage => api::usage::usage(app, caller).await,
+                OpenAiRoute::BillingSubscription => api::usage::subscription(app, caller).await,
+                OpenAiRoute::BillingUsage => api::usage::billing_usage(app, caller, url).await,
+            }
         }
-        Access::Admin => admin_auth(app, creds)?,
-    }
-    match route {
-        Route::Health => openai::health(app).await,
-        Route::AdminPage | Route::UsagePage => admin::page(app, req).await,
-        Route::AdminKeys | Route::AdminKey(_) | Route::AdminSettings => {
-            admin::api(app, req, route).await
+        Route::Gemini(route) => {
+            let caller = client_auth(app, creds).await?;
+            api::gemini::serve(app, &caller, req, url, route).await
         }
-        Route::AdminUsers | Route::AdminUser(_) | Route::AdminUserRotate(_) => {
-            users::api(app, req, route).await
-        }
-        _ => dispatch(app, req, route, url).await,
-    }
-}
-
-async fn dispatch(
-    app: &App,
-    req: Request,
-    route: Route,
-    url: &worker::Url,
-) -> std::result::Result<Response, GatewayError> {
-    match route {
-        Route::ChatCompletions => openai::chat(app, req).await,
-        Route::Embeddings => openai::embeddings(app, req).await,
-        Route::ListModels => openai::list_models(app).await,
-        Route::GetModel(id) => openai::get_model(app, &id).await,
-        Route::NativeListModels => gemini::list_models(app, url).await,
-        Route::NativeGetModel(id) => gemini::get_model(app, url, &id).await,
-        Route::NativeModelAction { model, action } => {
-            gemini::action(app, req, url, &model, action).await
-        }
-        Route::Usage => billing::usage(app).await,
-        Route::BillingSubscription => billing::subscription(app).await,
-        Route::BillingUsage => billing::billing_usage(app, url).await,
-        Route::Health
-        | Route::AdminPage
-        | Route::UsagePage
-        | Route::AdminKeys
-        | Route::AdminKey(_)
-        | Route::AdminSettings
-        | Route::AdminUsers
-        | Route::AdminUser(_)
-        | Route::AdminUserRotate(_) => Err(GatewayError::Internal(
-            "admin route reached the client dispatcher".into(),
-        )),
     }
 }
 
@@ -183,7 +156,7 @@ fn admin_auth(app: &App, creds: &Credentials<'_>) -> std::result::Result<(), Gat
         ));
     };
     match creds.authorization.and_then(|_| creds.token()) {
-        Some(token) if crate::domain::auth::ct_eq(token, password) => Ok(()),
+        Some(token) if ct_eq(token, password) => Ok(()),
         Some(_) => Err(GatewayError::Unauthorized(
             "Invalid admin credentials.".into(),
         )),

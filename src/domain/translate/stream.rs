@@ -12,11 +12,14 @@ use serde_json::Value;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini;
 use crate::domain::openai::{self, ChatCompletionChunk, ChunkChoice, Delta, Role, ToolCall};
+use crate::domain::quota::Usage;
+use crate::domain::render;
 use crate::domain::sse::{self, SseDecoder};
 use crate::domain::translate::chat::{
     CallIds, CandidateOutput, ChatContext, openai_logprobs, prompt_blocked,
 };
 use crate::domain::translate::{finish_reason, to_json, usage};
+use crate::domain::usage::from_metadata;
 
 /// Turns Gemini stream events into `OpenAI` chunks.
 ///
@@ -67,10 +70,10 @@ impl ChatStreamTranslator {
         }
     }
 
-    /// Usage reported so far (Gemini's counts are cumulative, so the last one is the total).
-    /// For settling quotas, including after a stream was cut.
-    pub fn usage(&self) -> Option<openai::CompletionUsage> {
-        self.usage.as_ref().map(usage)
+    /// Usage reported so far (Gemini's counts are cumulative, so the last one is the total),
+    /// in the ledger's terms: what a stream is settled with, even after it was cut.
+    pub fn usage(&self) -> Option<Usage> {
+        self.usage.as_ref().map(from_metadata)
     }
 
     pub fn on_response(
@@ -287,7 +290,7 @@ impl ChatSsePipeline {
     }
 
     /// Usage reported so far; see [`ChatStreamTranslator::usage`].
-    pub fn usage(&self) -> Option<openai::CompletionUsage> {
+    pub fn usage(&self) -> Option<Usage> {
         self.translator.usage()
     }
 
@@ -395,7 +398,7 @@ fn upstream_error(status: gemini::ErrorStatus) -> GatewayError {
 
 /// `data: {"error": {...}}` then `data: [DONE]`.
 fn error_events(err: &GatewayError) -> String {
-    let body = to_json(&openai::ErrorResponse::from(err));
+    let body = to_json(&render::openai_error(err));
     let mut out = sse::encode_data(&body);
     out.push_str(sse::DONE);
     out
@@ -783,6 +786,13 @@ mod tests {
         pipeline.push(
             b"data: {\"usageMetadata\":{\"promptTokenCount\":3,\"candidatesTokenCount\":4}}\n\n",
         );
-        assert_eq!(pipeline.usage().unwrap().total_tokens, 7);
+        assert_eq!(
+            pipeline.usage(),
+            Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                reasoning_tokens: 0,
+            })
+        );
     }
 }

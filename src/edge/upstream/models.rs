@@ -1,5 +1,5 @@
 //! The upstream model list, cached per isolate and in KV (a cache only:
-//! losing it costs one upstream call).
+//! losing it costs one upstream call), and single-model lookups.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -7,12 +7,13 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use worker::Method;
 
-use super::app::App;
-use super::keys::Snapshot;
-use super::now_ms;
-use super::upstream::{self, UpstreamError, UpstreamRequest};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model};
+use crate::edge::app::App;
+use crate::edge::now_ms;
+use crate::edge::snapshot::Snapshot;
+use crate::edge::upstream::urls::{self, Version};
+use crate::edge::upstream::{self, UpstreamError, UpstreamRequest};
 
 /// The gate whose keys list models; it shares no health with real models.
 pub const LIST_GATE: &str = "~models";
@@ -67,7 +68,7 @@ pub async fn cached_list(app: &App, snap: &Snapshot) -> Result<Vec<Model>, Gatew
             .max(ModelListKey::MIN_TTL_SECS);
         if let Ok(put) = kv.put(ModelListKey::KEY, &cached) {
             let put = put.expiration_ttl(ttl);
-            app.ctx.wait_until(async move {
+            app.background.spawn(async move {
                 if let Err(e) = put.execute().await {
                     worker::console_warn!("[gemgate] models cache write failed: {e}");
                 }
@@ -79,17 +80,15 @@ pub async fn cached_list(app: &App, snap: &Snapshot) -> Result<Vec<Model>, Gatew
 }
 
 async fn fetch_all(app: &App, snap: &Snapshot) -> Result<Vec<Model>, GatewayError> {
+    let base = &app.config.env.gemini_api_base;
     let mut models = Vec::new();
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        let mut url = format!(
-            "{}/v1beta/models?pageSize=1000",
-            app.config.env.gemini_api_base
-        );
+        let mut query = vec![("pageSize", "1000")];
         if let Some(t) = &token {
-            url.push_str("&pageToken=");
-            url.push_str(&encode_query(t));
+            query.push(("pageToken", t));
         }
+        let url = urls::models(base, Version::V1Beta, query)?;
         let page: ListModelsResponse = get_json(app, snap, url).await.map_err(|e| match e {
             UpstreamError::Gateway(e) => e,
             UpstreamError::Client { status, .. } => {
@@ -112,7 +111,7 @@ pub async fn one(app: &App, snap: &Snapshot, id: &str) -> Result<Model, Upstream
     {
         return Ok(m.clone());
     }
-    let url = format!("{}/v1beta/models/{id}", app.config.env.gemini_api_base);
+    let url = urls::model(&app.config.env.gemini_api_base, Version::V1Beta, id)?;
     get_json(app, snap, url).await
 }
 
@@ -129,20 +128,4 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         gate: LIST_GATE.to_owned(),
     };
     Ok(upstream::send(app, snap, &request).await?.json()?)
-}
-
-/// Percent-encodes a query value (page tokens are opaque base64-ish text).
-pub fn encode_query(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-    }
-    out
 }

@@ -7,9 +7,9 @@ use std::cell::RefCell;
 
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
-use super::now_ms;
 use crate::domain::error::GatewayError;
 use crate::domain::quota::{Ledger, LedgerRequest, LedgerResponse};
+use crate::edge::now_ms;
 
 // `#[durable_object]` expands to code that names `wasm_bindgen` directly.
 use worker::wasm_bindgen;
@@ -72,5 +72,5 @@ pub async fn call(
     user_id: &str,
     op: &LedgerRequest,
 ) -> std::result::Result<LedgerResponse, GatewayError> {
-    super::call_object(env, "USER_LEDGER", user_id, op, "ledger").await
+    crate::edge::objects::call(env, "USER_LEDGER", user_id, op, "ledger").await
 }

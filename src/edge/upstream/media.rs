@@ -1,4 +1,4 @@
-//! Server-side fetches of a client's `image_url` (DESIGN §8): http(s) only, never a private or
+//! Server-side fetches of a client's `image_url`: http(s) only, never a private or
 //! loopback target unless the operator allowed it, redirects re-checked hop by hop, a size cap
 //! enforced while reading, and one deadline for the whole fetch. The rules are
 //! `domain::media`; this file is the fetch.

@@ -2,6 +2,7 @@
 //! and never an out-of-memory isolate.
 
 use futures::StreamExt;
+use serde_json::Value;
 use worker::Request;
 
 use crate::domain::error::GatewayError;
@@ -34,4 +35,17 @@ pub async fn read_capped(req: &mut Request, limit: u64) -> Result<Vec<u8>, Gatew
         buf.extend_from_slice(&chunk);
     }
     Ok(buf)
+}
+
+/// Admin request bodies are small; this cap is fixed.
+const ADMIN_BODY_LIMIT: u64 = 1024 * 1024;
+
+/// An admin API body as JSON; an empty body is `{}`.
+pub async fn read_admin_json(req: &mut Request) -> Result<Value, GatewayError> {
+    let raw = read_capped(req, ADMIN_BODY_LIMIT).await?;
+    if raw.is_empty() {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_slice(&raw)
+        .map_err(|e| GatewayError::invalid(format!("Invalid JSON body: {e}")))
 }

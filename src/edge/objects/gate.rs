@@ -1,7 +1,7 @@
 //! `ModelGate`, one Durable Object per model: a thin shell around
 //! `domain::gate`. It holds the round-robin cursor and per-key health,
 //! persisted in DO storage so a restart loses nothing. Also the worker-side
-//! client for it.
+//! client for it. It never sees a secret: keys are known by their ids.
 
 use std::cell::RefCell;
 
@@ -11,10 +11,10 @@ use worker::{
     wasm_bindgen::JsValue,
 };
 
-use super::now_ms;
 use crate::domain::error::GatewayError;
 use crate::domain::gate::{Changes, GateRequest, GateResponse, Rosters};
 use crate::domain::keypool::{KeyHealth, PoolState};
+use crate::edge::now_ms;
 
 // `#[durable_object]` expands to code that names `wasm_bindgen` directly.
 use worker::wasm_bindgen;
@@ -137,5 +137,5 @@ pub async fn call(
     model: &str,
     op: &GateRequest,
 ) -> std::result::Result<GateResponse, GatewayError> {
-    super::call_object(env, "MODEL_GATE", model, op, "gate").await
+    crate::edge::objects::call(env, "MODEL_GATE", model, op, "gate").await
 }

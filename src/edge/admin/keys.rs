@@ -1,0 +1,147 @@
+//! `/admin/api/keys`: add keys in bulk (idempotently), list them masked with
+//! their health, edit, enable or disable, and delete.
+
+use serde::Deserialize;
+use serde_json::json;
+use worker::{Request, Response};
+
+use crate::domain::config::parse_key_list;
+use crate::domain::error::GatewayError;
+use crate::edge::app::App;
+use crate::edge::http::{body, render};
+use crate::edge::store::keys::{self as key_store, KeyMeta, KeyPatch};
+use crate::edge::{now_ms, snapshot};
+
+type HandlerResult = Result<Response, GatewayError>;
+
+/// Upstream key secrets never exceed this in practice.
+const MAX_KEY_LEN: usize = 256;
+
+pub async fn list(app: &App) -> HandlerResult {
+    let keys = key_store::list(&app.db()?, now_ms()).await?;
+    let enabled = keys.iter().filter(|k| k.enabled).count();
+    render::json(
+        200,
+        &json!({ "keys": keys, "total": keys.len(), "enabled": enabled }),
+    )
+}
+
+pub async fn get(app: &App, id: &str) -> HandlerResult {
+    match key_store::get(&app.db()?, id, now_ms()).await? {
+        Some(key) => render::json(200, &key),
+        None => Err(no_such_key(id)),
+    }
+}
+
+fn no_such_key(id: &str) -> GatewayError {
+    GatewayError::RouteNotFound(format!("No key with id {id}."))
+}
+
+#[derive(Deserialize)]
+struct AddKeys {
+    keys: KeysInput,
+    #[serde(flatten)]
+    meta: KeyMeta,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeysInput {
+    List(Vec<String>),
+    Text(String),
+}
+
+/// `POST /admin/api/keys`: `{"keys": [..]}` or `{"keys": "k1\nk2 ..."}`,
+/// added idempotently. Answers with counts only, never the keys.
+pub async fn add(app: &App, req: &mut Request) -> HandlerResult {
+    let body = body::read_admin_json(req).await?;
+    let input: AddKeys = serde_json::from_value(body).map_err(|e| {
+        GatewayError::invalid_param(
+            format!("Expected {{\"keys\": [..]}} or {{\"keys\": \"k1\\nk2\"}}: {e}"),
+            "keys",
+        )
+    })?;
+    let candidates = match input.keys {
+        KeysInput::Text(text) => parse_key_list(&text),
+        KeysInput::List(list) => parse_key_list(&list.join("\n")),
+    };
+    let (valid, invalid): (Vec<String>, Vec<String>) = candidates
+        .into_iter()
+        .partition(|k| k.len() <= MAX_KEY_LEN && k.chars().all(|c| c.is_ascii_graphic()));
+    if let Some(class) = input.meta.class.as_deref()
+        && class != "free"
+        && class != "paid"
+    {
+        return Err(GatewayError::invalid_param(
+            "class must be `free` or `paid`.",
+            "class",
+        ));
+    }
+    let meta = KeyMeta {
+        source: "admin".into(),
+        ..input.meta
+    };
+    let sealer = snapshot::sealer(&app.env).await?;
+    let counts = key_store::import(&app.db()?, &valid, &meta, sealer.as_deref(), now_ms()).await?;
+    snapshot::invalidate();
+    render::json(
+        200,
+        &json!({
+            "added": counts.added,
+            "existing": counts.existing,
+            "invalid": invalid.len(),
+            "received": valid.len() + invalid.len(),
+        }),
+    )
+}
+
+pub async fn update(app: &App, req: &mut Request, id: &str) -> HandlerResult {
+    let body = body::read_admin_json(req).await?;
+    let patch: KeyPatch = serde_json::from_value(body)
+        .map_err(|e| GatewayError::invalid(format!("Invalid key update: {e}")))?;
+    if !key_store::update(&app.db()?, id, &patch, now_ms()).await? {
+        return Err(no_such_key(id));
+    }
+    snapshot::invalidate();
+    get(app, id).await
+}
+
+pub async fn delete_one(app: &App, id: &str) -> HandlerResult {
+    let deleted = key_store::delete(&app.db()?, &[id.to_owned()]).await?;
+    snapshot::invalidate();
+    if deleted == 0 {
+        return Err(no_such_key(id));
+    }
+    render::json(200, &json!({ "deleted": deleted }))
+}
+
+/// `DELETE /admin/api/keys` with `{"ids": [..]}`, or `{"all": true}`.
+pub async fn delete_many(app: &App, req: &mut Request) -> HandlerResult {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Delete {
+        #[serde(default)]
+        ids: Vec<String>,
+        #[serde(default)]
+        all: bool,
+    }
+    let body = body::read_admin_json(req).await?;
+    let del: Delete = serde_json::from_value(body).map_err(|e| {
+        GatewayError::invalid(format!(
+            "Expected {{\"ids\": [..]}} or {{\"all\": true}}: {e}"
+        ))
+    })?;
+    let db = app.db()?;
+    let deleted = if del.all {
+        key_store::delete_all(&db).await?
+    } else if del.ids.is_empty() {
+        return Err(GatewayError::invalid_param(
+            "Give `ids` or `all: true`.",
+            "ids",
+        ));
+    } else {
+        key_store::delete(&db, &del.ids).await?
+    };
+    snapshot::invalidate();
+    render::json(200, &json!({ "deleted": deleted }))
+}

@@ -1,0 +1,38 @@
+//! The admin API (`/admin/api/...`, Bearer `ADMIN_PASSWORD`) and the static
+//! pages. One dispatch over the route table's admin routes; handlers per
+//! area. None uses another handler module (`make boundary`).
+
+pub mod keys;
+pub mod page;
+pub mod settings;
+pub mod users;
+
+use worker::{Request, Response};
+
+use crate::domain::error::GatewayError;
+use crate::domain::route::AdminRoute;
+use crate::edge::app::App;
+
+pub async fn serve(
+    app: &App,
+    mut req: Request,
+    route: AdminRoute,
+) -> Result<Response, GatewayError> {
+    let req = &mut req;
+    match route {
+        AdminRoute::ListKeys => keys::list(app).await,
+        AdminRoute::AddKeys => keys::add(app, req).await,
+        AdminRoute::DeleteKeys => keys::delete_many(app, req).await,
+        AdminRoute::GetKey(id) => keys::get(app, &id).await,
+        AdminRoute::UpdateKey(id) => keys::update(app, req, &id).await,
+        AdminRoute::DeleteKey(id) => keys::delete_one(app, &id).await,
+        AdminRoute::GetSettings => settings::get(app).await,
+        AdminRoute::UpdateSettings => settings::update(app, req).await,
+        AdminRoute::ListUsers => users::list(app).await,
+        AdminRoute::CreateUser => users::create(app, req).await,
+        AdminRoute::GetUser(id) => users::get(app, &id).await,
+        AdminRoute::UpdateUser(id) => users::update(app, req, &id).await,
+        AdminRoute::DeleteUser(id) => users::delete(app, &id).await,
+        AdminRoute::RotateUser(id) => users::rotate(app, &id).await,
+    }
+}

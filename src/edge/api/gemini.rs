@@ -1,0 +1,190 @@
+//! The Gemini-native surface: requests and responses pass through as they
+//! are; only the client's token is swapped for an upstream key, and the key
+//! pool's failover applies. Streams are forwarded chunk by chunk.
+
+use futures::{StreamExt, stream};
+use worker::{Headers, Method, Request, Response, Url};
+
+use crate::domain::error::GatewayError;
+use crate::domain::route::{GeminiRoute, NativeAction};
+use crate::domain::usage::{estimate_native, usage_in};
+use crate::edge::app::App;
+use crate::edge::billing::Caller;
+use crate::edge::billing::meter::{Meter, Metering};
+use crate::edge::billing::ticket::{Outcome, metered_send};
+use crate::edge::http::body::read_capped;
+use crate::edge::snapshot;
+use crate::edge::upstream::models::LIST_GATE;
+use crate::edge::upstream::urls::{self, Version};
+use crate::edge::upstream::{self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest};
+
+type HandlerResult = Result<Response, GatewayError>;
+
+pub async fn serve(
+    app: &App,
+    caller: &Caller,
+    req: Request,
+    url: &Url,
+    route: GeminiRoute,
+) -> HandlerResult {
+    match route {
+        GeminiRoute::ListModels => list_models(app, url).await,
+        GeminiRoute::GetModel(id) => get_model(app, url, &id).await,
+        GeminiRoute::Action { model, action } => {
+            model_action(app, caller, req, url, &model, action).await
+        }
+    }
+}
+
+/// `v1` when the client called under `/v1/`, else `v1beta`: the API version
+/// is part of the contract and passes through too.
+fn version(url: &Url) -> Version {
+    if url.path().starts_with("/v1/") {
+        Version::V1
+    } else {
+        Version::V1Beta
+    }
+}
+
+/// The client's query pairs minus its credential.
+fn forwarded(url: &Url) -> Vec<(String, String)> {
+    url.query_pairs()
+        .filter(|(k, _)| k != "key")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn pairs(query: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    query.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+async fn list_models(app: &App, url: &Url) -> HandlerResult {
+    let query = forwarded(url);
+    let target = urls::models(&app.config.env.gemini_api_base, version(url), pairs(&query))?;
+    pass(app, Method::Get, target).await
+}
+
+async fn get_model(app: &App, url: &Url, id: &str) -> HandlerResult {
+    let target = urls::model(&app.config.env.gemini_api_base, version(url), id)?;
+    pass(app, Method::Get, target).await
+}
+
+/// Sends a model-list call with failover and relays the answer unchanged.
+async fn pass(app: &App, method: Method, url: String) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
+    let request = UpstreamRequest {
+        method,
+        url,
+        body: None,
+        stream: false,
+        gate: LIST_GATE.to_owned(),
+    };
+    answer(upstream::send(app, &snap, &request).await, None)
+}
+
+async fn model_action(
+    app: &App,
+    caller: &Caller,
+    mut req: Request,
+    url: &Url,
+    model: &str,
+    action: NativeAction,
+) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
+    let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
+    // Refuse what Google would refuse anyway, without spending a key on it.
+    let parsed: serde_json::Value = serde_json::from_slice(&raw)
+        .map_err(|e| GatewayError::invalid(format!("Invalid JSON payload received. {e}")))?;
+    if !parsed.is_object() {
+        return Err(GatewayError::invalid(
+            "Invalid JSON payload received. The request body must be a JSON object.",
+        ));
+    }
+    let stream = action == NativeAction::StreamGenerateContent;
+    let query = forwarded(url);
+    let target = urls::action(
+        &app.config.env.gemini_api_base,
+        version(url),
+        model,
+        action.as_str(),
+        pairs(&query),
+    )?;
+    let body_len = raw.len();
+    let body = String::from_utf8(raw)
+        .map_err(|_| GatewayError::invalid("The request body is not valid UTF-8."))?;
+    let request = UpstreamRequest {
+        method: Method::Post,
+        url: target,
+        body: Some(body),
+        stream,
+        gate: model.to_owned(),
+    };
+    if action == NativeAction::CountTokens {
+        // Counting spends no generation: authenticated, but neither reserved nor logged.
+        return answer(upstream::send(app, &snap, &request).await, None);
+    }
+    let default_max = snap.settings.default_max_output_tokens;
+    let estimate = || estimate_native(&parsed, body_len, default_max);
+    let (ticket, ok) = match metered_send(app, caller, &snap, &request, estimate).await {
+        Ok(admitted) => admitted,
+        Err(e) => return answer(Err(e), None),
+    };
+    let meter = match &ok.body {
+        UpstreamBody::Full(bytes) => {
+            ticket.settle(Outcome::served(usage_in(bytes), ok.key_id.clone()));
+            None
+        }
+        UpstreamBody::Stream { .. } => Some(ticket.settle_when_done(
+            app,
+            ok.key_id.clone(),
+            snap.settings.upstream_timeout_ms,
+            Metering::Scan,
+        )),
+    };
+    answer(Ok(ok), meter)
+}
+
+/// Relays an upstream answer: a success unchanged (metered when a meter is given), a client
+/// error with Google's own body.
+fn answer(result: Result<UpstreamOk, UpstreamError>, meter: Option<Meter>) -> HandlerResult {
+    match result {
+        Ok(ok) => relay(ok, meter),
+        Err(UpstreamError::Client { status, body }) => {
+            let headers = Headers::new();
+            headers.set("content-type", "application/json; charset=UTF-8")?;
+            Ok(Response::from_bytes(body)?
+                .with_status(status)
+                .with_headers(headers))
+        }
+        Err(UpstreamError::Gateway(e)) => Err(e),
+    }
+}
+
+fn relay(ok: UpstreamOk, meter: Option<Meter>) -> HandlerResult {
+    let headers = Headers::new();
+    headers.set(
+        "content-type",
+        ok.content_type
+            .as_deref()
+            .unwrap_or("application/json; charset=UTF-8"),
+    )?;
+    let resp = match ok.body {
+        UpstreamBody::Full(bytes) => Response::from_bytes(bytes)?,
+        UpstreamBody::Stream { first, rest } => {
+            // A stalled or broken upstream ends the relayed stream abruptly,
+            // as the connection to Google itself would have.
+            // The meter lives in the stream, so it settles when the stream is done or dropped.
+            let mut meter = meter;
+            let body = stream::once(async move { Ok(first) })
+                .chain(rest.map(|chunk| chunk.map_err(worker::Error::from)))
+                .map(move |chunk| {
+                    if let (Ok(bytes), Some(meter)) = (&chunk, meter.as_mut()) {
+                        meter.observe(bytes);
+                    }
+                    chunk
+                });
+            Response::from_stream(body)?
+        }
+    };
+    Ok(resp.with_status(ok.status).with_headers(headers))
+}

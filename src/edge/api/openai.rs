@@ -1,0 +1,309 @@
+//! The OpenAI-compatible surface: chat completions (JSON and SSE),
+//! embeddings and models. Translation is `domain::translate`; this file only
+//! wires bodies, upstream calls and responses together.
+
+use futures::{StreamExt, future::ready, stream};
+use worker::{Method, Request, Response};
+
+use crate::domain::error::GatewayError;
+use crate::domain::failover::client_error;
+use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
+use crate::domain::quota::{Estimate, Usage};
+use crate::domain::route::check_model_id;
+use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
+use crate::domain::translate::embeddings;
+use crate::domain::translate::models::{model_list, model_object};
+use crate::domain::translate::stream::ChatSsePipeline;
+use crate::domain::translate::thinking::ModelVariant;
+use crate::domain::usage;
+use crate::edge::app::App;
+use crate::edge::billing::Caller;
+use crate::edge::billing::meter::{Meter, Metering};
+use crate::edge::billing::ticket::{Outcome, admit, metered_send};
+use crate::edge::http::body::read_capped;
+use crate::edge::http::render;
+use crate::edge::now_ms;
+use crate::edge::snapshot;
+use crate::edge::upstream::fetch::{BodyStream, StreamBreak};
+use crate::edge::upstream::urls::{self, Version};
+use crate::edge::upstream::{
+    self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest, media, models,
+};
+
+type HandlerResult = Result<Response, GatewayError>;
+
+/// Lists every request value moved to what the model accepts (`reasoning_effort=medium->high`).
+pub const ADJUSTED_HEADER: &str = "x-gemgate-adjusted";
+
+pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
+    let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
+    let parsed = chat::parse_chat_request(&raw)?;
+    let client_model = parsed.model.clone();
+    let options = ChatOptions {
+        include_thoughts: snap.settings.include_thoughts,
+    };
+    let mut prepared = chat::prepare_chat(parsed, &options)?;
+    if !prepared.ignored.is_empty() {
+        worker::console_debug!(
+            "[gemgate] chat request fields ignored: {}",
+            prepared.ignored.join(", ")
+        );
+    }
+    if !prepared.remote_media.is_empty() {
+        let fetched = media::fetch_all(
+            &prepared.remote_media,
+            &snap.settings,
+            &app.config.env.image_fetch_allow_private,
+        )
+        .await?;
+        chat::fill_remote_media(&mut prepared.body, fetched);
+    }
+    let model = upstream_model(&prepared.upstream_model)?;
+    let (action, query): (&str, &[(&str, &str)]) = if prepared.stream {
+        ("streamGenerateContent", &[("alt", "sse")])
+    } else {
+        ("generateContent", &[])
+    };
+    let request = UpstreamRequest {
+        method: Method::Post,
+        url: urls::action(
+            &app.config.env.gemini_api_base,
+            Version::V1Beta,
+            model,
+            action,
+            query.iter().copied(),
+        )?,
+        body: Some(to_json(&prepared.body)?),
+        stream: prepared.stream,
+        gate: model.to_owned(),
+    };
+    let ctx = ChatContext {
+        id: new_id("chatcmpl-"),
+        created: now_ms() / 1000,
+        model: client_model.clone(),
+        reply: prepared.reply,
+    };
+    let adjusted = prepared.adjustments.join(", ");
+    let default_max = snap.settings.default_max_output_tokens;
+    let estimate = || usage::estimate(&prepared.body, default_max);
+    let (mut ticket, ok) = metered_send(app, caller, &snap, &request, estimate)
+        .await
+        .map_err(|e| openai_error(e, &client_model))?;
+    let resp = if prepared.stream {
+        let meter = ticket.settle_when_done(
+            app,
+            ok.key_id.clone(),
+            snap.settings.upstream_timeout_ms,
+            Metering::Told,
+        );
+        sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage), meter)?
+    } else {
+        let key_id = ok.key_id.clone();
+        let answer: GenerateContentResponse = ticket.check(ok.json())?;
+        let used = answer
+            .usage_metadata
+            .as_ref()
+            .map(usage::from_metadata)
+            .unwrap_or_default();
+        ticket.settle(Outcome::served(used, key_id));
+        render::json(200, &chat::chat_response(answer, &ctx)?)?
+    };
+    if !adjusted.is_empty() {
+        resp.headers().set(ADJUSTED_HEADER, &adjusted)?;
+    }
+    Ok(resp)
+}
+
+/// The state of a translated stream: the pipeline until it finished, the
+/// upstream body, the first chunk already read during failover, and the meter
+/// that settles the request when the pump is dropped.
+struct Pump {
+    pipeline: Option<ChatSsePipeline>,
+    rest: Option<BodyStream>,
+    first: Option<Vec<u8>>,
+    meter: Meter,
+}
+
+impl Pump {
+    /// Translates upstream bytes; the meter learns the usage the pipeline read.
+    fn push(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let pipeline = self.pipeline.as_mut()?;
+        let out = pipeline.push(bytes);
+        self.meter.observe(bytes);
+        self.meter.record(pipeline.usage());
+        Some(out)
+    }
+}
+
+/// Streams the translated SSE to the client, chunk by chunk as upstream
+/// chunks arrive; nothing is buffered whole.
+fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline, meter: Meter) -> HandlerResult {
+    let (first, rest) = match ok.body {
+        UpstreamBody::Stream { first, rest } => (first, Some(rest)),
+        UpstreamBody::Full(bytes) => (bytes, None),
+    };
+    let pump = Pump {
+        pipeline: Some(pipeline),
+        rest,
+        first: Some(first),
+        meter,
+    };
+    let body = stream::unfold(pump, |mut p| async move {
+        if let Some(first) = p.first.take() {
+            let out = p.push(&first)?;
+            return Some((out, p));
+        }
+        let next = match p.rest.as_mut() {
+            Some(rest) => rest.next().await,
+            None => None,
+        };
+        match next {
+            Some(Ok(bytes)) => {
+                let out = p.push(&bytes)?;
+                Some((out, p))
+            }
+            Some(Err(broke)) => {
+                worker::console_warn!("[gemgate] upstream stream ended early: {broke:?}");
+                let pipeline = p.pipeline.take()?;
+                let err = match broke {
+                    StreamBreak::Idle => GatewayError::UpstreamTimeout(
+                        "The upstream stream stalled and was cut off.".into(),
+                    ),
+                    StreamBreak::Failed(_) => {
+                        GatewayError::BadGateway("The upstream stream was interrupted.".into())
+                    }
+                };
+                Some((pipeline.fail(&err), p))
+            }
+            None => {
+                let pipeline = p.pipeline.take()?;
+                Some((pipeline.finish(), p))
+            }
+        }
+    })
+    .filter(|chunk| ready(!chunk.is_empty()))
+    .map(Ok::<Vec<u8>, worker::Error>);
+    Ok(Response::from_stream(body)?.with_headers(render::sse_headers()?))
+}
+
+pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
+    let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
+    let parsed = embeddings::parse_embeddings_request(&raw)?;
+    let client_model = parsed.model.clone();
+    let prepared = embeddings::prepare_embeddings(parsed)?;
+    let model = upstream_model(&prepared.upstream_model)?;
+    let url = urls::action(
+        &app.config.env.gemini_api_base,
+        Version::V1Beta,
+        model,
+        "batchEmbedContents",
+        [],
+    )?;
+    let estimate = || Estimate {
+        prompt_tokens: prepared.prompt_tokens_estimate(),
+        ..Estimate::default()
+    };
+    let mut ticket = admit(app, caller, &snap.settings, model, estimate, false).await?;
+    // Google takes 100 requests per call; larger inputs become several calls,
+    // each with its own failover, concatenated in input order.
+    let mut all = BatchEmbedContentsResponse::default();
+    let mut key_id = String::new();
+    for batch in prepared.upstream_batches() {
+        let request = UpstreamRequest {
+            method: Method::Post,
+            url: url.clone(),
+            body: Some(to_json(&batch)?),
+            stream: false,
+            gate: model.to_owned(),
+        };
+        let sent = upstream::send(app, &snap, &request)
+            .await
+            .map_err(|e| openai_error(e, &client_model));
+        let ok = ticket.check(sent)?;
+        key_id.clone_from(&ok.key_id);
+        let resp: BatchEmbedContentsResponse = ticket.check(ok.json())?;
+        if resp.embeddings.len() != batch.requests.len() {
+            return Err(ticket.fail(GatewayError::BadGateway(format!(
+                "Upstream returned {} embeddings for {} inputs.",
+                resp.embeddings.len(),
+                batch.requests.len()
+            ))));
+        }
+        all.embeddings.extend(resp.embeddings);
+    }
+    let estimate = prepared.prompt_tokens_estimate();
+    let used = Usage {
+        prompt_tokens: estimate,
+        ..Usage::default()
+    };
+    ticket.settle(Outcome::served(used, key_id));
+    let out = embeddings::embeddings_response(all, &client_model, prepared.encoding, estimate);
+    render::json(200, &out)
+}
+
+pub async fn list_models(app: &App, caller: &Caller) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
+    let list = models::cached_list(app, &snap).await?;
+    let mut out = model_list(&list, now_ms() / 1000, &snap.settings.model_variants);
+    // A key limited to some models is shown only those, so chat apps offer what works.
+    if let Some(user) = caller.user()
+        && !user.allowed_models.is_empty()
+    {
+        out.data.retain(|m| {
+            user.allowed_models
+                .iter()
+                .any(|glob| crate::domain::quota::glob_match(glob, &m.id))
+        });
+    }
+    render::json(200, &out)
+}
+
+pub async fn get_model(app: &App, id: &str) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
+    // A suffix variant (`gemini-2.5-flash-search`) is its base model under the asked name.
+    let base = ModelVariant::parse(id).base;
+    let model = models::one(app, &snap, &base)
+        .await
+        .map_err(|e| openai_error(e, id))?;
+    let mut out = model_object(&model, now_ms() / 1000);
+    id.clone_into(&mut out.id);
+    render::json(200, &out)
+}
+
+/// Validates the model id that goes into the upstream URL: a body's `model`
+/// is as untrusted as a path.
+fn upstream_model(model: &str) -> Result<&str, GatewayError> {
+    check_model_id(model)
+        .map(|()| model)
+        .map_err(|why| GatewayError::invalid_param(format!("Invalid model name: {why}."), "model"))
+}
+
+/// An upstream refusal in the `OpenAI` surface's terms.
+fn openai_error(err: UpstreamError, model: &str) -> GatewayError {
+    match err {
+        UpstreamError::Gateway(e) => e,
+        UpstreamError::Client { status, body } => client_error(status, &body, model),
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, GatewayError> {
+    serde_json::to_string(v)
+        .map_err(|e| GatewayError::Internal(format!("encode upstream body: {e}")))
+}
+
+/// A response id such as `chatcmpl-3fJ…`: 24 random base62 characters.
+fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 24];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Ids need uniqueness, not secrecy: fall back to the clock.
+        bytes[..8].copy_from_slice(&now_ms().to_le_bytes());
+    }
+    let tail: String = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect();
+    format!("{prefix}{tail}")
+}

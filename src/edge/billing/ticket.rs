@@ -1,0 +1,291 @@
+//! Admission and settlement. An admitted request holds a [`Ticket`]; settling
+//! it charges the ledger with what the request used and writes its log row.
+//! A ticket that is dropped unsettled settles itself as a refund, so no early
+//! return can leave a user's reservation and concurrency slot held.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use worker::Env;
+
+use crate::domain::config::Settings;
+use crate::domain::error::GatewayError;
+use crate::domain::quota::{
+    self, ChargingMode, Estimate, LedgerRequest, LedgerResponse, Price, Usage,
+};
+use crate::domain::usage::LogRow;
+use crate::domain::users::{UserRecord, denial_error};
+use crate::edge::app::{App, Background};
+use crate::edge::billing::Caller;
+use crate::edge::billing::log as request_log;
+use crate::edge::billing::meter::{Meter, Metering};
+use crate::edge::now_ms;
+use crate::edge::objects::ledger;
+use crate::edge::snapshot::Snapshot;
+use crate::edge::upstream::{self, UpstreamError, UpstreamOk, UpstreamRequest};
+
+/// How a request ended, for its settlement and log row.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub usage: Usage,
+    /// The upstream answered with success (even if a stream was later cut).
+    pub served: bool,
+    pub status: u16,
+    pub key_id: String,
+}
+
+impl Outcome {
+    /// A request that ended with an error before anything was served.
+    pub fn failed(status: u16) -> Self {
+        Self {
+            status,
+            ..Self::default()
+        }
+    }
+
+    /// An answer the upstream served, with the usage it reported.
+    pub fn served(usage: Usage, key_id: String) -> Self {
+        Self {
+            usage,
+            served: true,
+            status: 200,
+            key_id,
+        }
+    }
+}
+
+/// The status a ticket dropped without a recorded failure is logged with: the
+/// handler left by a path that forgot to say why.
+const DROPPED_STATUS: u16 = 500;
+
+/// An admitted request, to be settled exactly once.
+pub struct Ticket {
+    env: Env,
+    background: Background,
+    /// `None` once settled.
+    open: Option<Admission>,
+    /// The status a drop settles with: the last failure `fail` recorded.
+    failure_status: u16,
+}
+
+/// What a settlement needs to know about its admission.
+struct Admission {
+    user: Option<Rc<UserRecord>>,
+    lease_id: Option<String>,
+    mode: ChargingMode,
+    price: Price,
+    model: String,
+    stream: bool,
+    started_ms: u64,
+}
+
+impl Ticket {
+    /// Settles in the background: the charge in the ledger, then the log row, the rollup and
+    /// the user's settled total in one D1 batch.
+    pub fn settle(mut self, outcome: Outcome) {
+        if let Some(admission) = self.open.take() {
+            self.background
+                .spawn(admission.finish(self.env.clone(), outcome));
+        }
+    }
+
+    /// Records that the request is failing with `err` and hands it back: when
+    /// the error leaves the handler, the dropped ticket refunds the
+    /// reservation and logs the request with this status.
+    pub fn fail(&mut self, err: GatewayError) -> GatewayError {
+        self.failure_status = err.status();
+        err
+    }
+
+    /// [`Ticket::fail`] for a result: `ticket.check(answer.json())?`.
+    pub fn check<T>(&mut self, result: Result<T, GatewayError>) -> Result<T, GatewayError> {
+        result.map_err(|e| self.fail(e))
+    }
+
+    /// Settles once the returned meter is done (the stream ended, broke, or the client went
+    /// away); see [`Meter`]. `idle_ms` is the upstream's idle limit.
+    pub fn settle_when_done(
+        mut self,
+        app: &App,
+        key_id: String,
+        idle_ms: u64,
+        metering: Metering,
+    ) -> Meter {
+        let (meter, done) = Meter::new(metering, app.client_signal.clone(), idle_ms);
+        if let Some(admission) = self.open.take() {
+            let env = self.env.clone();
+            self.background.spawn(async move {
+                let usage = done.await;
+                admission.finish(env, Outcome::served(usage, key_id)).await;
+            });
+        }
+        meter
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(admission) = self.open.take() {
+            if self.failure_status == DROPPED_STATUS {
+                worker::console_warn!(
+                    "[gemgate] a ticket for {} was dropped unsettled; refunding it",
+                    admission.model
+                );
+            }
+            let outcome = Outcome::failed(self.failure_status);
+            self.background
+                .spawn(admission.finish(self.env.clone(), outcome));
+        }
+    }
+}
+
+/// Admits one request of `caller` for `model`. A static token is always admitted (and
+/// logged); a user key reserves its worst case in its ledger first, so `estimate` runs only
+/// for user keys. A refusal is logged, and its rate numbers still reach the response headers.
+pub async fn admit(
+    app: &App,
+    caller: &Caller,
+    settings: &Settings,
+    model: &str,
+    estimate: impl FnOnce() -> Estimate,
+    stream: bool,
+) -> Result<Ticket, GatewayError> {
+    let price = quota::price_for(model, &settings.model_costs);
+    let mut admission = Admission {
+        user: None,
+        lease_id: None,
+        mode: settings.charging_mode,
+        price,
+        model: model.to_owned(),
+        stream,
+        started_ms: now_ms(),
+    };
+    let ticket = |admission| Ticket {
+        env: app.env.clone(),
+        background: app.background.clone(),
+        open: Some(admission),
+        failure_status: DROPPED_STATUS,
+    };
+    let Some(user) = caller.user() else {
+        return Ok(ticket(admission));
+    };
+    let reservation = quota::reservation(settings.charging_mode, price, estimate(), 1);
+    let lease_id = lease_id()?;
+    let op = LedgerRequest::Admit {
+        limits: user.limits(),
+        used_baseline: user.credits_used,
+        key_hash: user.key_hash.clone(),
+        model: model.to_owned(),
+        reservation,
+        lease_id: lease_id.clone(),
+        // A lease outlives the longest request; one never settled is released after this.
+        lease_ttl_ms: settings.upstream_timeout_ms.saturating_mul(2) + 60_000,
+        day_zone: settings.quota_timezone.clone(),
+    };
+    admission.user = Some(Rc::clone(user));
+    match ledger::call(&app.env, &user.id, &op).await? {
+        LedgerResponse::Admitted { limits, .. } => {
+            *app.rate.borrow_mut() = Some(limits);
+            admission.lease_id = Some(lease_id);
+            Ok(ticket(admission))
+        }
+        LedgerResponse::Denied {
+            denial,
+            retry_after_ms,
+            limits,
+        } => {
+            *app.rate.borrow_mut() = Some(limits);
+            let err = denial_error(denial, retry_after_ms);
+            // Nothing was reserved: settling only writes the refusal's log row.
+            ticket(admission).settle(Outcome::failed(err.status()));
+            Err(err)
+        }
+        other => Err(GatewayError::Internal(format!(
+            "ledger answered Admit with {other:?}"
+        ))),
+    }
+}
+
+fn lease_id() -> Result<String, GatewayError> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| GatewayError::Internal(format!("random lease id: {e}")))?;
+    Ok(crate::domain::sha256::to_hex(&bytes))
+}
+
+/// Sends with failover after admitting the caller, the two in parallel. A failed upstream
+/// call is settled here (nothing was served); the caller settles the ticket of a success.
+pub async fn metered_send(
+    app: &App,
+    caller: &Caller,
+    snap: &Snapshot,
+    request: &UpstreamRequest,
+    estimate: impl FnOnce() -> Estimate,
+) -> Result<(Ticket, UpstreamOk), UpstreamError> {
+    let ticket = RefCell::new(None);
+    let admission = async {
+        let admitted = admit(
+            app,
+            caller,
+            &snap.settings,
+            &request.gate,
+            estimate,
+            request.stream,
+        )
+        .await?;
+        *ticket.borrow_mut() = Some(admitted);
+        Ok(())
+    };
+    let result = upstream::send_admitted(app, snap, request, admission).await;
+    match (ticket.into_inner(), result) {
+        (Some(ticket), Ok(ok)) => Ok((ticket, ok)),
+        (Some(ticket), Err(e)) => {
+            ticket.settle(Outcome::failed(e.status()));
+            Err(e)
+        }
+        // Refused at admission, which logged it.
+        (None, Err(e)) => Err(e),
+        (None, Ok(_)) => Err(GatewayError::Internal("admitted without a ticket".into()).into()),
+    }
+}
+
+impl Admission {
+    async fn finish(self, env: Env, outcome: Outcome) {
+        let credits = quota::charge(self.mode, self.price, outcome.usage, outcome.served, 1);
+        let user_id = self.user.as_ref().map(|u| u.id.clone());
+        let mut charged = 0;
+        // A static token is not charged; its row still records what the request used.
+        if let (Some(user), Some(lease_id)) = (&self.user, &self.lease_id) {
+            let tokens = outcome.usage.prompt_tokens
+                + outcome.usage.completion_tokens
+                + outcome.usage.reasoning_tokens;
+            let op = LedgerRequest::Settle {
+                lease_id: lease_id.clone(),
+                credits,
+                tokens,
+            };
+            match ledger::call(&env, &user.id, &op).await {
+                Ok(LedgerResponse::Settled { charged: c, .. }) => charged = c,
+                Ok(other) => worker::console_warn!("[gemgate] ledger settle answered {other:?}"),
+                Err(e) => worker::console_warn!("[gemgate] ledger settle failed: {e}"),
+            }
+            worker::console_log!(
+                "[gemgate] settled user={} lease={lease_id} charged={charged} status={}",
+                user.id,
+                outcome.status
+            );
+        }
+        let row = LogRow {
+            ts: now_ms(),
+            user_id,
+            model: self.model,
+            key_id: outcome.key_id,
+            status: outcome.status,
+            usage: outcome.usage,
+            credits: charged,
+            latency_ms: now_ms().saturating_sub(self.started_ms),
+            stream: self.stream,
+        };
+        request_log::write(&env, row).await;
+    }
+}

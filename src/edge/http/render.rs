@@ -1,0 +1,38 @@
+//! Responses: JSON bodies, SSE headers, and each surface's error shape (built
+//! by `domain::render`). Errors are logged once, here, with no secrets.
+
+use serde::Serialize;
+use worker::{Headers, Response};
+
+use crate::domain::error::GatewayError;
+use crate::domain::render::error_body;
+use crate::domain::route::Surface;
+
+/// A JSON response with a status.
+pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, GatewayError> {
+    Ok(Response::from_json(value)?.with_status(status))
+}
+
+/// Renders an error in the surface's own shape, with `Retry-After` when one applies.
+pub fn error(surface: Surface, err: &GatewayError) -> worker::Result<Response> {
+    let status = err.status();
+    if status >= 500 {
+        worker::console_error!("[gemgate] {status}: {err}");
+    }
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    if let Some(secs) = err.retry_after_secs() {
+        headers.set("retry-after", &secs.to_string())?;
+    }
+    Ok(Response::from_json(&error_body(surface, err))?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// Headers of a server-sent event stream.
+pub fn sse_headers() -> worker::Result<Headers> {
+    let headers = Headers::new();
+    headers.set("content-type", "text/event-stream; charset=utf-8")?;
+    headers.set("cache-control", "no-cache")?;
+    Ok(headers)
+}

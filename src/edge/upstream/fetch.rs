@@ -1,0 +1,223 @@
+//! One attempt on one key: build the request with the key, fetch it under a
+//! deadline, classify the answer. A stream is handed over only once its first
+//! chunk arrived, and the rest is guarded against a stalled upstream. Also
+//! the types an upstream call takes and gives back.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use futures::{Stream, StreamExt, stream};
+use worker::{
+    AbortController, ByteStream, Delay, Fetch, Headers, Method, Request, RequestInit,
+    wasm_bindgen::JsValue,
+};
+
+use crate::domain::error::GatewayError;
+use crate::domain::outcome::{Outcome, classify};
+
+/// One logical upstream request, replayable on several keys.
+pub struct UpstreamRequest {
+    pub method: Method,
+    /// The full URL without the key (built by `urls`).
+    pub url: String,
+    pub body: Option<String>,
+    /// Hand the body over as a stream once the first chunk arrived.
+    pub stream: bool,
+    /// The gate (model) whose keys and health apply.
+    pub gate: String,
+}
+
+pub enum UpstreamBody {
+    Full(Vec<u8>),
+    Stream { first: Vec<u8>, rest: BodyStream },
+}
+
+pub struct UpstreamOk {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: UpstreamBody,
+    pub key_id: String,
+}
+
+impl UpstreamOk {
+    /// The whole body of a non-stream answer, parsed as `T`.
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, GatewayError> {
+        let UpstreamBody::Full(bytes) = self.body else {
+            return Err(GatewayError::Internal(
+                "a non-stream request got a stream".into(),
+            ));
+        };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            GatewayError::BadGateway(format!("Upstream sent an unreadable response: {e}"))
+        })
+    }
+}
+
+pub enum UpstreamError {
+    /// The request itself was refused upstream (4xx other than key/quota
+    /// problems): the client gets it, and the key stays healthy.
+    Client {
+        status: u16,
+        body: Vec<u8>,
+    },
+    Gateway(GatewayError),
+}
+
+impl From<GatewayError> for UpstreamError {
+    fn from(e: GatewayError) -> Self {
+        Self::Gateway(e)
+    }
+}
+
+impl UpstreamError {
+    /// The status a request that ended with this error is logged with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Client { status, .. } => *status,
+            Self::Gateway(err) => err.status(),
+        }
+    }
+}
+
+/// Why an upstream stream ended early.
+#[derive(Debug)]
+pub enum StreamBreak {
+    /// No chunk arrived within the upstream timeout.
+    Idle,
+    /// The connection failed.
+    Failed(String),
+}
+
+impl From<StreamBreak> for worker::Error {
+    fn from(b: StreamBreak) -> Self {
+        match b {
+            StreamBreak::Idle => Self::RustError("upstream stream went idle".into()),
+            StreamBreak::Failed(e) => Self::RustError(e),
+        }
+    }
+}
+
+/// The rest of an upstream stream, guarded so a stalled upstream cannot hold
+/// a client forever: a gap longer than the timeout ends it with `Idle`.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, StreamBreak>>>>;
+
+fn idle_guarded(body: ByteStream, gap: Duration) -> BodyStream {
+    Box::pin(stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        let next = {
+            let chunk = Box::pin(body.next());
+            let timer = Box::pin(Delay::from(gap));
+            match select(chunk, timer).await {
+                Either::Left((chunk, _)) => Some(chunk),
+                Either::Right(_) => None,
+            }
+        };
+        match next {
+            Some(Some(Ok(bytes))) => Some((Ok(bytes), Some(body))),
+            Some(Some(Err(e))) => Some((Err(StreamBreak::Failed(e.to_string())), None)),
+            Some(None) => None,
+            None => Some((Err(StreamBreak::Idle), None)),
+        }
+    }))
+}
+
+/// What one attempt came to: the outcome, and the answer (`Ok`) or the
+/// error body (`Err`, empty when none arrived).
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub answer: Result<UpstreamOk, Vec<u8>>,
+}
+
+impl Attempt {
+    fn failed(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            answer: Err(Vec::new()),
+        }
+    }
+}
+
+/// One attempt on one key.
+pub async fn attempt(
+    req: &UpstreamRequest,
+    key_id: &str,
+    secret: &str,
+    timeout: Duration,
+) -> Attempt {
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let Ok(request) = build(req, secret) else {
+        return Attempt::failed(Outcome::Network);
+    };
+    let fetch = Fetch::Request(request);
+    let sent = Box::pin(fetch.send_with_signal(&signal));
+    let timer = Box::pin(Delay::from(timeout));
+    let mut resp = match select(sent, timer).await {
+        Either::Left((Ok(resp), _)) => resp,
+        Either::Left((Err(_), _)) => return Attempt::failed(Outcome::Network),
+        Either::Right(_) => {
+            controller.abort();
+            return Attempt::failed(Outcome::Timeout);
+        }
+    };
+    let status = resp.status_code();
+    let content_type = resp.headers().get("content-type").ok().flatten();
+    if !(200..300).contains(&status) {
+        let body = resp.bytes().await.unwrap_or_default();
+        return Attempt {
+            outcome: classify(status, &body),
+            answer: Err(body),
+        };
+    }
+    let body = if req.stream {
+        let Ok(mut body_stream) = resp.stream() else {
+            return Attempt::failed(Outcome::Network);
+        };
+        let first = Box::pin(body_stream.next());
+        let timer = Box::pin(Delay::from(timeout));
+        match select(first, timer).await {
+            Either::Left((Some(Ok(first)), _)) => UpstreamBody::Stream {
+                first,
+                rest: idle_guarded(body_stream, timeout),
+            },
+            // An empty 200 stream is handed over as is; the translator
+            // reports the truncation in the surface's own way.
+            Either::Left((None, _)) => UpstreamBody::Full(Vec::new()),
+            Either::Left((Some(Err(_)), _)) => return Attempt::failed(Outcome::Network),
+            Either::Right(_) => {
+                controller.abort();
+                return Attempt::failed(Outcome::Timeout);
+            }
+        }
+    } else {
+        match resp.bytes().await {
+            Ok(bytes) => UpstreamBody::Full(bytes),
+            Err(_) => return Attempt::failed(Outcome::Network),
+        }
+    };
+    Attempt {
+        outcome: Outcome::Ok,
+        answer: Ok(UpstreamOk {
+            status,
+            content_type,
+            body,
+            key_id: key_id.to_owned(),
+        }),
+    }
+}
+
+/// The upstream request with the key as Google takes it.
+fn build(req: &UpstreamRequest, secret: &str) -> worker::Result<Request> {
+    let headers = Headers::new();
+    headers.set("x-goog-api-key", secret)?;
+    if req.body.is_some() {
+        headers.set("content-type", "application/json")?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method.clone()).with_headers(headers);
+    if let Some(body) = &req.body {
+        init.with_body(Some(JsValue::from_str(body)));
+    }
+    Request::new_with_init(&req.url, &init)
+}

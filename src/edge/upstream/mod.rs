@@ -1,0 +1,152 @@
+//! Upstream calls with failover: ask the model's gate for a key, fetch with a
+//! timeout, classify the outcome once, and try another key when the outcome
+//! says so (`domain::failover` decides; this loop performs). Nothing is
+//! retried after the first byte reached the client: a stream is handed over
+//! only once its first chunk arrived.
+
+pub mod fetch;
+pub mod health;
+pub mod media;
+pub mod models;
+pub mod urls;
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::join;
+
+use crate::domain::error::GatewayError;
+use crate::domain::failover::{Failover, Step, Verdict, failure_detail};
+use crate::domain::gate::{GateRequest, GateResponse, Report};
+use crate::domain::mask::{mask_secret, scrub};
+use crate::domain::outcome::Outcome;
+use crate::edge::app::App;
+use crate::edge::now_ms;
+use crate::edge::snapshot::Snapshot;
+use crate::edge::upstream::fetch::{Attempt, attempt};
+pub use crate::edge::upstream::fetch::{
+    BodyStream, StreamBreak, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest,
+};
+use crate::edge::upstream::health::{
+    call_gate, disable_in_background, mirror, record_last, report_in_background,
+};
+
+/// Runs the request with failover over the snapshot's keys.
+pub async fn send(
+    app: &App,
+    snap: &Snapshot,
+    req: &UpstreamRequest,
+) -> Result<UpstreamOk, UpstreamError> {
+    send_admitted(app, snap, req, async { Ok(()) }).await
+}
+
+/// Like [`send`], with an admission check (a user's ledger) run in parallel with the first
+/// gate call, so it adds no round trip; nothing is fetched upstream unless it passes.
+pub async fn send_admitted(
+    app: &App,
+    snap: &Snapshot,
+    req: &UpstreamRequest,
+    admit: impl Future<Output = Result<(), GatewayError>>,
+) -> Result<UpstreamOk, UpstreamError> {
+    let mut admit = Some(admit);
+    let settings = &snap.settings;
+    let policy = settings.policy();
+    let timeout = Duration::from_millis(settings.upstream_timeout_ms);
+    let mut failover = Failover::default();
+
+    for _ in 0..=settings.max_retries {
+        let report = failover.take_report();
+        let gate_call = call_gate(app, snap, &req.gate, |roster| GateRequest::Next {
+            roster,
+            exclude: failover.tried().to_vec(),
+            report: report.clone(),
+            policy: policy.clone(),
+        });
+        let answer = match admit.take() {
+            Some(admission) => {
+                let (answer, admitted) = join(gate_call, admission).await;
+                admitted?;
+                answer?
+            }
+            None => gate_call.await?,
+        };
+        let GateResponse::Next { decision, reported } = answer else {
+            return Err(
+                GatewayError::Internal("gate answered Next with another variant".into()).into(),
+            );
+        };
+        mirror(app, &req.gate, reported);
+        let (key_id, report_success) = match failover.step(decision) {
+            Step::Try {
+                key_id,
+                report_success,
+            } => (key_id, report_success),
+            Step::GiveUp => break,
+            Step::Fail(err) => return Err(err.into()),
+        };
+        let Some(secret) = snap.secret(&key_id) else {
+            return Err(GatewayError::Internal(format!("gate chose unknown key {key_id}")).into());
+        };
+        let started = now_ms();
+        let Attempt { outcome, answer } = attempt(req, &key_id, secret, timeout).await;
+        let latency_ms = now_ms().saturating_sub(started);
+        let detail = || {
+            let body = answer.as_ref().err().map(Vec::as_slice);
+            scrub(&failure_detail(&outcome, body), secret)
+        };
+        match failover.judge(&key_id, &outcome, latency_ms, detail) {
+            Verdict::Answer => {
+                return match (answer, &outcome) {
+                    (Ok(ok), _) => {
+                        if report_success {
+                            let report = Report {
+                                key_id,
+                                outcome: Outcome::Ok,
+                                latency_ms,
+                            };
+                            report_in_background(app, snap, &req.gate, report);
+                        }
+                        Ok(ok)
+                    }
+                    (Err(body), Outcome::ClientError { status }) => Err(UpstreamError::Client {
+                        status: *status,
+                        body: scrub_body(body, secret),
+                    }),
+                    (Err(_), other) => Err(GatewayError::Internal(format!(
+                        "attempt answered {} without a response",
+                        other.label()
+                    ))
+                    .into()),
+                };
+            }
+            Verdict::Retry => {
+                worker::console_warn!(
+                    "[gemgate] {} on key {} for {}: {}",
+                    outcome.label(),
+                    mask_secret(secret),
+                    req.gate,
+                    failover.last_detail().unwrap_or_default()
+                );
+                if let Outcome::KeyInvalid { reason } = &outcome {
+                    disable_in_background(app, &key_id, reason);
+                }
+            }
+        }
+    }
+    // Out of attempts: the last outcome must be on record before the next
+    // request chooses, so this report is awaited.
+    if let Some(last) = failover.take_report() {
+        record_last(app, snap, &req.gate, last).await;
+    }
+    Err(failover.into_error().into())
+}
+
+/// An upstream error body relayed to the client must not carry our key.
+fn scrub_body(body: Vec<u8>, secret: &str) -> Vec<u8> {
+    match std::str::from_utf8(&body) {
+        Ok(text) if text.contains(secret) || text.contains("api_key:") => {
+            scrub(text, secret).into_bytes()
+        }
+        _ => body,
+    }
+}

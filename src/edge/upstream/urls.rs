@@ -1,0 +1,67 @@
+//! Every upstream URL the gateway calls is built here, from the configured
+//! base and parts that were validated before they arrived (model ids pass
+//! `check_model_id`). Query values are encoded by the URL parser, never by hand.
+
+use worker::Url;
+
+use crate::domain::error::GatewayError;
+
+/// The Gemini API version a call goes to. The native surface keeps the
+/// client's (`/v1/...` stays `v1`); translated calls use `v1beta`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V1Beta,
+}
+
+impl Version {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V1Beta => "v1beta",
+        }
+    }
+}
+
+fn build<'a>(
+    base: &str,
+    path: &str,
+    query: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<String, GatewayError> {
+    let mut url = Url::parse(&format!("{base}{path}"))
+        .map_err(|e| GatewayError::Internal(format!("upstream URL {base}{path}: {e}")))?;
+    let mut pairs = query.into_iter().peekable();
+    if pairs.peek().is_some() {
+        url.query_pairs_mut().extend_pairs(pairs);
+    }
+    Ok(url.into())
+}
+
+/// `GET {base}/{version}/models?…`.
+pub fn models<'a>(
+    base: &str,
+    version: Version,
+    query: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<String, GatewayError> {
+    build(base, &format!("/{}/models", version.as_str()), query)
+}
+
+/// `GET {base}/{version}/models/{model}`.
+pub fn model(base: &str, version: Version, model: &str) -> Result<String, GatewayError> {
+    build(base, &format!("/{}/models/{model}", version.as_str()), [])
+}
+
+/// `POST {base}/{version}/models/{model}:{action}?…`.
+pub fn action<'a>(
+    base: &str,
+    version: Version,
+    model: &str,
+    action: &str,
+    query: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<String, GatewayError> {
+    build(
+        base,
+        &format!("/{}/models/{model}:{action}", version.as_str()),
+        query,
+    )
+}
