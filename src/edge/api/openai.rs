@@ -150,6 +150,8 @@ fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline, meter: Meter) -> Hand
         meter,
     };
     let body = stream::unfold(pump, |mut p| async move {
+        // Once the pipeline finished, the upstream body (already ended) is never polled again.
+        p.pipeline.as_ref()?;
         if let Some(first) = p.first.take() {
             let out = p.push(&first)?;
             return Some((out, p));
