@@ -7,21 +7,14 @@
 // Stable hooks the page provides: input #key, button #check, outputs #quota,
 // #used, #remaining, table #models (tbody rows: model, requests, credits),
 // button #lang, #title ("用量查询" in zh, "Usage" in en), and #error.
-import { test, before, after } from 'node:test';
+//
+// Chromium and its gate come from tests/lib/browser.mjs: without the browser
+// the test is skipped locally and fails in CI.
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { startStack } from '../lib/harness.mjs';
+import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is absent: this test needs a browser (apt-get install -y chromium; the Makefile installs it)`;
-const LAUNCH = {
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-  timeout: 60_000,
-};
 /** Bound for every page wait. */
 const UI_TIMEOUT = 15_000;
 const FLASH_COST = 2;
@@ -29,7 +22,7 @@ const FLASH_COST = 2;
 let stack;
 
 before(async () => {
-  if (SKIP) return;
+  if (!BROWSER.ready) return;
   stack = await startStack({ keys: ['ok-page-1'] });
 });
 after(async () => stack?.stop());
@@ -123,14 +116,7 @@ function assertNumbers(shown, { model, quota, used }, label) {
   assert.equal(num(row[2], `${label} credits cell`), used, `${label}: credits`);
 }
 
-test('the /usage page shows quota, used, remaining and per-model usage, in Chinese and English', { skip: SKIP, timeout: 180_000 }, async () => {
-  let chromium;
-  try {
-    ({ chromium } = await import('playwright-core'));
-  } catch (e) {
-    assert.fail(`playwright-core is not installed (add it to devDependencies): ${e.message}`);
-  }
-
+browserTest('the /usage page shows quota, used, remaining and per-model usage, in Chinese and English', { timeout: 180_000 }, async () => {
   const model = 'gemini-2.5-flash-q-page';
   const quota = 100;
   const { user, key } = await stack.admin('POST', '/users', { name: 'usage-page', credit_quota: quota });
@@ -150,7 +136,7 @@ test('the /usage page shows quota, used, remaining and per-model usage, in Chine
   assert.equal(api.used, used, JSON.stringify(api));
   assert.equal(api.models.find((m) => m.model === model)?.requests, 2, JSON.stringify(api.models));
 
-  const browser = await chromium.launch(LAUNCH);
+  const browser = await launchBrowser();
   try {
     // Chinese by default for a zh-CN browser; the toggle switches to English.
     const zh = await browser.newContext({ locale: 'zh-CN' });
