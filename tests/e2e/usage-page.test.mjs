@@ -14,6 +14,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
 import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { charged, pollD1, sqlStr, waitForSettlements } from '../lib/util.mjs';
 
 /** Bound for every page wait. */
 const UI_TIMEOUT = 15_000;
@@ -27,32 +28,17 @@ before(async () => {
 });
 after(async () => stack?.stop());
 
-const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Resolves (bounded) once the worker logged `count` settlements for `userId`. */
-function waitForSettlements(userId, count) {
-  const re = new RegExp(`\\[gemgate\\] settled user=${escapeRe(userId)} lease=\\S+ charged=[1-9]`, 'g');
-  // waitForLog only calls `pattern.test(log)`: an object that counts lines works.
-  return stack.waitForLog(
-    { test: (text) => [...text.matchAll(re)].length >= count, toString: () => `${count} x "settled user=${userId}"` },
-    30_000,
-  );
-}
-
 /**
  * The per-model table comes from usage_hourly, which is written in a D1
  * batch off the hot path after settlement; nothing signals when it lands, so
- * this polls D1 a bounded number of times (each read is a wrangler process,
- * which paces the loop by itself; no sleeps).
+ * this polls D1 (bounded, no sleeps) until `userId` has `requests` there.
  */
-async function waitForRollups(userId, requests, attempts = 20) {
-  assert.match(userId, /^[A-Za-z0-9_.:-]+$/);
-  let rows;
-  for (let i = 0; i < attempts; i += 1) {
-    rows = await stack.d1(`SELECT COALESCE(SUM(requests), 0) AS requests FROM usage_hourly WHERE user_id = '${userId}'`);
-    if (rows[0].requests >= requests) return;
-  }
-  assert.fail(`usage_hourly never reached ${requests} requests for ${userId}: ${JSON.stringify(rows)}`);
+async function waitForRollups(userId, requests) {
+  await pollD1(
+    stack,
+    `SELECT COALESCE(SUM(requests), 0) AS requests FROM usage_hourly WHERE user_id = ${sqlStr(userId)}`,
+    ([row]) => row.requests >= requests,
+  );
 }
 
 /** The first integer in a label such as "96", "96 credits" or "剩余 1,096". */
@@ -128,7 +114,7 @@ browserTest('the /usage page shows quota, used, remaining and per-model usage, i
     const text = await res.text();
     assert.equal(res.status, 200, text);
   }
-  await waitForSettlements(user.id, 2);
+  await waitForSettlements(stack, user.id, 2, { where: charged });
   const used = 2 * FLASH_COST;
   await waitForRollups(user.id, 2);
   // The API's numbers first, so a page bug is not mistaken for a ledger bug.
