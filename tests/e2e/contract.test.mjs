@@ -1,6 +1,7 @@
 // Contract: OpenAI-surface responses validate against the official OpenAI
-// OpenAPI 3.1 document (DESIGN §10), with Ajv (tests/lib/openapi.mjs):
-// non-stream chat, every stream chunk, models, embeddings and errors.
+// OpenAPI 3.1 document (the subset vendored in tests/fixtures/openai-openapi),
+// with Ajv (tests/lib/openapi.mjs): non-stream chat, every stream chunk,
+// models, embeddings and errors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';

@@ -1,5 +1,10 @@
-// Key-pool failover through the official OpenAI SDK against the mock:
-// DESIGN §4, acceptance points 3 and 4 of the gateway-core issue.
+// Key-pool failover through the official OpenAI SDK against the mock. A
+// request that meets a rate-limited (429) or invalid key moves on to another
+// key, never the same one twice, for at most max_retries + 1 upstream calls.
+// A per-minute 429 cools the key for its RetryInfo delay and no longer; an
+// invalid key is disabled, with its reason, until an admin re-enables it;
+// keys stay masked in listings and logs. When every key is rate limited the
+// client gets a 429 with Retry-After set to the earliest cooldown end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
