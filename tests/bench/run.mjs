@@ -1,6 +1,9 @@
-// gemgate benchmark (DESIGN §9): gemgate and a bare passthrough worker run in
-// the same workerd (one Miniflare instance), against the same zero-latency
-// Google mock, measured the same way over real HTTP on 127.0.0.1.
+// gemgate benchmark: gemgate's added latency (p50, p99), throughput, workerd
+// CPU per request and bundle size, each against a bare passthrough worker
+// run in the same workerd (one Miniflare instance), against the same
+// zero-latency Google mock, measured the same way over real HTTP on
+// 127.0.0.1. Not under `wrangler dev`, whose own overhead would swamp the
+// worker's (tests/bench/README.md says why).
 //
 //   node tests/bench/run.mjs          (or `make bench`)
 //

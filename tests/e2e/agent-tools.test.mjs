@@ -5,17 +5,17 @@
 // three client variants, and the mock rejects a call replayed unsigned.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI from 'openai';
-import { GoogleGenAI } from '@google/genai';
-import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
+import { startStack } from '../lib/harness.mjs';
 import { assertMatchesSchema } from '../lib/openapi.mjs';
+import { genaiClient, openaiClient } from '../lib/clients.mjs';
+import { lastCall } from '../lib/util.mjs';
 
 let stack;
 let client;
 
 before(async () => {
   stack = await startStack({ keys: ['ok-agent-1'] });
-  client = new OpenAI({ apiKey: CLIENT_TOKEN, baseURL: `${stack.url}/v1`, maxRetries: 0 });
+  client = openaiClient(stack);
 });
 after(async () => stack?.stop());
 
@@ -237,7 +237,7 @@ test('function names Gemini would reject are normalised upstream and restored fo
     { type: 'function', function: { name: 'ok_name', parameters: { type: 'object', properties: {} } } },
   ];
   await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }], tools, tool_choice: { type: 'function', function: { name: mcpName } } });
-  const first = (await stack.mockApi.calls({ model })).at(-1);
+  const first = await lastCall(stack, model);
   assert.equal(first.status, 200, JSON.stringify(first.error ?? ''));
   const [upstreamName, okName] = first.body.tools[0].functionDeclarations.map((d) => d.name);
   assert.equal(okName, 'ok_name', 'valid names are untouched');
@@ -260,13 +260,13 @@ test('function names Gemini would reject are normalised upstream and restored fo
     ],
   });
   assert.equal(res2.choices[0].finish_reason, 'stop');
-  const last = (await stack.mockApi.calls({ model })).at(-1);
+  const last = await lastCall(stack, model);
   assert.equal(last.body.contents[1].parts[0].functionCall.name, upstreamName);
   assert.equal(last.body.contents[2].parts[0].functionResponse.name, upstreamName);
 });
 
 test('the native surface passes Gemini 3 signatures through untouched, streaming too', async () => {
-  const ai = new GoogleGenAI({ apiKey: CLIENT_TOKEN, httpOptions: { baseUrl: stack.url, timeout: 60_000 } });
+  const ai = genaiClient(stack);
   const model = 'gemini-3-pro-preview-native-sig';
   const tools = [{ functionDeclarations: [{ name: 'get_weather', parametersJsonSchema: TOOLS[0].function.parameters }] }];
   for (const stream of [false, true]) {
@@ -288,7 +288,7 @@ test('the native surface passes Gemini 3 signatures through untouched, streaming
     contents.push({ role: 'model', parts: calls });
     contents.push({ role: 'user', parts: calls.map((c) => ({ functionResponse: { name: c.functionCall.name, response: { ok: true } } })) });
     await ai.models.generateContent({ model, contents, config: { tools } });
-    const upstream = (await stack.mockApi.calls({ model })).at(-1);
+    const upstream = await lastCall(stack, model);
     assert.equal(upstream.status, 200);
     assert.equal(upstream.body.contents[1].parts[0].thoughtSignature, SIG);
   }

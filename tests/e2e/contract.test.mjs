@@ -1,13 +1,14 @@
 // Contract: OpenAI-surface responses validate against the official OpenAI
-// OpenAPI 3.1 document (DESIGN §10), with Ajv (tests/lib/openapi.mjs):
-// non-stream chat, every stream chunk, models, embeddings and errors.
+// OpenAPI 3.1 document (the subset vendored in tests/fixtures/openai-openapi),
+// with Ajv (tests/lib/openapi.mjs): non-stream chat, every stream chunk,
+// models, embeddings and errors.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
+import { startStack } from '../lib/harness.mjs';
 import { assertMatchesSchema, validateAgainst } from '../lib/openapi.mjs';
+import { REQUEST_TIMEOUT_MS, decodeFloat32, json } from '../lib/util.mjs';
 
 const KEY = 'ok-contract-1';
-const REQUEST_TIMEOUT_MS = 60_000;
 
 let stack;
 
@@ -16,27 +17,8 @@ before(async () => {
 });
 after(async () => stack?.stop());
 
-/** A request to the worker with the client token (as `stack.call`), bounded in time. */
-function call(method, path, { body, headers = {}, token = CLIENT_TOKEN, raw = false } = {}) {
-  const h = { ...headers };
-  if (token) h.authorization = `Bearer ${token}`;
-  if (body !== undefined && !raw) h['content-type'] ??= 'application/json';
-  return fetch(`${stack.url}${path}`, {
-    method,
-    headers: h,
-    body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-}
-
-async function json(res, label) {
-  const text = await res.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    assert.fail(`${label}: response is not JSON (${res.status}): ${text.slice(0, 500)}`);
-  }
-}
+/** `stack.call`, bounded in time. */
+const call = (method, path, options = {}) => stack.call(method, path, { ...options, timeoutMs: REQUEST_TIMEOUT_MS });
 
 /**
  * Reads a whole SSE response (it must end: the worker closes it after
@@ -293,13 +275,6 @@ test('float embeddings validate as CreateEmbeddingResponse', async () => {
   assert.equal(body.data.length, 2);
   assert.ok(body.data.every((d) => Array.isArray(d.embedding) && d.embedding.length === 3072));
 });
-
-/** Little-endian float32 values of a base64 string. */
-function decodeFloat32(b64) {
-  const bytes = Buffer.from(b64, 'base64');
-  assert.equal(bytes.length % 4, 0, 'base64 embedding is not a whole number of float32s');
-  return Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(i * 4));
-}
 
 test('base64 embeddings validate as CreateEmbeddingResponse (the only deviation is the documented base64 string)', async () => {
   const res = await call('POST', '/v1/embeddings', {

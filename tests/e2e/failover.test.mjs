@@ -1,9 +1,16 @@
-// Key-pool failover through the official OpenAI SDK against the mock:
-// DESIGN §4, acceptance points 3 and 4 of the gateway-core issue.
+// Key-pool failover through the official OpenAI SDK against the mock. A
+// request that meets a rate-limited (429) or invalid key moves on to another
+// key, never the same one twice, for at most max_retries + 1 upstream calls.
+// A per-minute 429 cools the key for its RetryInfo delay and no longer; an
+// invalid key is disabled, with its reason, until an admin re-enables it;
+// keys stay masked in listings and logs. When every key is rate limited the
+// client gets a 429 with Retry-After set to the earliest cooldown end.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
+import { startStack } from '../lib/harness.mjs';
+import { openaiClient } from '../lib/clients.mjs';
+import { upstreamCallsDuring } from '../lib/util.mjs';
 
 let stack;
 let client;
@@ -14,15 +21,14 @@ const INVALID = 'invalid-failover-gamma'; // 400 API_KEY_INVALID
 
 before(async () => {
   stack = await startStack({ keys: [OK, LIMITED, INVALID] });
-  client = new OpenAI({ apiKey: CLIENT_TOKEN, baseURL: `${stack.url}/v1`, maxRetries: 0 });
+  client = openaiClient(stack);
 });
 after(async () => stack?.stop());
 
 /** Sends one chat request and returns the upstream calls it caused. */
 async function chatAndTrace(model, content) {
-  const before = (await stack.mockApi.calls()).length;
-  const res = await client.chat.completions.create({ model, messages: [{ role: 'user', content }] });
-  const calls = (await stack.mockApi.calls()).slice(before);
+  const { result: res, calls } = await upstreamCallsDuring(stack, () =>
+    client.chat.completions.create({ model, messages: [{ role: 'user', content }] }));
   return { res, calls };
 }
 
@@ -99,11 +105,9 @@ test('when every key is rate limited the client gets 429 with Retry-After after 
   await stack.admin('PUT', '/settings', { max_retries: 2 });
   const model = 'gemini-2.5-flash-all429';
   await stack.mockApi.script({ model, fault: 'rate_limit_minute', retryDelay: '7s' });
-  const before = (await stack.mockApi.calls()).length;
-  const res = await stack.call('POST', '/v1/chat/completions', {
+  const { result: res, calls } = await upstreamCallsDuring(stack, () => stack.call('POST', '/v1/chat/completions', {
     body: { model, messages: [{ role: 'user', content: 'hi' }] },
-  });
-  const calls = (await stack.mockApi.calls()).slice(before);
+  }));
   assert.equal(res.status, 429);
   assert.equal(res.headers.get('retry-after'), '7');
   const body = await res.json();

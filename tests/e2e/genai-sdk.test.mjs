@@ -5,8 +5,10 @@
 // ?key= auth, and both stream framings byte for byte.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { GoogleGenAI, ApiError } from '@google/genai';
+import { ApiError } from '@google/genai';
 import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
+import { genaiClient } from '../lib/clients.mjs';
+import { REQUEST_TIMEOUT_MS, upstreamCallsDuring } from '../lib/util.mjs';
 import { pretty } from '../mock/lib/json.mjs';
 import { JSON_ARRAY, SSE } from '../mock/lib/stream.mjs';
 import { embeddingValues } from '../mock/lib/tokens.mjs';
@@ -18,8 +20,7 @@ let ai;
 
 before(async () => {
   stack = await startStack({ keys: KEYS });
-  // timeout bounds every SDK request (ms).
-  ai = new GoogleGenAI({ apiKey: CLIENT_TOKEN, httpOptions: { baseUrl: stack.url, timeout: 60_000 } });
+  ai = genaiClient(stack);
 });
 after(async () => stack?.stop());
 
@@ -31,26 +32,25 @@ after(async () => stack?.stop());
 async function traced(fn) {
   const sent = [];
   const original = globalThis.fetch;
-  const before = (await stack.mockApi.calls()).length;
-  globalThis.fetch = (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    if (url.startsWith(stack.url)) {
-      sent.push({
-        url: new URL(url),
-        method: init?.method ?? 'GET',
-        headers: new Headers(init?.headers),
-        body: typeof init?.body === 'string' ? init.body : undefined,
-      });
+  const { result, calls } = await upstreamCallsDuring(stack, async () => {
+    globalThis.fetch = (input, init) => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      if (url.startsWith(stack.url)) {
+        sent.push({
+          url: new URL(url),
+          method: init?.method ?? 'GET',
+          headers: new Headers(init?.headers),
+          body: typeof init?.body === 'string' ? init.body : undefined,
+        });
+      }
+      return original(input, init);
+    };
+    try {
+      return await fn();
+    } finally {
+      globalThis.fetch = original;
     }
-    return original(input, init);
-  };
-  let result;
-  try {
-    result = await fn();
-  } finally {
-    globalThis.fetch = original;
-  }
-  const calls = (await stack.mockApi.calls()).slice(before);
+  });
   return { result, sent, calls };
 }
 
@@ -192,7 +192,7 @@ test('SDK models.get and an SDK-visible 404', async () => {
 });
 
 test('SDK with apiVersion v1: generateContent and models.list go through /v1', async () => {
-  const v1 = new GoogleGenAI({ apiKey: CLIENT_TOKEN, httpOptions: { baseUrl: stack.url, apiVersion: 'v1', timeout: 60_000 } });
+  const v1 = genaiClient(stack, { apiVersion: 'v1' });
   const catalog = await stack.mockApi.models();
   const { result, calls } = await traced(async () => {
     const res = await v1.models.generateContent({ model: 'gemini-2.5-flash', contents: 'over v1' });
@@ -214,21 +214,17 @@ test('SDK with apiVersion v1: generateContent and models.list go through /v1', a
 
 // ---------------------------------------------------------------- raw routes
 
-function native(method, path, { body, headers = { 'x-goog-api-key': CLIENT_TOKEN } } = {}) {
-  return fetch(`${stack.url}${path}`, {
-    method,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
-}
+/** A raw request to the worker, by default with the client token as x-goog-api-key; bounded in time. */
+const native = (method, path, { body, headers = { 'x-goog-api-key': CLIENT_TOKEN } } = {}) =>
+  stack.call(method, path, { body, headers, token: null, timeoutMs: REQUEST_TIMEOUT_MS });
 
+/** A raw request, its whole body, and the upstream calls it caused. */
 async function rawCall(method, path, opts) {
-  const before = (await stack.mockApi.calls()).length;
-  const res = await native(method, path, opts);
-  const text = await res.text();
-  const calls = (await stack.mockApi.calls()).slice(before);
-  return { res, text, calls };
+  const { result, calls } = await upstreamCallsDuring(stack, async () => {
+    const res = await native(method, path, opts);
+    return { res, text: await res.text() };
+  });
+  return { ...result, calls };
 }
 
 test('generateContent under /v1beta, /gemini/v1beta and /v1, relayed byte for byte', async () => {

@@ -6,10 +6,10 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startStack, CLIENT_TOKEN, ADMIN_PASSWORD } from '../lib/harness.mjs';
+import { REQUEST_TIMEOUT_MS } from '../lib/util.mjs';
 
 const KEY = 'ok-hostile-1';
 const BODY_CAP = 64 * 1024;
-const REQUEST_TIMEOUT_MS = 60_000;
 
 let stack;
 /** Every status seen by any request in this file. */

@@ -4,9 +4,10 @@
 // limited in size and in time. Refusals never reach Gemini.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI from 'openai';
-import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
+import { startStack } from '../lib/harness.mjs';
 import { assertMatchesSchema } from '../lib/openapi.mjs';
+import { openaiClient } from '../lib/clients.mjs';
+import { lastCall } from '../lib/util.mjs';
 import { mediaBytes } from '../mock/lib/media.mjs';
 
 let stack;
@@ -19,7 +20,7 @@ before(async () => {
     keys: ['ok-image-1'],
     settings: { image_fetch_max_bytes: MAX_BYTES, image_fetch_timeout_ms: TIMEOUT_MS },
   });
-  client = new OpenAI({ apiKey: CLIENT_TOKEN, baseURL: `${stack.url}/v1`, maxRetries: 0 });
+  client = openaiClient(stack);
 });
 after(async () => stack?.stop());
 
@@ -44,7 +45,7 @@ test('an http image is fetched and inlined with its real mime type', async () =>
   const model = 'gemini-2.5-flash-image-ok';
   const res = await withImage(model, media('cat.jpg', 'type=image/jpeg&bytes=3000'));
   assert.equal(res.choices[0].message.content, 'echo: describe');
-  const call = (await stack.mockApi.calls({ model })).at(-1);
+  const call = await lastCall(stack, model);
   const part = call.body.contents[0].parts[1].inlineData;
   assert.equal(part.mimeType, 'image/jpeg');
   assert.equal(part.data, mediaBytes({ type: 'image/jpeg', bytes: 3000 }).toString('base64'));
@@ -54,12 +55,12 @@ test('an http image is fetched and inlined with its real mime type', async () =>
 test('without a Content-Type the bytes decide; a redirect to an allowed target is followed', async () => {
   const model = 'gemini-2.5-flash-image-sniff';
   await withImage(model, media('sniff.webp', 'type=none&body=image/webp&bytes=500'));
-  let part = (await stack.mockApi.calls({ model })).at(-1).body.contents[0].parts[1].inlineData;
+  let part = (await lastCall(stack, model)).body.contents[0].parts[1].inlineData;
   assert.equal(part.mimeType, 'image/webp');
   assert.equal(part.data, mediaBytes({ type: 'image/webp', bytes: 500 }).toString('base64'));
 
   await withImage(model, media('hop', `redirect=${encodeURIComponent(media('target.gif', 'type=image/gif&bytes=100'))}`));
-  part = (await stack.mockApi.calls({ model })).at(-1).body.contents[0].parts[1].inlineData;
+  part = (await lastCall(stack, model)).body.contents[0].parts[1].inlineData;
   assert.equal(part.mimeType, 'image/gif');
   assert.equal(part.data, mediaBytes({ type: 'image/gif', bytes: 100 }).toString('base64'));
 });
@@ -130,7 +131,7 @@ test('input_audio and PDF file parts become inlineData', async () => {
       ],
     }],
   });
-  const parts = (await stack.mockApi.calls({ model })).at(-1).body.contents[0].parts;
+  const parts = (await lastCall(stack, model)).body.contents[0].parts;
   assert.deepEqual(parts[1].inlineData, { mimeType: 'application/pdf', data: pdf });
   assert.deepEqual(parts[2].inlineData, { mimeType: 'audio/wav', data: wav });
 });

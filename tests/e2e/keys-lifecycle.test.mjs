@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
+import { runCron } from '../lib/util.mjs';
 
 const ENV_KEYS = ['ok-env-one', 'ok-env-two', 'rl-day-env-three'];
 let stack;
@@ -92,9 +93,7 @@ test('no upstream key appears in full in the worker log', async () => {
 });
 
 test('the cron trigger runs and re-imports nothing new', async () => {
-  const res = await fetch(`${stack.url}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
-  assert.equal(res.status, 200);
-  await stack.waitForLog(/\[gemgate\] cron \*\/5 \* \* \* \* done/);
+  await runCron(stack);
   const { total } = await stack.admin('GET', '/keys');
   assert.equal(total, 3);
 });

@@ -2,23 +2,18 @@
 // with the upstream requests checked in the mock's record (acceptance 1).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI from 'openai';
-import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
+import { startStack } from '../lib/harness.mjs';
+import { openaiClient } from '../lib/clients.mjs';
+import { lastCall } from '../lib/util.mjs';
 
 let stack;
 let client;
 
 before(async () => {
   stack = await startStack({ keys: ['ok-chat-1', 'ok-chat-2'] });
-  client = new OpenAI({ apiKey: CLIENT_TOKEN, baseURL: `${stack.url}/v1`, maxRetries: 0 });
+  client = openaiClient(stack);
 });
 after(async () => stack?.stop());
-
-async function lastCall(model) {
-  const calls = await stack.mockApi.calls({ model });
-  assert.ok(calls.length > 0, `no upstream call for ${model}`);
-  return calls.at(-1);
-}
 
 test('non-streaming chat translates the request and the answer', async () => {
   const model = 'gemini-2.5-flash';
@@ -49,7 +44,7 @@ test('non-streaming chat translates the request and the answer', async () => {
   assert.ok(res.usage.prompt_tokens > 0);
   assert.equal(res.usage.total_tokens, res.usage.prompt_tokens + res.usage.completion_tokens);
 
-  const call = await lastCall(model);
+  const call = await lastCall(stack, model);
   assert.equal(call.action, 'generateContent');
   assert.deepEqual(call.body.systemInstruction.parts.map((p) => p.text), ['Be brief.', 'Answer in English.']);
   assert.deepEqual(call.body.contents.map((c) => c.role), ['user', 'model', 'user']);
@@ -81,7 +76,7 @@ test('image data URLs become inlineData and n maps to candidateCount', async () 
     }],
   });
   assert.deepEqual(res.choices.map((c) => c.index), [0, 1]);
-  const call = await lastCall(model);
+  const call = await lastCall(stack, model);
   assert.deepEqual(call.body.contents[0].parts[1], { inlineData: { mimeType: 'image/png', data: png } });
   assert.equal(call.body.generationConfig.candidateCount, 2);
   assert.equal(call.body.generationConfig.maxOutputTokens, 50);
@@ -148,7 +143,7 @@ test('streaming: role first, one id, finish once, usage chunk, [DONE]', async ()
   assert.ok(last.usage.total_tokens > 0);
   const text = chunks.flatMap((c) => c.choices).map((c) => c.delta?.content ?? '').join('');
   assert.equal(text, 'echo: tell me a story');
-  const call = await lastCall(model);
+  const call = await lastCall(stack, model);
   assert.equal(call.action, 'streamGenerateContent');
   assert.equal(call.alt, 'sse');
 
@@ -179,7 +174,7 @@ test('stream chunks are forwarded as they arrive, never buffered whole', async (
   assert.ok(released.released ?? true);
   const rest = [];
   for (let r = await iterator.next(); !r.done; r = await iterator.next()) rest.push(r.value);
-  const call = await lastCall(model);
+  const call = await lastCall(stack, model);
   assert.ok(call.lastEventSentAt >= firstSeenAt, 'the first chunk arrived only after the last event was sent');
   assert.equal(rest.flatMap((c) => c.choices).filter((c) => c.finish_reason).length, 1);
 });

@@ -10,6 +10,10 @@ import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
 import { startStack, CLIENT_TOKEN, ADMIN_PASSWORD } from '../lib/harness.mjs';
 import { assertMatchesSchema } from '../lib/openapi.mjs';
+import { openaiClient } from '../lib/clients.mjs';
+import {
+  REQUEST_TIMEOUT_MS, charged, json, pollD1, sqlStr, waitForSettlements,
+} from '../lib/util.mjs';
 
 const UPSTREAM_KEYS = ['ok-q-1', 'ok-q-2', 'ok-q-3'];
 /** Default request costs from the contract. */
@@ -43,30 +47,18 @@ async function createUser(fields) {
 
 const userView = async (id) => (await stack.admin('GET', `/users/${id}`)).user;
 
-const openaiFor = (key) => new OpenAI({ apiKey: key, baseURL: `${stack.url}/v1`, maxRetries: 0, timeout: 60_000 });
+const openaiFor = (key) => openaiClient(stack, { apiKey: key, timeout: REQUEST_TIMEOUT_MS });
 
 /** A raw chat completion with a user key (bounded). */
-function chat(key, model, content = 'hi', extra = {}) {
-  return fetch(`${stack.url}/v1/chat/completions`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model, messages: [{ role: 'user', content }], ...extra }),
-    signal: AbortSignal.timeout(60_000),
-  });
-}
-
-async function readJson(res, label = 'response') {
-  const text = await res.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    return assert.fail(`${label}: not JSON (${res.status}): ${text.slice(0, 400)}`);
-  }
-}
+const chat = (key, model, content = 'hi', extra = {}) => stack.call('POST', '/v1/chat/completions', {
+  token: key,
+  body: { model, messages: [{ role: 'user', content }], ...extra },
+  timeoutMs: REQUEST_TIMEOUT_MS,
+});
 
 async function usageOf(key) {
   const res = await stack.call('GET', '/v1/usage', { token: key });
-  const body = await readJson(res, '/v1/usage');
+  const body = await json(res, '/v1/usage');
   assert.equal(res.status, 200, `/v1/usage: ${JSON.stringify(body)}`);
   assert.equal(body.object, 'usage');
   return body;
@@ -83,38 +75,6 @@ const chargeOfUsage = (u) =>
 const chargeOfTokens = (t) => t.prompt * PROMPT_PRICE + (t.candidates + t.thoughts) * COMPLETION_PRICE;
 
 const sum = (values) => values.reduce((a, b) => a + b, 0);
-
-/** Quotes a server-generated id for the harness's raw SQL, refusing anything odd. */
-function sqlStr(value) {
-  assert.match(String(value), /^[A-Za-z0-9_.:-]+$/, `unexpected characters in ${value}`);
-  return `'${value}'`;
-}
-
-const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const settleRe = (userId) =>
-  new RegExp(`\\[gemgate\\] settled user=${escapeRe(userId)} lease=(\\S+) charged=(\\d+)`, 'g');
-
-/** The settlement lines for `userId` in the worker log so far, oldest first. */
-function settlements(userId) {
-  return [...stack.log.matchAll(settleRe(userId))].map((m) => ({ lease: m[1], charged: Number(m[2]) }));
-}
-
-/**
- * Resolves (bounded) once `userId` has at least `count` settlement lines that
- * pass `where`, and returns all of them. The harness's waitForLog only calls
- * `pattern.test(log)`, so an object that counts lines works as the pattern.
- */
-async function waitForSettlements(userId, count, { where = () => true, timeoutMs = 30_000 } = {}) {
-  const re = settleRe(userId);
-  const matching = (text) =>
-    [...text.matchAll(re)].filter((m) => where({ lease: m[1], charged: Number(m[2]) })).length;
-  await stack.waitForLog(
-    { test: (text) => matching(text) >= count, toString: () => `${count} x "settled user=${userId}"` },
-    timeoutMs,
-  );
-  return settlements(userId).filter(where);
-}
-const charged = (s) => s.charged > 0;
 
 /**
  * Resolves with the first event `name` the in-process mock emits whose
@@ -145,29 +105,10 @@ function mockEvent(name, pick, timeoutMs = 20_000) {
   return event;
 }
 
-/**
- * request_log rows, their usage_hourly rollups and users.credits_used are
- * written in one D1 batch off the hot path (ctx.wait_until). The settle line
- * marks the ledger (what /v1/usage `used`/`reserved` report), not that batch,
- * and denied requests print no line at all: nothing signals when the D1 rows
- * land. So D1-backed views (the admin `credits_used`, request_log,
- * usage_hourly, /v1/usage totals and models) are read only after this poll
- * has seen them arrive. It is the one place that polls: a bounded number of
- * D1 reads (each one a `wrangler d1 execute` process, which paces the loop by
- * itself), never a sleep.
- */
-async function pollD1(sql, ready, attempts = 20) {
-  let rows;
-  for (let i = 0; i < attempts; i += 1) {
-    rows = await stack.d1(sql);
-    if (ready(rows)) return rows;
-  }
-  return assert.fail(`D1 never reached the expected state in ${attempts} reads of:\n${sql}\nlast: ${JSON.stringify(rows)}`);
-}
-
 /** Waits (bounded) until D1's settled total for `userId` reaches `credits`. */
 async function waitForD1Credits(userId, credits) {
   await pollD1(
+    stack,
     `SELECT credits_used FROM users WHERE id = ${sqlStr(userId)}`,
     ([row]) => row !== undefined && row.credits_used >= credits,
   );
@@ -287,7 +228,7 @@ test('concurrency: 50 parallel requests on a 20-request quota admit exactly 20',
   const spread = Math.max(...arrivals) - Math.min(...arrivals);
   assert.ok(spread < LATENCY_MS, `the 20 upstream calls were not all in flight together (arrivals spread over ${spread} ms)`);
 
-  const settled = await waitForSettlements(id, 20, { where: charged });
+  const settled = await waitForSettlements(stack, id, 20, { where: charged });
   assert.deepEqual(settled.map((s) => s.charged), Array(20).fill(FLASH_COST));
   const usage = await usageOf(key);
   assert.equal(usage.user.id, id);
@@ -305,6 +246,7 @@ test('ledger: request_log, hourly rollups, /v1/usage and billing agree after the
   const { id, key, model, upstream } = concurrency;
   const uid = sqlStr(id);
   await pollD1(
+    stack,
     `SELECT (SELECT COUNT(*) FROM request_log WHERE user_id = ${uid}) AS logged, ` +
       `(SELECT COALESCE(SUM(requests), 0) FROM usage_hourly WHERE user_id = ${uid}) AS rolled`,
     ([r]) => r.logged >= 50 && r.rolled >= 50,
@@ -349,7 +291,7 @@ test('ledger: request_log, hourly rollups, /v1/usage and billing agree after the
 
   // The billing routes chat apps poll, answered with the user's own key.
   const sub = await stack.call('GET', '/v1/dashboard/billing/subscription', { token: key });
-  const subBody = await readJson(sub, 'billing subscription');
+  const subBody = await json(sub, 'billing subscription');
   assert.equal(sub.status, 200, JSON.stringify(subBody));
   assert.equal(subBody.object, 'billing_subscription');
   assert.equal(subBody.has_payment_method, true);
@@ -361,14 +303,14 @@ test('ledger: request_log, hourly rollups, /v1/usage and billing agree after the
   // A range around today in any time zone, end exclusive or not.
   const range = `start_date=${day(Date.now() - 86_400_000)}&end_date=${day(Date.now() + 2 * 86_400_000)}`;
   const billed = await stack.call('GET', `/v1/dashboard/billing/usage?${range}`, { token: key });
-  const billedBody = await readJson(billed, 'billing usage');
+  const billedBody = await json(billed, 'billing usage');
   assert.equal(billed.status, 200, JSON.stringify(billedBody));
   assert.equal(billedBody.object, 'list');
   assert.equal(billedBody.total_usage, 40 * 100);
 
   // Last (so the counts above stay 20 + 30): the raw body of a denial, and no upstream call for it.
   const res = await chat(key, model, 'one more');
-  assertOpenAiDenial(res.status, await readJson(res), 403, 'insufficient_quota', 'raw insufficient_quota');
+  assertOpenAiDenial(res.status, await json(res), 403, 'insufficient_quota', 'raw insufficient_quota');
   assert.equal(await upstreamCount(model), 20);
 });
 
@@ -411,7 +353,7 @@ test('token charging: 50 concurrent streams, no admission past the balance, char
     const R = (await usageOf(key)).reserved;
     await stack.mockApi.release(probeGate);
     await probe.text();
-    const [probeSettle] = await waitForSettlements(id, 1, { where: charged });
+    const [probeSettle] = await waitForSettlements(stack, id, 1, { where: charged });
     const [probeCall] = await stack.mockApi.calls({ model });
     assert.equal(probeSettle.charged, chargeOfTokens(probeCall.tokens), 'the probe is charged Google\'s usage');
     const cfg = probeCall.body.generationConfig;
@@ -462,7 +404,7 @@ test('token charging: 50 concurrent streams, no admission past the balance, char
       assert.equal(text, `echo: req-${String(i).padStart(2, '0')}`);
     }));
 
-    const settled = await waitForSettlements(id, 1 + K, { where: charged });
+    const settled = await waitForSettlements(stack, id, 1 + K, { where: charged });
     const calls = await stack.mockApi.calls({ model });
     assert.equal(calls.length, 1 + K);
     const expected = sum(calls.map((c) => chargeOfTokens(c.tokens)));
@@ -490,7 +432,7 @@ test('rpm: 5 of 12 back-to-back requests pass; the rest get 429 with Retry-After
     const results = [];
     for (let i = 0; i < 12; i += 1) {
       const res = await chat(key, model, `rpm ${i}`);
-      results.push({ status: res.status, headers: res.headers, body: await readJson(res, `request ${i}`) });
+      results.push({ status: res.status, headers: res.headers, body: await json(res, `request ${i}`) });
     }
     const t1 = Date.now();
     if (minuteOf(t0) === minuteOf(t1)) chosen = { model, results, t0 };
@@ -538,7 +480,7 @@ test('refunds in token mode: a cut stream, a client that disconnects, an upstrea
       assert.equal(res.status, 200);
       const text = await res.text();
       assert.ok(text.trimEnd().endsWith('data: [DONE]'), text.slice(-200));
-      const [settle] = await waitForSettlements(id, 1);
+      const [settle] = await waitForSettlements(stack, id, 1);
       const [call] = await stack.mockApi.calls({ model });
       assert.equal(call.cut?.afterEvents, 1, 'the mock cut the stream');
       const seen = call.chunks.slice(0, call.cut.afterEvents).map((c) => c.usageMetadata).filter(Boolean).at(-1);
@@ -585,7 +527,7 @@ test('refunds in token mode: a cut stream, a client that disconnects, an upstrea
       controller.abort();
       await reader.cancel().catch(() => {}); // already errored by the abort
       await stack.mockApi.release(gate);
-      const [settle] = await waitForSettlements(id, 1);
+      const [settle] = await waitForSettlements(stack, id, 1);
       await finished;
       const [call] = await stack.mockApi.calls({ model });
       assert.equal(call.eventTimes.filter((at) => at <= abortAt).length, chunks.length - 1, 'events sent before the abort');
@@ -614,10 +556,10 @@ test('refunds in token mode: a cut stream, a client that disconnects, an upstrea
       const { id, key } = await createUser({ name: 'q-refund-failure', credit_quota: 1_000_000 });
       await stack.mockApi.script({ model, fault: 'server_500' });
       const res = await chat(key, model, 'fail me', { max_tokens: 50 });
-      const body = await readJson(res);
+      const body = await json(res);
       assert.ok(res.status >= 500, `expected an upstream failure, got ${res.status} ${JSON.stringify(body)}`);
       assert.ok(await upstreamCount(model) >= 1, 'the request was admitted and tried upstream');
-      const [settle] = await waitForSettlements(id, 1);
+      const [settle] = await waitForSettlements(stack, id, 1);
       assert.equal(settle.charged, 0);
       const usage = await usageOf(key);
       assert.equal(usage.used, 0);
@@ -635,7 +577,7 @@ test('lifecycle changes apply on the very next request: expiry, disable, allow-l
 
   const expectOk = async (k, model, label) => {
     const res = await chat(k, model, label);
-    const body = await readJson(res, label);
+    const body = await json(res, label);
     assert.equal(res.status, 200, `${label}: ${JSON.stringify(body)}`);
     assertMatchesSchema('CreateChatCompletionResponse', body, label);
     successes += 1;
@@ -643,7 +585,7 @@ test('lifecycle changes apply on the very next request: expiry, disable, allow-l
   const expectDenied = async (k, model, status, code, label) => {
     const before = await upstreamCount(model);
     const res = await chat(k, model, label);
-    const body = await readJson(res, label);
+    const body = await json(res, label);
     assertOpenAiDenial(res.status, body, status, code, label);
     assert.equal(await upstreamCount(model), before, `${label}: the upstream was called before the denial`);
     return body;
@@ -667,7 +609,7 @@ test('lifecycle changes apply on the very next request: expiry, disable, allow-l
   await expectOk(key, flash, 'flash inside the allow-list');
 
   // Rotation: new secret, same user, same usage.
-  await waitForSettlements(id, successes, { where: charged });
+  await waitForSettlements(stack, id, successes, { where: charged });
   const usedBefore = successes * FLASH_COST;
   assert.equal((await usageOf(key)).used, usedBefore);
   await waitForD1Credits(id, usedBefore);
@@ -682,7 +624,7 @@ test('lifecycle changes apply on the very next request: expiry, disable, allow-l
   // The same type as any unknown token gets (the gateway's 401s are authentication errors).
   assert.equal(old.error.type, 'authentication_error');
   await expectOk(rotated.key, flash, 'rotated key');
-  await waitForSettlements(id, successes, { where: charged });
+  await waitForSettlements(stack, id, successes, { where: charged });
   assert.equal((await usageOf(rotated.key)).used, usedBefore + FLASH_COST, 'usage kept across the rotation');
   await waitForD1Credits(id, usedBefore + FLASH_COST);
   assert.equal((await userView(id)).credits_used, usedBefore + FLASH_COST);
@@ -691,7 +633,7 @@ test('lifecycle changes apply on the very next request: expiry, disable, allow-l
   assert.equal(deleted.deleted, true);
   await expectDenied(rotated.key, flash, 401, 'invalid_api_key', 'deleted user');
   const gone = await fetch(`${stack.url}/admin/api/users/${id}`, { headers: { authorization: `Bearer ${ADMIN_PASSWORD}` } });
-  const goneBody = await readJson(gone, 'admin GET deleted user');
+  const goneBody = await json(gone, 'admin GET deleted user');
   assert.equal(gone.status, 404, JSON.stringify(goneBody));
   assert.equal(typeof goneBody.error?.message, 'string');
 });
@@ -728,13 +670,13 @@ test('x-ratelimit-* headers for a limited user key; none for an unlimited one or
     assert.deepEqual(rateHeaders(res.headers), [], `static token request ${i}`);
   }
   const res = await stack.call('GET', '/v1/usage', { token: CLIENT_TOKEN });
-  const usage = await readJson(res, 'static /v1/usage');
+  const usage = await json(res, 'static /v1/usage');
   assert.equal(res.status, 200, JSON.stringify(usage));
   assert.equal(usage.object, 'usage');
   assert.equal(usage.quota, null);
   assert.equal(usage.remaining, null);
   const sub = await stack.call('GET', '/v1/dashboard/billing/subscription', { token: CLIENT_TOKEN });
-  const subBody = await readJson(sub, 'static billing subscription');
+  const subBody = await json(sub, 'static billing subscription');
   assert.equal(sub.status, 200, JSON.stringify(subBody));
   assert.ok(subBody.hard_limit_usd >= 1_000_000, `unlimited shows a large limit, got ${subBody.hard_limit_usd}`);
 });
@@ -749,7 +691,7 @@ test('the Gemini surface applies the same admission: PERMISSION_DENIED over quot
     signal: AbortSignal.timeout(60_000),
   });
   const assertGeminiError = async (res, status, name, label) => {
-    const body = await readJson(res, label);
+    const body = await json(res, label);
     assert.equal(res.status, status, `${label}: ${JSON.stringify(body)}`);
     assert.match(res.headers.get('content-type') ?? '', /application\/json/, label);
     assert.equal(body.error?.code, status, `${label}: error.code`);
@@ -758,10 +700,10 @@ test('the Gemini surface applies the same admission: PERMISSION_DENIED over quot
   };
 
   const first = await generate('generateContent');
-  const firstBody = await readJson(first, 'first native call');
+  const firstBody = await json(first, 'first native call');
   assert.equal(first.status, 200, JSON.stringify(firstBody));
   assert.equal(firstBody.candidates[0].content.parts[0].text, 'echo: native');
-  await waitForSettlements(id, 1, { where: charged });
+  await waitForSettlements(stack, id, 1, { where: charged });
 
   await assertGeminiError(await generate('generateContent'), 403, 'PERMISSION_DENIED', 'over quota');
   await assertGeminiError(await generate('streamGenerateContent?alt=sse'), 403, 'PERMISSION_DENIED', 'over quota, streaming');
@@ -794,7 +736,7 @@ test('storage: only the SHA-256 of a user key is stored; listings, ledger and lo
   const { id, key } = await createUser({ name: 'q-storage', note: 'storage check', credit_quota: 100 });
   const res = await chat(key, 'gemini-2.5-flash-q-6', 'store nothing');
   assert.equal(res.status, 200, await res.text());
-  await waitForSettlements(id, 1, { where: charged });
+  await waitForSettlements(stack, id, 1, { where: charged });
   await waitForD1Credits(id, FLASH_COST); // its request_log and usage_hourly rows are in too
 
   /** No issued key, whole or as any 8-character run of its random part. */

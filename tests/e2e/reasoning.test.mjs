@@ -6,16 +6,17 @@
 // generationConfig keys passed at the top level.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI from 'openai';
-import { startStack, CLIENT_TOKEN, ADMIN_PASSWORD } from '../lib/harness.mjs';
+import { startStack, ADMIN_PASSWORD } from '../lib/harness.mjs';
 import { assertMatchesSchema } from '../lib/openapi.mjs';
+import { openaiClient } from '../lib/clients.mjs';
+import { lastCall } from '../lib/util.mjs';
 
 let stack;
 let client;
 
 before(async () => {
   stack = await startStack({ keys: ['ok-reason-1'] });
-  client = new OpenAI({ apiKey: CLIENT_TOKEN, baseURL: `${stack.url}/v1`, maxRetries: 0 });
+  client = openaiClient(stack);
 });
 after(async () => stack?.stop());
 
@@ -24,12 +25,6 @@ async function ask(model, extra = {}) {
   const out = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'think' }], ...extra }).withResponse();
   assertMatchesSchema('CreateChatCompletionResponse', out.data, model);
   return out;
-}
-
-async function lastCall(model) {
-  const calls = await stack.mockApi.calls({ model });
-  assert.ok(calls.length, `no upstream call for ${model}`);
-  return calls.at(-1);
 }
 
 const budget = (n) => ({ thinkingBudget: n });
@@ -77,7 +72,7 @@ for (const [family, rows] of Object.entries(TABLE)) {
       const { data, response } = await ask(model, { reasoning_effort: effort });
       assert.equal(data.choices[0].message.content, 'echo: think');
       assert.equal(response.headers.get('x-gemgate-adjusted'), adjusted, `${model} header`);
-      const call = await lastCall(model);
+      const call = await lastCall(stack, model);
       assert.equal(call.status, 200, `${model}: the mock accepted it: ${JSON.stringify(call.error ?? '')}`);
       assert.deepEqual(call.body.generationConfig?.thinkingConfig, config, `${model} thinkingConfig`);
     }
@@ -97,7 +92,7 @@ test('thoughts arrive in reasoning_content, never in content, and reasoning_toke
   const model = 'gemini-2.5-flash-thoughts';
   const { data } = await ask(model, { extra_body: { google: { thinking_config: { include_thoughts: true } } } });
   assertMatchesSchema('CreateChatCompletionResponse', data);
-  const call = await lastCall(model);
+  const call = await lastCall(stack, model);
   assert.deepEqual(call.body.generationConfig.thinkingConfig, { includeThoughts: true });
   const thought = call.response.candidates[0].content.parts.find((p) => p.thought).text;
   assert.equal(data.choices[0].message.reasoning_content, thought);
@@ -127,7 +122,7 @@ test('thoughts arrive in reasoning_content, never in content, and reasoning_toke
     }
     if (chunk.usage) usage = chunk.usage;
   }
-  const streamed = await lastCall(streamModel);
+  const streamed = await lastCall(stack, streamModel);
   assert.deepEqual(streamed.body.generationConfig.thinkingConfig, { thinkingLevel: 'low', includeThoughts: true });
   const thoughtText = streamed.chunks.flatMap((c) => c.candidates?.[0]?.content?.parts ?? []).filter((p) => p.thought).map((p) => p.text).join('');
   assert.ok(thoughtText.length > 0);
@@ -143,30 +138,30 @@ test('extra_body.google.thinking_config wins over reasoning_effort', async () =>
     extra_body: { google: { thinking_config: { thinking_budget: 2048, include_thoughts: false } } },
   });
   assert.equal(response.headers.get('x-gemgate-adjusted'), null);
-  assert.deepEqual((await lastCall(model)).body.generationConfig.thinkingConfig, { thinkingBudget: 2048, includeThoughts: false });
+  assert.deepEqual((await lastCall(stack, model)).body.generationConfig.thinkingConfig, { thinkingBudget: 2048, includeThoughts: false });
 
   const g3 = 'gemini-3-flash-preview-explicit';
   await ask(g3, { reasoning_effort: 'high', extra_body: { google: { thinking_config: { thinking_level: 'minimal' } } } });
-  assert.deepEqual((await lastCall(g3)).body.generationConfig.thinkingConfig, { thinkingLevel: 'minimal' });
+  assert.deepEqual((await lastCall(stack, g3)).body.generationConfig.thinkingConfig, { thinkingLevel: 'minimal' });
 });
 
 test('model suffixes set thinking and search, and combine', async () => {
   const { data } = await ask('gemini-2.5-flash-thinking-4096-search');
   assert.equal(data.model, 'gemini-2.5-flash-thinking-4096-search', 'the client sees its own model name');
-  const combined = await lastCall('gemini-2.5-flash');
+  const combined = await lastCall(stack, 'gemini-2.5-flash');
   assert.equal(combined.path, '/v1beta/models/gemini-2.5-flash:generateContent');
   assert.deepEqual(combined.body.generationConfig.thinkingConfig, { thinkingBudget: 4096 });
   assert.deepEqual(combined.body.tools, [{ googleSearch: {} }]);
 
   const off = await ask('gemini-2.5-pro-nothinking');
   assert.equal(off.response.headers.get('x-gemgate-adjusted'), 'model_suffix=nothinking->thinking_budget:128');
-  assert.deepEqual((await lastCall('gemini-2.5-pro')).body.generationConfig.thinkingConfig, { thinkingBudget: 128 });
+  assert.deepEqual((await lastCall(stack, 'gemini-2.5-pro')).body.generationConfig.thinkingConfig, { thinkingBudget: 128 });
 
   await ask('gemini-2.5-flash-lite-maxthinking');
-  assert.deepEqual((await lastCall('gemini-2.5-flash-lite')).body.generationConfig.thinkingConfig, { thinkingBudget: 24576 });
+  assert.deepEqual((await lastCall(stack, 'gemini-2.5-flash-lite')).body.generationConfig.thinkingConfig, { thinkingBudget: 24576 });
 
   await ask('gemini-2.5-flash-nothinking');
-  const nothinking = await lastCall('gemini-2.5-flash');
+  const nothinking = await lastCall(stack, 'gemini-2.5-flash');
   assert.deepEqual(nothinking.body.generationConfig.thinkingConfig, { thinkingBudget: 0 });
   assert.equal(nothinking.tokens.thoughts, 0, 'thinking really is off');
 });
@@ -187,7 +182,7 @@ test('generationConfig keys at the top level pass through; unknown fields are ig
     },
   });
   assert.equal(data.choices[0].message.content, 'echo: think');
-  const call = await lastCall(model);
+  const call = await lastCall(stack, model);
   assert.equal(call.body.generationConfig.topK, 17);
   assert.deepEqual(call.body.generationConfig.responseModalities, ['TEXT']);
   assert.equal(call.body.generationConfig.temperature, 0.5);
@@ -210,7 +205,7 @@ test('logprobs and top_logprobs map to responseLogprobs/logprobs and come back p
   const model = 'gemini-2.5-flash-logprobs';
   const { data } = await ask(model, { logprobs: true, top_logprobs: 2 });
   assertMatchesSchema('CreateChatCompletionResponse', data);
-  const call = await lastCall(model);
+  const call = await lastCall(stack, model);
   assert.equal(call.body.generationConfig.responseLogprobs, true);
   assert.equal(call.body.generationConfig.logprobs, 2);
   const tokens = data.choices[0].logprobs.content;
@@ -251,7 +246,7 @@ test('the configured include_thoughts default returns thoughts without asking', 
   try {
     const model = 'gemini-2.5-flash-default-thoughts';
     const { data } = await ask(model);
-    assert.deepEqual((await lastCall(model)).body.generationConfig.thinkingConfig, { includeThoughts: true });
+    assert.deepEqual((await lastCall(stack, model)).body.generationConfig.thinkingConfig, { includeThoughts: true });
     assert.ok(data.choices[0].message.reasoning_content.length > 0);
     assert.equal(data.choices[0].message.content, 'echo: think');
     // The request can still say no.

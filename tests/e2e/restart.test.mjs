@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
+import { upstreamCallsDuring } from '../lib/util.mjs';
 
 let stack;
 const KEYS = ['ok-restart-1', 'ok-restart-2', 'ok-restart-3', 'ok-restart-4'];
@@ -12,13 +13,14 @@ before(async () => {
 });
 after(async () => stack?.stop());
 
+/** The upstream keys one chat request went through, in order. */
 async function chatKey(model) {
-  const before = (await stack.mockApi.calls()).length;
-  const res = await stack.call('POST', '/v1/chat/completions', {
-    body: { model, messages: [{ role: 'user', content: 'hi' }] },
+  const { calls } = await upstreamCallsDuring(stack, async () => {
+    const res = await stack.call('POST', '/v1/chat/completions', {
+      body: { model, messages: [{ role: 'user', content: 'hi' }] },
+    });
+    assert.equal(res.status, 200, await res.clone().text());
   });
-  assert.equal(res.status, 200, await res.clone().text());
-  const calls = (await stack.mockApi.calls()).slice(before);
   return calls.map((c) => c.key);
 }
 

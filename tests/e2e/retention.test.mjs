@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
+import { runCron } from '../lib/util.mjs';
 
 let stack;
 
@@ -27,9 +28,7 @@ test('cron deletes log rows and rollups past their retention, and only those', a
        (${hour(now - 11 * DAY)}, 'u_old', 'gemini-2.5-flash', 'k', 1),
        (${hour(now - 3 * DAY)}, 'u_mid', 'gemini-2.5-flash', 'k', 1)`,
   );
-  const res = await fetch(`${stack.url}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`);
-  assert.equal(res.status, 200);
-  await stack.waitForLog(/\[gemgate\] cron \*\/5 \* \* \* \* done/);
+  await runCron(stack);
 
   const logs = await stack.d1('SELECT user_id FROM request_log ORDER BY ts');
   assert.deepEqual(logs.map((r) => r.user_id), ['u_new'], 'the 3-day-old row is past 2 days of retention');

@@ -8,13 +8,14 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { z } from 'zod';
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { startStack, CLIENT_TOKEN, ROOT } from '../lib/harness.mjs';
+import { startStack, ROOT } from '../lib/harness.mjs';
 import { assertMatchesSchema } from '../lib/openapi.mjs';
+import { openaiClient } from '../lib/clients.mjs';
+import { lastCall } from '../lib/util.mjs';
 
 const FIXTURES = join(ROOT, 'tests/fixtures/schemas');
 const SCHEMAS = readdirSync(FIXTURES)
@@ -27,15 +28,9 @@ let client;
 
 before(async () => {
   stack = await startStack({ keys: ['ok-schema-1'] });
-  client = new OpenAI({ apiKey: CLIENT_TOKEN, baseURL: `${stack.url}/v1`, maxRetries: 0 });
+  client = openaiClient(stack);
 });
 after(async () => stack?.stop());
-
-async function lastCall(model) {
-  const calls = await stack.mockApi.calls({ model });
-  assert.ok(calls.length, `no upstream call for ${model}`);
-  return calls.at(-1);
-}
 
 /** Validates a value against a client's JSON Schema, as the client would. */
 function validatorFor(schema) {
@@ -67,7 +62,7 @@ for (const { model, dialect } of MODELS) {
         tools: [{ type: 'function', function: { name, description: fixture.source, parameters: fixture.schema } }],
       });
       assertMatchesSchema('CreateChatCompletionResponse', res, fixture.file);
-      const call = await lastCall(model);
+      const call = await lastCall(stack, model);
       assert.equal(call.status, 200, `${fixture.file}: ${call.error?.error?.message ?? ''}`);
       const decl = call.body.tools[0].functionDeclarations[0];
       if (dialect === 'json') {
@@ -87,7 +82,7 @@ for (const { model, dialect } of MODELS) {
         response_format: { type: 'json_schema', json_schema: { name: toolName(fixture.name), schema: fixture.schema, strict: true } },
       });
       assertMatchesSchema('CreateChatCompletionResponse', res, fixture.file);
-      const call = await lastCall(model);
+      const call = await lastCall(stack, model);
       assert.equal(call.status, 200, `${fixture.file}: ${call.error?.error?.message ?? ''}`);
       const config = call.body.generationConfig;
       const value = JSON.parse(res.choices[0].message.content);
@@ -131,7 +126,7 @@ test('every tool_choice form maps to its functionCallingConfig', async () => {
     const body = { model, messages: [{ role: 'user', content: 'go' }], tools };
     if (choice !== undefined) body.tool_choice = choice;
     await client.chat.completions.create(body);
-    const call = await lastCall(model);
+    const call = await lastCall(stack, model);
     assert.equal(call.status, 200, JSON.stringify(choice));
     assert.deepEqual(call.body.toolConfig?.functionCallingConfig, expected, JSON.stringify(choice));
   }
@@ -169,7 +164,7 @@ test('every response_format form maps to its mime type', async () => {
         const res = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'give' }], response_format: format });
         content = res.choices[0].message.content;
       }
-      const call = await lastCall(model);
+      const call = await lastCall(stack, model);
       assert.equal(call.status, 200);
       assert.equal(call.body.generationConfig.responseMimeType, mime, `${format.type} ${stream}`);
       check(content);
@@ -198,7 +193,7 @@ test('beta.chat.completions.parse with a Zod schema returns the parsed object', 
   assert.ok(parsed, 'the SDK parsed the answer');
   assert.deepEqual(MathAnswer.parse(parsed), parsed);
   assert.ok(Array.isArray(parsed.steps) && ['arithmetic', 'algebra'].includes(parsed.kind));
-  const call = await lastCall(model);
+  const call = await lastCall(stack, model);
   assert.equal(call.body.generationConfig.responseMimeType, 'application/json');
   assert.ok(call.body.generationConfig.responseJsonSchema.properties.steps);
   // The wire response, without the SDK's additions, validates against OpenAI's schema.
@@ -234,7 +229,7 @@ test("a response schema reaches Gemini in the client's key order, so the answer 
     messages: [{ role: 'user', content: 'why?' }],
     response_format: { type: 'json_schema', json_schema: { name: 'ordered', schema, strict: true } },
   });
-  const sent = (await lastCall(model)).body.generationConfig.responseJsonSchema;
+  const sent = (await lastCall(stack, model)).body.generationConfig.responseJsonSchema;
   assert.deepEqual(Object.keys(sent), ['type', 'properties', 'required', 'additionalProperties'], 'top-level keys in the client order');
   assert.deepEqual(Object.keys(sent.properties), ['reasoning', 'answer', 'confidence', 'citations']);
   assert.deepEqual(Object.keys(sent.properties.citations.items.properties), ['url', 'quote']);

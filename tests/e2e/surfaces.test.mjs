@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startStack, CLIENT_TOKEN, ADMIN_PASSWORD } from '../lib/harness.mjs';
+import { REQUEST_TIMEOUT_MS, decodeFloat32, json, upstreamCallsDuring } from '../lib/util.mjs';
 import { embeddingValues } from '../mock/lib/tokens.mjs';
 
 /** Random upstream keys, so a leaked fragment cannot appear by accident. */
@@ -21,32 +22,9 @@ before(async () => {
 });
 after(async () => stack?.stop());
 
-async function json(res, label = 'response') {
-  const text = await res.text();
-  try {
-    return JSON.parse(text);
-  } catch {
-    assert.fail(`${label}: not JSON (${res.status}): ${text.slice(0, 400)}`);
-  }
-}
-
-/** A raw request to the worker with explicit headers (no token added). */
-function send(method, path, { headers = {}, body } = {}) {
-  return fetch(`${stack.url}${path}`, {
-    method,
-    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000),
-  });
-}
-
-/** Upstream calls made while `fn` ran. */
-async function upstreamCallsDuring(fn) {
-  const before = (await stack.mockApi.calls()).length;
-  const result = await fn();
-  const calls = (await stack.mockApi.calls()).slice(before);
-  return { result, calls };
-}
+/** A raw request to the worker with explicit headers (no token added), bounded in time. */
+const send = (method, path, { headers = {}, body } = {}) =>
+  stack.call(method, path, { headers, body, token: null, timeoutMs: REQUEST_TIMEOUT_MS });
 
 /**
  * Every 8-character window of the part of `secret` a mask hides (all but
@@ -85,7 +63,7 @@ function assertGeminiError(body, status, label) {
 test('OpenAI chat accepts the client token in all four forms, and the upstream sees an upstream key', async () => {
   for (const [form, make] of Object.entries(AUTH_FORMS)) {
     const { headers, query } = make(CLIENT_TOKEN);
-    const { result: res, calls } = await upstreamCallsDuring(() =>
+    const { result: res, calls } = await upstreamCallsDuring(stack, () =>
       send('POST', `/v1/chat/completions${query}`, {
         headers,
         body: { model: 'gemini-2.5-flash', messages: [{ role: 'user', content: `auth via ${form}` }] },
@@ -103,7 +81,7 @@ test('OpenAI chat accepts the client token in all four forms, and the upstream s
 test('Gemini generateContent accepts the client token in all four forms, and the upstream sees an upstream key', async () => {
   for (const [form, make] of Object.entries(AUTH_FORMS)) {
     const { headers, query } = make(SECOND_CLIENT_TOKEN);
-    const { result: res, calls } = await upstreamCallsDuring(() =>
+    const { result: res, calls } = await upstreamCallsDuring(stack, () =>
       send('POST', `/v1beta/models/gemini-2.5-flash:generateContent${query}`, {
         headers,
         body: { contents: [{ role: 'user', parts: [{ text: `native via ${form}` }] }] },
@@ -123,7 +101,7 @@ test('a missing or unknown token gets 401 in the OpenAI shape on the OpenAI surf
   const cases = [['no token', { headers: {}, query: '' }]];
   for (const [form, make] of Object.entries(AUTH_FORMS)) cases.push([`unknown ${form}`, make('sk-unknown-token-0000')]);
   for (const [label, { headers, query }] of cases) {
-    const { result: res, calls } = await upstreamCallsDuring(() =>
+    const { result: res, calls } = await upstreamCallsDuring(stack, () =>
       send('POST', `/v1/chat/completions${query}`, {
         headers,
         body: { model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'x' }] },
@@ -146,7 +124,7 @@ test('a missing or unknown token gets 401 in the Gemini shape on the native surf
   for (const [form, make] of Object.entries(AUTH_FORMS)) cases.push([`unknown ${form}`, make('sk-unknown-token-0000')]);
   for (const prefix of ['/v1beta', '/gemini/v1beta', '/v1']) {
     for (const [label, { headers, query }] of cases) {
-      const { result: res, calls } = await upstreamCallsDuring(() =>
+      const { result: res, calls } = await upstreamCallsDuring(stack, () =>
         send('POST', `${prefix}/models/gemini-2.5-flash:generateContent${query}`, {
           headers,
           body: { contents: [{ parts: [{ text: 'x' }] }] },
@@ -269,12 +247,6 @@ async function embed(body) {
   return JSON.parse(text);
 }
 
-function decodeFloat32(b64) {
-  const bytes = Buffer.from(b64, 'base64');
-  assert.equal(bytes.length % 4, 0, 'base64 is not a whole number of float32s');
-  return Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(i * 4));
-}
-
 test('float and base64 embeddings of the same input agree (little-endian float32)', async () => {
   const input = 'the same sentence, twice';
   const floats = await embed({ model: 'gemini-embedding-001', input });
@@ -299,7 +271,7 @@ test('float and base64 embeddings of the same input agree (little-endian float32
 });
 
 test('dimensions becomes outputDimensionality upstream', async () => {
-  const { result, calls } = await upstreamCallsDuring(() =>
+  const { result, calls } = await upstreamCallsDuring(stack, () =>
     embed({ model: 'gemini-embedding-001', input: ['short one', 'short two'], dimensions: 256 }));
   assert.deepEqual(result.data.map((d) => d.embedding.length), [256, 256]);
   assert.equal(calls.length, 1);
@@ -313,7 +285,7 @@ test('dimensions becomes outputDimensionality upstream', async () => {
 
 test('array input gives one embedding per input, in order, with its index', async () => {
   const inputs = ['first text', 'second text', 'third text'];
-  const { result: batch, calls } = await upstreamCallsDuring(() => embed({ model: 'gemini-embedding-001', input: inputs }));
+  const { result: batch, calls } = await upstreamCallsDuring(stack, () => embed({ model: 'gemini-embedding-001', input: inputs }));
   assert.deepEqual(batch.data.map((d) => d.index), [0, 1, 2]);
   assert.ok(batch.data.every((d) => d.object === 'embedding'));
   assert.equal(calls.length, 1, 'one upstream call for the batch');
@@ -332,7 +304,7 @@ test('an array of 150 inputs (over Gemini\'s 100 per batchEmbedContents) still g
   // OpenAI accepts up to 2048 inputs per request; Google's batchEmbedContents
   // takes at most 100 requests, so the gateway has to split the batch.
   const inputs = Array.from({ length: 150 }, (_, i) => `bulk input number ${i}`);
-  const { result, calls } = await upstreamCallsDuring(() =>
+  const { result, calls } = await upstreamCallsDuring(stack, () =>
     send('POST', '/v1/embeddings', {
       headers: { authorization: `Bearer ${CLIENT_TOKEN}` },
       body: { model: 'gemini-embedding-001', input: inputs, dimensions: 8 },

@@ -7,21 +7,15 @@
 // Stable hooks the page provides: input #key, button #check, outputs #quota,
 // #used, #remaining, table #models (tbody rows: model, requests, credits),
 // button #lang, #title ("用量查询" in zh, "Usage" in en), and #error.
-import { test, before, after } from 'node:test';
+//
+// Chromium and its gate come from tests/lib/browser.mjs: without the browser
+// the test is skipped locally and fails in CI.
+import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { startStack } from '../lib/harness.mjs';
+import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { charged, pollD1, sqlStr, waitForSettlements } from '../lib/util.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const SKIP = existsSync(CHROMIUM)
-  ? false
-  : `${CHROMIUM} is absent: this test needs a browser (apt-get install -y chromium; the Makefile installs it)`;
-const LAUNCH = {
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-  timeout: 60_000,
-};
 /** Bound for every page wait. */
 const UI_TIMEOUT = 15_000;
 const FLASH_COST = 2;
@@ -29,37 +23,22 @@ const FLASH_COST = 2;
 let stack;
 
 before(async () => {
-  if (SKIP) return;
+  if (!BROWSER.ready) return;
   stack = await startStack({ keys: ['ok-page-1'] });
 });
 after(async () => stack?.stop());
 
-const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** Resolves (bounded) once the worker logged `count` settlements for `userId`. */
-function waitForSettlements(userId, count) {
-  const re = new RegExp(`\\[gemgate\\] settled user=${escapeRe(userId)} lease=\\S+ charged=[1-9]`, 'g');
-  // waitForLog only calls `pattern.test(log)`: an object that counts lines works.
-  return stack.waitForLog(
-    { test: (text) => [...text.matchAll(re)].length >= count, toString: () => `${count} x "settled user=${userId}"` },
-    30_000,
-  );
-}
-
 /**
  * The per-model table comes from usage_hourly, which is written in a D1
  * batch off the hot path after settlement; nothing signals when it lands, so
- * this polls D1 a bounded number of times (each read is a wrangler process,
- * which paces the loop by itself; no sleeps).
+ * this polls D1 (bounded, no sleeps) until `userId` has `requests` there.
  */
-async function waitForRollups(userId, requests, attempts = 20) {
-  assert.match(userId, /^[A-Za-z0-9_.:-]+$/);
-  let rows;
-  for (let i = 0; i < attempts; i += 1) {
-    rows = await stack.d1(`SELECT COALESCE(SUM(requests), 0) AS requests FROM usage_hourly WHERE user_id = '${userId}'`);
-    if (rows[0].requests >= requests) return;
-  }
-  assert.fail(`usage_hourly never reached ${requests} requests for ${userId}: ${JSON.stringify(rows)}`);
+async function waitForRollups(userId, requests) {
+  await pollD1(
+    stack,
+    `SELECT COALESCE(SUM(requests), 0) AS requests FROM usage_hourly WHERE user_id = ${sqlStr(userId)}`,
+    ([row]) => row.requests >= requests,
+  );
 }
 
 /** The first integer in a label such as "96", "96 credits" or "剩余 1,096". */
@@ -123,14 +102,7 @@ function assertNumbers(shown, { model, quota, used }, label) {
   assert.equal(num(row[2], `${label} credits cell`), used, `${label}: credits`);
 }
 
-test('the /usage page shows quota, used, remaining and per-model usage, in Chinese and English', { skip: SKIP, timeout: 180_000 }, async () => {
-  let chromium;
-  try {
-    ({ chromium } = await import('playwright-core'));
-  } catch (e) {
-    assert.fail(`playwright-core is not installed (add it to devDependencies): ${e.message}`);
-  }
-
+browserTest('the /usage page shows quota, used, remaining and per-model usage, in Chinese and English', { timeout: 180_000 }, async () => {
   const model = 'gemini-2.5-flash-q-page';
   const quota = 100;
   const { user, key } = await stack.admin('POST', '/users', { name: 'usage-page', credit_quota: quota });
@@ -142,7 +114,7 @@ test('the /usage page shows quota, used, remaining and per-model usage, in Chine
     const text = await res.text();
     assert.equal(res.status, 200, text);
   }
-  await waitForSettlements(user.id, 2);
+  await waitForSettlements(stack, user.id, 2, { where: charged });
   const used = 2 * FLASH_COST;
   await waitForRollups(user.id, 2);
   // The API's numbers first, so a page bug is not mistaken for a ledger bug.
@@ -150,7 +122,7 @@ test('the /usage page shows quota, used, remaining and per-model usage, in Chine
   assert.equal(api.used, used, JSON.stringify(api));
   assert.equal(api.models.find((m) => m.model === model)?.requests, 2, JSON.stringify(api.models));
 
-  const browser = await chromium.launch(LAUNCH);
+  const browser = await launchBrowser();
   try {
     // Chinese by default for a zh-CN browser; the toggle switches to English.
     const zh = await browser.newContext({ locale: 'zh-CN' });

@@ -229,8 +229,12 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
       if (!res.ok) throw new Error(`admin ${method} ${path}: ${res.status} ${text}`);
       return json;
     },
-    /** Raw HTTP to the worker with the client token. */
-    async call(method, path, { body, headers = {}, token = CLIENT_TOKEN, raw = false } = {}) {
+    /**
+     * Raw HTTP to the worker with the client token (`token: null` sends
+     * none). `body` is sent as JSON unless `raw`; `timeoutMs`, when given,
+     * aborts the request after that long.
+     */
+    async call(method, path, { body, headers = {}, token = CLIENT_TOKEN, raw = false, timeoutMs } = {}) {
       const h = { ...headers };
       if (token) h.authorization = `Bearer ${token}`;
       if (body !== undefined && !raw) h['content-type'] ??= 'application/json';
@@ -238,6 +242,7 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
         method,
         headers: h,
         body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
+        signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
       });
     },
   };

@@ -1,6 +1,11 @@
 // Validates OpenAI-surface responses against the official OpenAI OpenAPI 3.1
-// document (`<repo>/../shared/spec/openai-openapi.json`) with Ajv, the JSON
-// Schema library: nothing here is a hand-written schema check.
+// document with Ajv, the JSON Schema library: nothing here is a hand-written
+// schema check. The document is vendored in the repository as a subset:
+// tests/fixtures/openai-openapi/openapi.json holds the upstream `openapi` and
+// `info` and every `components.schemas` entry the tests' root schemas reach
+// through `$ref` (source commit, licence, root list and the command that
+// regenerates it: tests/fixtures/openai-openapi/README.md; the extractor is
+// tests/lib/extract-openapi.mjs).
 //
 //   import { assertMatchesSchema, validateAgainst } from '../lib/openapi.mjs';
 //   assertMatchesSchema('CreateChatCompletionResponse', body, 'non-stream chat');
@@ -18,8 +23,8 @@
 //   come from ajv-formats.
 // - `nullable` is the one OpenAPI 3.0 keyword Ajv refuses to ignore: it
 //   implements it natively next to `type`, and throws at compile time when a
-//   schema has `nullable` without `type` (the spec does this 24 times, e.g.
-//   on `CreateChatCompletionStreamResponse.usage`, a `$ref` + `nullable`).
+//   schema has `nullable` without `type` (as
+//   `CreateChatCompletionStreamResponse.usage` does: a `$ref` + `nullable`).
 //   So the document is loaded into a deep copy in which every
 //   `nullable: true` schema `S` becomes `anyOf: [S, {type: 'null'}]` (its
 //   JSON Schema meaning) and `nullable: false` is dropped. The file on disk
@@ -31,7 +36,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-export const SPEC_PATH = resolve(ROOT, '../shared/spec/openai-openapi.json');
+export const SPEC_PATH = resolve(ROOT, 'tests/fixtures/openai-openapi/openapi.json');
 const SPEC_ID = 'openai';
 
 /** Keys whose value is a map of names to schemas (a property may be called `nullable`). */
@@ -90,7 +95,11 @@ export function schemaValidator(name) {
   let validate = validators.get(name);
   if (!validate) {
     const { ajv, spec } = openApiAjv();
-    assert.ok(spec.components?.schemas?.[name], `the OpenAI spec has no schema named ${name}`);
+    assert.ok(
+      spec.components?.schemas?.[name],
+      `${SPEC_PATH} has no schema named ${name}: the vendored subset holds only what its root schemas reach; ` +
+        'add the name to ROOTS in tests/lib/extract-openapi.mjs and regenerate (tests/fixtures/openai-openapi/README.md)',
+    );
     validate = ajv.getSchema(`${SPEC_ID}#/components/schemas/${name}`);
     assert.equal(typeof validate, 'function', `Ajv could not compile ${name}`);
     validators.set(name, validate);

@@ -1,0 +1,124 @@
+// The gate every page test goes through (tests/lib/browser.mjs): a browser
+// test that cannot run is skipped, with its reason, only outside CI; in CI it
+// fails. Pure checks of the decision, one run of a gated test in a child
+// process each way, and a scan that every page test uses the gate. No stack.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  CHROMIUM, CHROMIUM_ARGS, browserGate, browserStatus, isCI, launchOptions,
+} from '../lib/browser.mjs';
+
+const execFileP = promisify(execFile);
+const MISSING = join(tmpdir(), `gemgate-no-such-chromium-${process.pid}`);
+const PRESENT = process.execPath; // a file that certainly exists
+
+test('a missing browser fails under CI=true and is a skip reason without CI', () => {
+  assert.throws(() => browserGate(MISSING, { CI: 'true' }), (e) => {
+    assert.ok(e.message.includes(MISSING), e.message);
+    assert.match(e.message, /is absent/);
+    assert.match(e.message, /CI=true/);
+    return true;
+  });
+  for (const env of [{}, { CI: '' }, { CI: 'false' }, { CI: '0' }]) {
+    const reason = browserGate(MISSING, env);
+    assert.equal(typeof reason, 'string', `env ${JSON.stringify(env)}`);
+    assert.ok(reason.includes(MISSING) && /is absent/.test(reason), reason);
+  }
+  // Whatever value a CI service sets, it counts as CI.
+  for (const value of ['1', 'TRUE', 'yes', 'woodpecker']) {
+    assert.ok(isCI({ CI: value }), value);
+    assert.throws(() => browserGate(MISSING, { CI: value }), /is absent/, `CI=${value}`);
+  }
+});
+
+test('a present browser runs, in CI or not', () => {
+  for (const env of [{}, { CI: 'true' }]) assert.equal(browserGate(PRESENT, env), false);
+  assert.equal(browserGate('/any/path', { CI: 'true' }, () => true), false, 'the existence check is the one passed in');
+  assert.deepEqual(browserStatus({ executablePath: PRESENT, env: { CI: 'true' } }), { ready: true, skip: false, failure: null });
+});
+
+test('browserStatus turns the decision into skip (local) or failure (CI), never both', () => {
+  const local = browserStatus({ executablePath: MISSING, env: {} });
+  assert.equal(local.ready, false);
+  assert.match(local.skip, /is absent/);
+  assert.equal(local.failure, null);
+
+  const ci = browserStatus({ executablePath: MISSING, env: { CI: 'true' } });
+  assert.equal(ci.ready, false);
+  assert.equal(ci.skip, false, 'in CI the test must not be skipped');
+  assert.ok(ci.failure instanceof Error);
+  assert.match(ci.failure.message, /is absent/);
+});
+
+test('the launch options are the shared Chromium flags', () => {
+  assert.equal(CHROMIUM, '/usr/bin/chromium');
+  assert.deepEqual(launchOptions(), {
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    timeout: 60_000,
+  });
+  assert.ok(Object.isFrozen(CHROMIUM_ARGS));
+});
+
+/** Runs a one-test file that uses browserTest with a missing browser, under `env`. */
+async function runGatedTest(env) {
+  const dir = mkdtempSync(join(tmpdir(), 'gemgate-gate-'));
+  try {
+    const file = join(dir, 'page.test.mjs');
+    const lib = new URL('../lib/browser.mjs', import.meta.url).href;
+    writeFileSync(file, [
+      `import { browserStatus, browserTest } from ${JSON.stringify(lib)};`,
+      `const status = browserStatus({ executablePath: ${JSON.stringify(MISSING)}, env: process.env });`,
+      "browserTest('needs a browser', {}, () => { throw new Error('the body ran without a browser'); }, status);",
+      '',
+    ].join('\n'));
+    // Without NODE_TEST_CONTEXT the child reports on its own, not to this runner.
+    const { NODE_TEST_CONTEXT: _ignored, CI: _ci, ...base } = process.env;
+    try {
+      const { stdout } = await execFileP(process.execPath, ['--test-reporter=tap', file], {
+        env: { ...base, ...env }, timeout: 60_000,
+      });
+      return { code: 0, stdout };
+    } catch (e) {
+      if (typeof e.code !== 'number') throw e;
+      return { code: e.code, stdout: e.stdout };
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a gated test with no browser fails in CI and is skipped, with its reason, outside CI', async () => {
+  const ci = await runGatedTest({ CI: 'true' });
+  assert.notEqual(ci.code, 0, `CI run passed:\n${ci.stdout}`);
+  assert.match(ci.stdout, /^not ok 1 - needs a browser/m, ci.stdout);
+  assert.match(ci.stdout, /is absent/, ci.stdout);
+  assert.doesNotMatch(ci.stdout, /the body ran/, ci.stdout);
+  assert.match(ci.stdout, /^# skipped 0$/m, ci.stdout);
+
+  const local = await runGatedTest({});
+  assert.equal(local.code, 0, local.stdout);
+  assert.match(local.stdout, /^ok 1 - needs a browser # SKIP .*is absent/m, local.stdout);
+  assert.match(local.stdout, /^# skipped 1$/m, local.stdout);
+});
+
+test('every page test goes through the gate', () => {
+  const dir = new URL('.', import.meta.url);
+  const pages = readdirSync(dir)
+    .filter((f) => f.endsWith('.test.mjs'))
+    .map((f) => ({ f, text: readFileSync(new URL(f, dir), 'utf8') }))
+    .filter(({ text }) => /playwright|chromium/i.test(text) && !/^\/\/ The gate every page test/.test(text));
+  assert.ok(pages.some(({ f }) => f === 'usage-page.test.mjs'), 'usage-page.test.mjs is not recognised as a page test');
+  for (const { f, text } of pages) {
+    assert.match(text, /from '\.\.\/lib\/browser\.mjs'/, `${f} drives a browser but does not import tests/lib/browser.mjs`);
+    assert.match(text, /\bbrowserTest\(/, `${f}: page tests are declared with browserTest, so CI cannot skip them`);
+    assert.doesNotMatch(text, /from 'playwright-core'|import\('playwright-core'\)|\/usr\/bin\/chromium/,
+      `${f}: launch the browser with launchBrowser() from tests/lib/browser.mjs`);
+  }
+});

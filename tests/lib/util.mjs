@@ -1,0 +1,114 @@
+// Helpers the end-to-end test files share. Those that read the stack take it
+// as their first argument (the object tests/lib/harness.mjs startStack
+// returns); the rest are plain functions.
+import assert from 'node:assert/strict';
+
+/** The bound on one request to the worker, for tests that bound their own. */
+export const REQUEST_TIMEOUT_MS = 60_000;
+
+/** The body of `res` parsed as JSON; fails with the status and the start of the body when it is not. */
+export async function json(res, label = 'response') {
+  const text = await res.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return assert.fail(`${label} is not JSON (${res.status}): ${text.slice(0, 500)}`);
+  }
+}
+
+/** Little-endian float32 values of a base64 string (an embedding with encoding_format base64). */
+export function decodeFloat32(b64) {
+  const bytes = Buffer.from(b64, 'base64');
+  assert.equal(bytes.length % 4, 0, 'base64 embedding is not a whole number of float32s');
+  return Array.from({ length: bytes.length / 4 }, (_, i) => bytes.readFloatLE(i * 4));
+}
+
+/** `s` with every RegExp metacharacter escaped, to match it literally. */
+export const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+// ---------------------------------------------------------------- the mock's call record
+
+/** The latest upstream call the mock recorded for `model`; fails if there is none. */
+export async function lastCall(stack, model) {
+  const calls = await stack.mockApi.calls({ model });
+  assert.ok(calls.length > 0, `no upstream call for ${model}`);
+  return calls.at(-1);
+}
+
+/** Runs `fn` and returns its result with the upstream calls the mock recorded meanwhile. */
+export async function upstreamCallsDuring(stack, fn) {
+  const before = (await stack.mockApi.calls()).length;
+  const result = await fn();
+  const calls = (await stack.mockApi.calls()).slice(before);
+  return { result, calls };
+}
+
+// ---------------------------------------------------------------- the worker's cron
+
+/** Fires the worker's five-minute cron through wrangler's test route and waits (bounded) until it is done. */
+export async function runCron(stack) {
+  const res = await fetch(`${stack.url}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`, {
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
+  assert.equal(res.status, 200);
+  await stack.waitForLog(/\[gemgate\] cron \*\/5 \* \* \* \* done/);
+}
+
+// ---------------------------------------------------------------- the usage ledger
+
+/**
+ * The worker logs `[gemgate] settled user=<id> lease=<lease> charged=<n>`
+ * once a user-key request's charge is final. These helpers read those lines,
+ * so a test waits for settlement instead of sleeping.
+ */
+const settleRe = (userId) =>
+  new RegExp(`\\[gemgate\\] settled user=${escapeRe(userId)} lease=(\\S+) charged=(\\d+)`, 'g');
+
+/** The settlement lines for `userId` in the worker log so far, oldest first, as `{ lease, charged }`. */
+export function settlements(stack, userId) {
+  return [...stack.log.matchAll(settleRe(userId))].map((m) => ({ lease: m[1], charged: Number(m[2]) }));
+}
+
+/** A settlement that charged something (a `where` for waitForSettlements). */
+export const charged = (s) => s.charged > 0;
+
+/**
+ * Resolves (bounded) once `userId` has at least `count` settlement lines that
+ * pass `where`, and returns all of them. The harness's waitForLog only calls
+ * `pattern.test(log)`, so an object that counts lines works as the pattern.
+ */
+export async function waitForSettlements(stack, userId, count, { where = () => true, timeoutMs = 30_000 } = {}) {
+  const re = settleRe(userId);
+  const matching = (text) =>
+    [...text.matchAll(re)].filter((m) => where({ lease: m[1], charged: Number(m[2]) })).length;
+  await stack.waitForLog(
+    { test: (text) => matching(text) >= count, toString: () => `${count} x "settled user=${userId}"` },
+    timeoutMs,
+  );
+  return settlements(stack, userId).filter(where);
+}
+
+/**
+ * request_log rows, their usage_hourly rollups and users.credits_used are
+ * written in one D1 batch off the hot path (ctx.wait_until). The settle line
+ * marks the ledger (what /v1/usage `used`/`reserved` report), not that batch,
+ * and denied requests print no line at all: nothing signals when the D1 rows
+ * land. So D1-backed views are read only after this poll has seen them
+ * arrive: a bounded number of D1 reads (each one a `wrangler d1 execute`
+ * process, which paces the loop by itself), never a sleep. Returns the rows
+ * that passed `ready`.
+ */
+export async function pollD1(stack, sql, ready, attempts = 20) {
+  let rows;
+  for (let i = 0; i < attempts; i += 1) {
+    rows = await stack.d1(sql);
+    if (ready(rows)) return rows;
+  }
+  return assert.fail(`D1 never reached the expected state in ${attempts} reads of:\n${sql}\nlast: ${JSON.stringify(rows)}`);
+}
+
+/** Quotes a server-generated id for raw SQL, refusing anything odd. */
+export function sqlStr(value) {
+  assert.match(String(value), /^[A-Za-z0-9_.:-]+$/, `unexpected characters in ${value}`);
+  return `'${value}'`;
+}
