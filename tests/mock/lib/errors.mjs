@@ -215,7 +215,7 @@ export const FAULTS = [
  * `fault` is one of FAULTS or a raw `{ status, body, contentType? }`
  * (an object body is sent as Google JSON, a string body verbatim).
  * `drop` has no body: handlers destroy the connection instead (see
- * respond.mjs `applyFault`).
+ * respond.mjs `dropConnection`).
  */
 export function renderFault(fault, { surface, model, key, retryDelay, apiVersion, method }) {
   if (typeof fault === 'object') {
