@@ -81,7 +81,13 @@ async function serve({ req, res, state, catalog, opts, lifetime }) {
   const codeAssistMatch = !geminiMatch && codeAssistRoute(req.method, url.pathname);
   const action = geminiMatch?.action ?? codeAssistMatch?.action ?? otherAction(req.method, url.pathname);
   ctx.call = state.record(callFields(ctx, action, geminiMatch));
-  res.on('close', () => state.finish(ctx.call));
+  res.on('close', () => {
+    // The client went away before the response was complete (a gateway's
+    // timeout, a disconnect), as opposed to the mock's own drop or cut.
+    const mockDidIt = ctx.call.droppedAt || ctx.call.cut || lifetime.aborted;
+    if (!res.writableEnded && !mockDidIt) ctx.call.abandonedAt = Date.now();
+    state.finish(ctx.call);
+  });
 
   if (geminiMatch) return handleGemini(ctx, geminiMatch);
   if (codeAssistMatch) return handleCodeAssist(ctx, codeAssistMatch);

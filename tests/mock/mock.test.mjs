@@ -654,6 +654,244 @@ describe('faults by key name and by script', () => {
   });
 });
 
+// ---------------------------------------------------------------- transient faults
+
+describe('transient faults: drop, latency past a client timeout, flaky rules', () => {
+  /** A generateContent that may fail at the network level: `{ status, json }` or `{ network: <cause code> }`. */
+  async function attempt(model, body, opts = {}) {
+    try {
+      return await generate(model, body, opts);
+    } catch (err) {
+      assert.equal(err.name, 'TypeError', `a network failure, got ${err}`);
+      return { network: err.cause?.code ?? String(err.cause ?? err) };
+    }
+  }
+
+  /** Resolves with the next call for `model` whose response ended (bounded by the test timeout). */
+  function doneOf(model) {
+    return new Promise((resolve) => {
+      const on = (c) => {
+        if (c.model !== model) return;
+        mock.state.off('done', on);
+        resolve(c);
+      };
+      mock.state.on('done', on);
+    });
+  }
+
+  /** Runs `fn(i)` for i in 0..n-1, at most `width` at a time; resolves to the results in order. */
+  async function pool(n, width, fn) {
+    const out = new Array(n);
+    let next = 0;
+    const worker = async () => {
+      while (next < n) {
+        const i = next;
+        next += 1;
+        out[i] = await fn(i);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+    return out;
+  }
+
+  const FOUR = ['server_500', 'server_503', 'drop', 'slow'];
+
+  test('drop resets the connection without a response, after latencyMs when both are set', T, async () => {
+    const model = fresh();
+    await client.script({ model, fault: 'drop', latencyMs: 60, times: 2 });
+    const started = Date.now();
+    const dropped = await attempt(model, ask('x'));
+    assert.ok(Date.now() - started >= 60, 'latencyMs is waited out before the drop');
+    assert.ok(['ECONNRESET', 'UND_ERR_SOCKET'].includes(dropped.network), `expected a reset, got ${JSON.stringify(dropped)}`);
+    const stream = await streamFetch(model, ask('x')).then(
+      (r) => ({ status: r.status }),
+      (err) => ({ network: err.cause?.code ?? String(err) }),
+    );
+    assert.ok(stream.network, `a stream is dropped before its headers too, got ${JSON.stringify(stream)}`);
+    const calls = await client.calls({ model });
+    assert.deepEqual(calls.map((c) => c.action), ['generateContent', 'streamGenerateContent']);
+    for (const c of calls) {
+      assert.equal(c.fault, 'drop');
+      assert.equal(c.status, null, 'nothing was sent');
+      assert.equal(c.response, undefined);
+      assert.equal(typeof c.droppedAt, 'number');
+      assert.equal(c.abandonedAt, undefined, 'the mock dropped it; the client did not leave');
+    }
+    assert.equal((await generate(model, ask('x'))).status, 200, 'the mock serves normally afterwards');
+    assert.equal((await lastCall({ model })).fault, undefined);
+  });
+
+  test('latencyMs longer than the client waits: the client gives up first and the call is marked abandoned', T, async () => {
+    const model = fresh();
+    await client.script({ model, latencyMs: 5000, times: 1 });
+    const done = doneOf(model);
+    await assert.rejects(
+      fetch(`${mock.url}/v1beta/models/${model}:generateContent`, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': KEY },
+        body: JSON.stringify(ask('x')),
+        signal: AbortSignal.timeout(150),
+      }),
+      { name: 'TimeoutError' },
+    );
+    const c = await done;
+    assert.equal(c.status, null, 'the mock never answered');
+    assert.equal(c.response, undefined);
+    const after = c.abandonedAt - c.at;
+    assert.ok(after >= 100 && after < 4000, `abandoned ${after} ms after arrival`);
+    // A caller that waits gets the answer once the latency is over.
+    await client.script({ model, latencyMs: 120, times: 1 });
+    const started = Date.now();
+    assert.equal((await generate(model, ask('x'))).status, 200);
+    assert.ok(Date.now() - started >= 120);
+    assert.equal((await lastCall({ model })).abandonedAt, undefined);
+  });
+
+  test('flaky: the fault share follows rate over many bodies; each fault behaves as named', { timeout: 30_000 }, async () => {
+    const model = fresh();
+    const SLOW_MS = 40;
+    await client.script({ model, flaky: { rate: 0.3, faults: FOUR, seed: 11, slowMs: SLOW_MS } });
+    const N = 600;
+    const results = await pool(N, 30, async (i) => {
+      const started = Date.now();
+      const r = await attempt(model, ask(`rate body ${i}`));
+      return { ...r, ms: Date.now() - started };
+    });
+    const calls = await client.calls({ model });
+    assert.equal(calls.length, N);
+    const byText = new Map(calls.map((c) => [c.body.contents[0].parts[0].text, c]));
+    const counts = Object.fromEntries(FOUR.map((f) => [f, 0]));
+    for (const [i, r] of results.entries()) {
+      const c = byText.get(`rate body ${i}`);
+      assert.equal(c.flaky.attempt, 0, 'each body was sent once');
+      assert.equal(c.flaky.fault ?? undefined, c.fault, 'the call records the fault it got');
+      if (c.fault) counts[c.fault] += 1;
+      if (c.fault === 'server_500') assert.equal(r.status, 500);
+      else if (c.fault === 'server_503') assert.equal(r.status, 503);
+      else if (c.fault === 'drop') assert.ok(r.network, `body ${i} was dropped: ${JSON.stringify(r)}`);
+      else assert.equal(r.status, 200, `body ${i} (${c.fault ?? 'no fault'})`);
+      if (c.fault === 'slow') assert.ok(r.ms >= SLOW_MS, `a slow call answered after ${r.ms} ms`);
+    }
+    const faulted = Object.values(counts).reduce((a, b) => a + b, 0);
+    const share = faulted / N;
+    // 600 draws at p = 0.3: one standard deviation is 0.019.
+    assert.ok(Math.abs(share - 0.3) < 0.06, `fault share ${share} (${JSON.stringify(counts)})`);
+    for (const f of FOUR) assert.ok(counts[f] > N * 0.3 * 0.25 * 0.5, `${f} drawn ${counts[f]} times (${JSON.stringify(counts)})`);
+  });
+
+  test('flaky: never more than maxPerRequest faults for one body; other bodies start afresh', T, async () => {
+    const model = fresh();
+    await client.script({ model, flaky: { rate: 1, faults: ['server_500'], maxPerRequest: 2 } });
+    const statuses = [];
+    for (let i = 0; i < 5; i += 1) statuses.push((await generate(model, ask('same body'))).status);
+    assert.deepEqual(statuses, [500, 500, 200, 200, 200]);
+    assert.equal((await generate(model, ask('another body'))).status, 500, 'a new body is a new request');
+    const calls = await client.calls({ model });
+    assert.deepEqual(calls.map((c) => c.flaky.attempt), [0, 1, 2, 3, 4, 0]);
+    assert.equal(new Set(calls.slice(0, 5).map((c) => c.flaky.request)).size, 1, 'one request id per body');
+    assert.notEqual(calls[5].flaky.request, calls[0].flaky.request);
+
+    // At rate 0.5 over 6 attempts, bodies hit the cap; none goes past it.
+    const capped = fresh();
+    await client.script({ model: capped, flaky: { rate: 0.5, faults: ['server_503', 'drop'], maxPerRequest: 1, seed: 3 } });
+    await pool(80, 20, async (i) => {
+      for (let n = 0; n < 6; n += 1) await attempt(capped, ask(`capped ${i}`));
+    });
+    const perBody = new Map();
+    for (const c of await client.calls({ model: capped })) {
+      const text = c.body.contents[0].parts[0].text;
+      perBody.set(text, [...(perBody.get(text) ?? []), c]);
+    }
+    assert.equal(perBody.size, 80);
+    const faultsOf = (cs) => cs.filter((c) => c.fault).length;
+    for (const [text, cs] of perBody) assert.ok(faultsOf(cs) <= 1, `${text}: ${faultsOf(cs)} faults`);
+    const lateFirstFault = [...perBody.values()].filter((cs) => cs.findIndex((c) => c.fault) > 0).length;
+    assert.ok(lateFirstFault > 0, 'some bodies got their fault on a later attempt (the cap was reached, not just luck)');
+    const capHit = [...perBody.values()].filter((cs) => faultsOf(cs) === 1).length;
+    assert.ok(capHit > 70, `at rate 0.5 over 6 attempts nearly every body reaches the cap (${capHit}/80)`);
+  });
+
+  test('flaky: the same seed and bodies give the same faults, whatever the order; another seed differs', { timeout: 20_000 }, async () => {
+    const run = async (seed, order) => {
+      const model = fresh();
+      await client.script({ model, flaky: { rate: 0.4, faults: ['server_500', 'server_503'], maxPerRequest: 2, seed } });
+      for (const i of order) {
+        for (let n = 0; n < 3; n += 1) await generate(model, ask(`determinism ${i}`));
+      }
+      const byBody = {};
+      for (const c of await client.calls({ model })) {
+        const text = c.body.contents[0].parts[0].text;
+        (byBody[text] ??= []).push(c.fault ?? null);
+      }
+      return byBody;
+    };
+    const ids = Array.from({ length: 40 }, (_, i) => i);
+    const a = await run(7, ids);
+    const b = await run(7, [...ids].reverse());
+    const c = await run(8, ids);
+    assert.deepEqual(b, a, 'same seed, same bodies: same faults per body and attempt');
+    assert.notDeepEqual(c, a, 'another seed draws differently');
+    assert.ok(Object.values(a).flat().some(Boolean), 'some faults were drawn');
+  });
+
+  test('flaky: slow answers successfully after slowMs; a client that gives up first abandons it', T, async () => {
+    const model = fresh();
+    await client.script({ model, flaky: { rate: 1, faults: ['slow'], maxPerRequest: 1, slowMs: 3000 } });
+    const done = doneOf(model);
+    await assert.rejects(
+      fetch(`${mock.url}/v1beta/models/${model}:generateContent`, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': KEY },
+        body: JSON.stringify(ask('slow one')),
+        signal: AbortSignal.timeout(150),
+      }),
+      { name: 'TimeoutError' },
+    );
+    const c = await done;
+    assert.equal(c.fault, 'slow');
+    assert.equal(c.status, null);
+    assert.equal(typeof c.abandonedAt, 'number');
+    // Same body again: the one allowed fault is spent, so it is served at once.
+    const started = Date.now();
+    const r = await generate(model, ask('slow one'));
+    assert.equal(r.status, 200);
+    assert.ok(Date.now() - started < 2000);
+    assert.equal(r.json.candidates[0].content.parts.at(-1).text, 'echo: slow one');
+
+    const waited = fresh();
+    await client.script({ model: waited, flaky: { rate: 1, faults: ['slow'], slowMs: 100 } });
+    const t0 = Date.now();
+    const ok = await generate(waited, ask('wait for it'));
+    assert.equal(ok.status, 200);
+    assert.ok(Date.now() - t0 >= 100);
+    const w = await lastCall({ model: waited });
+    assert.equal(w.fault, 'slow');
+    assert.equal(w.status, 200);
+  });
+
+  test('flaky rules are validated like every rule field; the rule lists its spec', T, async () => {
+    const bad = [
+      [{ flaky: { rate: 1.5, faults: ['drop'] } }, /flaky.rate/],
+      [{ flaky: { rate: 0.3 } }, /flaky.faults/],
+      [{ flaky: { rate: 0.3, faults: ['server_502'] } }, /unknown flaky fault/],
+      [{ flaky: { rate: 0.3, faults: ['slow'] } }, /slowMs/],
+      [{ flaky: { rate: 0.3, faults: ['drop'], maxPerRequst: 2 } }, /unknown flaky field/],
+      [{ flaky: { rate: 0.3, faults: ['drop'], maxPerRequest: 1.5 } }, /maxPerRequest/],
+      [{ flaky: { rate: 0.3, faults: ['drop'], seed: 'x' } }, /seed/],
+      [{ flaky: [] }, /flaky must be a JSON object/],
+      [{ fault: 'slow' }, /unknown fault "slow"/],
+      [{ latencyMs: -5 }, /latencyMs/],
+    ];
+    for (const [spec, message] of bad) await assert.rejects(client.script(spec), message, JSON.stringify(spec));
+    const model = fresh();
+    const spec = { rate: 0.2, faults: ['drop', 'slow'], maxPerRequest: 2, seed: 1, slowMs: 10 };
+    const rule = await client.script({ model, flaky: spec });
+    assert.deepEqual(rule, { id: rule.id, model, flaky: spec });
+    const { rules } = await (await fetch(`${mock.url}/__mock/scripts`)).json();
+    assert.deepEqual(rules.find((r) => r.id === rule.id), rule, 'no decision state leaks into the listing');
+  });
+});
+
 // ---------------------------------------------------------------- call log and control
 
 describe('call log and control endpoints', () => {

@@ -10,7 +10,7 @@ import { pause } from './http.mjs';
 import { findModel, stripModelsPrefix } from './models.mjs';
 import { accountOf, bearerOf, checkBearer, slugOf } from './oauth.mjs';
 import { REQUEST_TYPES, checkContents, parseRequest } from './requests.mjs';
-import { send } from './respond.mjs';
+import { dropConnection, noteScripted, send } from './respond.mjs';
 
 const SERVICE = 'cloudcode-pa.googleapis.com';
 const METHODS = { generateContent, streamGenerateContent, countTokens, loadCodeAssist, onboardUser };
@@ -51,15 +51,18 @@ export async function handleCodeAssist(ctx, route) {
   call.account = grant.refreshToken;
   call.model = envelopeModel(call.body);
   call.project = call.body?.project ?? null;
-  const { behaviour, ruleId } = state.resolve({
+  const resolved = state.resolve({
     key: call.key,
     account: grant.refreshToken,
     identity: slugOf(grant.refreshToken),
     model: call.model,
     action: route.action,
+    body: ctx.rawBody,
   });
-  call.rule = ruleId;
+  noteScripted(call, resolved);
+  const { behaviour } = resolved;
   if (!(await pause(behaviour.latencyMs, ctx.signal))) return;
+  if (behaviour.fault === 'drop') return dropConnection(ctx);
   if (behaviour.fault) {
     return send(ctx, renderFault(behaviour.fault, { surface: 'codeassist', model: call.model, retryDelay: behaviour.retryDelay }));
   }

@@ -207,12 +207,15 @@ export const FAULTS = [
   'server_500',
   'server_503',
   'not_found',
+  'drop',
 ];
 
 /**
  * Renders a scripted fault for a surface ("gemini" or "codeassist").
  * `fault` is one of FAULTS or a raw `{ status, body, contentType? }`
  * (an object body is sent as Google JSON, a string body verbatim).
+ * `drop` has no body: handlers destroy the connection instead (see
+ * respond.mjs `dropConnection`).
  */
 export function renderFault(fault, { surface, model, key, retryDelay, apiVersion, method }) {
   if (typeof fault === 'object') {

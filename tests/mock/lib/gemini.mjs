@@ -18,7 +18,7 @@ import {
   checkGenerateContent,
   parseRequest,
 } from './requests.mjs';
-import { send } from './respond.mjs';
+import { dropConnection, noteScripted, send } from './respond.mjs';
 import { JSON_ARRAY, SSE, writeStream } from './stream.mjs';
 import { embeddingValues, promptTokens, textTokens } from './tokens.mjs';
 
@@ -59,9 +59,14 @@ async function admit(ctx, route) {
     send(ctx, unregisteredCaller());
     return null;
   }
-  const { behaviour, ruleId } = state.resolve({ key: call.key, model: route.model, action: route.action });
-  call.rule = ruleId;
+  const resolved = state.resolve({ key: call.key, model: route.model, action: route.action, body: ctx.rawBody });
+  noteScripted(call, resolved);
+  const { behaviour } = resolved;
   if (!(await pause(behaviour.latencyMs, ctx.signal))) return null;
+  if (behaviour.fault === 'drop') {
+    dropConnection(ctx);
+    return null;
+  }
   if (behaviour.fault) {
     const method = route.action.startsWith('models.') ? 'GetModel' : route.action;
     const where = { surface: 'gemini', model: route.model, key: call.key, apiVersion: route.apiVersion, method };

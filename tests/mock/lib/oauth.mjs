@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { renderFault, unauthenticated } from './errors.mjs';
 import { pause, parseForm } from './http.mjs';
-import { send } from './respond.mjs';
+import { dropConnection, noteScripted, send } from './respond.mjs';
 
 export const ACCESS_TOKEN_TTL_SECONDS = 3599;
 const SCOPES =
@@ -77,9 +77,11 @@ export async function handleToken(ctx) {
   call.body = form;
   call.key = form.refresh_token ?? form.code ?? null;
   call.account = form.refresh_token ?? null;
-  const { behaviour, ruleId } = state.resolve({ key: call.key, action: 'token' });
-  call.rule = ruleId;
+  const resolved = state.resolve({ key: call.key, action: 'token', body: ctx.rawBody });
+  noteScripted(call, resolved);
+  const { behaviour } = resolved;
   if (!(await pause(behaviour.latencyMs, ctx.signal))) return;
+  if (behaviour.fault === 'drop') return dropConnection(ctx);
   if (behaviour.fault && behaviour.fault !== 'key_invalid') {
     return send(ctx, renderFault(behaviour.fault, { surface: 'oauth', retryDelay: behaviour.retryDelay }));
   }

@@ -8,6 +8,7 @@
 
 import { EventEmitter } from 'node:events';
 import { DEFAULT_DAY_DELAY, DEFAULT_MINUTE_DELAY, FAULTS, durationString } from './errors.mjs';
+import { Flaky, flakyProblem } from './flaky.mjs';
 import { pause } from './http.mjs';
 
 /** Actions that rate-limit/5xx key conventions and action-less rules apply to. */
@@ -35,6 +36,8 @@ const BEHAVIOUR_FIELDS = [
   'holdBeforeLast',
 ];
 const MATCH_FIELDS = ['key', 'model', 'action', 'times'];
+/** Decides per call instead of overriding a behaviour field (see flaky.mjs). */
+const FLAKY_FIELD = 'flaky';
 
 
 /** `*` matches any run of characters; everything else is literal. */
@@ -74,13 +77,19 @@ function delayFrom(match, fallback) {
 /** Validates a rule posted to /__mock/script; returns an error string or null. */
 export function ruleProblem(spec) {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return 'rule must be a JSON object';
-  const unknown = Object.keys(spec).filter((k) => !BEHAVIOUR_FIELDS.includes(k) && !MATCH_FIELDS.includes(k));
+  const unknown = Object.keys(spec).filter(
+    (k) => !BEHAVIOUR_FIELDS.includes(k) && !MATCH_FIELDS.includes(k) && k !== FLAKY_FIELD,
+  );
   if (unknown.length) return `unknown rule field(s): ${unknown.join(', ')}`;
   const { fault } = spec;
   if (fault !== undefined && fault !== null && typeof fault !== 'object' && !FAULTS.includes(fault)) {
     return `unknown fault "${fault}"; use one of ${FAULTS.join(', ')} or {status, body}`;
   }
   if (spec.times !== undefined && !(Number.isInteger(spec.times) && spec.times > 0)) return 'times must be a positive integer';
+  if (spec.latencyMs !== undefined && !(Number.isFinite(spec.latencyMs) && spec.latencyMs >= 0)) {
+    return 'latencyMs must be a non-negative number';
+  }
+  if (spec.flaky !== undefined) return flakyProblem(spec.flaky);
   return null;
 }
 
@@ -127,6 +136,8 @@ export class MockState extends EventEmitter {
   addRule(spec) {
     const rule = { id: ++this.ruleSeq, ...spec };
     if (rule.times !== undefined) rule.remaining = rule.times;
+    // Kept off the JSON that /__mock/scripts lists.
+    if (rule.flaky) Object.defineProperty(rule, 'flakyState', { value: new Flaky(rule.flaky), enumerable: false });
     this.rules.push(rule);
     return rule;
   }
@@ -138,15 +149,23 @@ export class MockState extends EventEmitter {
   /**
    * The behaviour for one request: the key-name convention, overridden
    * field by field by the newest matching rule (which uses up one of its
-   * `times`). Returns `{ behaviour, ruleId }`.
+   * `times`). A flaky rule then draws for this call (`body` = the raw
+   * request body): a drawn fault replaces `fault`, and `slow` forces success
+   * after `slowMs`. Returns `{ behaviour, ruleId, flaky? }`, `flaky` being
+   * the draw (`{ request, attempt, fault }`).
    */
-  resolve({ key, account, identity, model, action }) {
+  resolve({ key, account, identity, model, action, body }) {
     const base = conventionFor(identity ?? key, action);
     const rule = this.rules.findLast((r) => this.ruleMatches(r, { key, account, model, action }));
     if (!rule) return { behaviour: base, ruleId: null };
     if (rule.remaining !== undefined && --rule.remaining <= 0) this.rules.splice(this.rules.indexOf(rule), 1);
     const overrides = Object.fromEntries(BEHAVIOUR_FIELDS.filter((f) => f in rule).map((f) => [f, rule[f]]));
-    return { behaviour: { ...base, ...overrides }, ruleId: rule.id };
+    const behaviour = { ...base, ...overrides };
+    if (!rule.flakyState) return { behaviour, ruleId: rule.id };
+    const flaky = rule.flakyState.decide(body);
+    if (flaky.fault === 'slow') Object.assign(behaviour, { fault: null, latencyMs: rule.flakyState.slowMs, slow: true });
+    else if (flaky.fault) behaviour.fault = flaky.fault;
+    return { behaviour, ruleId: rule.id, flaky };
   }
 
   ruleMatches(rule, { key, account, model, action }) {

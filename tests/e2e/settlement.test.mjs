@@ -1,0 +1,221 @@
+// Every admitted request is settled, including those that fail after the
+// upstream answered 200: a body that does not parse (chat, embeddings) and
+// an embeddings answer with fewer vectors than inputs. Unsettled, such a
+// request keeps the user's concurrency slot and reserved credits until its
+// lease expires (minutes) and leaves no request-log row.
+//
+// Each test uses its own user key (max_concurrency 1, a credit quota) and
+// model name. A control case (an upstream 400, settled today) runs the same
+// checks first. The worker's `[gemgate] settled user=… lease=… charged=N` line
+// says when the ledger settled, so nothing sleeps; request_log rows are
+// written in a batch off the hot path, so they are read with a bounded poll.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { startStack } from '../lib/harness.mjs';
+
+/** Default per-request costs: Flash-class models, and models that are neither Flash nor Pro. */
+const FLASH_COST = 2;
+const OTHER_COST = 1;
+/** How long a settlement may take to show up in the log once the client has its answer. */
+const SETTLE_WAIT_MS = 15_000;
+
+let stack;
+
+before(async () => {
+  stack = await startStack({ keys: ['ok-settle-1', 'ok-settle-2'] });
+});
+after(async () => stack?.stop());
+
+// ---------------------------------------------------------------- helpers
+
+async function createUser(name) {
+  const created = await stack.admin('POST', '/users', { name, credit_quota: 100, max_concurrency: 1 });
+  assert.equal(typeof created.user?.id, 'string');
+  assert.equal(created.user.max_concurrency, 1);
+  return { id: created.user.id, key: created.key };
+}
+
+const openaiFor = (key) => new OpenAI({ apiKey: key, baseURL: `${stack.url}/v1`, maxRetries: 0, timeout: 60_000 });
+
+async function usageOf(key) {
+  const res = await stack.call('GET', '/v1/usage', { token: key });
+  const body = await res.json();
+  assert.equal(res.status, 200, `/v1/usage: ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** Quotes a server-generated id for raw SQL, refusing anything odd. */
+function sqlStr(value) {
+  assert.match(String(value), /^[A-Za-z0-9_.:-]+$/, `unexpected characters in ${value}`);
+  return `'${value}'`;
+}
+
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const settleRe = (userId) => new RegExp(`\\[gemgate\\] settled user=${escapeRe(userId)} lease=(\\S+) charged=(\\d+)`, 'g');
+const settlements = (userId) => [...stack.log.matchAll(settleRe(userId))].map((m) => Number(m[2]));
+
+/** Waits (bounded) for the `count`-th settlement line of `userId`; resolves to its charge, or null if none came. */
+async function settlementNo(userId, count) {
+  const pattern = { test: (text) => [...text.matchAll(settleRe(userId))].length >= count, toString: () => `settled user=${userId} x${count}` };
+  try {
+    await stack.waitForLog(pattern, SETTLE_WAIT_MS);
+  } catch {
+    return null;
+  }
+  return settlements(userId)[count - 1];
+}
+
+/**
+ * Reads `SELECT … FROM request_log` for `userId` until `ready(rows)` holds, a
+ * bounded number of times (each read is a `wrangler d1 execute` process,
+ * which paces the loop by itself; nothing sleeps).
+ */
+async function pollLog(userId, ready, attempts = 20) {
+  const sql = `SELECT status, credits, ts FROM request_log WHERE user_id = ${sqlStr(userId)} ORDER BY id`;
+  let rows = [];
+  for (let i = 0; i < attempts; i += 1) {
+    rows = await stack.d1(sql);
+    if (ready(rows)) return rows;
+  }
+  return rows;
+}
+
+/** The rejection an SDK call ended with, checked to be an OpenAI-shaped error. */
+async function apiErrorOf(promise, label) {
+  let err;
+  try {
+    await promise;
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof OpenAI.APIError, `${label}: expected an API error, got ${err ?? 'a success'}`);
+  assert.ok(err.error && typeof err.error === 'object', `${label}: no error object in ${err}`);
+  for (const field of ['message', 'type', 'param', 'code']) assert.ok(field in err.error, `${label}: error.${field} missing: ${JSON.stringify(err.error)}`);
+  assert.equal(typeof err.error.message, 'string');
+  assert.ok(err.error.message.length > 0);
+  assert.equal(typeof err.error.type, 'string');
+  return err;
+}
+
+/**
+ * The scenario shared by the three early returns: a user key with room for
+ * one request at a time sends the bad request, then the same request again
+ * once the upstream is healthy. Everything that should have happened is
+ * collected first and compared in one go, so a failure shows the whole picture.
+ */
+async function expectSettled(t, { name, model, cost, script, bad, next, error }) {
+  const { id, key } = await createUser(name);
+  const client = openaiFor(key);
+  await stack.mockApi.script({ model, times: 1, ...script });
+
+  const err = await apiErrorOf(bad(client), name);
+  t.diagnostic(`${name}: the client got ${err.status} ${JSON.stringify(err.error)}`);
+  assert.equal(err.status, error.status, `${name}: ${err.status} ${JSON.stringify(err.error)}`);
+  assert.equal(err.error.type, error.type);
+  assert.match(err.error.message, error.message);
+  const [upstream] = await stack.mockApi.calls({ model });
+  assert.equal(upstream?.status, script.fault.status, 'the upstream answered as scripted');
+  assert.equal(upstream.fault, 'raw');
+
+  // The failed request must be settled (nothing charged), releasing its slot and reservation.
+  const charged = await settlementNo(id, 1);
+  const afterFailure = await usageOf(key);
+  const nextStartedAt = Date.now();
+  let nextOutcome;
+  try {
+    await next(client);
+    nextOutcome = { status: 200 };
+  } catch (e) {
+    nextOutcome = { status: e.status ?? e.name, message: e.error?.message ?? e.message };
+  }
+  // The next request's row (served or refused) comes after the failed one's, in the same or a later batch.
+  const rows = await pollLog(id, (rs) => rs.some((r) => r.ts >= nextStartedAt));
+  const observed = {
+    settlement: charged === null ? `no settlement line within ${SETTLE_WAIT_MS} ms` : { charged },
+    afterFailure: { reserved: afterFailure.reserved, used: afterFailure.used },
+    nextRequest: nextOutcome,
+    requestLog: rows.map((r) => ({ status: r.status, credits: r.credits })),
+  };
+  t.diagnostic(`${name}: ${JSON.stringify(observed)}`);
+  assert.deepEqual(observed, {
+    settlement: { charged: 0 },
+    afterFailure: { reserved: 0, used: 0 },
+    nextRequest: { status: 200 },
+    requestLog: [
+      { status: error.status, credits: 0 },
+      { status: 200, credits: cost },
+    ],
+  });
+}
+
+const chatOnce = (client, model, content) =>
+  client.chat.completions.create({ model, messages: [{ role: 'user', content }] }).then((res) => {
+    assert.equal(res.choices[0].message.content, `echo: ${content}`);
+  });
+
+const embedTwo = (client, model) =>
+  client.embeddings.create({ model, input: ['first input', 'second input'], encoding_format: 'float' }).then((res) => {
+    assert.equal(res.data.length, 2);
+  });
+
+/** What the client must get for an upstream 200 it cannot use: a 502 in OpenAI's shape. */
+const UNREADABLE = { status: 502, type: 'api_error', message: /upstream/i };
+
+// ---------------------------------------------------------------- tests
+
+// A control: a request the upstream refuses is settled today, and passes the
+// very checks the three cases below fail, so those failures are the defect,
+// not the test.
+test('control: an upstream 400 refusal is settled (slot, reservation, log row)', { timeout: 180_000 }, async (t) => {
+  const model = 'gemini-2.5-flash-settle-control';
+  const refusal = { error: { code: 400, message: 'Request contains an invalid argument.', status: 'INVALID_ARGUMENT' } };
+  await expectSettled(t, {
+    name: 'settle-control-400',
+    model,
+    cost: FLASH_COST,
+    script: { action: 'generateContent', fault: { status: 400, body: refusal } },
+    bad: (client) => chatOnce(client, model, 'refused'),
+    next: (client) => chatOnce(client, model, 'after the refusal'),
+    error: { status: 400, type: 'invalid_request_error', message: /invalid argument/ },
+  });
+});
+
+test('chat: an upstream 200 whose body is not JSON is settled (slot, reservation, log row)', { timeout: 180_000 }, async (t) => {
+  const model = 'gemini-2.5-flash-settle-chat';
+  await expectSettled(t, {
+    name: 'settle-chat-unparsable',
+    model,
+    cost: FLASH_COST,
+    script: { action: 'generateContent', fault: { status: 200, body: '{"candidates": [ this is not JSON', contentType: 'application/json; charset=UTF-8' } },
+    bad: (client) => chatOnce(client, model, 'unreadable answer'),
+    next: (client) => chatOnce(client, model, 'after the unreadable answer'),
+    error: UNREADABLE,
+  });
+});
+
+test('embeddings: an upstream 200 whose body is not JSON is settled', { timeout: 180_000 }, async (t) => {
+  const model = 'gemini-embedding-001-settle-unparsable';
+  await expectSettled(t, {
+    name: 'settle-embed-unparsable',
+    model,
+    cost: OTHER_COST,
+    script: { action: 'batchEmbedContents', fault: { status: 200, body: '{"embeddings": [ not JSON', contentType: 'application/json; charset=UTF-8' } },
+    bad: (client) => embedTwo(client, model),
+    next: (client) => embedTwo(client, model),
+    error: UNREADABLE,
+  });
+});
+
+test('embeddings: an upstream 200 with fewer embeddings than inputs is settled', { timeout: 180_000 }, async (t) => {
+  const model = 'gemini-embedding-001-settle-short';
+  await expectSettled(t, {
+    name: 'settle-embed-short',
+    model,
+    cost: OTHER_COST,
+    script: { action: 'batchEmbedContents', fault: { status: 200, body: { embeddings: [{ values: [0.6, 0.8] }] } } },
+    bad: (client) => embedTwo(client, model),
+    next: (client) => embedTwo(client, model),
+    error: { status: 502, type: 'api_error', message: /embeddings/i },
+  });
+});

@@ -1,0 +1,79 @@
+// Flaky rules: a rule field that makes a share of the matching model calls
+// fail transiently, deterministically, and never more than a set number of
+// times for one client request.
+//
+//   { model: 'gemini-2.5-flash-t9',
+//     flaky: { rate: 0.3, faults: ['server_500', 'server_503', 'drop', 'slow'],
+//              maxPerRequest: 2, seed: 7, slowMs: 2500 } }
+//
+// The mock cannot see a gateway's client requests, but a gateway re-sends the
+// identical body on each failover attempt of one request, so a request is
+// identified by the SHA-256 of the raw request body. Tests make every body
+// unique (a counter in the prompt).
+
+import { createHash } from 'node:crypto';
+import { FAULTS } from './errors.mjs';
+
+/** Fault names a flaky rule may draw from: every scripted fault, plus `slow`. */
+export const FLAKY_FAULTS = [...FAULTS, 'slow'];
+const FIELDS = ['rate', 'faults', 'maxPerRequest', 'seed', 'slowMs'];
+
+/** Validates a rule's `flaky` value; returns an error string or null. */
+export function flakyProblem(flaky) {
+  if (flaky === null || typeof flaky !== 'object' || Array.isArray(flaky)) return 'flaky must be a JSON object';
+  const unknown = Object.keys(flaky).filter((k) => !FIELDS.includes(k));
+  if (unknown.length) return `unknown flaky field(s): ${unknown.join(', ')}; use ${FIELDS.join(', ')}`;
+  const { rate, faults, maxPerRequest, seed, slowMs } = flaky;
+  if (typeof rate !== 'number' || !(rate >= 0 && rate <= 1)) return 'flaky.rate must be a number in 0..1';
+  if (!Array.isArray(faults) || faults.length === 0) return 'flaky.faults must be a non-empty list of fault names';
+  const bad = faults.filter((f) => !FLAKY_FAULTS.includes(f));
+  if (bad.length) return `unknown flaky fault(s) ${bad.map((f) => JSON.stringify(f)).join(', ')}; use ${FLAKY_FAULTS.join(', ')}`;
+  if (maxPerRequest !== undefined && !(Number.isInteger(maxPerRequest) && maxPerRequest >= 0)) {
+    return 'flaky.maxPerRequest must be a non-negative integer';
+  }
+  if (seed !== undefined && !Number.isSafeInteger(seed)) return 'flaky.seed must be an integer';
+  if (faults.includes('slow') && !(Number.isInteger(slowMs) && slowMs > 0)) {
+    return 'flaky.slowMs (a positive integer) is required when faults include "slow"';
+  }
+  if (slowMs !== undefined && !(Number.isInteger(slowMs) && slowMs > 0)) return 'flaky.slowMs must be a positive integer';
+  return null;
+}
+
+const sha256 = (text) => createHash('sha256').update(text).digest();
+
+/**
+ * The decision state of one flaky rule: per request (body hash), how many
+ * calls it made and how many of them were failed.
+ */
+export class Flaky {
+  constructor({ rate, faults, maxPerRequest = Infinity, seed = 0, slowMs }) {
+    Object.assign(this, { rate, faults, maxPerRequest, seed, slowMs });
+    this.requests = new Map();
+  }
+
+  /**
+   * Decides one call. Returns `{ request, attempt, fault }`: `request` is the
+   * body's hash (hex, 16 characters), `attempt` counts this body's calls from
+   * 0, `fault` is the fault name drawn, or null. The draw depends only on the
+   * seed, the body and the attempt, so a run replays exactly.
+   */
+  decide(rawBody) {
+    const request = sha256(String(rawBody ?? '')).toString('hex').slice(0, 16);
+    let seen = this.requests.get(request);
+    if (!seen) {
+      seen = { calls: 0, faults: 0 };
+      this.requests.set(request, seen);
+    }
+    const attempt = seen.calls;
+    seen.calls += 1;
+    let fault = null;
+    if (seen.faults < this.maxPerRequest) {
+      const draw = sha256(`${this.seed}\n${request}\n${attempt}`);
+      if (draw.readUInt32BE(0) / 2 ** 32 < this.rate) {
+        fault = this.faults[draw.readUInt32BE(4) % this.faults.length];
+        seen.faults += 1;
+      }
+    }
+    return { request, attempt, fault };
+  }
+}
