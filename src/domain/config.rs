@@ -1,5 +1,5 @@
 //! Runtime settings (stored in D1 as JSON, edited from the admin page), the
-//! environment config contract of DESIGN §3, and the parsers for the secret
+//! environment variables users and tests rely on, and the parsers for the secret
 //! lists. Reads nothing itself: the edge passes in stored JSON and an env
 //! lookup. Holds no secrets beyond what the caller hands to the list parsers.
 
@@ -10,7 +10,7 @@ use super::error::GatewayError;
 use super::keypool::PoolPolicy;
 use super::quota::{ChargingMode, DayZone, ModelCost};
 
-/// Env var names from DESIGN §3. Tests and users rely on them.
+/// Env var names. Tests, scripts and deployments rely on them: keep them stable.
 pub const GEMINI_API_BASE: &str = "GEMINI_API_BASE";
 pub const CODE_ASSIST_API_BASE: &str = "CODE_ASSIST_API_BASE";
 pub const GOOGLE_OAUTH_TOKEN_URL: &str = "GOOGLE_OAUTH_TOKEN_URL";
@@ -297,7 +297,7 @@ fn to_object(settings: &Settings) -> Result<Map<String, Value>, GatewayError> {
     }
 }
 
-/// Upstream endpoints from the environment (DESIGN §3), without trailing
+/// Upstream endpoints from the environment, without trailing
 /// slashes so paths can be appended with a leading `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvConfig {

@@ -1,5 +1,5 @@
 //! The key-pool policy for one model: per-key health, cooldowns, the circuit
-//! breaker and key selection (DESIGN §4). The `ModelGate` Durable Object holds
+//! breaker and key selection. The `ModelGate` Durable Object holds
 //! one [`PoolState`] per model and persists it as JSON; this module owns the
 //! rules only. It never reads a clock, storage, D1 or a secret: keys are known
 //! by their non-secret id and time is passed in as `now_ms`.

@@ -1,4 +1,4 @@
-//! Rules for fetching a client's `image_url` server-side (DESIGN §8): which URLs may be
+//! Rules for fetching a client's `image_url` server-side: which URLs may be
 //! fetched at all, and what the fetched bytes are.
 //!
 //! The worker cannot resolve DNS, so the address check covers what it can see: the scheme, IP

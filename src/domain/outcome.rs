@@ -48,7 +48,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Whether the request may be retried on another key (DESIGN §4). Timeouts
+    /// Whether the request may be retried on another key (rate limits, bad keys, 5xx, network). Timeouts
     /// are treated like network failures.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -13,6 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startStack } from '../lib/harness.mjs';
+import { settlements, sqlStr, waitForSettlements } from '../lib/util.mjs';
 
 /** Default per-request costs: Flash-class models, and models that are neither Flash nor Pro. */
 const FLASH_COST = 2;
@@ -45,25 +46,14 @@ async function usageOf(key) {
   return body;
 }
 
-/** Quotes a server-generated id for raw SQL, refusing anything odd. */
-function sqlStr(value) {
-  assert.match(String(value), /^[A-Za-z0-9_.:-]+$/, `unexpected characters in ${value}`);
-  return `'${value}'`;
-}
-
-const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const settleRe = (userId) => new RegExp(`\\[gemgate\\] settled user=${escapeRe(userId)} lease=(\\S+) charged=(\\d+)`, 'g');
-const settlements = (userId) => [...stack.log.matchAll(settleRe(userId))].map((m) => Number(m[2]));
-
 /** Waits (bounded) for the `count`-th settlement line of `userId`; resolves to its charge, or null if none came. */
 async function settlementNo(userId, count) {
-  const pattern = { test: (text) => [...text.matchAll(settleRe(userId))].length >= count, toString: () => `settled user=${userId} x${count}` };
   try {
-    await stack.waitForLog(pattern, SETTLE_WAIT_MS);
+    await waitForSettlements(stack, userId, count, { timeoutMs: SETTLE_WAIT_MS });
   } catch {
     return null;
   }
-  return settlements(userId)[count - 1];
+  return settlements(stack, userId)[count - 1].charged;
 }
 
 /**

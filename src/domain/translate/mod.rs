@@ -1,6 +1,6 @@
 //! Translation between the `OpenAI` surface and Gemini, plus the helpers every translator shares:
 //! request-body decoding with errors that name the failing field, and the finish-reason and
-//! usage maps of DESIGN §5.
+//! usage maps clients depend on.
 //!
 //! Pure functions and state machines over `openai` and `gemini` types: no I/O, no clock, no
 //! randomness (ids and timestamps are passed in).
@@ -118,7 +118,8 @@ pub(crate) fn first_item_error<T: DeserializeOwned>(
     })
 }
 
-/// DESIGN §5 finish-reason map.
+/// The finish-reason map: `STOP` → `stop` (or `tool_calls`), `MAX_TOKENS` → `length`, the
+/// safety family → `content_filter`, everything else → `stop`.
 pub(crate) fn finish_reason(
     reason: gemini::FinishReason,
     has_tool_calls: bool,
@@ -154,7 +155,7 @@ pub(crate) fn finish_reason(
     }
 }
 
-/// DESIGN §5 usage map. Gemini's `totalTokenCount` also counts tool-use prompt tokens (e.g.
+/// The usage map. Gemini's `totalTokenCount` also counts tool-use prompt tokens (e.g.
 /// search results), so the total is never reported below prompt + completion.
 pub(crate) fn usage(meta: &gemini::UsageMetadata) -> openai::CompletionUsage {
     let completion = meta.candidates_token_count + meta.thoughts_token_count;
@@ -189,7 +190,7 @@ mod tests {
     use openai::FinishReason as O;
 
     #[test]
-    fn finish_reasons_follow_the_design_table() {
+    fn finish_reasons_follow_the_documented_table() {
         let table = [
             (G::Stop, false, O::Stop),
             (G::Stop, true, O::ToolCalls),

@@ -480,7 +480,7 @@ mod tests {
         payloads(&whole)
     }
 
-    /// DESIGN §5 invariants every successful stream must hold.
+    /// The invariants every successful stream must hold.
     fn assert_stream_invariants(events: &[Value], include_usage: bool) {
         assert_eq!(
             events.last(),

@@ -1,5 +1,5 @@
 //! What each Gemini family accepts for thinking, and how the `OpenAI` surface's knobs map onto
-//! it (DESIGN §5): `reasoning_effort`, the model-name suffixes, and
+//! it: `reasoning_effort`, the model-name suffixes, and
 //! `extra_body.google.thinking_config`.
 //!
 //! Precedence, most specific first: `thinking_config` > `reasoning_effort` > model suffix >
@@ -290,7 +290,7 @@ fn effort_name(effort: ReasoningEffort) -> &'static str {
     }
 }
 
-/// DESIGN §5: 2.5 budgets none/minimal/low/medium/high → 0/0/1024/8192/24576 (the model's
+/// 2.5 budgets none/minimal/low/medium/high → 0/0/1024/8192/24576 (the model's
 /// maximum above that); Gemini 3 levels, moved to the nearest level the model accepts.
 fn from_effort(
     family: Family,
@@ -504,7 +504,7 @@ mod tests {
         }
     }
 
-    /// The `reasoning_effort` × family table of DESIGN §5.
+    /// The `reasoning_effort` × family table.
     #[test]
     fn effort_table() {
         use ReasoningEffort as E;
