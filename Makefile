@@ -57,15 +57,17 @@ deps: .tools/rust.stamp .tools/worker-build-$(WORKER_BUILD_VERSION).stamp .tools
 
 .tools/worker-build-$(WORKER_BUILD_VERSION).stamp:
 	@mkdir -p .tools
-	@if worker-build --version 2>/dev/null | grep -q "$(WORKER_BUILD_VERSION)"; then \
+	@if $(CARGO_BIN)/worker-build --version 2>/dev/null | grep -q "$(WORKER_BUILD_VERSION)"; then \
 	  echo "worker-build $(WORKER_BUILD_VERSION) already installed"; \
 	else cargo install --locked worker-build --version $(WORKER_BUILD_VERSION); fi
 	@touch $@
 
+# Checked where WASM_BINDGEN_BIN points, not on PATH: another CARGO_HOME's
+# copy would not be the one worker-build runs.
 # Not --locked: the crate's own lockfile pins a yanked webpki-roots.
 .tools/wasm-bindgen-$(WASM_BINDGEN_VERSION).stamp: Cargo.lock
 	@mkdir -p .tools
-	@if wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)"; then \
+	@if $(WASM_BINDGEN_BIN) --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)"; then \
 	  echo "wasm-bindgen $(WASM_BINDGEN_VERSION) already installed"; \
 	else cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); fi
 	@touch $@
