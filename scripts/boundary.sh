@@ -31,7 +31,7 @@ declare -A LAYER=(
   [app]=2
   [store]=3 [objects]=3
   [snapshot]=4
-  [upstream]=5
+  [upstream]=5 [access]=5
   [billing]=6
   [api]=7 [admin]=7 [cron]=7
   [router]=8

@@ -11,14 +11,17 @@ pub struct Credentials<'a> {
     pub query_key: Option<&'a str>,
 }
 
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer(authorization: &str) -> Option<&str> {
+    let (scheme, rest) = authorization.trim().split_once(' ')?;
+    Some(rest.trim()).filter(|token| scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
+}
+
 impl Credentials<'_> {
     /// The first token present: `Authorization: Bearer`, `x-goog-api-key`,
     /// `x-api-key`, then `?key=`.
     pub fn token(&self) -> Option<&str> {
-        let bearer = self.authorization.and_then(|h| {
-            let (scheme, rest) = h.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
+        let bearer = self.authorization.and_then(bearer);
         [bearer, self.goog_api_key, self.x_api_key, self.query_key]
             .into_iter()
             .flatten()

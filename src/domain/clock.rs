@@ -73,8 +73,7 @@ pub fn los_angeles_day_bounds_ms(now_ms: u64) -> (u64, u64) {
 }
 
 /// `ms` as an RFC 3339 UTC timestamp with milliseconds,
-/// e.g. `2024-03-10T10:00:00.000Z`: the tests' readable form of an instant.
-#[cfg(test)]
+/// e.g. `2024-03-10T10:00:00.000Z`: how the admin API writes times.
 pub fn format_rfc3339(ms: u64) -> String {
     let ms = clamp_ms(ms);
     let date = civil_from_days(ms.div_euclid(MS_PER_DAY));

@@ -72,6 +72,12 @@ pub struct Settings {
     /// Model-name suffixes listed in `/v1/models` after each model that thinks, e.g.
     /// `["-search", "-nothinking"]` (none by default; suffixes work whether listed or not).
     pub model_variants: Vec<String>,
+    /// How long an admin console session lasts, in hours (12; 1–720). A change applies to
+    /// sessions started after it.
+    pub admin_session_hours: u32,
+    /// Wrong admin passwords, from all clients together, per 15 minutes before every admin
+    /// login waits (50; 0 turns the global limit off). Each client also has its own limit of 5.
+    pub admin_login_global_limit: u32,
 }
 
 impl Default for Settings {
@@ -92,6 +98,8 @@ impl Default for Settings {
             default_max_output_tokens: 8_192,
             rollup_retention_days: 400,
             model_variants: Vec::new(),
+            admin_session_hours: 12,
+            admin_login_global_limit: 50,
         }
     }
 }
@@ -157,6 +165,18 @@ impl Settings {
             u64::from(self.rollup_retention_days),
             1,
             3_650,
+        )?;
+        check(
+            "admin_session_hours",
+            u64::from(self.admin_session_hours),
+            1,
+            720,
+        )?;
+        check(
+            "admin_login_global_limit",
+            u64::from(self.admin_login_global_limit),
+            0,
+            100_000,
         )?;
         self.validate_lists()?;
         check(

@@ -15,6 +15,9 @@ pub enum GatewayError {
     },
     /// No client token, or an unknown one (401).
     Unauthorized(String),
+    /// Authenticated, but the request may not do this, e.g. a console state change without
+    /// its CSRF token or from another origin (403).
+    Forbidden(String),
     /// No such route (404).
     RouteNotFound(String),
     /// The model does not exist upstream or is not served (404).
@@ -75,6 +78,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } => 400,
             Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
             Self::RouteNotFound(_) | Self::ModelNotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::PayloadTooLarge { .. } => 413,
@@ -92,6 +96,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { message, .. }
             | Self::Unauthorized(message)
+            | Self::Forbidden(message)
             | Self::RouteNotFound(message)
             | Self::MethodNotAllowed(message)
             | Self::RateLimited { message, .. }
@@ -119,6 +124,7 @@ impl GatewayError {
             | Self::MethodNotAllowed(_)
             | Self::PayloadTooLarge { .. } => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
+            Self::Forbidden(_) => "permission_error",
             Self::RateLimited { .. } => "rate_limit_error",
             Self::Upstream { status, .. } => match status {
                 401 => "authentication_error",
@@ -144,6 +150,7 @@ impl GatewayError {
     pub fn openai_code(&self) -> Option<&'static str> {
         match self {
             Self::InvalidRequest { .. } | Self::Upstream { .. } => None,
+            Self::Forbidden(_) => Some("forbidden"),
             Self::Unauthorized(_) => Some("invalid_api_key"),
             Self::RouteNotFound(_) => Some("unknown_url"),
             Self::ModelNotFound(_) => Some("model_not_found"),
@@ -172,6 +179,7 @@ impl GatewayError {
         match self {
             Self::InvalidRequest { .. } | Self::PayloadTooLarge { .. } => "INVALID_ARGUMENT",
             Self::Unauthorized(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "PERMISSION_DENIED",
             Self::RouteNotFound(_) | Self::ModelNotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "UNIMPLEMENTED",
             Self::RateLimited { .. } => "RESOURCE_EXHAUSTED",

@@ -76,6 +76,13 @@ mod tests {
                 "UNAUTHENTICATED",
             ),
             (
+                GatewayError::Forbidden("no CSRF token".into()),
+                403,
+                "permission_error",
+                Some("forbidden"),
+                "PERMISSION_DENIED",
+            ),
+            (
                 GatewayError::RouteNotFound("nope".into()),
                 404,
                 "invalid_request_error",
@@ -218,6 +225,7 @@ mod tests {
         match err {
             GatewayError::InvalidRequest { .. }
             | GatewayError::Unauthorized(_)
+            | GatewayError::Forbidden(_)
             | GatewayError::RouteNotFound(_)
             | GatewayError::ModelNotFound(_)
             | GatewayError::MethodNotAllowed(_)
@@ -265,7 +273,7 @@ mod tests {
                     .to_owned()
             })
             .collect();
-        assert_eq!(names.len(), 13, "{names:?}");
+        assert_eq!(names.len(), 14, "{names:?}");
     }
 
     #[test]

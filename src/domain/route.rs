@@ -69,6 +69,12 @@ pub enum PublicRoute {
     AdminPage,
     /// The self-service usage page (its data comes from `/v1/usage`).
     UsagePage,
+    /// `POST /admin/api/login`: the password buys a session cookie (throttled).
+    AdminLogin,
+    /// `POST /admin/api/logout`: ends the caller's session (or every session); idempotent.
+    AdminLogout,
+    /// `GET /admin/api/session`: whether the caller has a session, and its CSRF token.
+    AdminSession,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +142,13 @@ impl Route {
 
     pub fn surface(&self) -> Surface {
         match self {
-            Self::Public(PublicRoute::AdminPage) | Self::Admin(_) => Surface::Admin,
+            Self::Public(
+                PublicRoute::AdminPage
+                | PublicRoute::AdminLogin
+                | PublicRoute::AdminLogout
+                | PublicRoute::AdminSession,
+            )
+            | Self::Admin(_) => Surface::Admin,
             Self::Public(PublicRoute::Health | PublicRoute::UsagePage) | Self::OpenAi(_) => {
                 Surface::OpenAi
             }
@@ -261,6 +273,12 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
     };
     if fixed.is_some() {
         return fixed;
+    }
+    match path {
+        "/admin/api/login" => return Some(post(Route::Public(P::AdminLogin))),
+        "/admin/api/logout" => return Some(post(Route::Public(P::AdminLogout))),
+        "/admin/api/session" => return Some(get(Route::Public(P::AdminSession))),
+        _ => {}
     }
     if let Some(rest) = path.strip_prefix("/admin/api/") {
         return admin_api(rest);
@@ -582,15 +600,21 @@ mod tests {
     }
 
     #[test]
-    fn only_health_and_the_pages_are_public() {
+    fn only_health_the_pages_and_the_session_routes_are_public() {
         for (method, path) in [
             ("GET", "/health"),
             ("GET", "/healthz"),
             ("GET", "/admin/"),
             ("GET", "/usage"),
+            ("POST", "/admin/api/login"),
+            ("POST", "/admin/api/logout"),
+            ("GET", "/admin/api/session"),
         ] {
             let route = resolve(method, path, Hints::default()).unwrap();
             assert_eq!(route.access(), Access::Public, "{path}");
+            if path.starts_with("/admin/api/") {
+                assert_eq!(route.surface(), Surface::Admin, "{path}");
+            }
         }
         for (method, path) in [
             ("POST", "/v1/chat/completions"),

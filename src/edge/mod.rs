@@ -11,7 +11,7 @@
 //! | 2 | `app` | the per-request context |
 //! | 3 | `store`, `objects` | D1 repositories; Durable Object shells and their clients |
 //! | 4 | `snapshot` | the per-isolate caches (keys, settings, users) and their invalidation |
-//! | 5 | `upstream` | the failover loop, the one place that builds upstream URLs |
+//! | 5 | `upstream`, `access` | the failover loop, the one place that builds upstream URLs; who is calling (client tokens, admin sessions and passwords) |
 //! | 6 | `billing` | admission, settlement, metering, the request log |
 //! | 7 | `api`, `admin`, `cron` | handlers, which never use each other |
 //! | 8 | `router` | the fetch entry |
@@ -19,6 +19,7 @@
 //! Modules refer to each other as `crate::edge::<module>`, never `super::`,
 //! so the rule can be checked with a grep.
 
+pub mod access;
 pub mod admin;
 pub mod api;
 pub mod app;

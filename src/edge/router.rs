@@ -4,11 +4,14 @@
 
 use worker::{Context, Env, Headers, Method, Request, Response, Result};
 
-use crate::domain::auth::{Credentials, ct_eq};
+use crate::domain::auth::{Credentials, bearer};
 use crate::domain::error::GatewayError;
-use crate::domain::route::{self, Hints, OpenAiRoute, PublicRoute, Route, Surface};
+use crate::domain::route::{self, Hints, OpenAiRoute, PublicRoute, Route, RouteError, Surface};
+use crate::domain::session::CSRF_HEADER;
+use crate::edge::access::admin::Presented;
+use crate::edge::access::{self, Caller};
 use crate::edge::app::App;
-use crate::edge::billing::{self, Caller};
+use crate::edge::billing;
 use crate::edge::http::render;
 use crate::edge::{admin, api};
 
@@ -66,59 +69,118 @@ async fn route_and_dispatch(
         .find(|(k, _)| k == "key")
         .map(|(_, v)| v.into_owned());
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let (authorization, goog, x_api) = (
-        header("authorization"),
-        header("x-goog-api-key"),
-        header("x-api-key"),
-    );
-    let hints = Hints {
-        google_client: goog.is_some()
-            || header("x-goog-api-client").is_some()
-            || query_key.is_some(),
+    let headers = RequestHeaders {
+        authorization: header("authorization"),
+        goog: header("x-goog-api-key"),
+        x_api: header("x-api-key"),
+        cookie: header("cookie"),
+        origin: header("origin"),
+        client_ip: header("cf-connecting-ip"),
+        csrf: header(CSRF_HEADER),
+        own_origin: url.origin().ascii_serialization(),
+        query_key,
     };
-    let method = req.method().to_string();
-    let route = match route::resolve(&method, path, hints) {
+    let hints = Hints {
+        google_client: headers.goog.is_some()
+            || header("x-goog-api-client").is_some()
+            || headers.query_key.is_some(),
+    };
+    let method = req.method();
+    let route = match route::resolve(method.as_ref(), path, hints) {
         Ok(route) => route,
-        Err(e) => {
-            let mut resp = render::error(e.surface, &e.error)?;
-            if let Some(allow) = e.allow {
-                resp.headers_mut().set("allow", &allow)?;
-            }
-            return Ok(resp);
-        }
+        Err(e) => return unrouted(app, &headers, e).await,
     };
     let surface = route.surface();
-    let creds = Credentials {
-        authorization: authorization.as_deref(),
-        goog_api_key: goog.as_deref(),
-        x_api_key: x_api.as_deref(),
-        query_key: query_key.as_deref(),
+    let mut resp = match serve(app, req, route, url, &headers, &method).await {
+        Ok(resp) => resp,
+        Err(e) => render::error(surface, &e)?,
     };
-    match serve(app, req, route, url, &creds).await {
-        Ok(resp) => Ok(resp),
-        Err(e) => render::error(surface, &e),
+    if surface == Surface::Admin {
+        admin::session::harden(resp.headers_mut())?;
     }
+    Ok(resp)
+}
+
+/// What the router reads from a request's headers.
+struct RequestHeaders {
+    authorization: Option<String>,
+    goog: Option<String>,
+    x_api: Option<String>,
+    query_key: Option<String>,
+    cookie: Option<String>,
+    origin: Option<String>,
+    client_ip: Option<String>,
+    csrf: Option<String>,
+    own_origin: String,
+}
+
+impl RequestHeaders {
+    fn credentials(&self) -> Credentials<'_> {
+        Credentials {
+            authorization: self.authorization.as_deref(),
+            goog_api_key: self.goog.as_deref(),
+            x_api_key: self.x_api.as_deref(),
+            query_key: self.query_key.as_deref(),
+        }
+    }
+
+    fn presented(&self) -> Presented<'_> {
+        Presented {
+            bearer: self.authorization.as_deref().and_then(bearer),
+            cookie: self.cookie.as_deref(),
+            origin: self.origin.as_deref(),
+            own_origin: &self.own_origin,
+            client_ip: self.client_ip.as_deref(),
+            csrf: self.csrf.as_deref(),
+        }
+    }
+}
+
+/// A request that matched no route. Under `/admin/api/` the caller must be an admin before it
+/// learns even that: without credentials it gets 401, as every admin route does.
+async fn unrouted(app: &App, headers: &RequestHeaders, e: RouteError) -> Result<Response> {
+    if e.surface == Surface::Admin
+        && let Err(denied) = access::admin::authenticate(app, &headers.presented(), false).await
+    {
+        return render::error(Surface::Admin, &denied);
+    }
+    let mut resp = render::error(e.surface, &e.error)?;
+    if let Some(allow) = e.allow {
+        resp.headers_mut().set("allow", &allow)?;
+    }
+    Ok(resp)
 }
 
 /// Authenticates for the route's group, then hands over to its handler.
 async fn serve(
     app: &App,
-    req: Request,
+    mut req: Request,
     route: Route,
     url: &worker::Url,
-    creds: &Credentials<'_>,
+    headers: &RequestHeaders,
+    method: &Method,
 ) -> std::result::Result<Response, GatewayError> {
     match route {
         Route::Public(PublicRoute::Health) => api::health::health(app).await,
         Route::Public(PublicRoute::AdminPage | PublicRoute::UsagePage) => {
             admin::page::serve(app, req).await
         }
+        Route::Public(PublicRoute::AdminLogin) => {
+            admin::session::login(app, &headers.presented(), &mut req).await
+        }
+        Route::Public(PublicRoute::AdminLogout) => {
+            admin::session::logout(app, &headers.presented(), &mut req).await
+        }
+        Route::Public(PublicRoute::AdminSession) => {
+            admin::session::status(app, &headers.presented()).await
+        }
         Route::Admin(route) => {
-            admin_auth(app, creds)?;
+            let changes_state = !matches!(*method, Method::Get | Method::Head);
+            access::admin::authenticate(app, &headers.presented(), changes_state).await?;
             admin::serve(app, req, route).await
         }
         Route::OpenAi(route) => {
-            let caller = client_auth(app, creds).await?;
+            let caller = client_auth(app, &headers.credentials()).await?;
             let caller = &caller;
             match route {
                 OpenAiRoute::ChatCompletions => api::openai::chat(app, caller, req).await,
@@ -131,7 +193,7 @@ async fn serve(
             }
         }
         Route::Gemini(route) => {
-            let caller = client_auth(app, creds).await?;
+            let caller = client_auth(app, &headers.credentials()).await?;
             api::gemini::serve(app, &caller, req, url, route).await
         }
     }
@@ -146,22 +208,5 @@ async fn client_auth(
             "Missing API key. Pass it as `Authorization: Bearer <key>`, `x-goog-api-key`, `x-api-key` or `?key=`.".into(),
         ));
     };
-    billing::authenticate(app, token).await
-}
-
-fn admin_auth(app: &App, creds: &Credentials<'_>) -> std::result::Result<(), GatewayError> {
-    let Some(password) = app.config.admin_password.as_deref() else {
-        return Err(GatewayError::Unauthorized(
-            "The admin API is disabled: ADMIN_PASSWORD is not set.".into(),
-        ));
-    };
-    match creds.authorization.and_then(|_| creds.token()) {
-        Some(token) if ct_eq(token, password) => Ok(()),
-        Some(_) => Err(GatewayError::Unauthorized(
-            "Invalid admin credentials.".into(),
-        )),
-        None => Err(GatewayError::Unauthorized(
-            "Admin API requires `Authorization: Bearer <ADMIN_PASSWORD>`.".into(),
-        )),
-    }
+    access::client(app, token).await
 }

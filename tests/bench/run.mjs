@@ -564,6 +564,7 @@ async function main() {
           durableObjects: {
             MODEL_GATE: { className: 'ModelGate', useSQLite: true },
             USER_LEDGER: { className: 'UserLedger', useSQLite: true },
+            LOGIN_THROTTLE: { className: 'LoginThrottle', useSQLite: true },
           },
           bindings: {
             // [vars] from wrangler.toml, every Google endpoint pointed at the mock.

@@ -4,6 +4,7 @@
 
 pub mod keys;
 pub mod page;
+pub mod session;
 pub mod settings;
 pub mod users;
 

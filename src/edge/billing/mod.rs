@@ -1,5 +1,5 @@
-//! Per-request accounting: who is calling, admission (a reservation in the
-//! user's `UserLedger`, in parallel with the first gate call), settlement
+//! Per-request accounting: admission (a reservation in the user's
+//! `UserLedger`, in parallel with the first gate call), settlement
 //! with the real usage (`Ticket`, which settles itself when dropped), stream
 //! metering, and the batched request log. The arithmetic is `domain::quota`;
 //! this module moves its inputs and outputs.
@@ -8,48 +8,9 @@ pub mod log;
 pub mod meter;
 pub mod ticket;
 
-use std::rc::Rc;
-
 use worker::Response;
 
-use crate::domain::auth::matches_any;
-use crate::domain::error::GatewayError;
 use crate::domain::quota::{self, RateView};
-use crate::domain::users::UserRecord;
-use crate::edge::app::App;
-use crate::edge::now_ms;
-use crate::edge::snapshot::users as user_cache;
-
-/// Who is calling: a static `ACCESS_TOKENS` token (unlimited) or a user key.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    Static,
-    User(Rc<UserRecord>),
-}
-
-impl Caller {
-    pub fn user(&self) -> Option<&Rc<UserRecord>> {
-        match self {
-            Self::Static => None,
-            Self::User(user) => Some(user),
-        }
-    }
-}
-
-/// The caller for a client token: a static token, or a user key found by its hash. Keys the
-/// record already marks unusable are refused here; the ledger has the final word at admission.
-pub async fn authenticate(app: &App, token: &str) -> Result<Caller, GatewayError> {
-    if matches_any(token, &app.config.access_tokens) {
-        return Ok(Caller::Static);
-    }
-    let Some(user) = user_cache::by_token(app, token).await? else {
-        return Err(GatewayError::Unauthorized("Invalid API key.".into()));
-    };
-    match user.refusal(now_ms()) {
-        Some(err) => Err(err),
-        None => Ok(Caller::User(user)),
-    }
-}
 
 /// Adds `x-ratelimit-*` headers (`OpenAI`'s names) for the limits a user key has.
 pub fn apply_rate_headers(resp: &mut Response, rate: &RateView) {

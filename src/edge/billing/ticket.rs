@@ -15,8 +15,8 @@ use crate::domain::quota::{
 };
 use crate::domain::usage::LogRow;
 use crate::domain::users::{UserRecord, denial_error};
+use crate::edge::access::Caller;
 use crate::edge::app::{App, Background};
-use crate::edge::billing::Caller;
 use crate::edge::billing::log as request_log;
 use crate::edge::billing::meter::{Meter, Metering};
 use crate::edge::now_ms;

@@ -4,6 +4,7 @@
 
 pub mod gate;
 pub mod ledger;
+pub mod throttle;
 
 use crate::domain::error::GatewayError;
 

@@ -5,6 +5,7 @@
 pub mod keys;
 pub mod log;
 pub mod meta;
+pub mod sessions;
 pub mod settings;
 pub mod users;
 
