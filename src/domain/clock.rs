@@ -165,6 +165,44 @@ pub fn parse_date_ms(text: &str) -> Option<u64> {
 }
 
 /// Days since 1970-01-01 of a civil date.
+/// An RFC 3339 timestamp (`2024-03-10T10:00:00Z`, with optional fraction and
+/// a `Z` or `±HH:MM` offset) as ms since the epoch; a bare `YYYY-MM-DD` is its
+/// midnight UTC. `None` for anything else or before 1970.
+pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let Some((date, rest)) = text.split_once(['T', 't', ' ']) else {
+        return parse_date_ms(text);
+    };
+    let day_ms = i64::try_from(parse_date_ms(date)?).ok()?;
+    let (clock, offset_ms) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let at = rest.rfind(['+', '-'])?;
+        let (clock, offset) = rest.split_at(at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let (h, m) = offset[1..].split_once(':')?;
+        let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+        if h > 23 || m > 59 {
+            return None;
+        }
+        (clock, sign * (h * MS_PER_HOUR + m * MS_PER_MINUTE))
+    };
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut fields = hms.splitn(3, ':');
+    let mut field = |max: i64| -> Option<i64> {
+        let v: i64 = fields.next()?.parse().ok()?;
+        (0..=max).contains(&v).then_some(v)
+    };
+    let (h, m, sec) = (field(23)?, field(59)?, field(60)?);
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
+    let ms =
+        day_ms + h * MS_PER_HOUR + m * MS_PER_MINUTE + sec * MS_PER_SECOND + millis - offset_ms;
+    u64::try_from(ms).ok()
+}
+
 fn days_from_civil(date: CivilDate) -> i64 {
     let month = i64::from(date.month);
     let year = if month <= 2 { date.year - 1 } else { date.year };
@@ -203,6 +241,36 @@ fn civil_from_days(days: i64) -> CivilDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_and_reads_offsets() {
+        let t = 1_705_348_800_123;
+        assert_eq!(parse_rfc3339_ms(&format_rfc3339(t)), Some(t));
+        assert_eq!(
+            parse_rfc3339_ms("2024-01-15T20:00:00Z"),
+            Some(1_705_348_800_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2024-01-16T04:00:00+08:00"),
+            Some(1_705_348_800_000)
+        );
+        assert_eq!(
+            parse_rfc3339_ms("2024-01-15T12:00:00.5-08:00"),
+            Some(1_705_348_800_500)
+        );
+        assert_eq!(parse_rfc3339_ms("2024-01-15"), Some(1_705_276_800_000));
+        for bad in [
+            "",
+            "yesterday",
+            "2024-01-15T25:00:00Z",
+            "2024-01-15T20:00:00",
+            "2024-02-30T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2024-01-15T20:00:00.x1Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn dates_parse_to_utc_midnight_and_impossible_ones_fail() {

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::catalog::Catalog;
 use super::error::GatewayError;
 use super::keypool::PoolPolicy;
 use super::quota::{ChargingMode, DayZone, ModelCost};
@@ -78,6 +79,9 @@ pub struct Settings {
     /// Wrong admin passwords, from all clients together, per 15 minutes before every admin
     /// login waits (50; 0 turns the global limit off). Each client also has its own limit of 5.
     pub admin_login_global_limit: u32,
+    /// Aliases, disabled models, thinking defaults and the default model, stored flat.
+    #[serde(flatten)]
+    pub catalog: Catalog,
 }
 
 impl Default for Settings {
@@ -100,6 +104,7 @@ impl Default for Settings {
             model_variants: Vec::new(),
             admin_session_hours: 12,
             admin_login_global_limit: 50,
+            catalog: Catalog::default(),
         }
     }
 }
@@ -179,6 +184,7 @@ impl Settings {
             100_000,
         )?;
         self.validate_lists()?;
+        self.catalog.validate()?;
         check(
             "log_retention_days",
             u64::from(self.log_retention_days),

@@ -6,6 +6,7 @@
 //! with `cargo test`.
 
 pub mod auth;
+pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod failover;
 pub mod gate;
 pub mod gemini;
 pub mod keypool;
+pub mod keys;
 pub mod mask;
 pub mod media;
 pub mod openai;
@@ -24,6 +26,7 @@ pub mod sealed;
 pub mod session;
 pub mod sha256;
 pub mod sse;
+pub mod stats;
 pub mod throttle;
 pub mod translate;
 pub mod usage;

@@ -118,6 +118,18 @@ pub enum AdminRoute {
     UpdateUser(String),
     DeleteUser(String),
     RotateUser(String),
+    /// `POST /admin/api/keys/test`: a cheap upstream call per chosen key.
+    TestKeys,
+    /// `GET /admin/api/settings/defaults`.
+    SettingsDefaults,
+    /// `GET /admin/api/models`: the upstream list with its per-model settings.
+    ListModels,
+    /// `PATCH /admin/api/models/{model}`.
+    UpdateModel(String),
+    /// `GET /admin/api/stats`: dashboard series and splits.
+    Stats,
+    /// `GET /admin/api/logs`: the request log, filtered and paged (or CSV).
+    Logs,
 }
 
 /// Who may call a route.
@@ -293,17 +305,16 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
 fn admin_api(rest: &str) -> Option<Matched> {
     use AdminRoute as A;
     let segments: Vec<&str> = rest.split('/').collect();
-    if segments.iter().skip(1).any(|s| !valid_segment(s)) {
-        return None;
-    }
     let id = |i: usize| segments[i].to_owned();
+    let plain = |i: usize| valid_segment(segments[i]);
     Some(match segments.as_slice() {
         ["keys"] => methods(vec![
             ("GET", A::ListKeys),
             ("POST", A::AddKeys),
             ("DELETE", A::DeleteKeys),
         ]),
-        ["keys", _] => methods(vec![
+        ["keys", "test"] => methods(vec![("POST", A::TestKeys)]),
+        ["keys", _] if plain(1) => methods(vec![
             ("GET", A::GetKey(id(1))),
             ("PATCH", A::UpdateKey(id(1))),
             ("DELETE", A::DeleteKey(id(1))),
@@ -313,13 +324,20 @@ fn admin_api(rest: &str) -> Option<Matched> {
             ("PUT", A::UpdateSettings),
             ("PATCH", A::UpdateSettings),
         ]),
+        ["settings", "defaults"] => methods(vec![("GET", A::SettingsDefaults)]),
         ["users"] => methods(vec![("GET", A::ListUsers), ("POST", A::CreateUser)]),
-        ["users", _] => methods(vec![
+        ["users", _] if plain(1) => methods(vec![
             ("GET", A::GetUser(id(1))),
             ("PATCH", A::UpdateUser(id(1))),
             ("DELETE", A::DeleteUser(id(1))),
         ]),
-        ["users", _, "rotate"] => methods(vec![("POST", A::RotateUser(id(1)))]),
+        ["users", _, "rotate"] if plain(1) => methods(vec![("POST", A::RotateUser(id(1)))]),
+        ["models"] => methods(vec![("GET", A::ListModels)]),
+        ["models", model] if check_model_id(model).is_ok() => {
+            methods(vec![("PATCH", A::UpdateModel(id(1)))])
+        }
+        ["stats"] => methods(vec![("GET", A::Stats)]),
+        ["logs"] => methods(vec![("GET", A::Logs)]),
         _ => return None,
     })
 }
@@ -578,10 +596,16 @@ mod tests {
         let samples = [
             "/admin/api/keys",
             "/admin/api/keys/abc123",
+            "/admin/api/keys/test",
             "/admin/api/settings",
+            "/admin/api/settings/defaults",
             "/admin/api/users",
             "/admin/api/users/u_abc123",
             "/admin/api/users/u_abc123/rotate",
+            "/admin/api/models",
+            "/admin/api/models/gemini-2.5-flash",
+            "/admin/api/stats",
+            "/admin/api/logs",
         ];
         let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
         let mut checked = 0;
@@ -594,7 +618,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 15, "every admin route and method was walked");
+        assert_eq!(checked, 21, "every admin route and method was walked");
         // Anything else under /admin/api/ resolves to no route at all.
         assert!(resolve("GET", "/admin/api/unknown", Hints::default()).is_err());
     }

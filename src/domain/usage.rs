@@ -221,38 +221,64 @@ pub struct LogRow {
     pub credits: u64,
     pub latency_ms: u64,
     pub stream: bool,
+    /// What the client was told when the request failed (already free of secrets).
+    pub error: Option<String>,
 }
 
-/// The hourly rollup a batch of rows adds, per (hour, user, model, upstream key).
+/// Upper bounds (ms) of the latency histogram's buckets; one more bucket holds the rest.
+/// Doubling widths: percentiles read from it are within a bucket's width of the truth.
+pub const LATENCY_BOUNDS_MS: [u64; 11] = [
+    50, 100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200,
+];
+/// Buckets of the latency histogram.
+pub const LATENCY_BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// The histogram bucket a latency falls in.
+pub fn latency_bucket(latency_ms: u64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|&bound| latency_ms < bound)
+        .unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
+/// The rollup a batch of rows adds, per (time bucket, user, model, upstream key).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rollup {
-    pub hour: u64,
+    /// The bucket's start, in ms (an hour or a minute, by the table).
+    pub bucket: u64,
     /// `""` for `ACCESS_TOKENS` clients.
     pub user_id: String,
     pub model: String,
     pub key_id: String,
     pub requests: u64,
+    /// Requests that did not end in a 2xx.
+    pub errors: u64,
     pub usage: Usage,
     pub credits: u64,
+    /// Request latencies, counted per [`LATENCY_BOUNDS_MS`] bucket.
+    pub latency: [u64; LATENCY_BUCKETS],
 }
 
-const HOUR_MS: u64 = 3_600_000;
+pub const MINUTE_MS: u64 = 60_000;
+pub const HOUR_MS: u64 = 3_600_000;
 
-/// Folds rows into rollup deltas and per-user credit totals, so one flush writes each rollup
-/// row and each user's settled total once, however many requests it carries.
-pub fn aggregate(rows: &[LogRow]) -> (Vec<Rollup>, Vec<(String, u64)>) {
+/// Folds rows into rollup deltas of `bucket_ms`-wide buckets, so one flush writes each rollup
+/// row once, however many requests it carries.
+pub fn aggregate(rows: &[LogRow], bucket_ms: u64) -> Vec<Rollup> {
     let mut rollups: Vec<Rollup> = Vec::new();
-    let mut credits: Vec<(String, u64)> = Vec::new();
     for row in rows {
-        let user = row.user_id.clone().unwrap_or_default();
-        let hour = row.ts - row.ts % HOUR_MS;
+        let user = row.user_id.as_deref().unwrap_or_default();
+        let bucket = row.ts - row.ts % bucket_ms;
         let at = rollups.iter().position(|r| {
-            r.hour == hour && r.user_id == user && r.model == row.model && r.key_id == row.key_id
+            r.bucket == bucket
+                && r.user_id == user
+                && r.model == row.model
+                && r.key_id == row.key_id
         });
         let i = at.unwrap_or_else(|| {
             rollups.push(Rollup {
-                hour,
-                user_id: user.clone(),
+                bucket,
+                user_id: user.to_owned(),
                 model: row.model.clone(),
                 key_id: row.key_id.clone(),
                 ..Rollup::default()
@@ -261,10 +287,20 @@ pub fn aggregate(rows: &[LogRow]) -> (Vec<Rollup>, Vec<(String, u64)>) {
         });
         let rollup = &mut rollups[i];
         rollup.requests += 1;
+        rollup.errors += u64::from(!(200..300).contains(&row.status));
         rollup.usage.prompt_tokens += row.usage.prompt_tokens;
         rollup.usage.completion_tokens += row.usage.completion_tokens;
         rollup.usage.reasoning_tokens += row.usage.reasoning_tokens;
         rollup.credits += row.credits;
+        rollup.latency[latency_bucket(row.latency_ms)] += 1;
+    }
+    rollups
+}
+
+/// Each user's charged credits in a batch, so their settled total is written once.
+pub fn user_credits(rows: &[LogRow]) -> Vec<(String, u64)> {
+    let mut credits: Vec<(String, u64)> = Vec::new();
+    for row in rows {
         if let Some(id) = row.user_id.as_ref().filter(|_| row.credits > 0) {
             match credits.iter_mut().find(|(u, _)| u == id) {
                 Some((_, total)) => *total += row.credits,
@@ -272,7 +308,7 @@ pub fn aggregate(rows: &[LogRow]) -> (Vec<Rollup>, Vec<(String, u64)>) {
             }
         }
     }
-    (rollups, credits)
+    credits
 }
 
 #[cfg(test)]
@@ -376,24 +412,42 @@ mod tests {
             credits,
             latency_ms: 3,
             stream: false,
+            error: None,
         };
-        let rows = [
+        let mut rows = vec![
             row(HOUR_MS + 5, Some("u1"), "m", 2),
             row(HOUR_MS + 9, Some("u1"), "m", 2),
             row(2 * HOUR_MS, Some("u1"), "m", 2),
             row(HOUR_MS + 1, None, "m", 0),
             row(HOUR_MS + 1, Some("u2"), "n", 0),
         ];
-        let (rollups, credits) = aggregate(&rows);
+        rows[1].status = 502;
+        rows[1].latency_ms = 900;
+        let rollups = aggregate(&rows, HOUR_MS);
         assert_eq!(rollups.len(), 4);
-        assert_eq!(rollups[0].requests, 2);
+        assert_eq!((rollups[0].requests, rollups[0].errors), (2, 1));
         assert_eq!(rollups[0].credits, 4);
         assert_eq!(rollups[0].usage.prompt_tokens, 20);
-        assert_eq!(rollups[1].hour, 2 * HOUR_MS);
+        assert_eq!(rollups[0].latency[0], 1, "3 ms");
+        assert_eq!(rollups[0].latency[latency_bucket(900)], 1);
+        assert_eq!(rollups[1].bucket, 2 * HOUR_MS);
         assert_eq!(rollups[2].user_id, "");
-        assert_eq!(credits, vec![("u1".to_owned(), 6)]);
+        assert_eq!(user_credits(&rows), vec![("u1".to_owned(), 6)]);
         let total: u64 = rollups.iter().map(|r| r.requests).sum();
         assert_eq!(total, rows.len() as u64);
+        // Minute buckets split what an hour holds together.
+        assert_eq!(aggregate(&rows, MINUTE_MS).len(), 4);
+        assert_eq!(aggregate(&rows[..2], MINUTE_MS).len(), 1);
+    }
+
+    #[test]
+    fn latencies_fall_in_doubling_buckets() {
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(49), 0);
+        assert_eq!(latency_bucket(50), 1);
+        assert_eq!(latency_bucket(1_599), 5);
+        assert_eq!(latency_bucket(51_200), LATENCY_BUCKETS - 1);
+        assert_eq!(latency_bucket(u64::MAX), LATENCY_BUCKETS - 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::domain::catalog::ThinkingDefault;
 use crate::domain::gemini::ThinkingConfig;
 use crate::domain::openai::ReasoningEffort;
 
@@ -223,6 +224,9 @@ pub struct ThinkingRequest<'a> {
     pub effort: Option<ReasoningEffort>,
     pub suffix: Option<SuffixThinking>,
     pub explicit: Option<&'a ClientThinkingConfig>,
+    /// The operator's thinking default for this model (`thinking_defaults`), used when the
+    /// request says nothing itself.
+    pub model_default: Option<&'a ThinkingDefault>,
     /// The configured default for returning thoughts.
     pub include_thoughts_default: bool,
 }
@@ -240,11 +244,22 @@ pub struct ThinkingPlan {
 pub fn plan(model: &str, req: &ThinkingRequest<'_>) -> ThinkingPlan {
     let family = family(model);
     let mut plan = ThinkingPlan::default();
+    let explicit_knobs = req
+        .explicit
+        .is_some_and(|e| e.thinking_budget.is_some() || e.thinking_level.is_some());
     let mut config = match (req.effort, req.suffix) {
         (Some(effort), _) => from_effort(family, effort, &mut plan.adjustments),
         (None, Some(suffix)) => from_suffix(family, suffix, &mut plan.adjustments),
+        (None, None) if !explicit_knobs => req
+            .model_default
+            .map(|d| from_default(family, d))
+            .unwrap_or_default(),
         (None, None) => ThinkingConfig::default(),
     };
+    if config.include_thoughts.is_none() && req.explicit.and_then(|e| e.include_thoughts).is_none()
+    {
+        config.include_thoughts = req.model_default.and_then(|d| d.include_thoughts);
+    }
     if let Some(explicit) = req.explicit {
         if explicit.thinking_budget.is_some() || explicit.thinking_level.is_some() {
             // Gemini rejects a budget and a level together; the client's choice replaces ours.
@@ -262,6 +277,29 @@ pub fn plan(model: &str, req: &ThinkingRequest<'_>) -> ThinkingPlan {
     }
     plan.config = (config != ThinkingConfig::default()).then_some(config);
     plan
+}
+
+/// An operator's default, fitted to what the model takes: a budget only to budget models
+/// (clamped into their range; -1 stays dynamic), a level only to level models (moved to the
+/// nearest one they accept). A default of the other kind is left out.
+pub fn from_default(family: Family, default: &ThinkingDefault) -> ThinkingConfig {
+    match (
+        family,
+        default.thinking_budget,
+        default.thinking_level.as_deref(),
+    ) {
+        (Family::Budget { .. }, Some(-1), _) => ThinkingConfig {
+            thinking_budget: Some(-1),
+            ..ThinkingConfig::default()
+        },
+        (Family::Budget { .. }, Some(budget), _) => {
+            budget_config(fit_budget(family, u32::try_from(budget).unwrap_or(0)))
+        }
+        (Family::Levels(accepted), None, Some(level)) => Level::parse(level)
+            .map(|l| level_config(nearest_level(accepted, l)))
+            .unwrap_or_default(),
+        _ => ThinkingConfig::default(),
+    }
 }
 
 fn budget_config(budget: u32) -> ThinkingConfig {
@@ -685,6 +723,7 @@ mod tests {
                 effort: Some(ReasoningEffort::High),
                 suffix: Some(SuffixThinking::Off),
                 explicit: Some(&explicit),
+                model_default: None,
                 include_thoughts_default: false,
             },
         );
@@ -764,5 +803,90 @@ mod tests {
                 ..ThinkingConfig::default()
             })
         );
+    }
+
+    #[test]
+    fn an_operator_default_applies_only_when_the_request_sets_nothing() {
+        let budget = ThinkingDefault {
+            pattern: "*".into(),
+            thinking_budget: Some(0),
+            include_thoughts: Some(true),
+            ..ThinkingDefault::default()
+        };
+        let ask = |model: &str, effort, default: &ThinkingDefault, global| {
+            plan(
+                model,
+                &ThinkingRequest {
+                    effort,
+                    model_default: Some(default),
+                    include_thoughts_default: global,
+                    ..ThinkingRequest::default()
+                },
+            )
+            .config
+        };
+        assert_eq!(
+            ask("gemini-2.5-flash", None, &budget, false),
+            Some(ThinkingConfig {
+                thinking_budget: Some(0),
+                include_thoughts: Some(true),
+                ..ThinkingConfig::default()
+            })
+        );
+        // Fitted to the model: 2.5 Pro cannot turn thinking off.
+        assert_eq!(
+            ask("gemini-2.5-pro", None, &budget, false)
+                .unwrap()
+                .thinking_budget,
+            Some(128)
+        );
+        // The request's own effort wins; the default's include_thoughts still applies.
+        let high = ask(
+            "gemini-2.5-flash",
+            Some(ReasoningEffort::High),
+            &budget,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (high.thinking_budget, high.include_thoughts),
+            (Some(24_576), Some(true))
+        );
+        // A level default goes only to level models, moved to a level they accept.
+        let level = ThinkingDefault {
+            pattern: "*".into(),
+            thinking_level: Some("medium".into()),
+            include_thoughts: Some(false),
+            ..ThinkingDefault::default()
+        };
+        assert_eq!(
+            ask("gemini-3-pro-preview", None, &level, true)
+                .unwrap()
+                .thinking_level
+                .as_deref(),
+            Some("high")
+        );
+        // Its include_thoughts beats the global setting; a budget model gets no level.
+        assert_eq!(
+            ask("gemini-2.5-flash", None, &level, true),
+            Some(ThinkingConfig {
+                include_thoughts: Some(false),
+                ..ThinkingConfig::default()
+            })
+        );
+        // An explicit thinking_config replaces the default's knobs.
+        let explicit = ClientThinkingConfig {
+            thinking_budget: Some(2048),
+            ..ClientThinkingConfig::default()
+        };
+        let p = plan(
+            "gemini-2.5-flash",
+            &ThinkingRequest {
+                explicit: Some(&explicit),
+                model_default: Some(&budget),
+                ..ThinkingRequest::default()
+            },
+        );
+        assert_eq!(p.config.unwrap().thinking_budget, Some(2048));
     }
 }

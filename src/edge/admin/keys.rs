@@ -7,23 +7,108 @@ use worker::{Request, Response};
 
 use crate::domain::config::parse_key_list;
 use crate::domain::error::GatewayError;
+use crate::domain::keys::{KeyQuery, KeyStatus};
 use crate::edge::app::App;
 use crate::edge::http::{body, render};
-use crate::edge::store::keys::{self as key_store, KeyMeta, KeyPatch};
-use crate::edge::{now_ms, snapshot};
+use crate::edge::store::keys::{self as key_store, KeyMeta, KeyPatch, KeyView};
+use crate::edge::{now_ms, snapshot, upstream};
 
 type HandlerResult = Result<Response, GatewayError>;
 
 /// Upstream key secrets never exceed this in practice.
 const MAX_KEY_LEN: usize = 256;
+/// Keys one test may probe: each is an upstream call.
+const MAX_TESTS: usize = 50;
 
-pub async fn list(app: &App) -> HandlerResult {
+/// `GET /admin/api/keys`, optionally `?status=healthy|cooling|disabled&q=…&offset=&limit=`:
+/// every key without `limit` (as always), else one page of the keys that pass the filters,
+/// with `matched` and the per-status `counts`.
+pub async fn list(app: &App, req: &Request) -> HandlerResult {
+    let url = req.url()?;
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let query = KeyQuery::parse(&pairs)?;
     let keys = key_store::list(&app.db()?, now_ms()).await?;
     let enabled = keys.iter().filter(|k| k.enabled).count();
+    let status = |k: &KeyView| {
+        if !k.enabled {
+            KeyStatus::Disabled
+        } else if k.health.iter().any(|h| h.cooling) {
+            KeyStatus::Cooling
+        } else {
+            KeyStatus::Healthy
+        }
+    };
+    let count = |s: KeyStatus| keys.iter().filter(|k| status(k) == s).count();
+    let counts = json!({
+        "healthy": count(KeyStatus::Healthy),
+        "cooling": count(KeyStatus::Cooling),
+        "disabled": count(KeyStatus::Disabled),
+    });
+    let total = keys.len();
+    let matching: Vec<&KeyView> = keys
+        .iter()
+        .filter(|k| {
+            query.matches(
+                status(k),
+                &[
+                    Some(k.id.as_str()),
+                    Some(k.masked.as_str()),
+                    k.label.as_deref(),
+                    k.project.as_deref(),
+                ],
+            )
+        })
+        .collect();
+    let matched = matching.len();
+    let page: Vec<&KeyView> = match query.limit {
+        Some(limit) => matching
+            .into_iter()
+            .skip(query.offset)
+            .take(limit)
+            .collect(),
+        None => matching,
+    };
     render::json(
         200,
-        &json!({ "keys": keys, "total": keys.len(), "enabled": enabled }),
+        &json!({
+            "keys": page, "total": total, "enabled": enabled, "matched": matched, "counts": counts,
+        }),
     )
+}
+
+/// `POST /admin/api/keys/test` `{"ids": [..]}`: a cheap upstream call per key, recorded like
+/// any other outcome.
+pub async fn test(app: &App, req: &mut Request) -> HandlerResult {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Test {
+        ids: Vec<String>,
+    }
+    let test: Test = serde_json::from_value(body::read_admin_json(req).await?).map_err(|e| {
+        GatewayError::invalid_param(format!("Expected {{\"ids\": [..]}}: {e}"), "ids")
+    })?;
+    if test.ids.is_empty() || test.ids.len() > MAX_TESTS {
+        return Err(GatewayError::invalid_param(
+            format!("Test 1 to {MAX_TESTS} keys at a time."),
+            "ids",
+        ));
+    }
+    let snap = snapshot::snapshot(app).await?;
+    let keys = snapshot::keys_by_id(app, &test.ids).await?;
+    if let Some(missing) = test
+        .ids
+        .iter()
+        .find(|id| !keys.iter().any(|k| &k.id == *id))
+    {
+        return Err(no_such_key(missing));
+    }
+    let results =
+        futures::future::join_all(keys.iter().map(|key| upstream::probe(app, &snap, key))).await;
+    snapshot::invalidate();
+    render::json(200, &json!({ "results": results }))
 }
 
 pub async fn get(app: &App, id: &str) -> HandlerResult {

@@ -3,9 +3,11 @@
 //! area. None uses another handler module (`make boundary`).
 
 pub mod keys;
+pub mod models;
 pub mod page;
 pub mod session;
 pub mod settings;
+pub mod stats;
 pub mod users;
 
 use worker::{Request, Response};
@@ -21,7 +23,7 @@ pub async fn serve(
 ) -> Result<Response, GatewayError> {
     let req = &mut req;
     match route {
-        AdminRoute::ListKeys => keys::list(app).await,
+        AdminRoute::ListKeys => keys::list(app, req).await,
         AdminRoute::AddKeys => keys::add(app, req).await,
         AdminRoute::DeleteKeys => keys::delete_many(app, req).await,
         AdminRoute::GetKey(id) => keys::get(app, &id).await,
@@ -35,5 +37,11 @@ pub async fn serve(
         AdminRoute::UpdateUser(id) => users::update(app, req, &id).await,
         AdminRoute::DeleteUser(id) => users::delete(app, &id).await,
         AdminRoute::RotateUser(id) => users::rotate(app, &id).await,
+        AdminRoute::TestKeys => keys::test(app, req).await,
+        AdminRoute::SettingsDefaults => settings::defaults(),
+        AdminRoute::ListModels => models::list(app).await,
+        AdminRoute::UpdateModel(id) => models::update(app, req, &id).await,
+        AdminRoute::Stats => stats::stats(app, req).await,
+        AdminRoute::Logs => stats::logs(app, req).await,
     }
 }

@@ -13,6 +13,11 @@ pub async fn get(app: &App) -> Result<Response, GatewayError> {
     render::json(200, &settings_store::load(&app.db()?).await?)
 }
 
+/// `GET /admin/api/settings/defaults`: what each setting is when unset.
+pub fn defaults() -> Result<Response, GatewayError> {
+    render::json(200, &crate::domain::config::Settings::default())
+}
+
 pub async fn update(app: &App, req: &mut Request) -> Result<Response, GatewayError> {
     let patch = body::read_admin_json(req).await?;
     let db = app.db()?;

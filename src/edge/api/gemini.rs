@@ -5,7 +5,9 @@
 use futures::{StreamExt, stream};
 use worker::{Headers, Method, Request, Response, Url};
 
+use crate::domain::catalog::apply_native_default;
 use crate::domain::error::GatewayError;
+use crate::domain::gemini::{ListModelsResponse, Model, ModelName};
 use crate::domain::route::{GeminiRoute, NativeAction};
 use crate::domain::usage::{estimate_native, usage_in};
 use crate::edge::access::Caller;
@@ -13,8 +15,9 @@ use crate::edge::app::App;
 use crate::edge::billing::meter::{Meter, Metering};
 use crate::edge::billing::ticket::{Outcome, metered_send};
 use crate::edge::http::body::read_capped;
-use crate::edge::snapshot;
-use crate::edge::upstream::models::LIST_GATE;
+use crate::edge::http::render;
+use crate::edge::snapshot::{self, Snapshot};
+use crate::edge::upstream::models::{self, LIST_GATE};
 use crate::edge::upstream::urls::{self, Version};
 use crate::edge::upstream::{self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest};
 
@@ -58,28 +61,60 @@ fn pairs(query: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
     query.iter().map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
+/// The upstream's page of models as the catalog shows them: disabled models gone, aliases
+/// listed after their model. A page that does not parse is relayed as it came.
 async fn list_models(app: &App, url: &Url) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
     let query = forwarded(url);
     let target = urls::models(&app.config.env.gemini_api_base, version(url), pairs(&query))?;
-    pass(app, Method::Get, target).await
+    let answered = list_call(app, &snap, target).await;
+    let Ok(UpstreamOk {
+        body: UpstreamBody::Full(bytes),
+        ..
+    }) = &answered
+    else {
+        return answer(answered, None);
+    };
+    let Ok(mut page) = serde_json::from_slice::<ListModelsResponse>(bytes) else {
+        return answer(answered, None);
+    };
+    page.models = snap.settings.catalog.listing(&page.models);
+    render::json(200, &page)
 }
 
+/// One model; an alias answers as its model under the alias's name, a disabled one is 404.
 async fn get_model(app: &App, url: &Url, id: &str) -> HandlerResult {
-    let target = urls::model(&app.config.env.gemini_api_base, version(url), id)?;
-    pass(app, Method::Get, target).await
+    let snap = snapshot::snapshot(app).await?;
+    let target = snap.settings.catalog.resolve(id, str::to_owned, None)?;
+    let upstream_url = urls::model(&app.config.env.gemini_api_base, version(url), &target)?;
+    let answered = list_call(app, &snap, upstream_url).await;
+    if target == id {
+        return answer(answered, None);
+    }
+    let Ok(UpstreamOk {
+        body: UpstreamBody::Full(bytes),
+        ..
+    }) = &answered
+    else {
+        return answer(answered, None);
+    };
+    let Ok(mut model) = serde_json::from_slice::<Model>(bytes) else {
+        return answer(answered, None);
+    };
+    model.name = ModelName::parse(id)?;
+    render::json(200, &model)
 }
 
-/// Sends a model-list call with failover and relays the answer unchanged.
-async fn pass(app: &App, method: Method, url: String) -> HandlerResult {
-    let snap = snapshot::snapshot(app).await?;
+/// A model-list call with failover over the list gate.
+async fn list_call(app: &App, snap: &Snapshot, url: String) -> Result<UpstreamOk, UpstreamError> {
     let request = UpstreamRequest {
-        method,
+        method: Method::Get,
         url,
         body: None,
         stream: false,
         gate: LIST_GATE.to_owned(),
     };
-    answer(upstream::send(app, &snap, &request).await, None)
+    upstream::send(app, snap, &request).await
 }
 
 async fn model_action(
@@ -91,15 +126,28 @@ async fn model_action(
     action: NativeAction,
 ) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
+    let model = &models::resolve(app, &snap, model, str::to_owned).await?;
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
     // Refuse what Google would refuse anyway, without spending a key on it.
-    let parsed: serde_json::Value = serde_json::from_slice(&raw)
+    let mut parsed: serde_json::Value = serde_json::from_slice(&raw)
         .map_err(|e| GatewayError::invalid(format!("Invalid JSON payload received. {e}")))?;
     if !parsed.is_object() {
         return Err(GatewayError::invalid(
             "Invalid JSON payload received. The request body must be a JSON object.",
         ));
     }
+    let generates = matches!(
+        action,
+        NativeAction::GenerateContent | NativeAction::StreamGenerateContent
+    );
+    // The body passes through untouched, unless the operator set a thinking default for
+    // this model and the request sets no thinking of its own.
+    let raw = if generates && apply_native_default(&mut parsed, model, &snap.settings.catalog) {
+        serde_json::to_vec(&parsed)
+            .map_err(|e| GatewayError::Internal(format!("encode native body: {e}")))?
+    } else {
+        raw
+    };
     let stream = action == NativeAction::StreamGenerateContent;
     let query = forwarded(url);
     let target = urls::action(

@@ -6,7 +6,6 @@ use futures::{StreamExt, future::ready, stream};
 use worker::{Method, Request, Response};
 
 use crate::domain::error::GatewayError;
-use crate::domain::failover::client_error;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::quota::{Estimate, Usage};
 use crate::domain::route::check_model_id;
@@ -38,10 +37,12 @@ pub const ADJUSTED_HEADER: &str = "x-gemgate-adjusted";
 pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
-    let parsed = chat::parse_chat_request(&raw)?;
+    let mut parsed = chat::parse_chat_request(&raw)?;
     let client_model = parsed.model.clone();
+    parsed.model = models::resolve(app, &snap, &parsed.model, suffixless).await?;
     let options = ChatOptions {
         include_thoughts: snap.settings.include_thoughts,
+        catalog: Some(&snap.settings.catalog),
     };
     let mut prepared = chat::prepare_chat(parsed, &options)?;
     if !prepared.ignored.is_empty() {
@@ -192,8 +193,9 @@ fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline, meter: Meter) -> Hand
 pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
-    let parsed = embeddings::parse_embeddings_request(&raw)?;
+    let mut parsed = embeddings::parse_embeddings_request(&raw)?;
     let client_model = parsed.model.clone();
+    parsed.model = models::resolve(app, &snap, &parsed.model, suffixless).await?;
     let prepared = embeddings::prepare_embeddings(parsed)?;
     let model = upstream_model(&prepared.upstream_model)?;
     let url = urls::action(
@@ -247,7 +249,10 @@ pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> Handler
 
 pub async fn list_models(app: &App, caller: &Caller) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
-    let list = models::cached_list(app, &snap).await?;
+    let list = snap
+        .settings
+        .catalog
+        .listing(&models::cached_list(app, &snap).await?);
     let mut out = model_list(&list, now_ms() / 1000, &snap.settings.model_variants);
     // A key limited to some models is shown only those, so chat apps offer what works.
     if let Some(user) = caller.user()
@@ -264,14 +269,21 @@ pub async fn list_models(app: &App, caller: &Caller) -> HandlerResult {
 
 pub async fn get_model(app: &App, id: &str) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
-    // A suffix variant (`gemini-2.5-flash-search`) is its base model under the asked name.
-    let base = ModelVariant::parse(id).base;
+    // An alias, or a suffix variant (`gemini-2.5-flash-search`), is its model under the
+    // asked name.
+    let target = models::resolve(app, &snap, id, suffixless).await?;
+    let base = suffixless(&target);
     let model = models::one(app, &snap, &base)
         .await
         .map_err(|e| openai_error(e, id))?;
     let mut out = model_object(&model, now_ms() / 1000);
     id.clone_into(&mut out.id);
     render::json(200, &out)
+}
+
+/// A model name without the gateway's suffixes (`-search`, `-nothinking`, …).
+fn suffixless(name: &str) -> String {
+    ModelVariant::parse(name).base
 }
 
 /// Validates the model id that goes into the upstream URL: a body's `model`
@@ -286,7 +298,7 @@ fn upstream_model(model: &str) -> Result<&str, GatewayError> {
 fn openai_error(err: UpstreamError, model: &str) -> GatewayError {
     match err {
         UpstreamError::Gateway(e) => e,
-        UpstreamError::Client { status, body } => client_error(status, &body, model),
+        client @ UpstreamError::Client { .. } => client.to_error(model),
     }
 }
 

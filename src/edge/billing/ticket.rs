@@ -32,13 +32,16 @@ pub struct Outcome {
     pub served: bool,
     pub status: u16,
     pub key_id: String,
+    /// What the client was told, when the request failed.
+    pub error: Option<String>,
 }
 
 impl Outcome {
-    /// A request that ended with an error before anything was served.
-    pub fn failed(status: u16) -> Self {
+    /// A request that ended with `err` before anything was served.
+    pub fn failed(err: &GatewayError) -> Self {
         Self {
-            status,
+            status: err.status(),
+            error: Some(err.client_message()),
             ..Self::default()
         }
     }
@@ -50,13 +53,16 @@ impl Outcome {
             served: true,
             status: 200,
             key_id,
+            error: None,
         }
     }
 }
 
-/// The status a ticket dropped without a recorded failure is logged with: the
+/// What a ticket dropped without a recorded failure is logged with: the
 /// handler left by a path that forgot to say why.
-const DROPPED_STATUS: u16 = 500;
+fn dropped() -> GatewayError {
+    GatewayError::Internal("the request ended without settling".into())
+}
 
 /// An admitted request, to be settled exactly once.
 pub struct Ticket {
@@ -64,8 +70,8 @@ pub struct Ticket {
     background: Background,
     /// `None` once settled.
     open: Option<Admission>,
-    /// The status a drop settles with: the last failure `fail` recorded.
-    failure_status: u16,
+    /// What a drop settles with: the last failure `fail` recorded.
+    failure: Option<GatewayError>,
 }
 
 /// What a settlement needs to know about its admission.
@@ -93,7 +99,7 @@ impl Ticket {
     /// the error leaves the handler, the dropped ticket refunds the
     /// reservation and logs the request with this status.
     pub fn fail(&mut self, err: GatewayError) -> GatewayError {
-        self.failure_status = err.status();
+        self.failure = Some(err.clone());
         err
     }
 
@@ -126,15 +132,15 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(admission) = self.open.take() {
-            if self.failure_status == DROPPED_STATUS {
+            let failure = self.failure.take().unwrap_or_else(|| {
                 worker::console_warn!(
                     "[gemgate] a ticket for {} was dropped unsettled; refunding it",
                     admission.model
                 );
-            }
-            let outcome = Outcome::failed(self.failure_status);
+                dropped()
+            });
             self.background
-                .spawn(admission.finish(self.env.clone(), outcome));
+                .spawn(admission.finish(self.env.clone(), Outcome::failed(&failure)));
         }
     }
 }
@@ -164,7 +170,7 @@ pub async fn admit(
         env: app.env.clone(),
         background: app.background.clone(),
         open: Some(admission),
-        failure_status: DROPPED_STATUS,
+        failure: None,
     };
     let Some(user) = caller.user() else {
         return Ok(ticket(admission));
@@ -197,7 +203,7 @@ pub async fn admit(
             *app.rate.borrow_mut() = Some(limits);
             let err = denial_error(denial, retry_after_ms);
             // Nothing was reserved: settling only writes the refusal's log row.
-            ticket(admission).settle(Outcome::failed(err.status()));
+            ticket(admission).settle(Outcome::failed(&err));
             Err(err)
         }
         other => Err(GatewayError::Internal(format!(
@@ -240,7 +246,7 @@ pub async fn metered_send(
     match (ticket.into_inner(), result) {
         (Some(ticket), Ok(ok)) => Ok((ticket, ok)),
         (Some(ticket), Err(e)) => {
-            ticket.settle(Outcome::failed(e.status()));
+            ticket.settle(Outcome::failed(&e.to_error(&request.gate)));
             Err(e)
         }
         // Refused at admission, which logged it.
@@ -285,6 +291,7 @@ impl Admission {
             credits: charged,
             latency_ms: now_ms().saturating_sub(self.started_ms),
             stream: self.stream,
+            error: outcome.error,
         };
         request_log::write(&env, row).await;
     }

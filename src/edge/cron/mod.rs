@@ -25,8 +25,8 @@ pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         worker::console_warn!("[gemgate] cron prune failed: {e}");
     }
     match retention(&db).await {
-        Ok((log, rollups)) => worker::console_log!(
-            "[gemgate] cron retention: {log} log row(s) and {rollups} rollup(s) deleted"
+        Ok((log, rollups, minutes)) => worker::console_log!(
+            "[gemgate] cron retention: {log} log row(s), {rollups} hourly and {minutes} minute rollup(s) deleted"
         ),
         Err(e) => worker::console_warn!("[gemgate] cron retention failed: {e}"),
     }
@@ -49,13 +49,14 @@ async fn import_env_keys(env: &Env, db: &D1Database) -> Result<(), GatewayError>
 }
 
 /// Deletes request-log rows and hourly rollups past their configured retention.
-async fn retention(db: &D1Database) -> Result<(usize, usize), GatewayError> {
+async fn retention(db: &D1Database) -> Result<(usize, usize, usize), GatewayError> {
     let settings = settings_store::load(db).await?;
     let now = now_ms();
     log_store::prune(
         db,
         now.saturating_sub(u64::from(settings.log_retention_days) * DAY_MS),
         now.saturating_sub(u64::from(settings.rollup_retention_days) * DAY_MS),
+        now.saturating_sub(log_store::MINUTE_RETENTION_MS),
     )
     .await
 }

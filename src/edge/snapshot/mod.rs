@@ -184,6 +184,12 @@ async fn load(
     Ok((Snapshot::new(keys, settings, now), digest))
 }
 
+/// Keys by id, enabled or not, with their secrets opened (for probes an admin asks for).
+pub async fn keys_by_id(app: &App, ids: &[String]) -> Result<Vec<UpstreamKey>, GatewayError> {
+    let stored = key_store::stored_by_id(&app.db()?, ids).await?;
+    Ok(open_all(sealer(&app.env).await?, stored).await)
+}
+
 /// Opens the stored secrets. A key that cannot be opened (wrong or missing
 /// `ENCRYPTION_KEY`) is left out and logged by id, so one bad row never
 /// takes the whole pool down.

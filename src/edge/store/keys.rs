@@ -39,6 +39,30 @@ pub fn decode_enabled(result: &D1Result) -> Result<Vec<StoredKey>, GatewayError>
     result.results().map_err(internal("decode keys"))
 }
 
+/// Keys by id, enabled or not, in the order asked (ids that do not exist are left out).
+pub async fn stored_by_id(db: &D1Database, ids: &[String]) -> Result<Vec<StoredKey>, GatewayError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(90) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+        let params: Vec<JsValue> = chunk.iter().map(|id| id.as_str().into()).collect();
+        let rows: Vec<StoredKey> = db
+            .prepare(format!(
+                "SELECT id, secret, weight, project, updated_at FROM upstream_keys WHERE id IN ({})",
+                marks.join(", ")
+            ))
+            .bind(&params)
+            .map_err(internal("bind keys by id"))?
+            .all()
+            .await
+            .map_err(internal("read keys by id"))?
+            .results()
+            .map_err(internal("decode keys by id"))?;
+        out.extend(rows);
+    }
+    out.sort_by_key(|k| ids.iter().position(|id| *id == k.id));
+    Ok(out)
+}
+
 /// A key's weight as the pool uses it: D1 stores a REAL, the pool takes 1..=1000.
 #[expect(
     clippy::cast_possible_truncation,

@@ -7,6 +7,7 @@ pub mod log;
 pub mod meta;
 pub mod sessions;
 pub mod settings;
+pub mod stats;
 pub mod users;
 
 /// The rows a D1 batch of `n` statements returned, or an error if it returned another count.

@@ -14,6 +14,7 @@ use worker::{
 };
 
 use crate::domain::error::GatewayError;
+use crate::domain::failover::client_error;
 use crate::domain::outcome::{Outcome, classify};
 
 /// One logical upstream request, replayable on several keys.
@@ -71,11 +72,12 @@ impl From<GatewayError> for UpstreamError {
 }
 
 impl UpstreamError {
-    /// The status a request that ended with this error is logged with.
-    pub fn status(&self) -> u16 {
+    /// The error in the gateway's terms, for a client that asked for `model`: a refusal keeps
+    /// Google's status and message (`domain::failover::client_error`).
+    pub fn to_error(&self, model: &str) -> GatewayError {
         match self {
-            Self::Client { status, .. } => *status,
-            Self::Gateway(err) => err.status(),
+            Self::Client { status, body } => client_error(*status, body, model),
+            Self::Gateway(err) => err.clone(),
         }
     }
 }

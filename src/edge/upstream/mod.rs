@@ -22,7 +22,7 @@ use crate::domain::mask::{mask_secret, scrub};
 use crate::domain::outcome::Outcome;
 use crate::edge::app::App;
 use crate::edge::now_ms;
-use crate::edge::snapshot::Snapshot;
+use crate::edge::snapshot::{Snapshot, UpstreamKey};
 use crate::edge::upstream::fetch::{Attempt, attempt};
 pub use crate::edge::upstream::fetch::{
     BodyStream, StreamBreak, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest,
@@ -139,6 +139,88 @@ pub async fn send_admitted(
         record_last(app, snap, &req.gate, last).await;
     }
     Err(failover.into_error().into())
+}
+
+/// The model a key probe counts tokens on, and whose gate records the outcome.
+pub const PROBE_MODEL: &str = "gemini-2.5-flash";
+
+/// What one probe of a key came to.
+#[derive(Debug, serde::Serialize)]
+pub struct Probe {
+    pub id: String,
+    pub ok: bool,
+    pub outcome: &'static str,
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub message: Option<String>,
+}
+
+/// Tries one key with a cheap call (`countTokens` on [`PROBE_MODEL`]) and records the outcome
+/// like any other: reported to the model's gate, and an invalid key disabled.
+pub async fn probe(app: &App, snap: &Snapshot, key: &UpstreamKey) -> Probe {
+    let request = UpstreamRequest {
+        method: worker::Method::Post,
+        url: match urls::action(
+            &app.config.env.gemini_api_base,
+            urls::Version::V1Beta,
+            PROBE_MODEL,
+            "countTokens",
+            [],
+        ) {
+            Ok(url) => url,
+            Err(e) => {
+                return Probe {
+                    id: key.id.clone(),
+                    ok: false,
+                    outcome: "network",
+                    status: None,
+                    latency_ms: 0,
+                    message: Some(e.client_message()),
+                };
+            }
+        },
+        body: Some(r#"{"contents":[{"role":"user","parts":[{"text":"ping"}]}]}"#.to_owned()),
+        stream: false,
+        gate: PROBE_MODEL.to_owned(),
+    };
+    let timeout = Duration::from_millis(snap.settings.upstream_timeout_ms.min(30_000));
+    let started = now_ms();
+    let Attempt { outcome, answer } = attempt(&request, &key.id, &key.secret, timeout).await;
+    let latency_ms = now_ms().saturating_sub(started);
+    let status = match &answer {
+        Ok(ok) => Some(ok.status),
+        Err(_) => match &outcome {
+            Outcome::ClientError { status } | Outcome::ServerError { status } => Some(*status),
+            Outcome::RateLimited { .. } => Some(429),
+            _ => None,
+        },
+    };
+    let message = answer
+        .as_ref()
+        .err()
+        .map(|body| scrub(&failure_detail(&outcome, Some(body)), &key.secret));
+    if let Outcome::KeyInvalid { reason } = &outcome {
+        disable_in_background(app, &key.id, reason);
+    }
+    record_last(
+        app,
+        snap,
+        PROBE_MODEL,
+        Report {
+            key_id: key.id.clone(),
+            outcome: outcome.clone(),
+            latency_ms,
+        },
+    )
+    .await;
+    Probe {
+        id: key.id.clone(),
+        ok: outcome == Outcome::Ok,
+        outcome: outcome.label(),
+        status,
+        latency_ms,
+        message,
+    }
 }
 
 /// An upstream error body relayed to the client must not carry our key.

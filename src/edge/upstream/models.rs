@@ -104,6 +104,32 @@ async fn fetch_all(app: &App, snap: &Snapshot) -> Result<Vec<Model>, GatewayErro
     Ok(models)
 }
 
+/// The model a client's name stands for (aliases, disabled models and the default model of
+/// the catalog). `base` strips the name's gateway suffixes, where the surface has them. The
+/// upstream list is read only when a default model is set; if it cannot be read, every name
+/// counts as known.
+pub async fn resolve(
+    app: &App,
+    snap: &Snapshot,
+    requested: &str,
+    base: impl Fn(&str) -> String,
+) -> Result<String, GatewayError> {
+    let catalog = &snap.settings.catalog;
+    if catalog.default_model.is_none() {
+        return catalog.resolve(requested, base, None);
+    }
+    match cached_list(app, snap).await {
+        Ok(list) => {
+            let known = |id: &str| list.iter().any(|m| m.name.as_str() == id);
+            catalog.resolve(requested, base, Some(&known))
+        }
+        Err(e) => {
+            worker::console_warn!("[gemgate] model list unavailable for default_model: {e}");
+            catalog.resolve(requested, base, None)
+        }
+    }
+}
+
 /// One model: from the cached list when there, else asked upstream.
 pub async fn one(app: &App, snap: &Snapshot, id: &str) -> Result<Model, UpstreamError> {
     if let Some(hit) = LIST.with(|l| l.borrow().clone())

@@ -4,6 +4,7 @@
 //! Must not do I/O or read a clock or randomness: the completion id and timestamp arrive in
 //! [`ChatContext`], and tool-call ids are derived from that id.
 
+use crate::domain::catalog::Catalog;
 use crate::domain::gemini;
 use crate::domain::translate::names::NameMap;
 
@@ -54,9 +55,11 @@ pub struct ReplyPlan {
 
 /// Gateway settings that shape translation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ChatOptions {
+pub struct ChatOptions<'a> {
     /// Return thoughts as `reasoning_content` unless the request says otherwise.
     pub include_thoughts: bool,
+    /// The operator's per-model thinking defaults (`thinking_defaults`).
+    pub catalog: Option<&'a Catalog>,
 }
 
 /// An `image_url` with an http(s) URL, fetched by the edge before the request goes upstream.

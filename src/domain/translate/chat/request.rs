@@ -30,7 +30,7 @@ use crate::domain::translate::thinking::{
 /// model-first history.
 pub fn prepare_chat(
     mut req: ChatCompletionRequest,
-    options: &ChatOptions,
+    options: &ChatOptions<'_>,
 ) -> Result<PreparedChat, GatewayError> {
     let variant = ModelVariant::parse(&req.model);
     let model = ModelName::parse(&variant.base)?;
@@ -45,6 +45,9 @@ pub fn prepare_chat(
             effort: req.reasoning_effort,
             suffix: variant.thinking,
             explicit: extensions.google.thinking_config.as_ref(),
+            model_default: options
+                .catalog
+                .and_then(|c| c.thinking_default(model.as_str())),
             include_thoughts_default: options.include_thoughts,
         },
     );

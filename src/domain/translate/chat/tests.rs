@@ -716,6 +716,7 @@ fn reasoning_effort_suffixes_and_thinking_config_reach_the_body() {
         req,
         &ChatOptions {
             include_thoughts: true,
+            catalog: None,
         },
     )
     .unwrap();
