@@ -127,6 +127,7 @@ test: deps .tools/chromium.stamp
 
 bench: deps build/index.js
 	node tests/bench/run.mjs
+	node tests/bench/console.mjs
 
 clean:
 	rm -rf build target/wasm32-unknown-unknown .tools tests/.state

@@ -58,3 +58,59 @@ CREATE TABLE IF NOT EXISTS usage_minute (
 CREATE INDEX IF NOT EXISTS usage_minute_user ON usage_minute (user_id, minute);
 CREATE INDEX IF NOT EXISTS usage_minute_model ON usage_minute (model, minute);
 CREATE INDEX IF NOT EXISTS usage_minute_key ON usage_minute (key_id, minute);
+
+-- Hourly totals per single dimension (dim 'all' with name '', 'model', 'key'
+-- or 'user' with its value): what the dashboard's series and splits read for
+-- 24 h to 30 days without filters. Each request counts once per dimension, so
+-- this stays small however many user × model × key combinations traffic
+-- makes, which usage_hourly cannot.
+CREATE TABLE IF NOT EXISTS usage_dims (
+  hour              INTEGER NOT NULL,
+  dim               TEXT NOT NULL,
+  name              TEXT NOT NULL,
+  requests          INTEGER NOT NULL DEFAULT 0,
+  errors            INTEGER NOT NULL DEFAULT 0,
+  prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  reasoning_tokens  INTEGER NOT NULL DEFAULT 0,
+  credits           INTEGER NOT NULL DEFAULT 0,
+  lat_0             INTEGER NOT NULL DEFAULT 0,
+  lat_1             INTEGER NOT NULL DEFAULT 0,
+  lat_2             INTEGER NOT NULL DEFAULT 0,
+  lat_3             INTEGER NOT NULL DEFAULT 0,
+  lat_4             INTEGER NOT NULL DEFAULT 0,
+  lat_5             INTEGER NOT NULL DEFAULT 0,
+  lat_6             INTEGER NOT NULL DEFAULT 0,
+  lat_7             INTEGER NOT NULL DEFAULT 0,
+  lat_8             INTEGER NOT NULL DEFAULT 0,
+  lat_9             INTEGER NOT NULL DEFAULT 0,
+  lat_10             INTEGER NOT NULL DEFAULT 0,
+  lat_11             INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (dim, hour, name)
+);
+
+-- The same per day, for the 30-day view (whose window is whole UTC days).
+CREATE TABLE IF NOT EXISTS usage_dims_daily (
+  day               INTEGER NOT NULL,
+  dim               TEXT NOT NULL,
+  name              TEXT NOT NULL,
+  requests          INTEGER NOT NULL DEFAULT 0,
+  errors            INTEGER NOT NULL DEFAULT 0,
+  prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  reasoning_tokens  INTEGER NOT NULL DEFAULT 0,
+  credits           INTEGER NOT NULL DEFAULT 0,
+  lat_0             INTEGER NOT NULL DEFAULT 0,
+  lat_1             INTEGER NOT NULL DEFAULT 0,
+  lat_2             INTEGER NOT NULL DEFAULT 0,
+  lat_3             INTEGER NOT NULL DEFAULT 0,
+  lat_4             INTEGER NOT NULL DEFAULT 0,
+  lat_5             INTEGER NOT NULL DEFAULT 0,
+  lat_6             INTEGER NOT NULL DEFAULT 0,
+  lat_7             INTEGER NOT NULL DEFAULT 0,
+  lat_8             INTEGER NOT NULL DEFAULT 0,
+  lat_9             INTEGER NOT NULL DEFAULT 0,
+  lat_10             INTEGER NOT NULL DEFAULT 0,
+  lat_11             INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (dim, day, name)
+);

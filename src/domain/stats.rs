@@ -18,11 +18,13 @@ pub enum Range {
     Month,
 }
 
-/// Which rollup table a range reads.
+/// Which rollups a range reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rollups {
     Minute,
     Hourly,
+    /// Whole UTC days (the 30-day view, whose window is whole days).
+    Daily,
 }
 
 impl Range {
@@ -68,11 +70,13 @@ impl Range {
         }
     }
 
-    /// The one-hour view needs minute rollups; the others read hourly ones.
+    /// The one-hour view needs minute rollups, the 30-day one reads daily ones, the others
+    /// hourly ones.
     pub fn rollups(self) -> Rollups {
         match self {
             Self::Hour => Rollups::Minute,
-            _ => Rollups::Hourly,
+            Self::Day | Self::Week => Rollups::Hourly,
+            Self::Month => Rollups::Daily,
         }
     }
 
@@ -439,7 +443,7 @@ mod tests {
             ("1h", Range::Hour, 60, Rollups::Minute),
             ("24h", Range::Day, 24, Rollups::Hourly),
             ("7d", Range::Week, 28, Rollups::Hourly),
-            ("30d", Range::Month, 30, Rollups::Hourly),
+            ("30d", Range::Month, 30, Rollups::Daily),
         ] {
             assert_eq!(Range::parse(Some(text)), Ok(range));
             assert_eq!(range.label(), text);

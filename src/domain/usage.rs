@@ -241,15 +241,9 @@ pub fn latency_bucket(latency_ms: u64) -> usize {
         .unwrap_or(LATENCY_BOUNDS_MS.len())
 }
 
-/// The rollup a batch of rows adds, per (time bucket, user, model, upstream key).
+/// What a group of requests adds up to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rollup {
-    /// The bucket's start, in ms (an hour or a minute, by the table).
-    pub bucket: u64,
-    /// `""` for `ACCESS_TOKENS` clients.
-    pub user_id: String,
-    pub model: String,
-    pub key_id: String,
+pub struct Totals {
     pub requests: u64,
     /// Requests that did not end in a 2xx.
     pub errors: u64,
@@ -259,8 +253,33 @@ pub struct Rollup {
     pub latency: [u64; LATENCY_BUCKETS],
 }
 
+impl Totals {
+    fn add(&mut self, row: &LogRow) {
+        self.requests += 1;
+        self.errors += u64::from(!(200..300).contains(&row.status));
+        self.usage.prompt_tokens += row.usage.prompt_tokens;
+        self.usage.completion_tokens += row.usage.completion_tokens;
+        self.usage.reasoning_tokens += row.usage.reasoning_tokens;
+        self.credits += row.credits;
+        self.latency[latency_bucket(row.latency_ms)] += 1;
+    }
+}
+
+/// The rollup a batch of rows adds, per (time bucket, user, model, upstream key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rollup {
+    /// The bucket's start, in ms (an hour or a minute, by the table).
+    pub bucket: u64,
+    /// `""` for `ACCESS_TOKENS` clients.
+    pub user_id: String,
+    pub model: String,
+    pub key_id: String,
+    pub totals: Totals,
+}
+
 pub const MINUTE_MS: u64 = 60_000;
 pub const HOUR_MS: u64 = 3_600_000;
+pub const DAY_MS: u64 = 86_400_000;
 
 /// Folds rows into rollup deltas of `bucket_ms`-wide buckets, so one flush writes each rollup
 /// row once, however many requests it carries.
@@ -285,16 +304,76 @@ pub fn aggregate(rows: &[LogRow], bucket_ms: u64) -> Vec<Rollup> {
             });
             rollups.len() - 1
         });
-        let rollup = &mut rollups[i];
-        rollup.requests += 1;
-        rollup.errors += u64::from(!(200..300).contains(&row.status));
-        rollup.usage.prompt_tokens += row.usage.prompt_tokens;
-        rollup.usage.completion_tokens += row.usage.completion_tokens;
-        rollup.usage.reasoning_tokens += row.usage.reasoning_tokens;
-        rollup.credits += row.credits;
-        rollup.latency[latency_bucket(row.latency_ms)] += 1;
+        rollups[i].totals.add(row);
     }
     rollups
+}
+
+/// One dimension of the dashboard's splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim {
+    /// Every request (the series and totals); its name is `""`.
+    All,
+    Model,
+    Key,
+    User,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 4] = [Dim::All, Dim::Model, Dim::Key, Dim::User];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dim::All => "all",
+            Dim::Model => "model",
+            Dim::Key => "key",
+            Dim::User => "user",
+        }
+    }
+
+    fn of(self, row: &LogRow) -> &str {
+        match self {
+            Dim::All => "",
+            Dim::Model => &row.model,
+            Dim::Key => &row.key_id,
+            Dim::User => row.user_id.as_deref().unwrap_or_default(),
+        }
+    }
+}
+
+/// The rollup a batch adds to one dimension: per (hour, dimension, its value). Each row counts
+/// once per dimension, so a split over a month reads one row per value and hour, however many
+/// combinations of users, models and keys the traffic made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimRollup {
+    pub bucket: u64,
+    pub dim: Dim,
+    pub name: String,
+    pub totals: Totals,
+}
+
+pub fn aggregate_dims(rows: &[LogRow], bucket_ms: u64) -> Vec<DimRollup> {
+    let mut out: Vec<DimRollup> = Vec::new();
+    for row in rows {
+        let bucket = row.ts - row.ts % bucket_ms;
+        for dim in Dim::ALL {
+            let name = dim.of(row);
+            let at = out
+                .iter()
+                .position(|r| r.bucket == bucket && r.dim == dim && r.name == name);
+            let i = at.unwrap_or_else(|| {
+                out.push(DimRollup {
+                    bucket,
+                    dim,
+                    name: name.to_owned(),
+                    totals: Totals::default(),
+                });
+                out.len() - 1
+            });
+            out[i].totals.add(row);
+        }
+    }
+    out
 }
 
 /// Each user's charged credits in a batch, so their settled total is written once.
@@ -425,16 +504,42 @@ mod tests {
         rows[1].latency_ms = 900;
         let rollups = aggregate(&rows, HOUR_MS);
         assert_eq!(rollups.len(), 4);
-        assert_eq!((rollups[0].requests, rollups[0].errors), (2, 1));
-        assert_eq!(rollups[0].credits, 4);
-        assert_eq!(rollups[0].usage.prompt_tokens, 20);
-        assert_eq!(rollups[0].latency[0], 1, "3 ms");
-        assert_eq!(rollups[0].latency[latency_bucket(900)], 1);
+        let first = &rollups[0].totals;
+        assert_eq!((first.requests, first.errors), (2, 1));
+        assert_eq!(first.credits, 4);
+        assert_eq!(first.usage.prompt_tokens, 20);
+        assert_eq!(first.latency[0], 1, "3 ms");
+        assert_eq!(first.latency[latency_bucket(900)], 1);
         assert_eq!(rollups[1].bucket, 2 * HOUR_MS);
         assert_eq!(rollups[2].user_id, "");
         assert_eq!(user_credits(&rows), vec![("u1".to_owned(), 6)]);
-        let total: u64 = rollups.iter().map(|r| r.requests).sum();
+        let total: u64 = rollups.iter().map(|r| r.totals.requests).sum();
         assert_eq!(total, rows.len() as u64);
+
+        // Per dimension: every row counts once in each.
+        let dims = aggregate_dims(&rows, HOUR_MS);
+        for dim in Dim::ALL {
+            let n: u64 = dims
+                .iter()
+                .filter(|d| d.dim == dim)
+                .map(|d| d.totals.requests)
+                .sum();
+            assert_eq!(n, rows.len() as u64, "{dim:?}");
+        }
+        let all_first_hour = dims
+            .iter()
+            .find(|d| d.dim == Dim::All && d.bucket == HOUR_MS)
+            .unwrap();
+        assert_eq!(
+            (all_first_hour.name.as_str(), all_first_hour.totals.requests),
+            ("", 4)
+        );
+        let users: Vec<&str> = dims
+            .iter()
+            .filter(|d| d.dim == Dim::User && d.bucket == HOUR_MS)
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(users, ["u1", "", "u2"]);
         // Minute buckets split what an hour holds together.
         assert_eq!(aggregate(&rows, MINUTE_MS).len(), 4);
         assert_eq!(aggregate(&rows[..2], MINUTE_MS).len(), 1);

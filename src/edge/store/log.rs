@@ -2,27 +2,27 @@
 //! each user's settled total (`users.credits_used`): written together in one
 //! D1 batch, and pruned by retention.
 
+use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::domain::error::GatewayError;
 use crate::domain::usage::{
-    HOUR_MS, LATENCY_BUCKETS, LogRow, MINUTE_MS, Rollup, aggregate, user_credits,
+    DAY_MS, HOUR_MS, LATENCY_BUCKETS, LogRow, MINUTE_MS, Totals, aggregate, aggregate_dims,
+    user_credits,
 };
 use crate::edge::store::changes;
 use crate::edge::{internal, js_int, js_opt};
-
-/// The latency columns of both rollup tables, in histogram order.
-const LATENCY_COLUMNS: &str =
-    "lat_0, lat_1, lat_2, lat_3, lat_4, lat_5, lat_6, lat_7, lat_8, lat_9, lat_10, lat_11";
 
 /// One D1 batch: the log rows, each touched hourly and minute rollup once, each user's
 /// settled total once.
 pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError> {
     let hourly = aggregate(rows, HOUR_MS);
     let minutely = aggregate(rows, MINUTE_MS);
+    let dims = aggregate_dims(rows, HOUR_MS);
+    let daily = aggregate_dims(rows, DAY_MS);
     let credits = user_credits(rows);
     let mut statements =
-        Vec::with_capacity(rows.len() + hourly.len() + minutely.len() + credits.len());
+        Vec::with_capacity(rows.len() + hourly.len() + minutely.len() + dims.len() + credits.len());
     for row in rows {
         statements.push(
             db.prepare(
@@ -52,7 +52,27 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
         ("usage_minute", "minute", &minutely),
     ] {
         for r in rollups {
-            statements.push(upsert(db, table, bucket, r)?);
+            let dims = [
+                r.user_id.as_str().into(),
+                r.model.as_str().into(),
+                r.key_id.as_str().into(),
+            ];
+            let columns = ["user_id", "model", "key_id"];
+            statements.push(upsert(
+                db, table, bucket, &columns, dims, r.bucket, &r.totals,
+            )?);
+        }
+    }
+    for (table, bucket, rollups) in [
+        ("usage_dims", "hour", &dims),
+        ("usage_dims_daily", "day", &daily),
+    ] {
+        for d in rollups {
+            let names = [d.dim.as_str().into(), d.name.as_str().into()];
+            let columns = ["dim", "name"];
+            statements.push(upsert(
+                db, table, bucket, &columns, names, d.bucket, &d.totals,
+            )?);
         }
     }
     for (user, total) in &credits {
@@ -66,43 +86,61 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
     Ok(())
 }
 
-/// Adds one rollup delta to `table`, whose time column is `bucket`.
-fn upsert(
+/// Adds one rollup delta to `table`, whose time column is `bucket` and whose other key
+/// columns are `columns` (with `values`).
+fn upsert<const N: usize>(
     db: &D1Database,
     table: &str,
     bucket: &str,
-    r: &Rollup,
+    columns: &[&str; N],
+    values: [JsValue; N],
+    start: u64,
+    t: &Totals,
 ) -> Result<D1PreparedStatement, GatewayError> {
-    let latency_params: Vec<String> = (0..LATENCY_BUCKETS)
-        .map(|i| format!("?{}", 11 + i))
+    // ?1 is the bucket, then the key columns, then the sums.
+    let first_sum = 2 + N;
+    let param = |i: usize| format!("?{}", first_sum + i);
+    let key = columns.join(", ");
+    let sums = [
+        "requests",
+        "errors",
+        "prompt_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "credits",
+    ];
+    let latency: Vec<String> = (0..LATENCY_BUCKETS).map(|i| format!("lat_{i}")).collect();
+    let all: Vec<&str> = sums
+        .iter()
+        .copied()
+        .chain(latency.iter().map(String::as_str))
         .collect();
-    let latency_sums: Vec<String> = (0..LATENCY_BUCKETS)
-        .map(|i| format!("lat_{i} = lat_{i} + ?{}", 11 + i))
+    let key_params: Vec<String> = (0..N).map(|i| format!("?{}", 2 + i)).collect();
+    let sum_params: Vec<String> = (0..all.len()).map(param).collect();
+    let updates: Vec<String> = all
+        .iter()
+        .enumerate()
+        .map(|(i, column)| format!("{column} = {column} + {}", param(i)))
         .collect();
     let sql = format!(
-        "INSERT INTO {table} ({bucket}, user_id, model, key_id, requests, errors, prompt_tokens, \
-         completion_tokens, reasoning_tokens, credits, {LATENCY_COLUMNS}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, {}) \
-         ON CONFLICT ({bucket}, user_id, model, key_id) DO UPDATE SET \
-         requests = requests + ?5, errors = errors + ?6, prompt_tokens = prompt_tokens + ?7, \
-         completion_tokens = completion_tokens + ?8, reasoning_tokens = reasoning_tokens + ?9, \
-         credits = credits + ?10, {}",
-        latency_params.join(", "),
-        latency_sums.join(", "),
+        "INSERT INTO {table} ({bucket}, {key}, {}) VALUES (?1, {}, {}) \
+         ON CONFLICT ({bucket}, {key}) DO UPDATE SET {}",
+        all.join(", "),
+        key_params.join(", "),
+        sum_params.join(", "),
+        updates.join(", "),
     );
-    let mut params = vec![
-        js_int(r.bucket),
-        r.user_id.as_str().into(),
-        r.model.as_str().into(),
-        r.key_id.as_str().into(),
-        js_int(r.requests),
-        js_int(r.errors),
-        js_int(r.usage.prompt_tokens),
-        js_int(r.usage.completion_tokens),
-        js_int(r.usage.reasoning_tokens),
-        js_int(r.credits),
-    ];
-    params.extend(r.latency.iter().map(|&n| js_int(n)));
+    let mut params = vec![js_int(start)];
+    params.extend(values);
+    params.extend([
+        js_int(t.requests),
+        js_int(t.errors),
+        js_int(t.usage.prompt_tokens),
+        js_int(t.usage.completion_tokens),
+        js_int(t.usage.reasoning_tokens),
+        js_int(t.credits),
+    ]);
+    params.extend(t.latency.iter().map(|&n| js_int(n)));
     db.prepare(sql)
         .bind(&params)
         .map_err(internal("bind rollup"))
@@ -128,12 +166,22 @@ pub async fn prune(
             db.prepare("DELETE FROM usage_hourly WHERE hour < ?1")
                 .bind(&[js_int(rollup_cutoff_ms)])
                 .map_err(internal("bind rollup retention"))?,
+            db.prepare("DELETE FROM usage_dims WHERE hour < ?1")
+                .bind(&[js_int(rollup_cutoff_ms)])
+                .map_err(internal("bind dims retention"))?,
+            db.prepare("DELETE FROM usage_dims_daily WHERE day < ?1")
+                .bind(&[js_int(rollup_cutoff_ms)])
+                .map_err(internal("bind daily dims retention"))?,
             db.prepare("DELETE FROM usage_minute WHERE minute < ?1")
                 .bind(&[js_int(minute_cutoff_ms)])
                 .map_err(internal("bind minute retention"))?,
         ])
         .await
         .map_err(internal("retention"))?;
-    let [log, rollups, minutes] = crate::edge::store::batch_of(results)?;
-    Ok((changes(&log), changes(&rollups), changes(&minutes)))
+    let [log, rollups, dims, minutes] = crate::edge::store::batch_of(results)?;
+    Ok((
+        changes(&log),
+        changes(&rollups) + changes(&dims),
+        changes(&minutes),
+    ))
 }

@@ -30,10 +30,12 @@ pub enum By {
     User,
 }
 
+/// The user × model × key rollups a range reads (a filter needs them): the daily view sums
+/// hourly rows.
 fn table(rollups: Rollups) -> (&'static str, &'static str) {
     match rollups {
         Rollups::Minute => ("usage_minute", "minute"),
-        Rollups::Hourly => ("usage_hourly", "hour"),
+        Rollups::Hourly | Rollups::Daily => ("usage_hourly", "hour"),
     }
 }
 
@@ -116,6 +118,24 @@ fn conditions(bucket: &str, from: u64, to: u64, filter: Filter<'_>) -> (String, 
     (sql, params)
 }
 
+impl Filter<'_> {
+    fn is_empty(&self) -> bool {
+        self.user.is_none() && self.model.is_none() && self.key.is_none()
+    }
+}
+
+/// The per-dimension rollups (table, time column) a query can read: hourly or daily ones,
+/// with no filter. They hold one row per value and bucket, where `usage_hourly` holds one per
+/// user × model × key.
+fn dims_table(rollups: Rollups, filter: Filter<'_>) -> Option<(&'static str, &'static str)> {
+    match rollups {
+        _ if !filter.is_empty() => None,
+        Rollups::Minute => None,
+        Rollups::Hourly => Some(("usage_dims", "hour")),
+        Rollups::Daily => Some(("usage_dims_daily", "day")),
+    }
+}
+
 /// Rollup sums per `bucket_ms`-wide bucket of `[from, to)`.
 pub async fn series(
     db: &D1Database,
@@ -125,8 +145,19 @@ pub async fn series(
     bucket_ms: u64,
     filter: Filter<'_>,
 ) -> Result<Vec<(u64, Sums)>, GatewayError> {
-    let (table, bucket) = table(rollups);
-    let (conditions, mut params) = conditions(bucket, from, to, filter);
+    let (table, bucket, conditions, mut params) =
+        if let Some((table, bucket)) = dims_table(rollups, filter) {
+            (
+                table,
+                bucket,
+                format!("r.dim = 'all' AND r.{bucket} >= ?1 AND r.{bucket} < ?2"),
+                vec![js_int(from), js_int(to)],
+            )
+        } else {
+            let (table, bucket) = table(rollups);
+            let (conditions, params) = conditions(bucket, from, to, filter);
+            (table, bucket, conditions, params)
+        };
     params.push(js_int(bucket_ms));
     let width = params.len();
     let sql = format!(
@@ -159,20 +190,37 @@ pub async fn split(
     by: By,
     limit: u32,
 ) -> Result<Vec<(String, Option<String>, Sums)>, GatewayError> {
-    let (table, bucket) = table(rollups);
-    let (conditions, mut params) = conditions(bucket, from, to, filter);
-    let (column, label, join) = match by {
-        By::Model => ("r.model", "NULL", String::new()),
+    let dims = dims_table(rollups, filter);
+    let (table, conditions, mut params) = if let Some((table, bucket)) = dims {
+        let dim = match by {
+            By::Model => "model",
+            By::Key => "key",
+            By::User => "user",
+        };
+        (
+            table,
+            format!("r.dim = ?3 AND r.{bucket} >= ?1 AND r.{bucket} < ?2"),
+            vec![js_int(from), js_int(to), dim.into()],
+        )
+    } else {
+        let (table, bucket) = table(rollups);
+        let (conditions, params) = conditions(bucket, from, to, filter);
+        (table, conditions, params)
+    };
+    let dims = dims.is_some();
+    let column = match (dims, by) {
+        (true, _) => "r.name",
+        (false, By::Model) => "r.model",
+        (false, By::Key) => "r.key_id",
+        (false, By::User) => "r.user_id",
+    };
+    let (label, join) = match by {
+        By::Model => ("NULL", String::new()),
         By::Key => (
-            "r.key_id",
             "k.masked",
-            "LEFT JOIN upstream_keys k ON k.id = r.key_id".to_owned(),
+            format!("LEFT JOIN upstream_keys k ON k.id = {column}"),
         ),
-        By::User => (
-            "r.user_id",
-            "u.name",
-            "LEFT JOIN users u ON u.id = r.user_id".to_owned(),
-        ),
+        By::User => ("u.name", format!("LEFT JOIN users u ON u.id = {column}")),
     };
     params.push(js_int(u64::from(limit)));
     let sql = format!(
