@@ -27,6 +27,9 @@ const ADMIN_ROUTES = [
   ['GET', '/admin/api/users'], ['POST', '/admin/api/users'],
   ['GET', '/admin/api/users/u_1'], ['PATCH', '/admin/api/users/u_1'], ['DELETE', '/admin/api/users/u_1'],
   ['POST', '/admin/api/users/u_1/rotate'],
+  ['POST', '/admin/api/keys/test'], ['GET', '/admin/api/settings/defaults'],
+  ['GET', '/admin/api/models'], ['PATCH', '/admin/api/models/gemini-2.5-flash'],
+  ['GET', '/admin/api/stats'], ['GET', '/admin/api/logs'], ['GET', '/admin/api/logs?format=csv'],
   // Not a route: still 401 without credentials, so nobody learns which paths exist.
   ['GET', '/admin/api/nope'], ['POST', '/admin/api/keys/k1/explode'],
 ];
