@@ -11,10 +11,10 @@
 // Writes tests/bench/last-console.json. Exits non-zero if a request fails or
 // a plan scans the log.
 import http from 'node:http';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startMock } from '../mock/google.mjs';
-import { migrate } from './d1.mjs';
+import { compatibilityDate, gemgateWorker, migrate } from './d1.mjs';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const { Miniflare, Log, LogLevel } = await import(join(ROOT, 'node_modules/miniflare/dist/src/index.js'));
@@ -30,7 +30,6 @@ const GOAL_MS = 150;
 const ADMIN_PASSWORD = 'bench-admin-password';
 const DAY = 86_400_000;
 
-const compatDate = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'))[1];
 
 /** A GET to the worker with the admin bearer; resolves to { status, ms, body }. */
 function get(port, path) {
@@ -142,23 +141,12 @@ async function main() {
       port: 0,
       log: new Log(LogLevel.WARN),
       cf: false,
-      workers: [{
-        name: 'gemgate',
-        rootPath: ROOT,
-        scriptPath: join(ROOT, 'build/index.js'),
-        modules: true,
-        modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-        compatibilityDate: compatDate,
-        routes: ['gemgate.bench/*'],
-        d1Databases: { DB: 'gemgate-console-bench-db' },
-        kvNamespaces: { CACHE: 'gemgate-console-bench-cache' },
-        durableObjects: {
-          MODEL_GATE: { className: 'ModelGate', useSQLite: true },
-          USER_LEDGER: { className: 'UserLedger', useSQLite: true },
-          LOGIN_THROTTLE: { className: 'LoginThrottle', useSQLite: true },
-        },
+      workers: [gemgateWorker({
+        compatDate: compatibilityDate(),
+        route: 'gemgate.bench/*',
+        storage: 'gemgate-console-bench',
         bindings: { GEMINI_API_BASE: mock.url, ADMIN_PASSWORD, ACCESS_TOKENS: 'sk-console-bench' },
-      }],
+      })],
     });
     const url = await mf.ready;
     const port = Number(url.port);

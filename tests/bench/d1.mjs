@@ -1,5 +1,6 @@
-// D1 for the benchmarks: apply the project's migrations to a Miniflare D1
-// database, statement by statement, as wrangler would.
+// What the benchmarks share: gemgate as a Miniflare worker (the built bundle,
+// its bindings as wrangler.toml declares them), and the project's D1
+// migrations applied statement by statement, as wrangler would.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -56,3 +57,38 @@ export async function migrate(mf) {
   return files;
 }
 
+
+/** The compatibility date of wrangler.toml, after checking the bindings the benches rely on. */
+export function compatibilityDate() {
+  const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  const m = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml);
+  if (!m) throw new Error('compatibility_date not found in wrangler.toml');
+  for (const name of ['"DB"', '"CACHE"', '"MODEL_GATE"', '"ModelGate"', 'GEMINI_API_BASE']) {
+    if (!toml.includes(name)) throw new Error(`wrangler.toml no longer declares ${name}; update tests/bench/d1.mjs`);
+  }
+  return m[1];
+}
+
+/**
+ * gemgate as a Miniflare worker: build/index.js with its wasm, answering `route`, with D1,
+ * KV and every Durable Object of wrangler.toml (`storage` names the D1 and KV stores).
+ */
+export function gemgateWorker({ compatDate, route, storage, bindings }) {
+  return {
+    name: 'gemgate',
+    rootPath: ROOT,
+    scriptPath: join(ROOT, 'build/index.js'),
+    modules: true,
+    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
+    compatibilityDate: compatDate,
+    routes: [route],
+    d1Databases: { DB: `${storage}-db` },
+    kvNamespaces: { CACHE: `${storage}-cache` },
+    durableObjects: {
+      MODEL_GATE: { className: 'ModelGate', useSQLite: true },
+      USER_LEDGER: { className: 'UserLedger', useSQLite: true },
+      LOGIN_THROTTLE: { className: 'LoginThrottle', useSQLite: true },
+    },
+    bindings,
+  };
+}

@@ -21,7 +21,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { startMock } from '../mock/google.mjs';
-import { migrate } from './d1.mjs';
+import { compatibilityDate, gemgateWorker, migrate } from './d1.mjs';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const { Miniflare, Log, LogLevel } = await import(join(ROOT, 'node_modules/miniflare/dist/src/index.js'));
@@ -407,15 +407,6 @@ function summarize(sc, tally, failures) {
 
 // ---- setup ----------------------------------------------------------------------------
 
-function compatibilityDate() {
-  const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
-  const m = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml);
-  if (!m) throw new Error('compatibility_date not found in wrangler.toml');
-  for (const name of ['"DB"', '"CACHE"', '"MODEL_GATE"', '"ModelGate"', 'GEMINI_API_BASE']) {
-    if (!toml.includes(name)) throw new Error(`wrangler.toml no longer declares ${name}; update tests/bench/run.mjs`);
-  }
-  return m[1];
-}
 
 function bundleSize() {
   const wasm = readFileSync(join(ROOT, 'build/index_bg.wasm'));
@@ -502,21 +493,10 @@ async function main() {
       log: new Log(LogLevel.WARN),
       cf: false, // placeholder request.cf; never fetch it from Cloudflare
       workers: [
-        {
-          name: 'gemgate',
-          rootPath: ROOT,
-          scriptPath: join(ROOT, 'build/index.js'),
-          modules: true,
-          modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-          compatibilityDate: compatDate,
-          routes: [`${HOSTS.gemgate}/*`],
-          d1Databases: { DB: 'gemgate-bench-db' },
-          kvNamespaces: { CACHE: 'gemgate-bench-cache' },
-          durableObjects: {
-            MODEL_GATE: { className: 'ModelGate', useSQLite: true },
-            USER_LEDGER: { className: 'UserLedger', useSQLite: true },
-            LOGIN_THROTTLE: { className: 'LoginThrottle', useSQLite: true },
-          },
+        gemgateWorker({
+          compatDate,
+          route: `${HOSTS.gemgate}/*`,
+          storage: 'gemgate-bench',
           bindings: {
             // [vars] from wrangler.toml, every Google endpoint pointed at the mock.
             GEMINI_API_BASE: mock.url,
@@ -528,7 +508,7 @@ async function main() {
             ADMIN_PASSWORD,
             ACCESS_TOKENS: CLIENT_TOKEN,
           },
-        },
+        }),
         {
           name: 'passthrough',
           modules: true,

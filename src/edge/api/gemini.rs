@@ -68,14 +68,7 @@ async fn list_models(app: &App, url: &Url) -> HandlerResult {
     let query = forwarded(url);
     let target = urls::models(&app.config.env.gemini_api_base, version(url), pairs(&query))?;
     let answered = list_call(app, &snap, target).await;
-    let Ok(UpstreamOk {
-        body: UpstreamBody::Full(bytes),
-        ..
-    }) = &answered
-    else {
-        return answer(answered, None);
-    };
-    let Ok(mut page) = serde_json::from_slice::<ListModelsResponse>(bytes) else {
+    let Some(mut page) = parsed::<ListModelsResponse>(&answered) else {
         return answer(answered, None);
     };
     page.models = snap.settings.catalog.listing(&page.models);
@@ -88,21 +81,24 @@ async fn get_model(app: &App, url: &Url, id: &str) -> HandlerResult {
     let target = snap.settings.catalog.resolve(id, str::to_owned, None)?;
     let upstream_url = urls::model(&app.config.env.gemini_api_base, version(url), &target)?;
     let answered = list_call(app, &snap, upstream_url).await;
-    if target == id {
-        return answer(answered, None);
-    }
-    let Ok(UpstreamOk {
-        body: UpstreamBody::Full(bytes),
-        ..
-    }) = &answered
-    else {
-        return answer(answered, None);
-    };
-    let Ok(mut model) = serde_json::from_slice::<Model>(bytes) else {
+    let Some(mut model) = parsed::<Model>(&answered).filter(|_| target != id) else {
         return answer(answered, None);
     };
     model.name = ModelName::parse(id)?;
     render::json(200, &model)
+}
+
+/// The body of a successful, complete answer, when it parses as `T`.
+fn parsed<T: serde::de::DeserializeOwned>(
+    answered: &Result<UpstreamOk, UpstreamError>,
+) -> Option<T> {
+    match answered {
+        Ok(UpstreamOk {
+            body: UpstreamBody::Full(bytes),
+            ..
+        }) => serde_json::from_slice(bytes).ok(),
+        _ => None,
+    }
 }
 
 /// A model-list call with failover over the list gate.
