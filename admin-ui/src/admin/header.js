@@ -55,7 +55,11 @@ function Account() {
     }
   };
   return html`
-    <details class="menu" ref=${ref}>
+    <details class="menu" ref=${ref} onKeyDown=${(e) => {
+      if (e.key !== 'Escape' || !ref.current.open) return;
+      ref.current.open = false;
+      ref.current.querySelector('summary')?.focus();
+    }}>
       <summary class="btn btn-ghost">${t('header.account')}</summary>
       <div class="menu-items">
         <button type="button" class="menu-item" id="logout" disabled=${busy} onClick=${() => logout(false)}>${t('header.logout')}</button>
@@ -70,7 +74,7 @@ export function Header({ sections, path, navigate }) {
   return html`
     <header class="topbar">
       <div class="topbar-row">
-        <a class="brand" href="/admin/" translate="no" onClick=${(e) => { e.preventDefault(); navigate(''); }}>
+        <a class="brand" href="/admin/" translate=${false} onClick=${(e) => { e.preventDefault(); navigate(''); }}>
           <span class="brand-mark" aria-hidden="true"></span>gemgate
         </a>
         <nav class="nav" aria-label=${t('nav.label')}>

@@ -51,7 +51,7 @@ export default {
   'header.logoutAll': 'Log out everywhere',
   'header.logoutAllText': 'This ends every console session, in every browser, including this one.',
   'header.otherLang': '中文',
-  'header.switchLang': 'Switch to Chinese',
+  'header.switchLang': 'Switch language to 中文',
 
   'theme.switch': 'Theme: {current}. Switch theme',
   'theme.system': 'System',

@@ -51,7 +51,7 @@ export default {
   'header.logoutAll': '退出所有会话',
   'header.logoutAllText': '这会结束所有浏览器中的全部后台会话，包括当前这个。',
   'header.otherLang': 'English',
-  'header.switchLang': '切换到英文',
+  'header.switchLang': '切换语言为 English',
 
   'theme.switch': '主题：{current}。切换主题',
   'theme.system': '跟随系统',

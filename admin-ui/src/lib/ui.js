@@ -29,7 +29,7 @@ export function Banner() {
         <div class=${`banner banner-${n.kind}`} role=${n.kind === 'error' ? 'alert' : 'status'} key=${n.id}>
           <span class="banner-text">
             ${n.kind === 'error' && html`<strong>${t('error.prefix')}</strong> `}
-            <span translate=${n.server ? 'no' : undefined}>${n.text}</span>
+            ${n.server ? html`<span translate=${false}>${n.text}</span>` : html`<span>${n.text}</span>`}
           </span>
           <button type="button" class="btn-icon" aria-label=${t('common.dismiss')} title=${t('common.dismiss')} onClick=${clearNotice}>×</button>
         </div>`}
@@ -86,7 +86,7 @@ export function Field({ label, error, hint, children, id, wide = false, inline =
       <label for=${id}>${label}</label>
       ${control}
       ${hint && html`<p class="hint" id=${hintId}>${hint}</p>`}
-      ${error && html`<p class="field-error" id=${errId} role="alert" translate="no">${error}</p>`}
+      ${error && html`<p class="field-error" id=${errId} role="alert" translate=${false}>${error}</p>`}
     </div>`;
 }
 
@@ -100,12 +100,13 @@ export function Switch({ checked, onChange, label, disabled = false, id }) {
 }
 
 /** A row of mutually exclusive buttons. */
+/** `options`: `[{ value, label, count? }]`; a count is shown after its label. */
 export function Segmented({ label, value, options, onChange, small = false }) {
   return html`
     <div class=${small ? 'segmented segmented-small' : 'segmented'} role="group" aria-label=${label}>
       ${options.map((o) => html`
         <button type="button" key=${o.value} aria-pressed=${o.value === value ? 'true' : 'false'}
-          onClick=${() => onChange(o.value)}>${o.label}</button>`)}
+          onClick=${() => onChange(o.value)}>${o.label}${o.count !== undefined && html` <span class="count">${o.count}</span>`}</button>`)}
     </div>`;
 }
 
@@ -130,7 +131,7 @@ export function LoadError({ error, onRetry }) {
   return html`
     <div class="load-error" role="alert">
       <p><strong>${t('error.loadFailed')}</strong></p>
-      <p translate="no">${error.message}</p>
+      <p translate=${false}>${error.message}</p>
       ${onRetry && html`<button type="button" class="btn" onClick=${onRetry}>${t('common.retry')}</button>`}
     </div>`;
 }

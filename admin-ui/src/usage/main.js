@@ -53,7 +53,7 @@ function Usage() {
     <div class="usage-page">
       <header class="topbar topbar-simple">
         <div class="topbar-row">
-          <span class="brand" translate="no"><span class="brand-mark" aria-hidden="true"></span>gemgate</span>
+          <span class="brand" translate=${false}><span class="brand-mark" aria-hidden="true"></span>gemgate</span>
           <div class="topbar-tools"><${LangSwitch} /><${ThemeSwitch} /></div>
         </div>
       </header>
@@ -73,7 +73,7 @@ function Usage() {
         ${data && html`
           <section id="result" aria-labelledby="result-title">
             <h2 id="result-title" class="sr-only">${t('usage.result')}</h2>
-            ${data.user && html`<p class="muted">${t('usage.for')} <strong translate="no">${data.user.name}</strong></p>`}
+            ${data.user && html`<p class="muted">${t('usage.for')} <strong translate=${false}>${data.user.name}</strong></p>`}
             <dl class="kpis">
               <div class="kpi"><dt class="kpi-label">${t('usage.quota')}</dt><dd class="kpi-value" id="quota">${limit(data.quota)}</dd></div>
               <div class="kpi"><dt class="kpi-label">${t('usage.used')}</dt><dd class="kpi-value" id="used">${num(data.used ?? 0)}</dd></div>
@@ -97,7 +97,7 @@ function Usage() {
                 <tbody>
                   ${(data.models ?? []).map((m) => html`
                     <tr key=${m.model}>
-                      <td translate="no">${m.model}</td>
+                      <td translate=${false}>${m.model}</td>
                       <td class="num">${num(m.requests)}</td>
                       <td class="num">${num(m.credits)}</td>
                       <td class="num">${num((m.prompt_tokens ?? 0) + (m.completion_tokens ?? 0) + (m.reasoning_tokens ?? 0))}</td>

@@ -29,7 +29,7 @@ function FilterSelect({ id, label, value, options, onChange }) {
       <label for=${id}>${label}</label>
       <select id=${id} value=${value} onChange=${(e) => onChange(e.currentTarget.value)}>
         <option value="">${t('dash.all')}</option>
-        ${options.map((o) => html`<option key=${o.value} value=${o.value} translate="no">${o.label}</option>`)}
+        ${options.map((o) => html`<option key=${o.value} value=${o.value} translate=${false}>${o.label}</option>`)}
       </select>
     </div>`;
 }
@@ -63,7 +63,7 @@ function Capacity({ rows }) {
             const back = toMs(r.next_back_at);
             return html`
               <tr key=${r.model}>
-                <th scope="row" data-label=${t('common.model')}><span translate="no">${r.model}</span></th>
+                <th scope="row" data-label=${t('common.model')}><span translate=${false}>${r.model}</span></th>
                 <td class="num" data-label=${t('keys.healthy')}>${num(r.healthy)}</td>
                 <td class="num" data-label=${t('keys.cooling')}>${num(r.cooling)}</td>
                 <td class="num" data-label=${t('keys.disabled')}>${num(r.disabled)}</td>
@@ -171,7 +171,7 @@ export function Dashboard() {
       ${error && !data ? html`<${LoadError} error=${error} onRetry=${() => reload()} />`
         : !data ? html`<${Loading} />`
         : html`
-        ${error && html`<p class="form-error" role="alert"><span translate="no">${error.message}</span></p>`}
+        ${error && html`<p class="form-error" role="alert"><span translate=${false}>${error.message}</span></p>`}
         <div class="kpis">
           <${Kpi} label=${t('dash.requests')} value=${num(totals.requests)} sub=${t('dash.errorsCount', { n: num(totals.errors ?? 0) })} />
           <${Kpi} label=${t('dash.successRate')} value=${pct(successRate)} />
@@ -189,15 +189,15 @@ export function Dashboard() {
         <div class="grid-2">
           <${Breakdown} title=${t('dash.byModel')}
             head=${[{ label: t('common.model') }, { label: t('dash.requests'), cls: 'num' }, { label: t('dash.errors'), cls: 'num' }, { label: t('dash.credits'), cls: 'num' }]}
-            rows=${(data.by_model ?? []).map((m) => ({ name: html`<span translate="no">${m.model}</span>`, share: [m.requests, maxModel], cells: [num(m.requests), num(m.errors), num(m.credits)] }))} />
+            rows=${(data.by_model ?? []).map((m) => ({ name: html`<span translate=${false}>${m.model}</span>`, share: [m.requests, maxModel], cells: [num(m.requests), num(m.errors), num(m.credits)] }))} />
           <${Breakdown} title=${t('dash.byKey')}
             head=${[{ label: t('common.key') }, { label: t('dash.requests'), cls: 'num' }, { label: t('dash.errors'), cls: 'num' }]}
-            rows=${(data.by_key ?? []).map((k) => ({ name: html`<code translate="no">${k.masked ?? k.key_id}</code>`, share: [k.requests, maxKey], cells: [num(k.requests), num(k.errors)] }))} />
+            rows=${(data.by_key ?? []).map((k) => ({ name: html`<code translate=${false}>${k.masked ?? k.key_id}</code>`, share: [k.requests, maxKey], cells: [num(k.requests), num(k.errors)] }))} />
         </div>
         <div class="grid-2">
           <${Breakdown} title=${t('dash.byUser')}
             head=${[{ label: t('common.user') }, { label: t('dash.requests'), cls: 'num' }, { label: t('dash.credits'), cls: 'num' }]}
-            rows=${(data.by_user ?? []).map((u) => ({ name: html`<span translate="no">${u.name ?? u.user_id}</span>`, share: [u.requests, maxUser], cells: [num(u.requests), num(u.credits)] }))} />
+            rows=${(data.by_user ?? []).map((u) => ({ name: html`<span translate=${false}>${u.name ?? u.user_id}</span>`, share: [u.requests, maxUser], cells: [num(u.requests), num(u.credits)] }))} />
           <section class="card">
             <h2>${t('dash.topFailing')}</h2>
             ${(data.top_failing_keys ?? []).length ? html`
@@ -207,9 +207,9 @@ export function Dashboard() {
                   <tbody>
                     ${data.top_failing_keys.map((k) => html`
                       <tr key=${k.key_id}>
-                        <th scope="row" data-label=${t('common.key')}><code translate="no">${k.masked ?? k.key_id}</code></th>
+                        <th scope="row" data-label=${t('common.key')}><code translate=${false}>${k.masked ?? k.key_id}</code></th>
                         <td class="num" data-label=${t('dash.failures')}>${num(k.failures)}</td>
-                        <td class="error-text" data-label=${t('keys.lastError')}><span translate="no">${k.last_error ?? '–'}</span></td>
+                        <td class="error-text" data-label=${t('keys.lastError')}><span translate=${false}>${k.last_error ?? '–'}</span></td>
                       </tr>`)}
                   </tbody>
                 </table>

@@ -145,10 +145,10 @@ function HealthDetail({ health, now }) {
       <tbody>
         ${health.map((h) => html`
           <tr key=${h.model}>
-            <th scope="row" data-label=${t('common.model')}><span translate="no">${h.model}</span></th>
+            <th scope="row" data-label=${t('common.model')}><span translate=${false}>${h.model}</span></th>
             <td data-label=${t('common.status')}><${HealthState} h=${h} now=${now} /></td>
             <td class="num" data-label=${t('keys.failures')}>${num(h.consecutive_failures ?? 0)}</td>
-            <td class="error-text" data-label=${t('keys.lastError')}><span translate="no">${h.last_error || '–'}</span></td>
+            <td class="error-text" data-label=${t('keys.lastError')}><span translate=${false}>${h.last_error || '–'}</span></td>
             <td data-label=${t('common.updated')}>${dateTime(h.updated_at)}</td>
           </tr>`)}
       </tbody>
@@ -165,7 +165,7 @@ function HealthState({ h, now }) {
 function KeyStatus({ k, now }) {
   if (!k.enabled) {
     return html`<span class="pill pill-muted">${t('keys.disabled')}</span>
-      ${k.disabled_reason && html`<span class="reason error-text" translate="no">${k.disabled_reason}</span>`}`;
+      ${k.disabled_reason && html`<span class="reason error-text" translate=${false}>${k.disabled_reason}</span>`}`;
   }
   const cooling = (k.health ?? []).filter((h) => h.cooling);
   if (!cooling.length) return html`<span class="pill pill-ok">${t('keys.healthy')}</span>`;
@@ -180,7 +180,7 @@ function TestResult({ r }) {
   return html`
     <span class=${`pill ${r.ok ? 'pill-ok' : 'pill-danger'}`}>${t(OUTCOMES.includes(r.outcome) ? `outcome.${r.outcome}` : 'outcome.other')}</span>
     <span class="reason muted">${r.status ?? ''}${r.status ? ' · ' : ''}${ms(r.latency_ms)}</span>
-    ${r.message && html`<span class="reason error-text" translate="no">${r.message}</span>`}`;
+    ${r.message && html`<span class="reason error-text" translate=${false}>${r.message}</span>`}`;
 }
 
 function EditKey({ k, onClose, onSaved }) {
@@ -205,7 +205,7 @@ function EditKey({ k, onClose, onSaved }) {
       <button type="button" class="btn" onClick=${onClose}>${t('common.cancel')}</button>
       <button type="submit" form="edit-key" class="btn btn-primary" disabled=${busy}>${t('common.save')}</button>`}>
       <form id="edit-key" class="stack" onSubmit=${save}>
-        <p><code translate="no">${k.masked}</code> <span class="muted">${t('keys.classIs', { cls: t(k.class === 'paid' ? 'keys.classPaid' : 'keys.classFree') })}</span></p>
+        <p><code translate=${false}>${k.masked}</code> <span class="muted">${t('keys.classIs', { cls: t(k.class === 'paid' ? 'keys.classPaid' : 'keys.classFree') })}</span></p>
         <${Field} id="edit-label" label=${t('keys.label')} error=${errors.label}>
           ${({ id }) => html`<input id=${id} value=${form.label} onInput=${set('label')} />`}
         <//>
@@ -290,7 +290,7 @@ export function Keys() {
   const counts = data?.counts;
   const filterOptions = [
     { value: '', label: t('keys.filterAll', { n: num(data?.total ?? 0) }) },
-    ...['healthy', 'cooling', 'disabled'].map((s) => ({ value: s, label: counts ? `${t(`keys.${s}`)} ${num(counts[s])}` : t(`keys.${s}`) })),
+    ...['healthy', 'cooling', 'disabled'].map((s) => ({ value: s, label: t(`keys.${s}`), count: counts ? num(counts[s]) : undefined })),
   ];
 
   return html`
@@ -340,10 +340,10 @@ export function Keys() {
                 <tr key=${k.id} class=${selected.has(k.id) ? 'selected' : ''}>
                   <td class="check"><input type="checkbox" aria-label=${t('keys.select', { key: k.masked })} checked=${selected.has(k.id)} onChange=${() => toggle(k.id)} /></td>
                   <th scope="row" data-label=${t('common.key')}>
-                    <code translate="no">${k.masked}</code>
-                    ${k.label && html`<span class="sub" translate="no">${k.label}</span>`}
+                    <code translate=${false}>${k.masked}</code>
+                    ${k.label && html`<span class="sub" translate=${false}>${k.label}</span>`}
                   </th>
-                  <td data-label=${t('keys.project')}><span translate="no">${k.project || '–'}</span></td>
+                  <td data-label=${t('keys.project')}><span translate=${false}>${k.project || '–'}</span></td>
                   <td data-label=${t('keys.class')}>${k.class === 'paid' ? t('keys.classPaid') : t('keys.classFree')}</td>
                   <td class="num" data-label=${t('keys.weight')}>${num(k.weight ?? 1)}</td>
                   <td data-label=${t('common.status')}>

@@ -59,14 +59,14 @@ export function Login({ lost }) {
         ${waiting ? t('login.throttled', { time: clock((waitUntil - now) / 1000) }) : t('login.tryAgain')}
       </p>`;
   } else if (error?.kind === 'server') {
-    message = html`<p id="login-error" class="form-error" role="alert"><strong>${t('error.prefix')}</strong> <span translate="no">${error.message}</span></p>`;
+    message = html`<p id="login-error" class="form-error" role="alert"><strong>${t('error.prefix')}</strong> <span translate=${false}>${error.message}</span></p>`;
   }
 
   return html`
     <div class="login-page">
       <div class="login-tools"><${LangSwitch} /><${ThemeSwitch} /></div>
       <main class="login-card" id="main">
-        <p class="brand brand-large" translate="no"><span class="brand-mark" aria-hidden="true"></span>gemgate</p>
+        <p class="brand brand-large" translate=${false}><span class="brand-mark" aria-hidden="true"></span>gemgate</p>
         <h1 id="page-title">${t('login.title')}</h1>
         ${lost && !error && html`<p class="notice-info" role="status">${t('login.expired')}</p>`}
         <form onSubmit=${submit} class="stack">

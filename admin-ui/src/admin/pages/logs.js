@@ -54,10 +54,10 @@ function Detail({ row, onClose }) {
     <${Dialog} open=${true} title=${t('logs.detail')} onClose=${onClose}
       actions=${html`<button type="button" class="btn" onClick=${onClose}>${t('common.close')}</button>`}>
       <dl class="detail-list">
-        ${fields.map(([k, v]) => html`<div key=${k}><dt>${t(k)}</dt><dd translate="no">${v}</dd></div>`)}
+        ${fields.map(([k, v]) => html`<div key=${k}><dt>${t(k)}</dt><dd translate=${false}>${v}</dd></div>`)}
       </dl>
       <h3>${t('logs.error')}</h3>
-      ${row.error ? html`<pre class="error-block" translate="no">${row.error}</pre>` : html`<p class="muted">${t('logs.noError')}</p>`}
+      ${row.error ? html`<pre class="error-block" translate=${false}>${row.error}</pre>` : html`<p class="muted">${t('logs.noError')}</p>`}
     <//>`;
 }
 
@@ -187,13 +187,13 @@ export function Logs() {
                     <span class=${`pill ${statusTone(r.status)}`}>${r.status ?? '–'}</span>
                     ${r.stream && html` <span class="pill pill-muted">${t('logs.streamShort')}</span>`}
                   </td>
-                  <td data-label=${t('common.model')}><span translate="no">${r.model ?? '–'}</span></td>
-                  <td data-label=${t('common.user')}><span translate="no">${r.user_name ?? r.user_id ?? '–'}</span></td>
-                  <td data-label=${t('common.key')}><code translate="no">${r.key_masked ?? r.key_id ?? '–'}</code></td>
+                  <td data-label=${t('common.model')}><span translate=${false}>${r.model ?? '–'}</span></td>
+                  <td data-label=${t('common.user')}><span translate=${false}>${r.user_name ?? r.user_id ?? '–'}</span></td>
+                  <td data-label=${t('common.key')}><code translate=${false}>${r.key_masked ?? r.key_id ?? '–'}</code></td>
                   <td class="num" data-label=${t('dash.tokens')}>${num((r.prompt_tokens ?? 0) + (r.completion_tokens ?? 0) + (r.reasoning_tokens ?? 0))}</td>
                   <td class="num" data-label=${t('dash.credits')}>${num(r.credits)}</td>
                   <td class="num" data-label=${t('logs.latency')}>${ms(r.latency_ms)}</td>
-                  <td class="error-text clip" data-label=${t('logs.error')}><span translate="no">${r.error ?? ''}</span></td>
+                  <td class="error-text clip" data-label=${t('logs.error')}>${r.error ? html`<span translate=${false}>${r.error}</span>` : null}</td>
                 </tr>`)}
             </tbody>
           </table>
@@ -202,7 +202,7 @@ export function Logs() {
           ${cursor ? html`<button type="button" class="btn" id="load-more" disabled=${loading} onClick=${() => load(applied, cursor)}>${loading ? t('common.loading') : t('logs.loadMore')}</button>`
             : html`<p class="muted">${t('logs.end', { n: num(rows.length) })}</p>`}
         </div>`}
-      ${error && rows && html`<p class="form-error" role="alert"><span translate="no">${error.message}</span></p>`}
+      ${error && rows && html`<p class="form-error" role="alert"><span translate=${false}>${error.message}</span></p>`}
       ${detail && html`<${Detail} row=${detail} onClose=${() => setDetail(null)} />`}
     </section>`;
 }

@@ -78,7 +78,7 @@ function EditModel({ m, onClose, onSaved }) {
                   ${({ id }) => html`<input id=${id} type="number" min="0" step="any" value=${form[c]} onInput=${set(c)} />`}
                 <//>`)}
             </div>`}
-          ${errors.cost && html`<p class="field-error" role="alert" translate="no">${errors.cost}</p>`}
+          ${errors.cost && html`<p class="field-error" role="alert" translate=${false}>${errors.cost}</p>`}
         </fieldset>
         <fieldset class="fieldset" disabled=${!m.thinking}>
           <legend>${t('models.thinkingDefault')}</legend>
@@ -99,7 +99,7 @@ function EditModel({ m, onClose, onSaved }) {
             <//>`}
           ${form.thinking !== 'none' && html`
             <label class="check-label"><input type="checkbox" checked=${form.include} onChange=${set('include')} /> ${t('models.includeThoughts')}</label>`}
-          ${errors.thinking_default && html`<p class="field-error" role="alert" translate="no">${errors.thinking_default}</p>`}
+          ${errors.thinking_default && html`<p class="field-error" role="alert" translate=${false}>${errors.thinking_default}</p>`}
         </fieldset>
       </form>
     <//>`;
@@ -124,7 +124,7 @@ function DefaultModel({ models, current, onSaved }) {
       <${Field} id="default-model" label=${t('models.defaultModel')} error=${error} hint=${t('models.defaultModelHint')} inline>
         ${({ id, describedBy }) => html`<select id=${id} aria-describedby=${describedBy} value=${value} onChange=${(e) => setValue(e.currentTarget.value)}>
           <option value="">${t('models.noDefault')}</option>
-          ${models.map((m) => html`<option key=${m.id} value=${m.id} translate="no">${m.id}</option>`)}
+          ${models.map((m) => html`<option key=${m.id} value=${m.id} translate=${false}>${m.id}</option>`)}
         </select>`}
       <//>
       <button type="submit" class="btn btn-primary" disabled=${busy || value === (current ?? '')}>${t('common.save')}</button>
@@ -174,11 +174,11 @@ export function Models() {
               ${shown.map((m) => html`
                 <tr key=${m.id}>
                   <th scope="row" data-label=${t('common.model')}>
-                    <code translate="no">${m.id}</code>
-                    ${m.display_name && m.display_name !== m.id && html`<span class="sub" translate="no">${m.display_name}</span>`}
+                    <code translate=${false}>${m.id}</code>
+                    ${m.display_name && m.display_name !== m.id && html`<span class="sub" translate=${false}>${m.display_name}</span>`}
                   </th>
                   <td data-label=${t('models.aliases')}>
-                    ${(m.aliases ?? []).length ? m.aliases.map((a) => html`<code key=${a} class="tag" translate="no">${a}</code>`) : html`<span class="muted">–</span>`}
+                    ${(m.aliases ?? []).length ? m.aliases.map((a) => html`<code key=${a} class="tag" translate=${false}>${a}</code>`) : html`<span class="muted">–</span>`}
                   </td>
                   <td data-label=${t('models.limits')} class="small">
                     ${t('models.tokenLimits', { input: num(m.input_token_limit), output: num(m.output_token_limit) })}

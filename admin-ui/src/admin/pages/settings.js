@@ -119,18 +119,18 @@ function Setting({ name, kind, form, current, def, error, onChange, onReset }) {
   return html`
     <div class=${`setting${error ? ' field-invalid' : ''}`}>
       <div class="setting-text">
-        <label for=${id} class="setting-label">${known ? t(`set.${name}`) : html`<span translate="no">${name}</span>`}</label>
-        <code class="setting-name" translate="no">${name}</code>
+        <label for=${id} class="setting-label">${known ? t(`set.${name}`) : html`<span translate=${false}>${name}</span>`}</label>
+        <code class="setting-name" translate=${false}>${name}</code>
         <p class="hint" id=${helpId}>${known ? t(`set.${name}.help`) : t('settings.unknownHelp')}</p>
       </div>
       <div class="setting-control">
         ${control}
         <p class="setting-default">
-          <span>${t('settings.default')}</span> <span translate="no">${def === undefined ? '–' : shown(name, def)}</span>
+          <span>${t('settings.default')}</span> <span translate=${false}>${def === undefined ? '–' : shown(name, def)}</span>
           ${isDefault ? html` <span class="pill pill-muted">${t('settings.isDefault')}</span>`
             : def !== undefined && html` <button type="button" class="link" onClick=${onReset}>${t('settings.reset')}</button>`}
         </p>
-        ${error && html`<p class="field-error" id=${errId} role="alert" translate="no">${error}</p>`}
+        ${error && html`<p class="field-error" id=${errId} role="alert" translate=${false}>${error}</p>`}
       </div>
     </div>`;
 }
@@ -180,7 +180,7 @@ function SettingsForm({ current, defaults, defaultsError, onSaved }) {
     .filter((x) => x.list.length);
   return html`
     <form onSubmit=${save} class="settings-form">
-      ${defaultsError && html`<p class="notice-info" role="status">${t('settings.noDefaults')} <span translate="no">${defaultsError.message}</span></p>`}
+      ${defaultsError && html`<p class="notice-info" role="status">${t('settings.noDefaults')} <span translate=${false}>${defaultsError.message}</span></p>`}
       ${grouped.map(({ g, list }) => html`
         <section class="card settings-group" key=${g} aria-labelledby=${`group-${g}`}>
           <h2 id=${`group-${g}`}>${t(`settings.group.${g}`)}</h2>

@@ -178,10 +178,10 @@ export function Users() {
                 return html`
                   <tr key=${u.id}>
                     <th scope="row" data-label=${t('users.name')}>
-                      <span translate="no">${u.name}</span>
-                      ${u.note && html`<span class="sub" translate="no">${u.note}</span>`}
+                      <span translate=${false}>${u.name}</span>
+                      ${u.note && html`<span class="sub" translate=${false}>${u.note}</span>`}
                     </th>
-                    <td data-label=${t('users.key')}><code translate="no">${u.key ?? u.key_hint}</code></td>
+                    <td data-label=${t('users.key')}><code translate=${false}>${u.key ?? u.key_hint}</code></td>
                     <td data-label=${t('users.quota')}>
                       <span class="quota">${t('users.usedOf', { used: num(used), quota: limit(u.credit_quota) })}</span>
                       ${u.credit_quota !== null && u.credit_quota !== undefined && html`<${Bar} value=${used} max=${u.credit_quota} tone=${used >= u.credit_quota ? 'danger' : 'accent'} />`}
