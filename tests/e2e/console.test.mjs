@@ -110,7 +110,8 @@ async function ready(page, selector, label) {
 
 /**
  * The pages and states under test. `ready` is what shows the page has its
- * data; `prepare` opens a part that is closed at first.
+ * data; `prepare` opens a part that is closed at first; `dialog` marks a
+ * state that opens a modal.
  */
 const PAGES = [
   { name: 'login', path: '/admin/', auth: false, ready: '#password' },
@@ -125,7 +126,7 @@ const PAGES = [
     },
   },
   {
-    name: 'keys-edit', path: '/admin/keys', ready: '.keys-table tbody tr',
+    name: 'keys-edit', dialog: true, path: '/admin/keys', ready: '.keys-table tbody tr',
     async prepare(page) {
       await page.click('.keys-table tbody tr:first-child .actions .btn:first-child');
       await page.waitForSelector('dialog[open] #edit-label', { timeout: UI_TIMEOUT });
@@ -133,7 +134,7 @@ const PAGES = [
   },
   { name: 'users', path: '/admin/users', ready: '.users-table tbody tr' },
   {
-    name: 'users-new', path: '/admin/users', ready: '.users-table tbody tr',
+    name: 'users-new', dialog: true, path: '/admin/users', ready: '.users-table tbody tr',
     async prepare(page) {
       await page.click('#new-user');
       await page.waitForSelector('dialog[open] #user-name', { timeout: UI_TIMEOUT });
@@ -148,7 +149,7 @@ const PAGES = [
   },
   { name: 'models', path: '/admin/models', ready: '.models-table tbody tr' },
   {
-    name: 'models-edit', path: '/admin/models', ready: '.models-table tbody tr',
+    name: 'models-edit', dialog: true, path: '/admin/models', ready: '.models-table tbody tr',
     async prepare(page) {
       await page.click('.models-table tbody tr:first-child .actions .btn');
       await page.waitForSelector('dialog[open] #model-aliases', { timeout: UI_TIMEOUT });
@@ -163,7 +164,7 @@ const PAGES = [
   },
   { name: 'logs', path: '/admin/logs', ready: '.logs-table tbody tr' },
   {
-    name: 'logs-detail', path: '/admin/logs', ready: '.logs-table tbody tr',
+    name: 'logs-detail', dialog: true, path: '/admin/logs', ready: '.logs-table tbody tr',
     async prepare(page) {
       await page.click('.logs-table tbody tr:first-child th button');
       await page.waitForSelector('dialog[open] .detail-list', { timeout: UI_TIMEOUT });
@@ -228,7 +229,10 @@ for (const p of PAGES) {
           const { page, errors } = await visit(p, { lang, theme, size });
           try {
             const file = `${p.name}-${lang}-${theme}-${size.join('x')}.png`;
-            await page.screenshot({ path: join(SHOTS, file), fullPage: true });
+            // A click may have scrolled; the sticky header would be drawn mid-page.
+            await page.evaluate(() => window.scrollTo(0, 0));
+            // A modal is fixed to the viewport: shoot what is on screen.
+            await page.screenshot({ path: join(SHOTS, file), fullPage: !p.dialog });
             const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
             assert.ok(overflow <= 1, `${file}: the page scrolls sideways by ${overflow} px`);
             assert.deepEqual(errors, [], `${file}: errors in the page`);

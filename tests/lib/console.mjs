@@ -38,8 +38,8 @@ export function matcher(dict) {
   return (text) => exact.has(text) || templates.some((re) => re.test(text));
 }
 
-/** Numbers, dates, durations and punctuation need no translation. */
-const NEUTRAL = /^[\d\s.,:;%+\-–—/×()·…<>≤≥~|[\]'"]*$/;
+/** Numbers (1,234, 1.2k, 11M), dates, durations and punctuation need no translation. */
+const NEUTRAL = /^(?:[\d\s.,:;%+\-–—/×()·…<>≤≥~|[\]'"]*|-?[\d.,]+[kMG])$/;
 
 /**
  * Every visible-to-someone text of the page: text nodes and the attributes

@@ -140,6 +140,7 @@ export default {
   'keys.enable': 'Enable',
   'keys.disable': 'Disable',
   'keys.deleteSelected': 'Delete',
+  'keys.selectPage': 'Select this page',
   'keys.selectAll': 'Select all keys on this page',
   'keys.select': 'Select {key}',
   'keys.enabled': 'Enabled',

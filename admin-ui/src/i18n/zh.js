@@ -140,6 +140,7 @@ export default {
   'keys.enable': '启用',
   'keys.disable': '停用',
   'keys.deleteSelected': '删除',
+  'keys.selectPage': '选择本页',
   'keys.selectAll': '选择本页全部密钥',
   'keys.select': '选择 {key}',
   'keys.enabled': '启用',

@@ -310,6 +310,10 @@ export function Keys() {
         </div>
       </div>
       <div class="bulkbar" role="region" aria-label=${t('keys.bulk')}>
+        <label class="check-label bulk-select">
+          <input type="checkbox" id="select-page" checked=${allChosen} disabled=${!ids.length} onChange=${toggleAll} />
+          ${t('keys.selectPage')}
+        </label>
         <span class="muted">${t('keys.selected', { n: chosen.length })}</span>
         <button type="button" class="btn" id="test-keys" disabled=${!chosen.length || testing} onClick=${runTests}>
           ${testing ? t('keys.testing') : t('keys.testNow')}
