@@ -18,6 +18,17 @@ function tick(secs, spanSecs) {
   return spanSecs > 2 * 86400 ? `${pad(d.getMonth() + 1)}-${pad(d.getDate())}` : hm;
 }
 
+/** Indices of values with no value on either side (a line cannot show them). */
+function isolated(u, si, show) {
+  if (show) return null;
+  const v = u.data[si];
+  const out = [];
+  for (let i = 0; i < v.length; i += 1) {
+    if (v[i] !== null && v[i] !== undefined && (v[i - 1] === null || v[i - 1] === undefined) && (v[i + 1] === null || v[i + 1] === undefined)) out.push(i);
+  }
+  return out.length ? out : null;
+}
+
 /**
  * `x`: times in seconds; `series`: `[{ label, values, color: '--c1', kind:
  * 'line' | 'bars', fmt }]`; `yFmt` formats the axis. `empty` is shown over
@@ -60,7 +71,8 @@ export function Chart({ title, x, series, height = 200, yFmt = short, empty }) {
             width: s.kind === 'bars' ? 1 : 2,
             fill: s.kind === 'bars' ? `${color}cc` : undefined,
             paths: s.kind === 'bars' ? uPlot.paths.bars({ size: [0.7, 40], gap: 1 }) : undefined,
-            points: { show: false },
+            // A value with no neighbour draws no line: show it as a dot.
+            points: { show: false, size: 6, width: 1, fill: color, filter: s.kind === 'bars' ? undefined : isolated },
             spanGaps: false,
             value: (u, v) => (v === null || v === undefined ? '–' : (s.fmt ?? String)(v)),
           };

@@ -38,16 +38,26 @@ function EditModel({ m, onClose, onSaved }) {
     include: !!td?.include_thoughts,
   });
   const [errors, setErrors] = useState({});
+  const [initial] = useState(form);
   const [save, busy] = useAction(async (e) => {
     e.preventDefault();
     setErrors({});
-    const body = {
-      aliases: form.aliases.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean),
-      cost: form.costMode === 'default' ? null : Object.fromEntries(COSTS.map((c) => [c, Number(form[c] || 0)])),
-      thinking_default: form.thinking === 'none' ? null
+    // Only what was changed: an untouched cost must not become a custom row.
+    const body = {};
+    if (form.aliases !== initial.aliases) body.aliases = form.aliases.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean);
+    if (form.costMode === 'default') body.cost = null;
+    else if (form.costMode !== initial.costMode || COSTS.some((c) => String(form[c]) !== String(initial[c]))) {
+      body.cost = Object.fromEntries(COSTS.map((c) => [c, Number(form[c] || 0)]));
+    }
+    if (['thinking', 'budget', 'level', 'include'].some((k) => form[k] !== initial[k])) {
+      body.thinking_default = form.thinking === 'none' ? null
         : form.thinking === 'level' ? { thinking_level: form.level, include_thoughts: form.include }
-        : { thinking_budget: Number(form.budget || 0), include_thoughts: form.include },
-    };
+        : { thinking_budget: Number(form.budget || 0), include_thoughts: form.include };
+    }
+    if (!Object.keys(body).length) {
+      onClose();
+      return;
+    }
     try {
       await api.patch(`/admin/api/models/${seg(m.id)}`, body, { fields: ['aliases', 'cost', 'thinking_default', 'enabled'] });
       confirmDone(t('common.saved'));

@@ -19,12 +19,15 @@ const META = {
   circuit_open_ms: { group: 'pool', unit: 'ms' },
   upstream_timeout_ms: { group: 'upstream', unit: 'ms' },
   max_body_bytes: { group: 'upstream', unit: 'bytes' },
-  default_model: { group: 'upstream', nullable: true },
   include_thoughts: { group: 'upstream' },
-  model_variants: { group: 'upstream', list: true },
   models_cache_ttl_secs: { group: 'upstream', unit: 's' },
   image_fetch_max_bytes: { group: 'upstream', unit: 'bytes' },
   image_fetch_timeout_ms: { group: 'upstream', unit: 'ms' },
+  default_model: { group: 'catalog', nullable: true },
+  model_aliases: { group: 'catalog' },
+  disabled_models: { group: 'catalog', list: true },
+  thinking_defaults: { group: 'catalog' },
+  model_variants: { group: 'catalog', list: true },
   charging_mode: { group: 'billing', choices: ['request', 'token'] },
   model_costs: { group: 'billing' },
   quota_timezone: { group: 'billing' },
@@ -34,7 +37,7 @@ const META = {
   admin_session_hours: { group: 'admin', unit: 'hours' },
   admin_login_global_limit: { group: 'admin' },
 };
-const GROUPS = ['pool', 'upstream', 'billing', 'retention', 'admin', 'other'];
+const GROUPS = ['pool', 'upstream', 'catalog', 'billing', 'retention', 'admin', 'other'];
 
 function kindOf(name, value, def) {
   const m = META[name] ?? {};
