@@ -19,7 +19,7 @@
 // where one is missing, its page shows the error and its tests fail.
 import { before, after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ADMIN_PASSWORD, CLIENT_TOKEN, startStack } from '../lib/harness.mjs';
 import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
@@ -223,12 +223,15 @@ test('both dictionaries have the same keys, placeholders and no empty text; ever
 for (const p of PAGES) {
   browserTest(`screenshots: ${p.name}, 1440×900 and 375×812, zh and en, light and dark`, { timeout: 300_000 }, async () => {
     mkdirSync(SHOTS, { recursive: true });
+    const name = (lang, theme, size) => `${p.name}-${lang}-${theme}-${size.join('x')}.png`;
+    // No screenshot of an earlier run is left to pass for this one's.
+    for (const lang of Object.keys(LANGS)) for (const theme of THEMES) for (const size of SIZES) rmSync(join(SHOTS, name(lang, theme, size)), { force: true });
     for (const lang of Object.keys(LANGS)) {
       for (const theme of THEMES) {
         for (const size of SIZES) {
           const { page, errors } = await visit(p, { lang, theme, size });
           try {
-            const file = `${p.name}-${lang}-${theme}-${size.join('x')}.png`;
+            const file = name(lang, theme, size);
             // A click may have scrolled; the sticky header would be drawn mid-page.
             await page.evaluate(() => window.scrollTo(0, 0));
             // A modal is fixed to the viewport: shoot what is on screen.

@@ -12,10 +12,13 @@ import { dark } from './theme.js';
 const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 
 const pad = (n) => String(n).padStart(2, '0');
-function tick(secs, spanSecs) {
+/** An axis label: the day at midnight (or when ticks are a day apart) on a multi-day span, else the time. */
+function tick(secs, spanSecs, incr) {
   const d = new Date(secs * 1000);
-  const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-  return spanSecs > 2 * 86400 ? `${pad(d.getMonth() + 1)}-${pad(d.getDate())}` : hm;
+  const day = `${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  if (incr >= 86400) return day;
+  const midnight = d.getHours() === 0 && d.getMinutes() === 0;
+  return spanSecs > 86400 && midnight ? day : `${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 /** Indices of values with no value on either side (a line cannot show them). */
@@ -83,7 +86,7 @@ export function Chart({ title, x, series, height = 200, yFmt = short, empty }) {
           stroke: axisColor,
           grid: { stroke: gridColor, width: 1 },
           ticks: { stroke: gridColor },
-          values: (u, vals) => vals.map((v) => tick(v, span)),
+          values: (u, vals, axis, space, incr) => vals.map((v) => tick(v, span, incr)),
           font: '11px system-ui, sans-serif',
         },
         {
