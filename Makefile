@@ -25,9 +25,14 @@ export ESBUILD_BIN := $(CURDIR)/node_modules/.bin/esbuild
 
 RUST_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 WASM := build/index_bg.wasm
+# The admin console (admin-ui/, built with Vite into build/admin-ui/, which
+# wrangler's [assets] serves). Rebuilt only when a file under admin-ui/ or
+# the lockfile is newer than the built index.html.
+UI_SOURCES := $(shell find admin-ui -type f) package-lock.json
+UI_STAMP := build/admin-ui/admin/index.html
 DEV_PORT ?= 8787
 
-.PHONY: help deps dev test lint fmt-check clippy unit boundary build-worker wasm-size e2e bench clean
+.PHONY: help deps dev test lint fmt-check clippy unit boundary build-worker build-ui wasm-size e2e bench clean
 
 help:
 	@echo "make dev    build and run the gateway on http://127.0.0.1:$(DEV_PORT)"
@@ -45,6 +50,17 @@ deps: .tools/rust.stamp .tools/worker-build-$(WORKER_BUILD_VERSION).stamp .tools
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get install -y --no-install-recommends chromium \
 	    || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }; \
+	fi
+	@touch $@
+
+# CJK fonts, so the console's Chinese screenshots (tests/.screenshots/) show
+# characters rather than boxes. Only `make test` needs them.
+.tools/fonts-cjk.stamp:
+	@mkdir -p .tools
+	@if dpkg -s fonts-noto-cjk >/dev/null 2>&1; then echo "fonts-noto-cjk already installed"; else \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y --no-install-recommends fonts-noto-cjk \
+	    || { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends fonts-noto-cjk; }; \
 	fi
 	@touch $@
 
@@ -79,18 +95,27 @@ node_modules/.install.stamp: package.json package-lock.json
 ## ---- build ----------------------------------------------------------------
 
 # wrangler's [build] command. Skips the whole cargo + wasm-bindgen + esbuild
-# run when no Rust source changed since the last build.
-build-worker: build/index.js
+# run when no Rust source changed since the last build, and the console's
+# build when nothing under admin-ui/ changed.
+build-worker: build/index.js $(UI_STAMP)
 
 build/index.js: $(RUST_SOURCES) | deps
 	worker-build --release
+
+# Vite writes content-hashed assets and prints their gzipped size; it fails
+# over the 150 KB budget (admin-ui/build.mjs).
+build-ui: $(UI_STAMP)
+
+$(UI_STAMP): $(UI_SOURCES) | node_modules/.install.stamp
+	node admin-ui/build.mjs
+	@touch $@
 
 wasm-size: build/index.js
 	@printf 'wasm: %s bytes, gzipped: %s bytes\n' "$$(stat -c %s $(WASM))" "$$(gzip -9c $(WASM) | wc -c)"
 
 ## ---- dev ------------------------------------------------------------------
 
-dev: deps build/index.js
+dev: deps build/index.js $(UI_STAMP)
 	@scripts/dev-vars.sh
 	wrangler d1 migrations apply DB --local
 	wrangler dev --test-scheduled --ip 127.0.0.1 --port $(DEV_PORT)
@@ -114,10 +139,10 @@ unit: .tools/rust.stamp
 
 lint: fmt-check boundary clippy
 
-e2e: deps .tools/chromium.stamp build/index.js
+e2e: deps .tools/chromium.stamp .tools/fonts-cjk.stamp build/index.js $(UI_STAMP)
 	node tests/run-e2e.mjs
 
-test: deps .tools/chromium.stamp
+test: deps .tools/chromium.stamp .tools/fonts-cjk.stamp
 	$(MAKE) fmt-check
 	$(MAKE) boundary
 	$(MAKE) clippy
@@ -125,9 +150,9 @@ test: deps .tools/chromium.stamp
 	$(MAKE) wasm-size
 	$(MAKE) e2e
 
-bench: deps build/index.js
+bench: deps build/index.js $(UI_STAMP)
 	node tests/bench/run.mjs
 	node tests/bench/console.mjs
 
 clean:
-	rm -rf build target/wasm32-unknown-unknown .tools tests/.state
+	rm -rf build target/wasm32-unknown-unknown .tools tests/.state tests/.screenshots

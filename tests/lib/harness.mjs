@@ -42,12 +42,13 @@ const baseEnv = () => ({
  * table, with paths made absolute. `make e2e` builds the worker once before
  * the tests; without a build command wrangler never watches `src/`, so a file
  * touched mid-run cannot make it rebuild and restart under a test.
+ * `assetsDir` replaces the `[assets]` directory (a test's own console build).
  */
-let testConfigPath;
-function testConfig() {
-  if (testConfigPath) return testConfigPath;
-  // One file per test process, written fresh so it always follows wrangler.toml.
-  const path = join(STATE_ROOT, `wrangler.test.${process.pid}.toml`);
+const testConfigPaths = new Map();
+function testConfig(assetsDir = null) {
+  if (testConfigPaths.has(assetsDir)) return testConfigPaths.get(assetsDir);
+  // One file per test process (and assets folder), written fresh so it always follows wrangler.toml.
+  const path = join(STATE_ROOT, `wrangler.test.${process.pid}${assetsDir ? `.${testConfigPaths.size}` : ''}.toml`);
   const lines = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8').split('\n');
   const out = [];
   let inBuild = false;
@@ -59,21 +60,21 @@ function testConfig() {
       line
         .replace(/^main = "(.*)"$/, (_, p) => `main = ${JSON.stringify(join(ROOT, p))}`)
         .replace(/^migrations_dir = "(.*)"$/, (_, p) => `migrations_dir = ${JSON.stringify(join(ROOT, p))}`)
-        .replace(/^directory = "(.*)"$/, (_, p) => `directory = ${JSON.stringify(join(ROOT, p))}`),
+        .replace(/^directory = "(.*)"$/, (_, p) => `directory = ${JSON.stringify(assetsDir ?? join(ROOT, p))}`),
     );
   }
   mkdirSync(STATE_ROOT, { recursive: true });
   writeFileSync(path, out.join('\n'));
   process.once('exit', () => rmSync(path, { force: true }));
-  testConfigPath = path;
+  testConfigPaths.set(assetsDir, path);
   return path;
 }
 
 /** Applies the D1 migrations to a persistence dir. */
-async function migrate(persistDir) {
+async function migrate(persistDir, assetsDir) {
   await execFileP(
     WRANGLER,
-    ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persistDir, '--config', testConfig()],
+    ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', persistDir, '--config', testConfig(assetsDir)],
     { cwd: ROOT, env: baseEnv(), timeout: 120_000 },
   );
 }
@@ -82,13 +83,13 @@ async function migrate(persistDir) {
  * Starts `wrangler dev` and resolves once it reports ready. Secrets come from
  * an env file the harness writes, never from a developer's .dev.vars.
  */
-async function startWrangler({ persistDir, envFile, vars, port, inspectorPort }) {
+async function startWrangler({ persistDir, envFile, vars, port, inspectorPort, assetsDir }) {
   const args = [
     'dev', '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspectorPort),
     '--persist-to', persistDir, '--env-file', envFile,
     '--test-scheduled', '--show-interactive-dev-session=false', '--log-level', 'log',
-    '--config', testConfig(),
+    '--config', testConfig(assetsDir),
   ];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -133,9 +134,10 @@ async function stopChild(child) {
 
 /**
  * The whole stack for one test file. `keys` are imported through the admin
- * API; `settings` are patched in. Returns helpers for the tests.
+ * API; `settings` are patched in; `assetsDir`, when given, is served as the
+ * console instead of build/admin-ui. Returns helpers for the tests.
  */
-export async function startStack({ keys = [], settings = null, vars = {}, secrets = {} } = {}) {
+export async function startStack({ keys = [], settings = null, vars = {}, secrets = {}, assetsDir = null } = {}) {
   const mock = await startMock();
   mkdirSync(STATE_ROOT, { recursive: true });
   const persistDir = mkdtempSync(join(STATE_ROOT, 'run-'));
@@ -150,7 +152,7 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     envFile,
     Object.entries(secretLines).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n',
   );
-  await migrate(persistDir);
+  await migrate(persistDir, assetsDir);
   // The mock's media endpoint is the one private target image_url fetches may reach.
   const allVars = { GEMINI_API_BASE: mock.url, IMAGE_FETCH_ALLOW_PRIVATE: new URL(mock.url).host, ...vars };
   // A port found free can be taken by another process before wrangler binds it
@@ -162,7 +164,7 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     port = await freePort();
     inspectorPort = await freePort();
     try {
-      worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort });
+      worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort, assetsDir });
     } catch (e) {
       if (attempt >= 3 || !/Address already in use/.test(String(e.message))) {
         await mock.close();
@@ -199,7 +201,7 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     /** Stops and starts `wrangler dev` on the same state dir and port. */
     async restart() {
       await stopChild(worker.child);
-      worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort });
+      worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort, assetsDir });
     },
     async stop() {
       await stopChild(worker.child);
@@ -211,7 +213,7 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     async d1(sql) {
       const { stdout } = await execFileP(
         WRANGLER,
-        ['d1', 'execute', 'DB', '--local', '--persist-to', persistDir, '--json', '--command', sql, '--config', testConfig()],
+        ['d1', 'execute', 'DB', '--local', '--persist-to', persistDir, '--json', '--command', sql, '--config', testConfig(assetsDir)],
         { cwd: ROOT, env: baseEnv(), timeout: 60_000 },
       );
       return JSON.parse(stdout)[0].results;

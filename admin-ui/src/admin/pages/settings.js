@@ -1,0 +1,228 @@
+// Every runtime setting, grouped, with its current value, its default and a
+// one-line explanation. Saving sends only the changed fields; a field the
+// server refuses (400, `error.param`) shows the server's reason beside it.
+import { useMemo, useState } from 'preact/hooks';
+import { api, confirmDone } from '../../lib/api.js';
+import { bytes, ms, num } from '../../lib/format.js';
+import { html } from '../../lib/html.js';
+import { t } from '../../lib/i18n.js';
+import { LoadError, Loading, Switch, useAction, useLoad } from '../../lib/ui.js';
+
+/** Known settings: group, unit (for showing values) and choices. */
+const META = {
+  max_retries: { group: 'pool' },
+  strategy: { group: 'pool', choices: ['round_robin', 'least_used', 'weighted', 'adaptive'] },
+  rate_limit_default_cooldown_ms: { group: 'pool', unit: 'ms' },
+  server_error_demote_ms: { group: 'pool', unit: 'ms' },
+  network_demote_ms: { group: 'pool', unit: 'ms' },
+  circuit_breaker_failures: { group: 'pool' },
+  circuit_open_ms: { group: 'pool', unit: 'ms' },
+  upstream_timeout_ms: { group: 'upstream', unit: 'ms' },
+  max_body_bytes: { group: 'upstream', unit: 'bytes' },
+  include_thoughts: { group: 'upstream' },
+  models_cache_ttl_secs: { group: 'upstream', unit: 's' },
+  image_fetch_max_bytes: { group: 'upstream', unit: 'bytes' },
+  image_fetch_timeout_ms: { group: 'upstream', unit: 'ms' },
+  default_model: { group: 'catalog', nullable: true },
+  model_aliases: { group: 'catalog' },
+  disabled_models: { group: 'catalog', list: true },
+  thinking_defaults: { group: 'catalog' },
+  model_variants: { group: 'catalog', list: true },
+  charging_mode: { group: 'billing', choices: ['request', 'token'] },
+  model_costs: { group: 'billing' },
+  quota_timezone: { group: 'billing' },
+  default_max_output_tokens: { group: 'billing' },
+  log_retention_days: { group: 'retention', unit: 'days' },
+  rollup_retention_days: { group: 'retention', unit: 'days' },
+  admin_session_hours: { group: 'admin', unit: 'hours' },
+  admin_login_global_limit: { group: 'admin' },
+};
+const GROUPS = ['pool', 'upstream', 'catalog', 'billing', 'retention', 'admin', 'other'];
+
+function kindOf(name, value, def) {
+  const m = META[name] ?? {};
+  if (m.choices) return 'choice';
+  if (m.list) return 'list';
+  const sample = value ?? def;
+  if (typeof sample === 'boolean') return 'bool';
+  if (typeof sample === 'number') return 'number';
+  if (sample !== null && typeof sample === 'object') return 'json';
+  return 'text';
+}
+
+/** The value as the form holds it. */
+function toForm(kind, value) {
+  if (kind === 'bool') return !!value;
+  if (kind === 'list') return (value ?? []).join(', ');
+  if (kind === 'json') return JSON.stringify(value ?? null, null, 2);
+  if (value === null || value === undefined) return '';
+  return String(value);
+}
+
+/** The form's value as JSON, or `{ error }`. */
+function fromForm(kind, text, meta) {
+  if (kind === 'bool') return { value: text };
+  if (kind === 'list') return { value: text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean) };
+  if (kind === 'json') {
+    try {
+      return { value: JSON.parse(text) };
+    } catch {
+      return { error: t('settings.badJson') };
+    }
+  }
+  if (kind === 'number') {
+    if (text.trim() === '') return { error: t('settings.needNumber') };
+    const n = Number(text);
+    return Number.isFinite(n) ? { value: n } : { error: t('settings.needNumber') };
+  }
+  if (meta?.nullable && text.trim() === '') return { value: null };
+  return { value: text };
+}
+
+function shown(name, value) {
+  const unit = META[name]?.unit;
+  if (value === null || value === undefined) return t('settings.none');
+  if (typeof value === 'boolean') return value ? t('common.on') : t('common.off');
+  if (typeof value === 'object') return Array.isArray(value) && !value.length ? '[]' : JSON.stringify(value);
+  if (META[name]?.choices) return t(`choice.${value}`);
+  if (typeof value === 'number') {
+    if (unit === 'ms') return value >= 1000 ? `${num(value)} ms (${ms(value)})` : `${num(value)} ms`;
+    if (unit === 'bytes') return bytes(value);
+    if (unit) return t(`unit.${unit}`, { n: num(value) });
+    return num(value);
+  }
+  return String(value);
+}
+
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+function Setting({ name, kind, form, current, def, error, onChange, onReset }) {
+  const id = `set-${name}`;
+  const known = name in META;
+  const helpId = `${id}-help`;
+  const errId = `${id}-err`;
+  const describedBy = `${helpId}${error ? ` ${errId}` : ''}`;
+  let control;
+  if (kind === 'bool') {
+    control = html`<${Switch} id=${id} checked=${form} label=${known ? t(`set.${name}`) : name} onChange=${onChange} />`;
+  } else if (kind === 'choice') {
+    control = html`<select id=${id} aria-describedby=${describedBy} value=${form} onChange=${(e) => onChange(e.currentTarget.value)}>
+      ${META[name].choices.map((c) => html`<option key=${c} value=${c}>${t(`choice.${c}`)}</option>`)}
+    </select>`;
+  } else if (kind === 'json') {
+    control = html`<textarea id=${id} class="mono" rows=${Math.min(10, Math.max(3, form.split('\n').length))} spellcheck="false"
+      aria-describedby=${describedBy} aria-invalid=${error ? 'true' : undefined} value=${form} onInput=${(e) => onChange(e.currentTarget.value)}></textarea>`;
+  } else {
+    control = html`<input id=${id} type=${kind === 'number' ? 'number' : 'text'} class=${kind === 'number' ? 'input-num' : ''}
+      inputmode=${kind === 'number' ? 'numeric' : undefined} spellcheck="false" aria-describedby=${describedBy}
+      aria-invalid=${error ? 'true' : undefined} placeholder=${META[name]?.nullable ? t('settings.none') : undefined}
+      value=${form} onInput=${(e) => onChange(e.currentTarget.value)} />`;
+  }
+  const isDefault = def !== undefined && same(current, def);
+  return html`
+    <div class=${`setting${error ? ' field-invalid' : ''}`}>
+      <div class="setting-text">
+        <label for=${id} class="setting-label">${known ? t(`set.${name}`) : html`<span translate=${false}>${name}</span>`}</label>
+        <code class="setting-name" translate=${false}>${name}</code>
+        <p class="hint" id=${helpId}>${known ? t(`set.${name}.help`) : t('settings.unknownHelp')}</p>
+      </div>
+      <div class="setting-control">
+        ${control}
+        <p class="setting-default">
+          <span>${t('settings.default')}</span> <span translate=${false}>${def === undefined ? '–' : shown(name, def)}</span>
+          ${isDefault ? html` <span class="pill pill-muted">${t('settings.isDefault')}</span>`
+            : def !== undefined && html` <button type="button" class="link" onClick=${onReset}>${t('settings.reset')}</button>`}
+        </p>
+        ${error && html`<p class="field-error" id=${errId} role="alert" translate=${false}>${error}</p>`}
+      </div>
+    </div>`;
+}
+
+function SettingsForm({ current, defaults, defaultsError, onSaved }) {
+  const names = useMemo(() => [...new Set([...Object.keys(current), ...Object.keys(defaults ?? {})])], [current, defaults]);
+  const kinds = useMemo(() => Object.fromEntries(names.map((n) => [n, kindOf(n, current[n], defaults?.[n])])), [names]);
+  const [form, setForm] = useState(() => Object.fromEntries(names.map((n) => [n, toForm(kinds[n], current[n])])));
+  const [errors, setErrors] = useState({});
+
+  const changed = names.filter((n) => {
+    const parsed = fromForm(kinds[n], form[n], META[n]);
+    return parsed.error || !same(parsed.value, current[n] ?? null);
+  });
+
+  const send = async (patch) => {
+    try {
+      await api.patch('/admin/api/settings', patch, { fields: names });
+      setErrors({});
+      confirmDone(t('settings.saved', { n: Object.keys(patch).length }));
+      onSaved();
+    } catch (err) {
+      if (err.param) setErrors({ [err.param]: err.message });
+    }
+  };
+  const [save, busy] = useAction(async (e) => {
+    e.preventDefault();
+    const patch = {};
+    const local = {};
+    for (const n of changed) {
+      const parsed = fromForm(kinds[n], form[n], META[n]);
+      if (parsed.error) local[n] = parsed.error;
+      else patch[n] = parsed.value;
+    }
+    if (Object.keys(local).length) {
+      setErrors(local);
+      document.getElementById(`set-${Object.keys(local)[0]}`)?.focus();
+      return;
+    }
+    if (Object.keys(patch).length) await send(patch);
+  });
+  const [reset] = useAction((n) => send({ [n]: null }));
+
+  const order = Object.keys(META);
+  const rank = (n) => (order.includes(n) ? order.indexOf(n) : order.length);
+  const grouped = GROUPS.map((g) => ({ g, list: names.filter((n) => (META[n]?.group ?? 'other') === g).sort((a, b) => rank(a) - rank(b)) }))
+    .filter((x) => x.list.length);
+  return html`
+    <form onSubmit=${save} class="settings-form">
+      ${defaultsError && html`<p class="notice-info" role="status">${t('settings.noDefaults')} <span translate=${false}>${defaultsError.message}</span></p>`}
+      ${grouped.map(({ g, list }) => html`
+        <section class="card settings-group" key=${g} aria-labelledby=${`group-${g}`}>
+          <h2 id=${`group-${g}`}>${t(`settings.group.${g}`)}</h2>
+          ${list.map((n) => html`
+            <${Setting} key=${n} name=${n} kind=${kinds[n]} form=${form[n]} current=${current[n]} def=${defaults?.[n]} error=${errors[n]}
+              onChange=${(v) => setForm({ ...form, [n]: v })} onReset=${() => reset(n)} />`)}
+        </section>`)}
+      <div class=${changed.length ? 'savebar savebar-sticky' : 'savebar'}>
+        <span class="muted" aria-live="polite">${changed.length ? t('settings.changed', { n: changed.length }) : t('settings.noChanges')}</span>
+        <button type="button" class="btn" disabled=${!changed.length || busy}
+          onClick=${() => { setForm(Object.fromEntries(names.map((n) => [n, toForm(kinds[n], current[n])]))); setErrors({}); }}>${t('settings.discard')}</button>
+        <button type="submit" class="btn btn-primary" id="save-settings" disabled=${!changed.length || busy}>${t('common.save')}</button>
+      </div>
+    </form>`;
+}
+
+export function Settings() {
+  const { data, error, reload } = useLoad(async () => {
+    const [current, defaults] = await Promise.allSettled([
+      api.get('/admin/api/settings', { quiet: true }),
+      api.get('/admin/api/settings/defaults', { quiet: true }),
+    ]);
+    if (current.status === 'rejected') throw current.reason;
+    return {
+      current: current.value,
+      defaults: defaults.status === 'fulfilled' ? defaults.value : null,
+      defaultsError: defaults.status === 'rejected' ? defaults.reason : null,
+      at: Date.now(),
+    };
+  }, []);
+  return html`
+    <section class="page">
+      <div class="page-head">
+        <h1 id="page-title" tabindex="-1">${t('nav.settings')}</h1>
+        <p class="muted">${t('settings.intro')}</p>
+      </div>
+      ${error && !data ? html`<${LoadError} error=${error} onRetry=${() => reload()} />`
+        : !data ? html`<${Loading} />`
+        : html`<${SettingsForm} key=${data.at} current=${data.current} defaults=${data.defaults} defaultsError=${data.defaultsError}
+            onSaved=${() => reload({ silent: true })} />`}
+    </section>`;
+}

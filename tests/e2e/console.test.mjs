@@ -1,0 +1,543 @@
+// The admin console and /usage in headless Chromium, against a stack with
+// keys in every state, users and logged requests:
+//
+// - every page at 1440×900 and 375×812, in Chinese and English, light and
+//   dark, screenshotted into tests/.screenshots/ (git-ignored), with no
+//   page exception, no CSP violation and no sideways scrolling;
+// - both dictionaries have the same keys, and every page in each language
+//   shows no raw key and no text outside its dictionary (data values are
+//   marked translate="no"; product names and numbers are allowed);
+// - axe-core finds no serious or critical violation on any page, in
+//   either theme and language;
+// - the pages reach nothing but the gateway;
+// - login (wrong password, the throttle's wait), the language and theme
+//   switches, adding keys in bulk, users (the key shown once and copied),
+//   a setting refused beside its field, and logging out.
+//
+// The dashboard, models, logs and settings-defaults pages need admin API
+// routes (`/admin/api/stats`, `/models`, `/logs`, `/settings/defaults`);
+// where one is missing, its page shows the error and its tests fail.
+import { before, after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, ADMIN_PASSWORD, CLIENT_TOKEN, startStack } from '../lib/harness.mjs';
+import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { pollD1, sqlStr } from '../lib/util.mjs';
+import { UI_TIMEOUT, axeViolations, dictionaries, keepLocal, logIn, placeholders, untranslated, watchErrors } from '../lib/console.mjs';
+
+const SHOTS = join(ROOT, 'tests/.screenshots');
+const SEEDED = ['ok-console-a', 'ok-console-b', 'rl-minute-600s-console', 'invalid-console', 'err503-console'];
+const SIZES = [[1440, 900], [375, 812]];
+const LANGS = { zh: 'zh-CN', en: 'en-US' };
+const THEMES = ['light', 'dark'];
+
+let stack;
+let browser;
+let userKey;
+let dicts;
+/** Every request a page made that was not to the gateway. */
+const external = [];
+
+before(async () => {
+  dicts = await dictionaries();
+  if (!BROWSER.ready) return;
+  // Keys in every state: healthy, cooling for a while (a per-minute 429 asking
+  // for 10 minutes), disabled (invalid) and demoted (503). The spare keys
+  // that make a second page come after the requests, so that round robin
+  // reaches each of these first.
+  stack = await startStack();
+  await stack.admin('POST', '/keys', { keys: SEEDED, label: 'seeded', project: 'console-test' });
+  const alice = await stack.admin('POST', '/users', { name: 'alice', credit_quota: 500, rpm: 60, note: 'research team' });
+  await stack.admin('POST', '/users', { name: '王小明', rpd: 1000, allowed_models: ['gemini-2.5-flash*'] });
+  userKey = alice.key;
+  // Requests that succeed, fail over, and fail: the logs, the stats and the
+  // keys' health have something to show.
+  await stack.mockApi.script({ key: '*', model: 'gemini-2.5-pro-console-fail', fault: 'server_500' });
+  const calls = [];
+  for (let i = 0; i < 12; i += 1) {
+    calls.push({ token: i % 2 ? userKey : CLIENT_TOKEN, model: i % 3 ? 'gemini-2.5-flash' : 'gemini-2.5-pro', stream: i % 4 === 0 });
+  }
+  calls.push({ token: CLIENT_TOKEN, model: 'gemini-2.5-pro-console-fail', stream: false });
+  for (const c of calls) {
+    const res = await stack.call('POST', '/v1/chat/completions', {
+      token: c.token,
+      body: { model: c.model, stream: c.stream, messages: [{ role: 'user', content: 'hello' }] },
+    });
+    await res.text();
+  }
+  // The log rows and the hourly rollups are written off the request path.
+  await pollD1(stack, 'SELECT COUNT(*) AS n FROM request_log', ([row]) => row.n >= calls.length);
+  await pollD1(stack, `SELECT COALESCE(SUM(requests), 0) AS n FROM usage_hourly WHERE user_id = ${sqlStr(alice.user.id)}`, ([row]) => row.n >= 6);
+  const spare = Array.from({ length: 110 }, (_, i) => `AIzaSyConsole${String(i).padStart(26, '0')}`);
+  await stack.admin('POST', '/keys', { keys: spare, label: 'spare', class: 'paid' });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+const contexts = new Map();
+/** A logged-in (or not) context per language, theme and size, made once. */
+async function contextFor({ lang = 'en', theme = 'light', size = SIZES[0], auth = true } = {}) {
+  const id = `${lang}-${theme}-${size.join('x')}-${auth}`;
+  if (!contexts.has(id)) {
+    const context = await browser.newContext({
+      locale: LANGS[lang], colorScheme: theme, viewport: { width: size[0], height: size[1] },
+    });
+    const blocked = await keepLocal(context);
+    context.on('close', () => external.push(...blocked));
+    if (auth) await logIn(context, stack.url);
+    contexts.set(id, context);
+  }
+  return contexts.get(id);
+}
+after(async () => {
+  for (const c of contexts.values()) await c.close().catch(() => {});
+});
+
+/** Waits for `selector`, or fails saying what the page shows instead. */
+async function ready(page, selector, label) {
+  try {
+    await page.waitForSelector(selector, { timeout: UI_TIMEOUT });
+  } catch {
+    const shown = await page.evaluate(() => document.querySelector('.load-error, .banner, main')?.innerText?.slice(0, 400) ?? '');
+    assert.fail(`${label}: ${selector} never appeared; the page shows: ${JSON.stringify(shown)}`);
+  }
+}
+
+/**
+ * The pages and states under test. `ready` is what shows the page has its
+ * data; `prepare` opens a part that is closed at first; `dialog` marks a
+ * state that opens a modal.
+ */
+const PAGES = [
+  { name: 'login', path: '/admin/', auth: false, ready: '#password' },
+  { name: 'dashboard', path: '/admin/', ready: '.charts .chart .u-wrap' },
+  { name: 'keys', path: '/admin/keys', ready: '.keys-table tbody tr' },
+  {
+    name: 'keys-add', path: '/admin/keys', ready: '.keys-table tbody tr',
+    async prepare(page) {
+      await page.click('.add-keys > summary');
+      await page.fill('#add-keys-text', 'AIzaSyA00000000000000000000000000000001\nnot-a-key, another-odd-one');
+      await page.waitForSelector('.add-keys .warn-text', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    name: 'keys-edit', dialog: true, path: '/admin/keys', ready: '.keys-table tbody tr',
+    async prepare(page) {
+      await page.click('.keys-table tbody tr:first-child .actions .btn:first-child');
+      await page.waitForSelector('dialog[open] #edit-label', { timeout: UI_TIMEOUT });
+    },
+  },
+  { name: 'users', path: '/admin/users', ready: '.users-table tbody tr' },
+  {
+    name: 'users-new', dialog: true, path: '/admin/users', ready: '.users-table tbody tr',
+    async prepare(page) {
+      await page.click('#new-user');
+      await page.waitForSelector('dialog[open] #user-name', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    name: 'users-usage', path: '/admin/users', ready: '.users-table tbody tr',
+    async prepare(page) {
+      await page.click('.users-table tbody tr:first-child .actions button:first-child');
+      await ready(page, '.usage-detail .chart .u-wrap', 'a user\'s usage chart');
+    },
+  },
+  { name: 'models', path: '/admin/models', ready: '.models-table tbody tr' },
+  {
+    name: 'models-edit', dialog: true, path: '/admin/models', ready: '.models-table tbody tr',
+    async prepare(page) {
+      await page.click('.models-table tbody tr:first-child .actions .btn');
+      await page.waitForSelector('dialog[open] #model-aliases', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    name: 'settings', path: '/admin/settings', ready: '.settings-group',
+    async prepare(page) {
+      const failed = await page.$('.settings-form > .notice-info');
+      assert.equal(failed && await failed.innerText(), null, 'the settings page could not load the defaults');
+    },
+  },
+  { name: 'logs', path: '/admin/logs', ready: '.logs-table tbody tr' },
+  {
+    name: 'logs-detail', dialog: true, path: '/admin/logs', ready: '.logs-table tbody tr',
+    async prepare(page) {
+      await page.click('.logs-table tbody tr:first-child th button');
+      await page.waitForSelector('dialog[open] .detail-list', { timeout: UI_TIMEOUT });
+    },
+  },
+  { name: 'usage', path: '/usage', auth: false, ready: '#key' },
+  {
+    name: 'usage-result', path: '/usage', auth: false, ready: '#key',
+    async prepare(page) {
+      await page.fill('#key', userKey);
+      await page.click('#check');
+      await page.waitForSelector('#models tbody tr', { timeout: UI_TIMEOUT });
+    },
+  },
+];
+
+/** Opens `p` in a fresh page of the variant's context, ready and prepared. */
+async function visit(p, variant) {
+  const context = await contextFor({ ...variant, auth: p.auth !== false });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  const res = await page.goto(`${stack.url}${p.path}`, { timeout: UI_TIMEOUT });
+  assert.equal(res.status(), 200, `${p.path}: ${res.status()}`);
+  await ready(page, p.ready, p.name);
+  await p.prepare?.(page);
+  // Fonts and charts settle before anything is measured.
+  await page.evaluate(() => document.fonts.ready);
+  return { page, errors };
+}
+
+test('both dictionaries have the same keys, placeholders and no empty text; every key the code uses exists', () => {
+  const { en, zh } = dicts;
+  assert.deepEqual(Object.keys(zh).sort(), Object.keys(en).sort(), 'zh and en differ in keys');
+  for (const key of Object.keys(en)) {
+    assert.ok(en[key].trim() && zh[key].trim(), `${key} is empty`);
+    assert.deepEqual(placeholders(zh[key]), placeholders(en[key]), `${key}: placeholders differ`);
+  }
+  // Keys written out in the sources (t('a.b')); built keys (t(`x.${y}`)) are
+  // covered by the page visits.
+  const files = [];
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (path.endsWith('.js') && !path.includes('/i18n/')) files.push(path);
+    }
+  };
+  walk(join(ROOT, 'admin-ui/src'));
+  for (const file of files) {
+    for (const [, key] of readFileSync(file, 'utf8').matchAll(/\bt\('([\w.]+)'/g)) {
+      assert.ok(key in en, `${file} uses ${key}, which the dictionaries lack`);
+    }
+  }
+});
+
+for (const p of PAGES) {
+  browserTest(`screenshots: ${p.name}, 1440×900 and 375×812, zh and en, light and dark`, { timeout: 300_000 }, async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    const name = (lang, theme, size) => `${p.name}-${lang}-${theme}-${size.join('x')}.png`;
+    // No screenshot of an earlier run is left to pass for this one's.
+    for (const lang of Object.keys(LANGS)) for (const theme of THEMES) for (const size of SIZES) rmSync(join(SHOTS, name(lang, theme, size)), { force: true });
+    for (const lang of Object.keys(LANGS)) {
+      for (const theme of THEMES) {
+        for (const size of SIZES) {
+          const { page, errors } = await visit(p, { lang, theme, size });
+          try {
+            const file = name(lang, theme, size);
+            // A click may have scrolled; the sticky header would be drawn mid-page.
+            await page.evaluate(() => window.scrollTo(0, 0));
+            // A modal is fixed to the viewport: shoot what is on screen.
+            await page.screenshot({ path: join(SHOTS, file), fullPage: !p.dialog });
+            const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+            assert.ok(overflow <= 1, `${file}: the page scrolls sideways by ${overflow} px`);
+            assert.deepEqual(errors, [], `${file}: errors in the page`);
+          } finally {
+            await page.close();
+          }
+        }
+      }
+    }
+  });
+}
+
+for (const p of PAGES) {
+  browserTest(`no untranslated string: ${p.name}, in zh and en`, { timeout: 120_000 }, async () => {
+    for (const lang of Object.keys(LANGS)) {
+      const { page } = await visit(p, { lang });
+      try {
+        assert.equal(await page.evaluate(() => document.documentElement.lang), LANGS[lang].split('-US')[0]);
+        const bad = await untranslated(page, dicts, lang);
+        assert.deepEqual(bad, [], `${p.name} in ${lang} shows text outside the ${lang} dictionary`);
+      } finally {
+        await page.close();
+      }
+    }
+  });
+}
+
+for (const p of PAGES) {
+  browserTest(`accessibility (axe-core): ${p.name}, light and dark, zh and en`, { timeout: 120_000 }, async () => {
+    for (const lang of Object.keys(LANGS)) {
+      for (const theme of THEMES) {
+        const { page } = await visit(p, { lang, theme });
+        try {
+          const violations = await axeViolations(page);
+          assert.deepEqual(violations, [], `${p.name} (${lang}, ${theme}): serious or critical axe violations`);
+        } finally {
+          await page.close();
+        }
+      }
+    }
+  });
+}
+
+browserTest('login: a wrong password says so, a throttled one shows the wait, the right one opens the console', { timeout: 120_000 }, async () => {
+  const context = await browser.newContext({ locale: 'en-US', extraHTTPHeaders: { 'cf-connecting-ip': '198.51.100.77' } });
+  const blocked = await keepLocal(context);
+  try {
+    const page = await context.newPage();
+    await page.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    for (let i = 1; i <= 5; i += 1) {
+      await page.fill('#password', `wrong-${i}`);
+      const [res] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/admin/api/login'), { timeout: UI_TIMEOUT }),
+        page.click('#login'),
+      ]);
+      assert.equal(res.status(), 401);
+      await page.waitForFunction((text) => document.querySelector('#login-error')?.textContent.trim() === text, dicts.en['login.wrong'], { timeout: UI_TIMEOUT });
+    }
+    // The sixth guess from this address is refused with 429 and Retry-After.
+    await page.fill('#password', ADMIN_PASSWORD);
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/admin/api/login'), { timeout: UI_TIMEOUT }),
+      page.click('#login'),
+    ]);
+    assert.equal(res.status(), 429);
+    const wait = dicts.en['login.throttled'].split('{time}');
+    await page.waitForFunction(([a, b]) => {
+      const text = document.querySelector('#login-error')?.textContent.trim() ?? '';
+      return text.startsWith(a) && text.endsWith(b) && /\d+:\d\d/.test(text);
+    }, wait, { timeout: UI_TIMEOUT });
+    assert.ok(await page.isDisabled('#login'), 'the login button waits too');
+
+    // From another address the right password opens the page asked for.
+    const fresh = await browser.newContext({ locale: 'zh-CN', extraHTTPHeaders: { 'cf-connecting-ip': '198.51.100.78' } });
+    const freshBlocked = await keepLocal(fresh);
+    const p2 = await fresh.newPage();
+    await p2.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    await p2.fill('#password', ADMIN_PASSWORD);
+    await p2.click('#login');
+    await p2.waitForSelector('nav.nav', { timeout: UI_TIMEOUT });
+    assert.equal(await p2.textContent('h1#page-title'), dicts.zh['nav.keys']);
+    assert.equal(await p2.getAttribute('nav.nav a[aria-current="page"]', 'href'), '/admin/keys');
+    await fresh.close();
+    external.push(...freshBlocked);
+  } finally {
+    await context.close();
+    external.push(...blocked);
+  }
+});
+
+browserTest('the language and theme switches apply at once and are remembered', { timeout: 120_000 }, async () => {
+  const context = await browser.newContext({ locale: 'en-US', colorScheme: 'light' });
+  const blocked = await keepLocal(context);
+  try {
+    await logIn(context, stack.url);
+    const page = await context.newPage();
+    await page.goto(`${stack.url}/admin/users`, { timeout: UI_TIMEOUT });
+    await page.waitForSelector('h1#page-title', { timeout: UI_TIMEOUT });
+    assert.equal(await page.textContent('h1#page-title'), dicts.en['nav.users']);
+    await page.click('#lang');
+    await page.waitForFunction((t) => document.querySelector('h1#page-title')?.textContent === t, dicts.zh['nav.users'], { timeout: UI_TIMEOUT });
+    assert.equal(await page.evaluate(() => document.documentElement.lang), 'zh-CN');
+    // system → light → dark
+    await page.click('#theme');
+    await page.click('#theme');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const darkBg = await bg();
+    await page.reload();
+    await page.waitForSelector('h1#page-title', { timeout: UI_TIMEOUT });
+    assert.equal(await page.textContent('h1#page-title'), dicts.zh['nav.users'], 'the language is remembered');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark', 'the theme is remembered');
+    assert.equal(await bg(), darkBg);
+    await page.click('#theme');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), undefined, 'back to the system theme');
+  } finally {
+    await context.close();
+    external.push(...blocked);
+  }
+});
+
+browserTest('keys: a bulk paste reports added, existing and invalid and warns about odd keys; a bulk delete asks first', { timeout: 120_000 }, async () => {
+  const page = await (await contextFor()).newPage();
+  try {
+    await page.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    await ready(page, '.keys-table tbody tr', 'keys');
+    await page.click('.add-keys > summary');
+    const fresh = Array.from({ length: 1500 }, (_, i) => `AIzaSyBulk${String(i).padStart(29, '0')}`);
+    await page.fill('#add-keys-text', [...fresh, 'ok-console-a', 'odd-bulk-key', 'odd-bulk-key'].join('\n'));
+    await page.fill('#add-label', 'bulk-import');
+    await page.waitForFunction(() => /\b2\b/.test(document.querySelector('.add-keys .warn-text')?.textContent ?? ''), null, { timeout: UI_TIMEOUT });
+    const before = (await stack.admin('GET', '/keys')).total;
+    await page.click('#add-keys');
+    await page.waitForSelector('#add-result', { timeout: 60_000 });
+    const result = await page.textContent('#add-result');
+    // 1,500 new and the odd one (the server takes any printable key); ok-console-a was there.
+    const numbers = [...result.matchAll(/\d[\d,]*/g)].map((m) => Number(m[0].replace(/,/g, '')));
+    assert.deepEqual(numbers, [1501, 1, 0, 1502], result);
+    assert.equal((await stack.admin('GET', '/keys')).total, before + 1501);
+
+    // One page of them (100) selected and deleted, after a confirmation.
+    await page.fill('#key-search', 'bulk-import');
+    await page.waitForFunction(() => [...document.querySelectorAll('.keys-table tbody th .sub')].every((s) => s.textContent === 'bulk-import')
+      && document.querySelectorAll('.keys-table tbody tr').length === 100, null, { timeout: UI_TIMEOUT });
+    await page.check('.keys-table thead input[type="checkbox"]');
+    await page.click('#delete-keys');
+    await page.waitForSelector('dialog[open]', { timeout: UI_TIMEOUT });
+    assert.match(await page.textContent('dialog[open] .dialog-body p'), /100/);
+    await page.click('dialog[open] .btn-danger');
+    await page.waitForSelector('.banner-ok', { timeout: UI_TIMEOUT });
+    assert.equal((await stack.admin('GET', '/keys')).total, before + 1401);
+  } finally {
+    await page.close();
+  }
+});
+
+browserTest('keys: "test now" shows each selected key\'s outcome', { timeout: 120_000 }, async () => {
+  const page = await (await contextFor()).newPage();
+  try {
+    await page.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    await page.fill('#key-search', 'seeded');
+    await page.waitForFunction((n) => document.querySelectorAll('.keys-table tbody tr:not(.detail-row)').length === n, SEEDED.length, { timeout: UI_TIMEOUT });
+    await page.check('.keys-table thead input[type="checkbox"]');
+    const [res] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/admin/api/keys/test'), { timeout: 60_000 }),
+      page.click('#test-keys'),
+    ]);
+    assert.equal(res.status(), 200, `POST /admin/api/keys/test answered ${res.status()}`);
+    await page.waitForFunction(() => [...document.querySelectorAll('.keys-table tbody tr')].every((tr) => tr.querySelector('.pill-ok, .pill-danger')), null, { timeout: UI_TIMEOUT });
+  } finally {
+    await page.close();
+  }
+});
+
+browserTest('users: create shows the key once and copies it; edit, disable, rotate and delete', { timeout: 120_000 }, async () => {
+  const context = await contextFor();
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.url });
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  try {
+    await page.goto(`${stack.url}/admin/users`, { timeout: UI_TIMEOUT });
+    await ready(page, '.users-table tbody tr', 'users');
+    await page.click('#new-user');
+    await page.fill('#user-name', 'carol');
+    await page.fill('#user-credit_quota', '250');
+    // Above 2^53: the browser takes it, the server refuses it.
+    await page.fill('#user-rpm', '10000000000000000');
+    await page.click('#save-user');
+    // The server's 400 names the field; its message stands beside it.
+    await page.waitForSelector('#user-rpm-err', { timeout: UI_TIMEOUT });
+    assert.match(await page.textContent('#user-rpm-err'), /rpm/);
+    await page.fill('#user-rpm', '30');
+    await page.click('#save-user');
+    await page.waitForSelector('#new-key', { timeout: UI_TIMEOUT });
+    const key = await page.inputValue('#new-key');
+    assert.match(key, /^sk-[A-Za-z0-9_-]{43}$/);
+    await page.screenshot({ path: join(SHOTS, 'users-key-once-en-light-1440x900.png') });
+    await page.click('dialog[open] .dialog-actions .btn-primary');
+    await page.waitForFunction((t) => document.querySelector('dialog[open] .dialog-actions .btn-primary')?.textContent === t, dicts.en['common.copied'], { timeout: UI_TIMEOUT });
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
+    await page.click('dialog[open] .dialog-actions .btn:not(.btn-primary)');
+    const users = (await stack.admin('GET', '/users')).users;
+    const carol = users.find((u) => u.name === 'carol');
+    assert.equal(carol.credit_quota, 250);
+    assert.equal(carol.rpm, 30);
+    const row = page.locator('.users-table tbody tr', { hasText: 'carol' });
+    await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().includes('/admin/api/users/'), { timeout: UI_TIMEOUT }),
+      row.locator('[role="switch"]').click(),
+    ]);
+    // Rotate: the new key is shown once, and the old one stops working.
+    await row.getByRole('button', { name: dicts.en['users.rotate'] }).click();
+    await page.click('dialog[open] .btn-primary');
+    await page.waitForSelector('#new-key', { timeout: UI_TIMEOUT });
+    const rotated = await page.inputValue('#new-key');
+    assert.notEqual(rotated, key);
+    await page.click('dialog[open] .dialog-actions .btn:not(.btn-primary)');
+    const after = (await stack.admin('GET', `/users/${carol.id}`)).user;
+    assert.equal(after.enabled, false, 'the switch disabled carol');
+    assert.equal((await stack.call('GET', '/v1/usage', { token: key })).status, 401);
+    // Delete, after a confirmation.
+    await row.getByRole('button', { name: dicts.en['common.delete'] }).click();
+    await page.click('dialog[open] .btn-danger');
+    await page.waitForFunction(() => ![...document.querySelectorAll('.users-table tbody th')].some((th) => th.textContent.includes('carol')), null, { timeout: UI_TIMEOUT });
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+  }
+});
+
+browserTest('settings: a refused value shows the server\'s reason beside its field; a good one is saved', { timeout: 120_000 }, async () => {
+  const page = await (await contextFor({ lang: 'zh' })).newPage();
+  try {
+    await page.goto(`${stack.url}/admin/settings`, { timeout: UI_TIMEOUT });
+    await ready(page, '#set-max_retries', 'settings');
+    await page.fill('#set-max_retries', '99');
+    await page.click('#save-settings');
+    await page.waitForSelector('#set-max_retries-err', { timeout: UI_TIMEOUT });
+    assert.match(await page.textContent('#set-max_retries-err'), /max_retries/);
+    assert.equal(await page.getAttribute('#set-max_retries', 'aria-invalid'), 'true');
+    await page.fill('#set-max_retries', '4');
+    await page.click('#save-settings');
+    await page.waitForSelector('.banner-ok', { timeout: UI_TIMEOUT });
+    assert.equal((await stack.admin('GET', '/settings')).max_retries, 4);
+    await stack.admin('PATCH', '/settings', { max_retries: null });
+  } finally {
+    await page.close();
+  }
+});
+
+browserTest('logs: filters, "load more" and the CSV link of the filtered rows', { timeout: 120_000 }, async () => {
+  const page = await (await contextFor()).newPage();
+  try {
+    await page.goto(`${stack.url}/admin/logs`, { timeout: UI_TIMEOUT });
+    await ready(page, '.logs-table tbody tr', 'logs');
+    await page.selectOption('#log-status', '5xx');
+    await page.click('#apply-filters');
+    await page.waitForFunction(() => [...document.querySelectorAll('.logs-table tbody tr .pill')].every((p) => !/^2/.test(p.textContent)), null, { timeout: UI_TIMEOUT });
+    const href = await page.getAttribute('#export-csv', 'href');
+    assert.match(href, /^\/admin\/api\/logs\?.*status=5xx.*format=csv/);
+    const csv = await page.context().request.get(`${stack.url}${href}`);
+    assert.equal(csv.status(), 200);
+    assert.match(csv.headers()['content-type'], /text\/csv/);
+  } finally {
+    await page.close();
+  }
+});
+
+browserTest('log out, and log out everywhere, end the session', { timeout: 120_000 }, async () => {
+  const a = await browser.newContext({ locale: 'en-US' });
+  const b = await browser.newContext({ locale: 'en-US' });
+  external.push(...await keepLocal(a), ...await keepLocal(b));
+  try {
+    await logIn(a, stack.url);
+    await logIn(b, stack.url);
+    const pa = await a.newPage();
+    await pa.goto(`${stack.url}/admin/users`, { timeout: UI_TIMEOUT });
+    await pa.click('.menu > summary');
+    await pa.click('#logout');
+    await pa.waitForSelector('#password', { timeout: UI_TIMEOUT });
+    await pa.reload();
+    await pa.waitForSelector('#password', { timeout: UI_TIMEOUT });
+
+    const pb = await b.newPage();
+    await pb.goto(`${stack.url}/admin/users`, { timeout: UI_TIMEOUT });
+    await pb.click('.menu > summary');
+    await pb.click('#logout-all');
+    await pb.click('dialog[open] .btn-danger');
+    await pb.waitForSelector('#password', { timeout: UI_TIMEOUT });
+    // Every other context's contexts were logged out too.
+    const other = await (await contextFor({ lang: 'zh', theme: 'dark' })).request.get(`${stack.url}/admin/api/session`);
+    assert.equal((await other.json()).authenticated, false);
+  } finally {
+    await a.close();
+    await b.close();
+    for (const c of contexts.values()) await c.close().catch(() => {});
+    contexts.clear();
+  }
+});
+
+browserTest('the pages requested nothing but the gateway', { timeout: 30_000 }, async () => {
+  for (const c of contexts.values()) await c.close().catch(() => {});
+  contexts.clear();
+  assert.deepEqual(external, []);
+});
