@@ -71,7 +71,8 @@ export function Chart({ title, x, series, height = 200, yFmt = short, empty }) {
           return {
             label: s.label,
             stroke: color,
-            width: s.kind === 'bars' ? 1 : 2,
+            // Bars are fill only: an outline would draw every empty bucket as a dash on the zero line.
+            width: s.kind === 'bars' ? 0 : 2,
             fill: s.kind === 'bars' ? `${color}cc` : undefined,
             paths: s.kind === 'bars' ? uPlot.paths.bars({ size: [0.7, 40], gap: 1 }) : undefined,
             // A value with no neighbour draws no line: show it as a dot.
