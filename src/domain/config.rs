@@ -388,10 +388,12 @@ pub fn parse_key_list(raw: &str) -> Vec<String> {
             .map(str::to_owned)
             .collect(),
     };
+    // A set beside the list: a paste of 100,000 keys stays linear.
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
     let mut keys: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
         let item = item.trim();
-        if !item.is_empty() && !keys.iter().any(|k| k == item) {
+        if !item.is_empty() && seen.insert(item.to_owned()) {
             keys.push(item.to_owned());
         }
     }
