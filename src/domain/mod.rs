@@ -5,6 +5,7 @@
 //! since the Unix epoch. That keeps every rule here unit-testable natively
 //! with `cargo test`.
 
+pub mod accounts;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
