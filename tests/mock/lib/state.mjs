@@ -102,7 +102,8 @@ export class MockState extends EventEmitter {
     this.calls = [];
     this.rules = [];
     this.gates = new Map();
-    this.oauth = { accessTokens: new Map(), revoked: new Set(), onboarded: new Set(), issued: 0 };
+    // Authorization codes: see lib/oauth.mjs.
+    this.oauth = { accessTokens: new Map(), revoked: new Set(), onboarded: new Set(), codes: new Map(), issued: 0 };
   }
 
   // -------------------------------------------------------------- calls
@@ -222,7 +223,7 @@ export class MockState extends EventEmitter {
 
   // -------------------------------------------------------------- reset
 
-  /** Clears calls, rules, gates (opening any held stream) and OAuth revocations; issued tokens stay valid. */
+  /** Clears calls, rules, gates (opening any held stream), OAuth revocations and authorization codes; issued tokens stay valid. */
   reset() {
     for (const name of this.gates.keys()) this.release(name);
     this.calls = [];
@@ -230,5 +231,6 @@ export class MockState extends EventEmitter {
     this.gates = new Map();
     this.oauth.revoked.clear();
     this.oauth.onboarded.clear();
+    this.oauth.codes.clear();
   }
 }
