@@ -1,5 +1,5 @@
 // Tests of the mock's Google sign-in (authorization endpoint, PKCE code
-// exchange, token lifetimes).
+// exchange, token lifetimes) and Code Assist's 429 shape.
 // `node --test tests/mock/`. No sleeps to synchronise: the only waits are
 // a bounded poll for a token to expire.
 
@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMock } from './google.mjs';
 import { mockClient } from './client.mjs';
+import { goDuration } from './lib/errors.mjs';
 
 const T = { timeout: 10_000 };
 const CLIENT_ID = 'mock-client.apps.googleusercontent.com';
@@ -284,3 +285,49 @@ describe('access-token lifetime', () => {
   });
 });
 
+// ---------------------------------------------------------------- quota
+
+describe('Code Assist 429s', () => {
+  test('rate_limit_day on Code Assist carries quotaResetDelay, quotaResetTimeStamp and RetryInfo', T, async () => {
+    const slug = fresh();
+    const at = await accessToken(`1//${slug}`);
+    await ctl.script({ key: `1//${slug}`, fault: 'rate_limit_day', times: 1 });
+    const started = Date.now();
+    const r = await internal('generateContent', at, envelope(`mock-project-${slug}`, 'gemini-2.5-pro'));
+    assert.equal(r.status, 429);
+    assert.equal(r.json.error.status, 'RESOURCE_EXHAUSTED');
+    assert.equal(r.json.error.message, 'You have exhausted your capacity on this model. Your quota will reset after 30s.');
+    const [info, retry] = r.json.error.details;
+    assert.deepEqual(Object.keys(info.metadata), ['uiMessage', 'model', 'quotaResetDelay', 'quotaResetTimeStamp']);
+    assert.equal(info.reason, 'QUOTA_EXHAUSTED');
+    assert.equal(info.domain, 'cloudcode-pa.googleapis.com');
+    assert.equal(info.metadata.model, 'gemini-2.5-pro');
+    assert.equal(info.metadata.quotaResetDelay, '30s');
+    const at30 = Date.parse(info.metadata.quotaResetTimeStamp);
+    assert.ok(at30 >= started + 29_000 && at30 <= Date.now() + 31_000, info.metadata.quotaResetTimeStamp);
+    assert.deepEqual(retry, { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '30s' });
+  });
+
+  test('a rule\'s quotaResetTimeStamp is sent exactly and sets the delays', T, async () => {
+    const slug = fresh();
+    const at = await accessToken(`1//${slug}`);
+    const stamp = new Date(Math.floor(Date.now() / 1000) * 1000 + 2 * 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    await ctl.script({ key: `1//${slug}`, fault: 'rate_limit_day', quotaResetTimeStamp: stamp, times: 1 });
+    const r = await internal('generateContent', at, envelope(`mock-project-${slug}`));
+    const [info, retry] = r.json.error.details;
+    assert.equal(info.metadata.quotaResetTimeStamp, stamp);
+    assert.match(info.metadata.quotaResetDelay, /^1h59m\d+(\.\d+)?s$|^2h0m0s$/);
+    const seconds = Number.parseFloat(retry.retryDelay);
+    assert.ok(seconds > 7100 && seconds <= 7200, retry.retryDelay);
+    assert.match(r.json.error.message, /reset after (1h59m\d+s|2h0m0s)\.$/);
+
+    await assert.rejects(ctl.script({ fault: 'rate_limit_day', quotaResetTimeStamp: 'tomorrow' }), /quotaResetTimeStamp must be an RFC 3339/);
+  });
+
+  test('goDuration', () => {
+    assert.deepEqual(
+      [0, 539, 1500, 30_000, 60_000, 3_600_000, 91_226_179].map(goDuration),
+      ['0s', '539ms', '1.5s', '30s', '1m0s', '1h0m0s', '25h20m26.179s'],
+    );
+  });
+});

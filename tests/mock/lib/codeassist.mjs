@@ -64,7 +64,15 @@ export async function handleCodeAssist(ctx, route) {
   if (!(await pause(behaviour.latencyMs, ctx.signal))) return;
   if (behaviour.fault === 'drop') return dropConnection(ctx);
   if (behaviour.fault) {
-    return send(ctx, renderFault(behaviour.fault, { surface: 'codeassist', model: call.model, retryDelay: behaviour.retryDelay }));
+    return send(
+      ctx,
+      renderFault(behaviour.fault, {
+        surface: 'codeassist',
+        model: call.model,
+        retryDelay: behaviour.retryDelay,
+        quotaResetTimeStamp: behaviour.quotaResetTimeStamp,
+      }),
+    );
   }
   await METHODS[route.method](ctx, { route, grant, behaviour });
 }

@@ -34,6 +34,7 @@ const BEHAVIOUR_FIELDS = [
   'eventDelayMs',
   'cutAfterEvents',
   'holdBeforeLast',
+  'quotaResetTimeStamp',
 ];
 const MATCH_FIELDS = ['key', 'model', 'action', 'times'];
 /** Decides per call instead of overriding a behaviour field (see flaky.mjs). */
@@ -74,6 +75,8 @@ function delayFrom(match, fallback) {
   return durationString(ms);
 }
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
 /** Validates a rule posted to /__mock/script; returns an error string or null. */
 export function ruleProblem(spec) {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return 'rule must be a JSON object';
@@ -88,6 +91,9 @@ export function ruleProblem(spec) {
   if (spec.times !== undefined && !(Number.isInteger(spec.times) && spec.times > 0)) return 'times must be a positive integer';
   if (spec.latencyMs !== undefined && !(Number.isFinite(spec.latencyMs) && spec.latencyMs >= 0)) {
     return 'latencyMs must be a non-negative number';
+  }
+  if (spec.quotaResetTimeStamp !== undefined && !RFC3339.test(String(spec.quotaResetTimeStamp))) {
+    return 'quotaResetTimeStamp must be an RFC 3339 timestamp such as "2025-10-20T19:14:08Z"';
   }
   if (spec.flaky !== undefined) return flakyProblem(spec.flaky);
   return null;
@@ -161,6 +167,8 @@ export class MockState extends EventEmitter {
     if (!rule) return { behaviour: base, ruleId: null };
     if (rule.remaining !== undefined && --rule.remaining <= 0) this.rules.splice(this.rules.indexOf(rule), 1);
     const overrides = Object.fromEntries(BEHAVIOUR_FIELDS.filter((f) => f in rule).map((f) => [f, rule[f]]));
+    // A reset time given without a delay sets the delay too (see errors.mjs codeAssistRateLimited).
+    if ('quotaResetTimeStamp' in rule && !('retryDelay' in rule)) delete base.retryDelay;
     const behaviour = { ...base, ...overrides };
     if (!rule.flakyState) return { behaviour, ruleId: rule.id };
     const flaky = rule.flakyState.decide(body);
