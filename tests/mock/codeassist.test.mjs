@@ -1,5 +1,6 @@
 // Tests of the mock's Google sign-in (authorization endpoint, PKCE code
-// exchange, token lifetimes) and Code Assist's 429 shape.
+// exchange, token lifetimes) and Code Assist account states: onboarding,
+// operations, the project check, retrieveUserQuota and the 429 shape.
 // `node --test tests/mock/`. No sleeps to synchronise: the only waits are
 // a bounded poll for a token to expire.
 
@@ -9,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startMock } from './google.mjs';
 import { mockClient } from './client.mjs';
+import { laWallClock, nextLaMidnight } from './lib/accounts.mjs';
 import { goDuration } from './lib/errors.mjs';
 
 const T = { timeout: 10_000 };
@@ -285,9 +287,327 @@ describe('access-token lifetime', () => {
   });
 });
 
+// ---------------------------------------------------------------- account states
+
+describe('Code Assist account states', () => {
+  test('default: a standard-tier user, onboarded, served under mock-project-<slug> only', T, async () => {
+    const slug = fresh();
+    const project = `mock-project-${slug}`;
+    const at = await accessToken(`1//${slug}`);
+    const load = await internal('loadCodeAssist', at, { metadata: METADATA });
+    assert.equal(load.status, 200);
+    assert.equal(load.json.currentTier.id, 'standard-tier');
+    assert.deepEqual(load.json.allowedTiers, [{ ...load.json.currentTier, isDefault: true }]);
+    assert.equal(load.json.cloudaicompanionProject, project);
+    assert.equal(load.json.gcpManaged, false);
+    assert.equal(load.json.ineligibleTiers, undefined);
+
+    assert.equal((await internal('generateContent', at, envelope(project))).status, 200);
+    assert.equal((await stream(at, envelope(project))).status, 200);
+    assert.equal((await countTokens(at)).status, 200);
+
+    const wrong = forbidden(await internal('generateContent', at, envelope('someone-elses')));
+    assert.equal(wrong.message, 'Permission denied on resource project someone-elses.');
+    assert.deepEqual(wrong.details[0], {
+      '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+      reason: 'CONSUMER_INVALID',
+      domain: 'googleapis.com',
+      metadata: { containerInfo: 'someone-elses', consumer: 'projects/someone-elses', service: 'cloudaicompanion.googleapis.com' },
+    });
+    assert.equal(forbidden(await stream(at, envelope('other'))).message, 'Permission denied on resource project other.');
+    assert.equal(forbidden(await internal('generateContent', at, envelope(undefined))).message, 'Permission denied on resource project .');
+    const c = (await ctl.calls({ key: at, action: 'v1internal.generateContent' })).at(-1);
+    assert.equal(c.project, null);
+    assert.equal(c.accountState, 'standard');
+  });
+
+  test('new-*: onboardUser starts an operation that the second poll completes; then the account serves', T, async () => {
+    const slug = fresh('new-');
+    const project = `mock-project-${slug}`;
+    const at = await accessToken(`1//${slug}`);
+    const load = await internal('loadCodeAssist', at, { metadata: METADATA });
+    assert.equal(load.json.currentTier, undefined);
+    assert.equal(load.json.cloudaicompanionProject, undefined);
+    assert.deepEqual(load.json.allowedTiers.map((t) => [t.id, t.isDefault, t.userDefinedCloudaicompanionProject]), [
+      ['standard-tier', true, true],
+    ]);
+    const refused = forbidden(await internal('generateContent', at, envelope(project)));
+    assert.match(refused.message, /lack a Gemini Code Assist license/);
+    forbidden(await countTokens(at));
+
+    const onboard = await internal('onboardUser', at, { tierId: 'standard-tier', metadata: METADATA });
+    assert.equal(onboard.status, 200);
+    assert.equal(onboard.json.done, false);
+    assert.match(onboard.json.name, /^operations\/[A-Za-z0-9-]+$/);
+    assert.equal(onboard.json.response, undefined);
+
+    const first = await getOperation(at, onboard.json.name);
+    assert.deepEqual(first.json, { name: onboard.json.name, done: false });
+    assert.equal((await internal('loadCodeAssist', at, { metadata: METADATA })).json.currentTier, undefined, 'not onboarded while pending');
+    const second = await getOperation(at, onboard.json.name);
+    assert.deepEqual(second.json, {
+      name: onboard.json.name,
+      done: true,
+      response: {
+        '@type': 'type.googleapis.com/google.internal.cloud.code.v1internal.OnboardUserResponse',
+        cloudaicompanionProject: { id: project, name: project },
+      },
+    });
+    const polls = await ctl.calls({ key: at, action: 'v1internal.getOperation' });
+    assert.deepEqual(polls.map((c) => [c.method, c.path, c.operation.polls, c.operation.done]), [
+      ['GET', `/v1internal/${onboard.json.name}`, 1, false],
+      ['GET', `/v1internal/${onboard.json.name}`, 2, true],
+    ]);
+    const [op] = (await ctl.operations()).filter((o) => o.account === `1//${slug}`);
+    assert.deepEqual(op, { name: onboard.json.name, account: `1//${slug}`, needed: 2, polls: 2, project, done: true });
+
+    const after = await internal('loadCodeAssist', at, { metadata: METADATA });
+    assert.equal(after.json.currentTier.id, 'standard-tier');
+    assert.equal(after.json.cloudaicompanionProject, project);
+    assert.equal((await internal('generateContent', at, envelope(project))).status, 200);
+    assert.equal((await countTokens(at)).status, 200);
+  });
+
+  test('new-poll<N>-*: the N-th poll completes, with the project onboardUser named', T, async () => {
+    const slug = fresh('new-poll3-');
+    const at = await accessToken(`1//${slug}`);
+    const onboard = await internal('onboardUser', at, { tierId: 'standard-tier', cloudaicompanionProject: 'operator-proj', metadata: METADATA });
+    const results = [];
+    for (let i = 0; i < 3; i += 1) results.push((await getOperation(at, onboard.json.name)).json.done);
+    assert.deepEqual(results, [false, false, true]);
+    assert.equal((await internal('loadCodeAssist', at, {})).json.cloudaicompanionProject, 'operator-proj');
+    assert.equal((await internal('generateContent', at, envelope('operator-proj'))).status, 200);
+    forbidden(await internal('generateContent', at, envelope(`mock-project-${slug}`)));
+
+    // Another account cannot poll it; an unknown operation is 404.
+    const stranger = await accessToken(`1//${fresh()}`);
+    assert.equal((await getOperation(stranger, onboard.json.name)).status, 404);
+    assert.equal((await getOperation(at, 'operations/nope')).status, 404);
+  });
+
+  test('noproject-*: a Workspace account is served only under the project it was onboarded with', T, async () => {
+    const slug = fresh('noproject-');
+    const at = await accessToken(`1//${slug}`);
+    const load = await internal('loadCodeAssist', at, { metadata: METADATA });
+    assert.equal(load.json.currentTier, undefined);
+    assert.equal(load.json.ineligibleTiers, undefined);
+    assert.equal(load.json.cloudaicompanionProject, undefined);
+    assert.deepEqual(load.json.allowedTiers.map((t) => [t.id, t.isDefault, t.userDefinedCloudaicompanionProject]), [
+      ['standard-tier', true, true],
+    ]);
+
+    const bare = await internal('onboardUser', at, { tierId: 'standard-tier', metadata: METADATA });
+    assert.equal(bare.json.done, true);
+    assert.deepEqual(Object.keys(bare.json.response), ['@type'], 'no project without one asked for');
+    forbidden(await internal('generateContent', at, envelope('ops-project')));
+
+    const named = await internal('onboardUser', at, {
+      tierId: 'standard-tier',
+      cloudaicompanionProject: 'ops-project',
+      metadata: { ...METADATA, duetProject: 'ops-project' },
+    });
+    assert.equal(named.json.done, true);
+    assert.deepEqual(named.json.response.cloudaicompanionProject, { id: 'ops-project', name: 'ops-project' });
+
+    const withProject = await internal('loadCodeAssist', at, { cloudaicompanionProject: 'ops-project', metadata: METADATA });
+    assert.equal(withProject.json.currentTier.id, 'standard-tier');
+    assert.equal(withProject.json.cloudaicompanionProject, 'ops-project');
+    const viaMetadata = await internal('loadCodeAssist', at, { metadata: { ...METADATA, duetProject: 'ops-project' } });
+    assert.equal(viaMetadata.json.cloudaicompanionProject, 'ops-project');
+    assert.equal((await internal('loadCodeAssist', at, { metadata: METADATA })).json.currentTier, undefined);
+
+    assert.equal((await internal('generateContent', at, envelope('ops-project'))).status, 200);
+    assert.equal(forbidden(await internal('generateContent', at, envelope(`mock-project-${slug}`))).details[0].reason, 'CONSUMER_INVALID');
+  });
+
+  test('ineligible-*: INELIGIBLE_ACCOUNT, onboarding gives no project, generation is refused', T, async () => {
+    const at = await accessToken(`1//${fresh('ineligible-')}`);
+    const load = await internal('loadCodeAssist', at, { metadata: METADATA });
+    assert.equal(load.json.currentTier, undefined);
+    assert.deepEqual(load.json.allowedTiers.map((t) => [t.id, t.isDefault]), [['standard-tier', true]]);
+    const [tier] = load.json.ineligibleTiers;
+    assert.deepEqual(Object.keys(tier), ['reasonCode', 'reasonMessage', 'tierId', 'tierName']);
+    assert.equal(tier.reasonCode, 'INELIGIBLE_ACCOUNT');
+    assert.equal(tier.tierId, 'standard-tier');
+    assert.equal(tier.tierName, 'Gemini Code Assist');
+    assert.match(tier.reasonMessage, /not eligible for Gemini Code Assist/);
+
+    const onboard = await internal('onboardUser', at, { tierId: 'standard-tier', metadata: METADATA });
+    assert.equal(onboard.json.done, true);
+    assert.equal(onboard.json.response.cloudaicompanionProject, undefined);
+    for (const r of [await internal('generateContent', at, envelope('p')), await stream(at, envelope('p')), await countTokens(at)]) {
+      assert.equal(forbidden(r).message, tier.reasonMessage);
+    }
+  });
+
+  test('validate-*: VALIDATION_REQUIRED with the account\'s link; generation gets cloudcode-pa\'s 403', T, async () => {
+    const slug = fresh('validate-');
+    const at = await accessToken(`1//${slug}`);
+    const load = await internal('loadCodeAssist', at, { metadata: METADATA });
+    assert.equal(load.json.currentTier, undefined);
+    const [tier] = load.json.ineligibleTiers;
+    assert.equal(tier.reasonCode, 'VALIDATION_REQUIRED');
+    assert.equal(tier.reasonMessage, 'Verify your account to continue.');
+    assert.equal(tier.validationUrl, `https://accounts.google.com/signin/continue?mock=${slug}`);
+    assert.equal(tier.validationLearnMoreUrl, 'https://support.google.com/accounts?p=al_alert');
+    assert.equal(tier.tierId, 'standard-tier');
+
+    for (const r of [
+      await internal('generateContent', at, envelope('p')),
+      await stream(at, envelope('p')),
+      await countTokens(at),
+      await internal('onboardUser', at, { tierId: 'standard-tier' }),
+    ]) {
+      const error = forbidden(r);
+      assert.equal(error.message, 'Verify your account to continue.');
+      const [info, help] = error.details;
+      assert.equal(info.reason, 'VALIDATION_REQUIRED');
+      assert.equal(info.domain, 'cloudcode-pa.googleapis.com');
+      assert.equal(info.metadata.validation_url, tier.validationUrl);
+      assert.deepEqual(help, {
+        '@type': 'type.googleapis.com/google.rpc.Help',
+        links: [
+          { description: 'Verify your account', url: tier.validationUrl },
+          { description: 'Learn more', url: tier.validationLearnMoreUrl },
+        ],
+      });
+    }
+  });
+
+  test('subscription-*: SUBSCRIPTION_REQUIRED on g1-pro-tier, onboarding gives no project', T, async () => {
+    const slug = fresh('subscription-');
+    const at = await accessToken(`1//${slug}`);
+    const load = await internal('loadCodeAssist', at, { metadata: METADATA });
+    assert.equal(load.json.currentTier, undefined);
+    assert.deepEqual(load.json.allowedTiers.map((t) => [t.id, t.isDefault, t.userDefinedCloudaicompanionProject]), [
+      ['standard-tier', true, true],
+    ]);
+    const [tier] = load.json.ineligibleTiers;
+    assert.equal(tier.reasonCode, 'SUBSCRIPTION_REQUIRED');
+    assert.equal(tier.tierId, 'g1-pro-tier');
+    assert.equal(tier.validationUrl, `https://one.google.com/mock-subscribe?${slug}`);
+    assert.equal(typeof tier.reasonMessage, 'string');
+    const onboard = await internal('onboardUser', at, { tierId: 'standard-tier' });
+    assert.equal(onboard.json.done, true);
+    assert.equal(onboard.json.response.cloudaicompanionProject, undefined);
+    assert.equal(forbidden(await internal('generateContent', at, envelope('p'))).message, tier.reasonMessage);
+  });
+
+  test('free-*: every Code Assist method is refused as an unsupported client', T, async () => {
+    const at = await accessToken(`1//${fresh('free-')}`);
+    const prefix = 'This client is no longer supported for Gemini Code Assist for individuals.';
+    for (const r of [
+      await internal('loadCodeAssist', at, { metadata: METADATA }),
+      await internal('onboardUser', at, { tierId: 'free-tier' }),
+      await internal('generateContent', at, envelope('p')),
+      await stream(at, envelope('p')),
+      await countTokens(at),
+    ]) {
+      assert.ok(forbidden(r).message.startsWith(prefix), r.text);
+    }
+  });
+
+  test('a rule\'s account field sets the state for the calls it matches; unknown states are rejected', T, async () => {
+    const slug = fresh();
+    const at = await accessToken(`1//${slug}`);
+    await ctl.script({ key: `1//${slug}`, action: 'v1internal.loadCodeAssist', account: 'validation_required', times: 1 });
+    const first = await internal('loadCodeAssist', at, { metadata: METADATA });
+    assert.equal(first.json.ineligibleTiers[0].reasonCode, 'VALIDATION_REQUIRED');
+    assert.equal((await internal('loadCodeAssist', at, { metadata: METADATA })).json.currentTier.id, 'standard-tier');
+    assert.equal((await ctl.calls({ key: at, action: 'v1internal.loadCodeAssist' }))[0].accountState, 'validation_required');
+
+    // Without `action` a rule applies to the generation calls, here matched on the bearer.
+    await ctl.script({ key: at, account: 'free', times: 1 });
+    forbidden(await internal('generateContent', at, envelope(`mock-project-${slug}`)));
+    assert.equal((await internal('generateContent', at, envelope(`mock-project-${slug}`))).status, 200);
+
+    await assert.rejects(ctl.script({ key: at, account: 'gold' }), /unknown account state "gold"/);
+  });
+
+  test('setup bodies are checked field by field, like other requests', T, async () => {
+    const at = await accessToken(`1//${fresh()}`);
+    const r = await internal('loadCodeAssist', at, { metadata: { pluginTyp: 'GEMINI' } });
+    assert.equal(r.status, 400);
+    assert.match(r.json.error.message, /Unknown name "pluginTyp" at 'metadata': Cannot find field\./);
+  });
+
+  test('Code Assist calls keep user-agent and x-goog-api-client in the record', T, async () => {
+    const slug = fresh();
+    const at = await accessToken(`1//${slug}`);
+    const headers = { 'user-agent': 'GeminiCLI/0.9.0 (linux; x64)', 'x-goog-api-client': 'gl-node/20.0.0' };
+    await internal('generateContent', at, envelope(`mock-project-${slug}`), { headers });
+    await internal('loadCodeAssist', at, { metadata: METADATA }, { headers });
+    for (const c of await ctl.calls({ key: at })) {
+      assert.equal(c.headers['user-agent'], headers['user-agent']);
+      assert.equal(c.headers['x-goog-api-client'], headers['x-goog-api-client']);
+    }
+  });
+});
+
 // ---------------------------------------------------------------- quota
 
-describe('Code Assist 429s', () => {
+describe('retrieveUserQuota and Code Assist 429s', () => {
+  test('one REQUESTS bucket per model; the fraction falls with each call; the limit then answers 429', T, async () => {
+    const slug = `${fresh()}-limit4-q`;
+    const project = `mock-project-${slug}`;
+    const at = await accessToken(`1//${slug}`);
+    const quota = async () => {
+      const r = await internal('retrieveUserQuota', at, { project });
+      assert.equal(r.status, 200, r.text);
+      return Object.fromEntries(r.json.buckets.map((b) => [b.modelId, b]));
+    };
+    const before = await quota();
+    assert.deepEqual(Object.keys(before), [
+      'gemini-2.5-pro',
+      'gemini-2.5-flash',
+      'gemini-2.5-flash-lite',
+      'gemini-3-pro-preview',
+      'gemini-3-flash-preview',
+    ]);
+    const bucket = before['gemini-2.5-flash'];
+    assert.deepEqual(Object.keys(bucket), ['remainingFraction', 'resetTime', 'tokenType', 'modelId']);
+    assert.equal(bucket.remainingFraction, 1);
+    assert.equal(bucket.tokenType, 'REQUESTS');
+    assert.match(bucket.resetTime, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+    const reset = Date.parse(bucket.resetTime);
+    assert.ok(reset > Date.now() && reset <= Date.now() + 25 * 3600_000);
+    assert.deepEqual([laWallClock(reset).hour, laWallClock(reset).minute, laWallClock(reset).second], [0, 0, 0], 'midnight in Los Angeles');
+
+    await internal('generateContent', at, envelope(project));
+    await stream(at, envelope(project));
+    await countTokens(at); // countTokens is not a request against the quota
+    await internal('generateContent', at, envelope(project, 'gemini-2.5-pro'));
+    const now = await quota();
+    assert.equal(now['gemini-2.5-flash'].remainingFraction, 0.5);
+    assert.equal(now['gemini-2.5-pro'].remainingFraction, 0.75);
+    assert.equal(now['gemini-3-pro-preview'].remainingFraction, 1);
+
+    await internal('generateContent', at, envelope(project));
+    await internal('generateContent', at, envelope(project));
+    assert.equal((await quota())['gemini-2.5-flash'].remainingFraction, 0);
+    const over = await internal('generateContent', at, envelope(project));
+    assert.equal(over.status, 429);
+    const [info, retry] = over.json.error.details;
+    assert.equal(info.reason, 'QUOTA_EXHAUSTED');
+    assert.equal(info.metadata.quotaResetTimeStamp, bucket.resetTime);
+    assert.equal(info.metadata.model, 'gemini-2.5-flash');
+    assert.equal(retry['@type'], 'type.googleapis.com/google.rpc.RetryInfo');
+    assert.equal((await ctl.calls({ key: at, action: 'v1internal.generateContent' })).at(-1).fault, 'rate_limit_day');
+  });
+
+  test('other models the account used get a bucket too; a wrong project is refused', T, async () => {
+    const slug = fresh();
+    const project = `mock-project-${slug}`;
+    const at = await accessToken(`1//${slug}`);
+    await internal('generateContent', at, envelope(project, 'gemini-2.5-flash-t900'));
+    const r = await internal('retrieveUserQuota', at, { project });
+    const extra = r.json.buckets.at(-1);
+    assert.equal(extra.modelId, 'gemini-2.5-flash-t900');
+    assert.equal(extra.remainingFraction, 0.99);
+    assert.equal(forbidden(await internal('retrieveUserQuota', at, { project: 'nope' })).message, 'Permission denied on resource project nope.');
+    forbidden(await internal('retrieveUserQuota', await accessToken(`1//${fresh('new-')}`), { project }));
+  });
+
   test('rate_limit_day on Code Assist carries quotaResetDelay, quotaResetTimeStamp and RetryInfo', T, async () => {
     const slug = fresh();
     const at = await accessToken(`1//${slug}`);
@@ -324,10 +644,54 @@ describe('Code Assist 429s', () => {
     await assert.rejects(ctl.script({ fault: 'rate_limit_day', quotaResetTimeStamp: 'tomorrow' }), /quotaResetTimeStamp must be an RFC 3339/);
   });
 
-  test('goDuration', () => {
+  test('goDuration and nextLaMidnight', () => {
     assert.deepEqual(
       [0, 539, 1500, 30_000, 60_000, 3_600_000, 91_226_179].map(goDuration),
       ['0s', '539ms', '1.5s', '30s', '1m0s', '1h0m0s', '25h20m26.179s'],
     );
+    // Winter (PST, UTC-8) and summer (PDT, UTC-7), and just before midnight.
+    assert.equal(new Date(nextLaMidnight(Date.parse('2025-01-15T12:00:00Z'))).toISOString(), '2025-01-16T08:00:00.000Z');
+    assert.equal(new Date(nextLaMidnight(Date.parse('2025-07-15T12:00:00Z'))).toISOString(), '2025-07-16T07:00:00.000Z');
+    assert.equal(new Date(nextLaMidnight(Date.parse('2025-07-16T06:59:59Z'))).toISOString(), '2025-07-16T07:00:00.000Z');
+    // The day DST starts (2025-03-09) and ends (2025-11-02).
+    assert.equal(new Date(nextLaMidnight(Date.parse('2025-03-09T12:00:00Z'))).toISOString(), '2025-03-10T07:00:00.000Z');
+    assert.equal(new Date(nextLaMidnight(Date.parse('2025-11-02T12:00:00Z'))).toISOString(), '2025-11-03T08:00:00.000Z');
+  });
+});
+
+// ---------------------------------------------------------------- reset
+
+describe('reset', () => {
+  test('POST /__mock/reset clears codes, operations, onboarding and quota use', T, async () => {
+    const local = await startMock();
+    const saved = mock;
+    mock = local; // the helpers talk to `mock`
+    try {
+      const localCtl = mockClient(local.url);
+      const { code, verifier } = await signIn(fresh());
+      const slug = fresh('new-poll1-');
+      const at = await accessToken(`1//${slug}`);
+      const onboard = await internal('onboardUser', at, { tierId: 'standard-tier' });
+      assert.equal((await getOperation(at, onboard.json.name)).json.done, true);
+      const project = `mock-project-${slug}`;
+      assert.equal((await internal('generateContent', at, envelope(project))).status, 200);
+      const fraction = async () =>
+        (await internal('retrieveUserQuota', at, { project })).json.buckets.find((b) => b.modelId === 'gemini-2.5-flash')?.remainingFraction;
+      assert.equal(await fraction(), 0.99);
+
+      await localCtl.reset();
+      assert.deepEqual(await localCtl.operations(), []);
+      assert.equal((await exchange(code, verifier)).json.error_description, 'Malformed auth code.');
+      assert.equal((await getOperation(at, onboard.json.name)).status, 404);
+      assert.equal((await internal('loadCodeAssist', at, {})).json.currentTier, undefined, 'onboarding forgotten');
+      forbidden(await internal('generateContent', at, envelope(project)));
+      // Onboard again to read the quota: it starts full.
+      const again = await internal('onboardUser', at, { tierId: 'standard-tier' });
+      await getOperation(at, again.json.name);
+      assert.equal(await fraction(), 1);
+    } finally {
+      mock = saved;
+      await local.close();
+    }
   });
 });

@@ -41,6 +41,7 @@ const ROUTES = {
   'POST /__mock/oauth/expire': ({ state }, body) => ({
     expired: expire(state, body.access_token ?? body.refresh_token ?? body.code),
   }),
+  'GET /__mock/operations': ({ state }) => ({ operations: state.accounts.operationsSnapshot() }),
   'GET /__mock/health': () => ({ ok: true }),
 };
 

@@ -9,6 +9,7 @@
 // The remainder ("slug") names the account: `1//alice` is alice@example.com.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { ttlOfSlug } from './accounts.mjs';
 import { renderFault, unauthenticated } from './errors.mjs';
 import { pause, parseForm, sendRaw } from './http.mjs';
 import { dropConnection, noteScripted, send } from './respond.mjs';
@@ -21,12 +22,6 @@ const AUTH_CODE_PREFIX = 'mock-code-';
 /** Authorization codes live 10 minutes, as Google's do. */
 export const AUTH_CODE_TTL_SECONDS = 600;
 const DEFAULT_SIGN_IN_SLUG = 'wizard';
-
-/** Access-token lifetime a slug asks for with `-ttl<N>-`, in seconds, or undefined. */
-function ttlOfSlug(slug) {
-  const m = /-ttl(\d+)-/.exec(`-${slug}`);
-  return m ? Number(m[1]) : undefined;
-}
 
 export const slugOf = (refreshToken) => String(refreshToken ?? '').replace(/^1\/\//, '');
 

@@ -7,6 +7,7 @@
 //   'released' ({ gate })        a gate was released
 
 import { EventEmitter } from 'node:events';
+import { ACCOUNT_STATES, AccountBook } from './accounts.mjs';
 import { DEFAULT_DAY_DELAY, DEFAULT_MINUTE_DELAY, FAULTS, durationString } from './errors.mjs';
 import { Flaky, flakyProblem } from './flaky.mjs';
 import { pause } from './http.mjs';
@@ -34,6 +35,7 @@ const BEHAVIOUR_FIELDS = [
   'eventDelayMs',
   'cutAfterEvents',
   'holdBeforeLast',
+  'account',
   'quotaResetTimeStamp',
 ];
 const MATCH_FIELDS = ['key', 'model', 'action', 'times'];
@@ -92,6 +94,9 @@ export function ruleProblem(spec) {
   if (spec.latencyMs !== undefined && !(Number.isFinite(spec.latencyMs) && spec.latencyMs >= 0)) {
     return 'latencyMs must be a non-negative number';
   }
+  if (spec.account !== undefined && !Object.hasOwn(ACCOUNT_STATES, spec.account)) {
+    return `unknown account state "${spec.account}"; use one of ${Object.keys(ACCOUNT_STATES).join(', ')}`;
+  }
   if (spec.quotaResetTimeStamp !== undefined && !RFC3339.test(String(spec.quotaResetTimeStamp))) {
     return 'quotaResetTimeStamp must be an RFC 3339 timestamp such as "2025-10-20T19:14:08Z"';
   }
@@ -108,8 +113,9 @@ export class MockState extends EventEmitter {
     this.calls = [];
     this.rules = [];
     this.gates = new Map();
-    // Authorization codes: see lib/oauth.mjs.
-    this.oauth = { accessTokens: new Map(), revoked: new Set(), onboarded: new Set(), codes: new Map(), issued: 0 };
+    // Authorization codes (lib/oauth.mjs) and Code Assist account memory (lib/accounts.mjs).
+    this.oauth = { accessTokens: new Map(), revoked: new Set(), codes: new Map(), issued: 0 };
+    this.accounts = new AccountBook();
   }
 
   // -------------------------------------------------------------- calls
@@ -231,14 +237,18 @@ export class MockState extends EventEmitter {
 
   // -------------------------------------------------------------- reset
 
-  /** Clears calls, rules, gates (opening any held stream), OAuth revocations and authorization codes; issued tokens stay valid. */
+  /**
+   * Clears calls, rules, gates (opening any held stream), OAuth revocations,
+   * authorization codes, and Code Assist onboarding, operations and quota
+   * usage; issued access tokens stay valid.
+   */
   reset() {
     for (const name of this.gates.keys()) this.release(name);
     this.calls = [];
     this.rules = [];
     this.gates = new Map();
     this.oauth.revoked.clear();
-    this.oauth.onboarded.clear();
     this.oauth.codes.clear();
+    this.accounts.clear();
   }
 }
