@@ -379,3 +379,32 @@ test('6. no refresh or access token in D1, in an admin answer (export aside), or
   assert.ok(!/1\/\/[a-z]/.test(stack.log), 'the log carries a refresh token');
   assert.ok(!/ya29\.mock/.test(stack.log), 'the log carries an access token');
 });
+
+test('models, health and the dashboard count the accounts; cron refreshes a token ahead of its expiry', async () => {
+  const openaiList = await openai.models.list();
+  const ids = openaiList.data.map((m) => m.id);
+  assert.ok(ids.includes('gemini-3-pro-preview'), 'a Code Assist model is listed when accounts exist');
+  assert.equal(ids.filter((id) => id === 'gemini-3-pro-preview').length, 1);
+  const native = await fetch(`${stack.url}/v1beta/models`, { headers: { 'x-goog-api-key': 'sk-test-client-token' } });
+  const page = await native.json();
+  assert.ok(page.models.some((m) => m.name === 'models/gemini-3-pro-preview'));
+
+  const health = await (await fetch(`${stack.url}/health`)).json();
+  assert.ok(health.accounts.total >= 5, JSON.stringify(health));
+  assert.ok(health.accounts.needs_attention >= 5);
+  assert.equal(health.accounts.total, health.accounts.active + health.accounts.needs_attention + health.accounts.disabled);
+  const stats = await admin('GET', '/stats?range=1h');
+  assert.deepEqual(stats.accounts, health.accounts);
+
+  // A token that lives 5 minutes is refreshed by every five-minute cron run
+  // before it runs out; one with an hour left, only when the object holds none.
+  const token = '1//short-ttl300-sam';
+  await importOne({ refresh_token: token });
+  const { runCron } = await import('../lib/util.mjs');
+  await runCron(stack);
+  const since = await seq();
+  await runCron(stack);
+  const tokenCalls = (await stack.mockApi.calls({ since, action: 'token' }));
+  assert.equal(tokenCalls.filter((c) => c.account === token).length, 1, 'cron refreshed the short-lived token');
+  assert.equal(tokenCalls.filter((c) => c.account === '1//alice').length, 0, 'a token with an hour left is not refreshed');
+});

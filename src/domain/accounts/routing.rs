@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::error::GatewayError;
+use crate::domain::gemini::{Model, ModelName};
 use crate::domain::quota::glob_match;
 use crate::domain::route::check_model_id;
 
@@ -158,9 +159,68 @@ impl Routing {
     }
 }
 
+/// The model list the pool can serve: the keys' upstream list, plus the
+/// Code Assist models it lacks (listed when accounts exist), described as
+/// gemini-cli's models are: generation and counting, thinking from 2.5 on.
+pub fn with_code_assist(from_keys: &[Model], code_assist: &[String]) -> Vec<Model> {
+    let mut out = from_keys.to_vec();
+    for id in code_assist {
+        if out.iter().any(|m| m.name.as_str() == id) {
+            continue;
+        }
+        let Ok(name) = ModelName::parse(id) else {
+            continue;
+        };
+        let thinks = id.starts_with("gemini-2.5") || id.starts_with("gemini-3");
+        out.push(Model {
+            name,
+            display_name: Some(format!("{id} (Gemini CLI)")),
+            description: Some("Served by Gemini CLI (Code Assist) accounts.".into()),
+            input_token_limit: Some(1_048_576),
+            output_token_limit: Some(65_536),
+            supported_generation_methods: vec![
+                "generateContent".into(),
+                "streamGenerateContent".into(),
+                "countTokens".into(),
+            ],
+            thinking: thinks.then_some(true),
+            base_model_id: None,
+            version: None,
+            temperature: None,
+            max_temperature: None,
+            top_p: None,
+            top_k: None,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_assist_models_are_added_once_after_the_keys_list() {
+        let keys = with_code_assist(&[], &["gemini-2.5-pro".to_owned()]);
+        let ca = [
+            "gemini-2.5-pro".to_owned(),
+            "gemini-3-pro-preview".to_owned(),
+            "gemini-2.0-flash".to_owned(),
+        ];
+        let list = with_code_assist(&keys, &ca);
+        let names: Vec<&str> = list.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["gemini-2.5-pro", "gemini-3-pro-preview", "gemini-2.0-flash"]
+        );
+        assert_eq!(list[1].thinking, Some(true));
+        assert_eq!(list[2].thinking, None);
+        assert!(
+            list[1]
+                .supported_generation_methods
+                .contains(&"generateContent".to_owned())
+        );
+    }
     use serde_json::json;
 
     fn routing(rules: serde_json::Value) -> Routing {

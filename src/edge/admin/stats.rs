@@ -65,6 +65,7 @@ pub async fn stats(app: &App, req: &Request) -> HandlerResult {
     let failing = stats_store::failing_keys(&db, 10).await?;
     let capacity = stats_store::capacity(&db, now).await?;
     let counts = key_store::health_counts(&db, now).await?;
+    let accounts = crate::edge::store::accounts::counts(&db).await?;
     let disabled = counts.total.saturating_sub(counts.enabled);
     // Models in the health mirror, then the ones traffic used this range without a failure.
     let mut pools: Vec<Value> = capacity
@@ -95,6 +96,7 @@ pub async fn stats(app: &App, req: &Request) -> HandlerResult {
             "from": format_rfc3339(from),
             "to": format_rfc3339(to),
             "bucket_seconds": range.bucket_ms() / 1000,
+            "accounts": accounts,
             "series": series,
             "totals": totals,
             "by_model": by_model.iter().map(|(model, _, s)| json!({

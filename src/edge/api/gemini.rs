@@ -6,6 +6,7 @@ use futures::{StreamExt, stream};
 use worker::{Headers, Method, Request, Response, Url};
 
 use crate::domain::accounts::envelope::code_assist_can_serve;
+use crate::domain::accounts::routing::with_code_assist;
 use crate::domain::catalog::apply_native_default;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model, ModelName};
@@ -68,11 +69,28 @@ fn pairs(query: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
 async fn list_models(app: &App, url: &Url) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
     let query = forwarded(url);
+    let code_assist = &snap.settings.routing.code_assist_models;
+    // With accounts only, the list is the Code Assist models'.
+    if snap.keys.is_empty() && !snap.accounts.is_empty() {
+        let page = ListModelsResponse {
+            models: snap
+                .settings
+                .catalog
+                .listing(&with_code_assist(&[], code_assist)),
+            next_page_token: None,
+        };
+        return render::json(200, &page);
+    }
     let target = urls::models(&app.config.env.gemini_api_base, version(url), pairs(&query))?;
     let answered = list_call(app, &snap, target).await;
     let Some(mut page) = parsed::<ListModelsResponse>(&answered) else {
         return answer(answered, None);
     };
+    // The Code Assist models join the last page, when accounts exist.
+    let last_page = page.next_page_token.as_deref().is_none_or(str::is_empty);
+    if !snap.accounts.is_empty() && last_page {
+        page.models = with_code_assist(&page.models, code_assist);
+    }
     page.models = snap.settings.catalog.listing(&page.models);
     render::json(200, &page)
 }

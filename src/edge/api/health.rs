@@ -1,4 +1,4 @@
-//! `GET /health`: whether the gateway has keys to serve with. Counts only:
+//! `GET /health`: whether the gateway has keys and accounts to serve with. Counts only:
 //! no secrets, no ids, no auth.
 
 use serde_json::json;
@@ -8,9 +8,17 @@ use crate::domain::error::GatewayError;
 use crate::edge::app::App;
 use crate::edge::http::render;
 use crate::edge::now_ms;
+use crate::edge::store::accounts as account_store;
 use crate::edge::store::keys as key_store;
 
 pub async fn health(app: &App) -> Result<Response, GatewayError> {
-    let counts = key_store::health_counts(&app.db()?, now_ms()).await?;
-    render::json(200, &json!({ "status": "ok", "keys": counts }))
+    let db = app.db()?;
+    let (keys, accounts) = futures::try_join!(
+        key_store::health_counts(&db, now_ms()),
+        account_store::counts(&db)
+    )?;
+    render::json(
+        200,
+        &json!({ "status": "ok", "keys": keys, "accounts": accounts }),
+    )
 }

@@ -269,7 +269,7 @@ pub async fn list_models(app: &App, caller: &Caller) -> HandlerResult {
     let list = snap
         .settings
         .catalog
-        .listing(&models::cached_list(app, &snap).await?);
+        .listing(&models::pool_list(app, &snap).await?);
     let mut out = model_list(&list, now_ms() / 1000, &snap.settings.model_variants);
     // A key limited to some models is shown only those, so chat apps offer what works.
     if let Some(user) = caller.user()

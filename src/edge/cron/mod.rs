@@ -3,8 +3,12 @@
 
 use worker::{D1Database, Env, ScheduleContext, ScheduledEvent};
 
+use crate::domain::accounts::oauth::REFRESH_AHEAD_MS;
+use crate::domain::accounts::onboard::Attention;
 use crate::domain::error::GatewayError;
 use crate::edge::config::secret;
+use crate::edge::objects::token::{self, TokenAnswer, TokenRequest};
+use crate::edge::store::accounts as account_store;
 use crate::edge::store::keys as key_store;
 use crate::edge::store::{log as log_store, meta, settings as settings_store};
 use crate::edge::{now_ms, snapshot};
@@ -23,6 +27,15 @@ pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     // Health mirror rows whose cooldown ended a day ago carry no information.
     if let Err(e) = key_store::prune_health(&db, now_ms().saturating_sub(DAY_MS)).await {
         worker::console_warn!("[gemgate] cron prune failed: {e}");
+    }
+    match refresh_tokens(&env, &db).await {
+        Ok((fresh, refreshed)) => worker::console_log!(
+            "[gemgate] cron tokens: {refreshed} refreshed ahead of expiry, {fresh} still fresh"
+        ),
+        Err(e) => worker::console_warn!("[gemgate] cron token refresh failed: {e}"),
+    }
+    if let Err(e) = account_store::prune_sign_ins(&db, now_ms().saturating_sub(DAY_MS)).await {
+        worker::console_warn!("[gemgate] cron sign-in prune failed: {e}");
     }
     match retention(&db).await {
         Ok((log, rollups, minutes)) => worker::console_log!(
@@ -47,6 +60,58 @@ async fn import_env_keys(env: &Env, db: &D1Database) -> Result<(), GatewayError>
     }
     Ok(())
 }
+
+/// Refreshes the access token of every usable account that would expire
+/// before the next run (plus `REFRESH_AHEAD_MS`), through its object, so a
+/// request rarely waits for a refresh. A grant Google refuses puts the
+/// account in needs-attention. Returns (still fresh, refreshed).
+async fn refresh_tokens(env: &Env, db: &D1Database) -> Result<(usize, usize), GatewayError> {
+    let accounts = account_store::decode_stored(
+        &account_store::select_usable(db)
+            .all()
+            .await
+            .map_err(crate::edge::internal("read accounts"))?,
+    )?;
+    if accounts.is_empty() {
+        return Ok((0, 0));
+    }
+    let sealer = snapshot::sealer(env).await?;
+    let token_url = crate::edge::config::isolate_config(env)
+        .env
+        .oauth_token_url
+        .clone();
+    let (mut fresh, mut refreshed) = (0, 0);
+    for account in accounts {
+        let ask = TokenRequest {
+            refresh_token: snapshot::open_secret(sealer.as_deref(), &account.refresh_token).await?,
+            client_id: account.client_id.clone(),
+            client_secret: snapshot::open_secret(sealer.as_deref(), &account.client_secret).await?,
+            token_url: token_url.clone(),
+            stale: None,
+            min_ttl_ms: REFRESH_AHEAD_MS + CRON_INTERVAL_MS,
+        };
+        match token::get(env, &account.id, &ask).await {
+            Ok(TokenAnswer::Token {
+                refreshed: true, ..
+            }) => refreshed += 1,
+            Ok(TokenAnswer::Token { .. }) => fresh += 1,
+            Ok(TokenAnswer::Refused { message }) => {
+                let attention = Attention::Revoked { message };
+                account_store::set_attention(db, &account.id, &attention, now_ms()).await?;
+                snapshot::invalidate();
+            }
+            Ok(TokenAnswer::Unavailable { message }) => worker::console_warn!(
+                "[gemgate] cron: account {} token not refreshed now: {message}",
+                account.id
+            ),
+            Err(e) => worker::console_warn!("[gemgate] cron: account {}: {e}", account.id),
+        }
+    }
+    Ok((fresh, refreshed))
+}
+
+/// The cron's period (`*/5 * * * *`).
+const CRON_INTERVAL_MS: u64 = 5 * 60_000;
 
 /// Deletes request-log rows and hourly rollups past their configured retention.
 async fn retention(db: &D1Database) -> Result<(usize, usize, usize), GatewayError> {

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use worker::Method;
 
+use crate::domain::accounts::routing::with_code_assist;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model};
 use crate::edge::app::App;
@@ -77,6 +78,27 @@ pub async fn cached_list(app: &App, snap: &Snapshot) -> Result<Vec<Model>, Gatew
     }
     LIST.with(|l| *l.borrow_mut() = Some(Rc::new(cached)));
     Ok(models)
+}
+
+/// What the pool can serve: the keys' upstream list, plus the Code Assist
+/// models when accounts exist. With accounts only (or the keys' list
+/// unreadable while accounts serve), the Code Assist models alone.
+pub async fn pool_list(app: &App, snap: &Snapshot) -> Result<Vec<Model>, GatewayError> {
+    if snap.accounts.is_empty() {
+        return cached_list(app, snap).await;
+    }
+    let from_keys = if snap.keys.is_empty() {
+        Vec::new()
+    } else {
+        cached_list(app, snap).await.unwrap_or_else(|e| {
+            worker::console_warn!("[gemgate] model list from keys unavailable: {e}");
+            Vec::new()
+        })
+    };
+    Ok(with_code_assist(
+        &from_keys,
+        &snap.settings.routing.code_assist_models,
+    ))
 }
 
 async fn fetch_all(app: &App, snap: &Snapshot) -> Result<Vec<Model>, GatewayError> {
