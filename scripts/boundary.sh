@@ -27,7 +27,7 @@ done < <(grep -rnE '\bworker::|js_sys|web_sys|Date::now|Instant::now|SystemTime:
 
 # ---- 2. the edge -----------------------------------------------------------
 declare -A LAYER=(
-  [http]=1 [crypto]=1 [config]=1
+  [http]=1 [crypto]=1 [config]=1 [google]=1
   [app]=2
   [store]=3 [objects]=3
   [snapshot]=4

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::accounts::routing::Routing;
 use super::catalog::Catalog;
 use super::error::GatewayError;
 use super::keypool::PoolPolicy;
@@ -82,6 +83,10 @@ pub struct Settings {
     /// Aliases, disabled models, thinking defaults and the default model, stored flat.
     #[serde(flatten)]
     pub catalog: Catalog,
+    /// Which kind of upstream (API keys, Gemini CLI accounts) serves which model, and the
+    /// models Code Assist serves, stored flat.
+    #[serde(flatten)]
+    pub routing: Routing,
 }
 
 impl Default for Settings {
@@ -105,6 +110,7 @@ impl Default for Settings {
             admin_session_hours: 12,
             admin_login_global_limit: 50,
             catalog: Catalog::default(),
+            routing: Routing::default(),
         }
     }
 }
@@ -185,6 +191,7 @@ impl Settings {
         )?;
         self.validate_lists()?;
         self.catalog.validate()?;
+        self.routing.validate()?;
         check(
             "log_retention_days",
             u64::from(self.log_retention_days),

@@ -95,6 +95,19 @@ pub struct Candidate {
     /// gate, while a stale candidate list can never revive it.
     #[serde(default)]
     pub revision: u64,
+    /// Preference: while any candidate of a lower tier is usable, higher
+    /// tiers are not chosen (the routing setting's `prefer` puts the
+    /// preferred kind of upstream at tier 0, the other at 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tier: u8,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(tier: &u8) -> bool {
+    *tier == 0
 }
 
 fn default_weight() -> u32 {
@@ -109,6 +122,7 @@ impl Candidate {
             weight: default_weight(),
             project: None,
             revision: 0,
+            tier: 0,
         }
     }
 }
@@ -285,9 +299,12 @@ impl PoolState {
                 && health(i).is_none_or(|h| h.disabled.is_none() && !h.is_cooling(now_ms))
         };
         let closed = |i: usize| health(i).is_none_or(|h| !h.is_circuit_open(now_ms));
-        let usable: Vec<usize> = (0..candidates.len())
-            .filter(|&i| available(i) && closed(i))
-            .collect();
+        let usable = preferred(
+            candidates,
+            (0..candidates.len())
+                .filter(|&i| available(i) && closed(i))
+                .collect(),
+        );
         if !usable.is_empty() {
             let fresh: Vec<usize> = usable
                 .iter()
@@ -299,7 +316,10 @@ impl PoolState {
         if exclude.is_empty() {
             return None;
         }
-        let last_chance: Vec<usize> = (0..candidates.len()).filter(|&i| available(i)).collect();
+        let last_chance = preferred(
+            candidates,
+            (0..candidates.len()).filter(|&i| available(i)).collect(),
+        );
         (!last_chance.is_empty()).then_some(last_chance)
     }
 
@@ -719,6 +739,18 @@ fn adaptive_weight(candidate: &Candidate, health: &KeyHealth) -> i64 {
 )]
 fn saturating_f64_to_i64(value: f64) -> i64 {
     value.round() as i64
+}
+
+/// The candidates of the lowest tier among `indices` (all of them when every
+/// candidate is of one tier).
+fn preferred(candidates: &[Candidate], indices: Vec<usize>) -> Vec<usize> {
+    let Some(best) = indices.iter().map(|&i| candidates[i].tier).min() else {
+        return indices;
+    };
+    indices
+        .into_iter()
+        .filter(|&i| candidates[i].tier == best)
+        .collect()
 }
 
 #[cfg(test)]
@@ -1601,6 +1633,39 @@ mod tests {
             revision,
             ..Candidate::new(id)
         }
+    }
+
+    fn tiered(pairs: &[(&str, u8)]) -> Vec<Candidate> {
+        pairs
+            .iter()
+            .map(|(id, tier)| Candidate {
+                tier: *tier,
+                ..Candidate::new(*id)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_preferred_tier_serves_while_one_of_it_is_usable() {
+        let policy = PoolPolicy::default();
+        let mut state = PoolState::default();
+        let cands = tiered(&[("k1", 1), ("acc_a", 0), ("k2", 1), ("acc_b", 0)]);
+        // Round robin stays within tier 0.
+        let first = picks(&mut state, &cands, 4, 0, &policy);
+        assert!(first.iter().all(|id| id.starts_with("acc_")), "{first:?}");
+        assert!(first.contains(&"acc_a".to_owned()) && first.contains(&"acc_b".to_owned()));
+        // With both accounts cooling, the keys serve; once one is back, it does.
+        state.record("acc_a", &per_minute(Some(10_000)), 5, &cands, 0, &policy);
+        state.record("acc_b", &per_minute(Some(20_000)), 5, &cands, 0, &policy);
+        let fallback = picks(&mut state, &cands, 2, 1, &policy);
+        assert!(
+            fallback.iter().all(|id| id.starts_with('k')),
+            "{fallback:?}"
+        );
+        assert_eq!(pick(&mut state, &cands, 10_001, &policy), "acc_a");
+        // A request that already tried the preferred ones moves on to the others.
+        let exclude = ["acc_a".to_owned()];
+        assert!(pick_excluding(&mut state, &cands, &exclude, 10_002, &policy).starts_with('k'));
     }
 
     #[test]

@@ -130,6 +130,25 @@ pub enum AdminRoute {
     Stats,
     /// `GET /admin/api/logs`: the request log, filtered and paged (or CSV).
     Logs,
+    /// `GET /admin/api/accounts`: every Gemini CLI account.
+    ListAccounts,
+    /// `POST /admin/api/accounts`: import credentials.
+    ImportAccounts,
+    GetAccount(String),
+    UpdateAccount(String),
+    DeleteAccount(String),
+    /// `POST /admin/api/accounts/{id}/test`: a one-token call.
+    TestAccount(String),
+    /// `POST /admin/api/accounts/{id}/onboard`: run onboarding again.
+    OnboardAccount(String),
+    /// `GET /admin/api/accounts/{id}/quota`: `retrieveUserQuota`.
+    AccountQuota(String),
+    /// `GET /admin/api/accounts/export[?secrets=1]`.
+    ExportAccounts,
+    /// `POST /admin/api/accounts/oauth/start`: the wizard's auth URL.
+    OAuthStart,
+    /// `POST /admin/api/accounts/oauth/finish`: the pasted address.
+    OAuthFinish,
 }
 
 /// Who may call a route.
@@ -338,6 +357,18 @@ fn admin_api(rest: &str) -> Option<Matched> {
         }
         ["stats"] => methods(vec![("GET", A::Stats)]),
         ["logs"] => methods(vec![("GET", A::Logs)]),
+        ["accounts"] => methods(vec![("GET", A::ListAccounts), ("POST", A::ImportAccounts)]),
+        ["accounts", "export"] => methods(vec![("GET", A::ExportAccounts)]),
+        ["accounts", "oauth", "start"] => methods(vec![("POST", A::OAuthStart)]),
+        ["accounts", "oauth", "finish"] => methods(vec![("POST", A::OAuthFinish)]),
+        ["accounts", _] if plain(1) => methods(vec![
+            ("GET", A::GetAccount(id(1))),
+            ("PATCH", A::UpdateAccount(id(1))),
+            ("DELETE", A::DeleteAccount(id(1))),
+        ]),
+        ["accounts", _, "test"] if plain(1) => methods(vec![("POST", A::TestAccount(id(1)))]),
+        ["accounts", _, "onboard"] if plain(1) => methods(vec![("POST", A::OnboardAccount(id(1)))]),
+        ["accounts", _, "quota"] if plain(1) => methods(vec![("GET", A::AccountQuota(id(1)))]),
         _ => return None,
     })
 }

@@ -43,3 +43,20 @@ pub fn isolate_config(env: &Env) -> Rc<IsolateConfig> {
         .clone()
     })
 }
+
+/// Every secret (or var) whose name starts with `prefix`, sorted by name, as
+/// `(name, value)`; blank values are left out.
+pub fn secrets_with_prefix(env: &Env, prefix: &str) -> Vec<(String, String)> {
+    use worker::wasm_bindgen::JsCast;
+    let object: &worker::js_sys::Object = env.unchecked_ref();
+    let mut names: Vec<String> = worker::js_sys::Object::keys(object)
+        .iter()
+        .filter_map(|name| name.as_string())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|name| secret(env, &name).map(|value| (name, value)))
+        .collect()
+}

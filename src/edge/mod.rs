@@ -7,7 +7,7 @@
 //!
 //! | layer | modules | holds |
 //! |---|---|---|
-//! | 1 | `http`, `crypto`, `config` | request bodies, responses, Web Crypto, the isolate's env |
+//! | 1 | `http`, `crypto`, `config`, `google` | request bodies, responses, Web Crypto, the isolate's env, Google's OAuth endpoints |
 //! | 2 | `app` | the per-request context |
 //! | 3 | `store`, `objects` | D1 repositories; Durable Object shells and their clients |
 //! | 4 | `snapshot` | the per-isolate caches (keys, settings, users) and their invalidation |
@@ -27,6 +27,7 @@ pub mod billing;
 pub mod config;
 pub mod cron;
 pub mod crypto;
+pub mod google;
 pub mod http;
 pub mod objects;
 pub mod router;

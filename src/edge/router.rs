@@ -31,6 +31,7 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
         return preflight(&req);
     }
     let app = App::new(env, &ctx, Some(req.inner().signal()));
+    crate::edge::upstream::accounts::import_env_once(&app);
     let mut resp = route_and_dispatch(&app, req, &url, &path).await?;
     if let Some(rate) = app.rate.borrow().as_ref() {
         billing::apply_rate_headers(&mut resp, rate);

@@ -88,6 +88,7 @@ export function gemgateWorker({ compatDate, route, storage, bindings }) {
       MODEL_GATE: { className: 'ModelGate', useSQLite: true },
       USER_LEDGER: { className: 'UserLedger', useSQLite: true },
       LOGIN_THROTTLE: { className: 'LoginThrottle', useSQLite: true },
+      ACCOUNT_TOKEN: { className: 'AccountToken', useSQLite: true },
     },
     bindings,
   };

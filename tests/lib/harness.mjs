@@ -150,11 +150,24 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
   };
   writeFileSync(
     envFile,
-    Object.entries(secretLines).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n',
+    // dotenv keeps a single-quoted value literally (a JSON credential), and
+    // expands only \n in a double-quoted one.
+    Object.entries(secretLines)
+      .map(([k, v]) => `${k}=${v.includes('"') && !v.includes("'") && !v.includes('\n') ? `'${v}'` : JSON.stringify(v)}`)
+      .join('\n') + '\n',
   );
   await migrate(persistDir, assetsDir);
   // The mock's media endpoint is the one private target image_url fetches may reach.
-  const allVars = { GEMINI_API_BASE: mock.url, IMAGE_FETCH_ALLOW_PRIVATE: new URL(mock.url).host, ...vars };
+  // Every Google endpoint points at the mock: the Gemini API, Code Assist and OAuth.
+  const allVars = {
+    GEMINI_API_BASE: mock.url,
+    CODE_ASSIST_API_BASE: mock.url,
+    GOOGLE_OAUTH_TOKEN_URL: `${mock.url}/token`,
+    GOOGLE_OAUTH_AUTH_URL: `${mock.url}/o/oauth2/v2/auth`,
+    GOOGLE_USERINFO_URL: `${mock.url}/oauth2/v2/userinfo`,
+    IMAGE_FETCH_ALLOW_PRIVATE: new URL(mock.url).host,
+    ...vars,
+  };
   // A port found free can be taken by another process before wrangler binds it
   // (it also opens ports of its own); that start is retried on fresh ports.
   let port;

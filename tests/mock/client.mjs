@@ -32,6 +32,13 @@ export function mockClient(url) {
     clearScripts: () => control('DELETE', 'scripts'),
     /** Opens a holdBeforeLast gate; resolves to `{ gate, released, waiting }`. */
     release: (gate) => control('POST', 'release', { gate }),
+    /** Code Assist onboarding operations: `[{ name, account, needed, polls, project, done }]`. */
+    operations: async () => (await control('GET', 'operations')).operations,
+    /** Makes an access token, every token of a refresh token, or an authorization code expire now. */
+    expire: async (token) => {
+      const field = token.startsWith('1//') ? 'refresh_token' : token.startsWith('ya29.') ? 'access_token' : 'code';
+      return (await control('POST', 'oauth/expire', { [field]: token })).expired;
+    },
     /** The model catalogue (what models.list pages through). */
     models: async () => (await control('GET', 'models')).models,
   };

@@ -15,7 +15,7 @@ import { internalError } from './lib/errors.mjs';
 import { readBody, sendHtml404, sendGoogleJson } from './lib/http.mjs';
 import { handleMedia } from './lib/media.mjs';
 import { CATALOG, stripModelsPrefix } from './lib/models.mjs';
-import { bearerOf, handleRevoke, handleToken, handleUserinfo } from './lib/oauth.mjs';
+import { bearerOf, handleAuthorize, handleRevoke, handleToken, handleUserinfo } from './lib/oauth.mjs';
 import { MockState } from './lib/state.mjs';
 
 export { CATALOG } from './lib/models.mjs';
@@ -91,6 +91,7 @@ async function serve({ req, res, state, catalog, opts, lifetime }) {
 
   if (geminiMatch) return handleGemini(ctx, geminiMatch);
   if (codeAssistMatch) return handleCodeAssist(ctx, codeAssistMatch);
+  if (action === 'authorize') return handleAuthorize(ctx);
   if (action === 'token') return handleToken(ctx);
   if (action === 'userinfo') return handleUserinfo(ctx);
   if (action === 'revoke') return handleRevoke(ctx);
@@ -100,6 +101,7 @@ async function serve({ req, res, state, catalog, opts, lifetime }) {
 }
 
 function otherAction(method, pathname) {
+  if (method === 'GET' && pathname === '/o/oauth2/v2/auth') return 'authorize';
   if (method === 'POST' && pathname === '/token') return 'token';
   if (method === 'POST' && pathname === '/revoke') return 'revoke';
   if (method === 'GET' && pathname === '/oauth2/v2/userinfo') return 'userinfo';

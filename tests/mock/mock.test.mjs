@@ -989,21 +989,18 @@ describe('OAuth and Code Assist', () => {
     const count = await internal('countTokens', at, { request: { model: 'models/gemini-2.5-pro', contents: request.contents } });
     assert.deepEqual(count.json, { totalTokens: 2 });
 
+    // Any account without a state prefix is a paid standard-tier user, already onboarded.
     const load = await internal('loadCodeAssist', at, { metadata: { pluginType: 'GEMINI' } });
-    assert.equal(load.json.currentTier.id, 'free-tier');
+    assert.equal(load.json.currentTier.id, 'standard-tier');
     assert.equal(load.json.cloudaicompanionProject, 'mock-project-carol');
-    assert.ok(load.json.allowedTiers.some((t) => t.id === 'free-tier'));
-
-    const { json: { access_token: newcomer } } = await token('1//new-dave');
-    assert.equal((await internal('loadCodeAssist', newcomer, {})).json.currentTier, undefined);
-    const onboard = await internal('onboardUser', newcomer, { tierId: 'free-tier' });
+    assert.deepEqual(load.json.allowedTiers.map((t) => [t.id, t.isDefault]), [['standard-tier', true]]);
+    const onboard = await internal('onboardUser', at, { tierId: 'standard-tier', metadata: { pluginType: 'GEMINI' } });
     assert.equal(onboard.json.done, true);
-    assert.equal(onboard.json.response.cloudaicompanionProject.id, 'mock-project-new-dave');
-    assert.equal((await internal('loadCodeAssist', newcomer, {})).json.currentTier.id, 'free-tier');
+    assert.equal(onboard.json.response.cloudaicompanionProject.id, 'mock-project-carol');
   });
 
   test('bearer tokens not issued by /token, or revoked, are 401 UNAUTHENTICATED', T, async () => {
-    const body = { model: 'gemini-2.5-flash', request: ask('x') };
+    const body = { model: 'gemini-2.5-flash', project: 'mock-project-erin', request: ask('x') };
     const none = await internal('generateContent', null, body);
     assert.equal(none.status, 401);
     assert.equal(none.json.error.status, 'UNAUTHENTICATED');

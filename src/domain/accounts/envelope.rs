@@ -103,9 +103,29 @@ impl StreamUnwrapper {
     }
 }
 
+/// Whether Code Assist can serve a `GenerateContentRequest`: it refuses
+/// more than one candidate, so such a request is left to the API keys.
+pub fn code_assist_can_serve(request: &Value) -> bool {
+    request
+        .pointer("/generationConfig/candidateCount")
+        .and_then(Value::as_u64)
+        .is_none_or(|n| n <= 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn more_than_one_candidate_is_left_to_the_keys() {
+        assert!(code_assist_can_serve(&json!({"contents": []})));
+        assert!(code_assist_can_serve(
+            &json!({"generationConfig": {"candidateCount": 1}})
+        ));
+        assert!(!code_assist_can_serve(
+            &json!({"generationConfig": {"candidateCount": 2}})
+        ));
+    }
     use crate::domain::sse::SseDecoder;
 
     #[test]

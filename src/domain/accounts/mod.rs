@@ -8,4 +8,5 @@ pub mod creds;
 pub mod envelope;
 pub mod oauth;
 pub mod onboard;
+pub mod record;
 pub mod routing;

@@ -202,7 +202,7 @@ pub fn load_request(project: Option<&str>) -> Value {
 /// The step after `loadCodeAssist` answered.
 pub fn after_load(load: &LoadResponse, project: Option<&str>) -> Next {
     if load.current_tier.is_none()
-        && let Some(attention) = validation(load)
+        && let Some(attention) = unsupported_client(load).or_else(|| validation(load))
     {
         return Next::Attention(attention);
     }
@@ -300,6 +300,22 @@ fn valid_operation(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'))
         && !name.contains("..")
+}
+
+/// Free individual accounts: `loadCodeAssist` lists the tier as ineligible
+/// with `UNSUPPORTED_CLIENT` ("This client is no longer supported …").
+fn unsupported_client(load: &LoadResponse) -> Option<Attention> {
+    let tier = load.ineligible_tiers.iter().flatten().find(|t| {
+        t.reason_code.as_deref() == Some("UNSUPPORTED_CLIENT")
+            || t.reason_message
+                .as_deref()
+                .is_some_and(|m| m.to_ascii_lowercase().contains("no longer supported"))
+    })?;
+    Some(Attention::ClientUnsupported {
+        message: tier.reason_message.clone().unwrap_or_else(|| {
+            "Google no longer serves this kind of account on this client.".into()
+        }),
+    })
 }
 
 fn validation(load: &LoadResponse) -> Option<Attention> {
@@ -423,6 +439,17 @@ mod tests {
 
     fn load(v: Value) -> LoadResponse {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_free_account_listed_as_unsupported_needs_attention() {
+        let l = load(
+            json!({"allowedTiers": [{"id": "free-tier", "isDefault": true}], "ineligibleTiers": [{"reasonCode": "UNSUPPORTED_CLIENT", "reasonMessage": "This client is no longer supported for Gemini Code Assist for individuals.", "tierId": "free-tier"}]}),
+        );
+        let Next::Attention(a) = after_load(&l, None) else {
+            panic!()
+        };
+        assert_eq!(a.reason(), "client_unsupported");
     }
 
     #[test]

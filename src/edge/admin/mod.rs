@@ -2,6 +2,7 @@
 //! pages. One dispatch over the route table's admin routes; handlers per
 //! area. None uses another handler module (`make boundary`).
 
+pub mod accounts;
 pub mod keys;
 pub mod models;
 pub mod page;
@@ -43,5 +44,16 @@ pub async fn serve(
         AdminRoute::UpdateModel(id) => models::update(app, req, &id).await,
         AdminRoute::Stats => stats::stats(app, req).await,
         AdminRoute::Logs => stats::logs(app, req).await,
+        AdminRoute::ListAccounts => accounts::list(app).await,
+        AdminRoute::ImportAccounts => accounts::import(app, req).await,
+        AdminRoute::GetAccount(id) => accounts::get(app, &id).await,
+        AdminRoute::UpdateAccount(id) => accounts::update(app, req, &id).await,
+        AdminRoute::DeleteAccount(id) => accounts::delete(app, &id).await,
+        AdminRoute::TestAccount(id) => accounts::test(app, &id).await,
+        AdminRoute::OnboardAccount(id) => accounts::onboard(app, &id).await,
+        AdminRoute::AccountQuota(id) => accounts::quota(app, &id).await,
+        AdminRoute::ExportAccounts => accounts::export(app, req).await,
+        AdminRoute::OAuthStart => accounts::oauth_start(app).await,
+        AdminRoute::OAuthFinish => accounts::oauth_finish(app, req).await,
     }
 }

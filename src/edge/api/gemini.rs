@@ -5,6 +5,7 @@
 use futures::{StreamExt, stream};
 use worker::{Headers, Method, Request, Response, Url};
 
+use crate::domain::accounts::envelope::code_assist_can_serve;
 use crate::domain::catalog::apply_native_default;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model, ModelName};
@@ -17,6 +18,7 @@ use crate::edge::billing::ticket::{Outcome, metered_send};
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
 use crate::edge::snapshot::{self, Snapshot};
+use crate::edge::upstream::accounts;
 use crate::edge::upstream::models::{self, LIST_GATE};
 use crate::edge::upstream::urls::{self, Version};
 use crate::edge::upstream::{self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest};
@@ -109,6 +111,7 @@ async fn list_call(app: &App, snap: &Snapshot, url: String) -> Result<UpstreamOk
         body: None,
         stream: false,
         gate: LIST_GATE.to_owned(),
+        code_assist: None,
     };
     upstream::send(app, snap, &request).await
 }
@@ -156,12 +159,27 @@ async fn model_action(
     let body_len = raw.len();
     let body = String::from_utf8(raw)
         .map_err(|_| GatewayError::invalid("The request body is not valid UTF-8."))?;
+    // An account serves generation and counting; a stream only as SSE (Code
+    // Assist's one stream format), and one candidate at a time.
+    let sse = query.iter().any(|(k, v)| k == "alt" && v == "sse");
+    let code_assist = match action {
+        NativeAction::GenerateContent => Some(accounts::Method::Generate),
+        NativeAction::StreamGenerateContent if sse => Some(accounts::Method::Stream),
+        NativeAction::CountTokens => Some(accounts::Method::CountTokens),
+        _ => None,
+    }
+    .filter(|_| code_assist_can_serve(&parsed))
+    .map(|method| accounts::CodeAssistCall {
+        method,
+        model: model.to_owned(),
+    });
     let request = UpstreamRequest {
         method: Method::Post,
         url: target,
         body: Some(body),
         stream,
         gate: model.to_owned(),
+        code_assist,
     };
     if action == NativeAction::CountTokens {
         // Counting spends no generation: authenticated, but neither reserved nor logged.

@@ -23,6 +23,7 @@ use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
 use crate::edge::now_ms;
 use crate::edge::snapshot;
+use crate::edge::upstream::accounts;
 use crate::edge::upstream::fetch::{BodyStream, StreamBreak};
 use crate::edge::upstream::urls::{self, Version};
 use crate::edge::upstream::{
@@ -78,6 +79,21 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         body: Some(to_json(&prepared.body)?),
         stream: prepared.stream,
         gate: model.to_owned(),
+        // Code Assist refuses more than one candidate: `n > 1` is left to the keys.
+        code_assist: prepared
+            .body
+            .generation_config
+            .as_ref()
+            .and_then(|g| g.candidate_count)
+            .is_none_or(|n| n <= 1)
+            .then(|| accounts::CodeAssistCall {
+                method: if prepared.stream {
+                    accounts::Method::Stream
+                } else {
+                    accounts::Method::Generate
+                },
+                model: model.to_owned(),
+            }),
     };
     let ctx = ChatContext {
         id: new_id("chatcmpl-"),
@@ -221,6 +237,7 @@ pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> Handler
             body: Some(to_json(&batch)?),
             stream: false,
             gate: model.to_owned(),
+            code_assist: None,
         };
         let sent = upstream::send(app, &snap, &request)
             .await

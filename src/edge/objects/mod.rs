@@ -5,6 +5,7 @@
 pub mod gate;
 pub mod ledger;
 pub mod throttle;
+pub mod token;
 
 use crate::domain::error::GatewayError;
 

@@ -9,12 +9,13 @@
 pub mod users;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use futures::future::join_all;
 use worker::{D1Database, Env};
 
+use crate::domain::accounts::routing::Kind;
 use crate::domain::config::Settings;
 use crate::domain::error::GatewayError;
 use crate::domain::gate::Roster;
@@ -24,6 +25,7 @@ use crate::domain::sha256::sha256_hex;
 use crate::edge::app::App;
 use crate::edge::config::secret;
 use crate::edge::crypto::SecretBox;
+use crate::edge::store::accounts::{self as account_store, StoredAccount};
 use crate::edge::store::keys::{self as key_store, StoredKey, weight_of};
 use crate::edge::store::{batch_of, meta, settings as settings_store};
 use crate::edge::{int, internal, now_ms};
@@ -38,29 +40,104 @@ pub struct UpstreamKey {
     candidate: Candidate,
 }
 
-/// What the hot path reads: enabled keys in a stable order, and settings.
+/// A usable Gemini CLI account with its secrets opened, as the hot path needs it.
+#[derive(Debug, Clone)]
+pub struct UpstreamAccount {
+    pub id: String,
+    pub email: String,
+    pub refresh_token: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub project: String,
+    candidate: Candidate,
+}
+
+impl UpstreamAccount {
+    pub fn new(
+        id: String,
+        email: String,
+        refresh_token: String,
+        client_id: String,
+        client_secret: String,
+        project: String,
+    ) -> Self {
+        Self {
+            candidate: Candidate::new(id.clone()),
+            id,
+            email,
+            refresh_token,
+            client_id,
+            client_secret,
+            project,
+        }
+    }
+}
+
+/// One gate's candidates and their digest.
+struct GateRoster {
+    digest: String,
+    candidates: Vec<Candidate>,
+}
+
+/// What the hot path reads: enabled keys and usable accounts in a stable
+/// order, and settings.
 pub struct Snapshot {
     pub keys: Vec<UpstreamKey>,
+    pub accounts: Vec<UpstreamAccount>,
     pub settings: Settings,
     loaded_at: u64,
-    /// Digest of the candidate list, so gates that already have the list get only this.
-    digest: String,
+    /// Each gate's roster (which kinds serve its model is a setting), built on first use.
+    rosters: RefCell<HashMap<String, Rc<GateRoster>>>,
     /// The gates this snapshot's list was sent to.
     sent: RefCell<HashSet<String>>,
 }
 
 impl Snapshot {
-    fn new(keys: Vec<UpstreamKey>, settings: Settings, loaded_at: u64) -> Self {
-        let digest = serde_json::to_string(&candidates(&keys))
-            .map(|json| sha256_hex(json.as_bytes()))
-            .unwrap_or_default();
+    fn new(
+        keys: Vec<UpstreamKey>,
+        accounts: Vec<UpstreamAccount>,
+        settings: Settings,
+        loaded_at: u64,
+    ) -> Self {
         Self {
             keys,
+            accounts,
             settings,
             loaded_at,
-            digest,
+            rosters: RefCell::new(HashMap::new()),
             sent: RefCell::new(HashSet::new()),
         }
+    }
+
+    /// The candidates of `gate` (a model): keys and accounts as the routing
+    /// setting allows for it, the preferred kind at tier 0.
+    fn gate_roster(&self, gate: &str) -> Rc<GateRoster> {
+        if let Some(found) = self.rosters.borrow().get(gate) {
+            return found.clone();
+        }
+        let route = self.settings.routing.route(gate, false);
+        let tier = |kind: Kind| u8::from(route.prefer != kind);
+        let mut candidates = Vec::new();
+        if route.keys {
+            candidates.extend(self.keys.iter().map(|k| Candidate {
+                tier: tier(Kind::Key),
+                ..k.candidate.clone()
+            }));
+        }
+        if route.accounts {
+            candidates.extend(self.accounts.iter().map(|a| Candidate {
+                tier: tier(Kind::Account),
+                ..a.candidate.clone()
+            }));
+        }
+        let digest = serde_json::to_string(&candidates)
+            .map(|json| sha256_hex(json.as_bytes()))
+            .unwrap_or_default();
+        let roster = Rc::new(GateRoster { digest, candidates });
+        self.rosters
+            .borrow_mut()
+            .insert(gate.to_owned(), roster.clone());
+        roster
     }
 
     /// The roster for a call to `gate`: the digest alone once the gate was
@@ -68,18 +145,38 @@ impl Snapshot {
     pub fn roster_for(&self, gate: &str) -> Roster {
         if self.sent.borrow().contains(gate) {
             Roster::Known {
-                digest: self.digest.clone(),
+                digest: self.gate_roster(gate).digest.clone(),
             }
         } else {
-            self.full_roster()
+            self.full_roster(gate)
         }
     }
 
-    pub fn full_roster(&self) -> Roster {
+    pub fn full_roster(&self, gate: &str) -> Roster {
+        let roster = self.gate_roster(gate);
         Roster::Full {
-            digest: self.digest.clone(),
-            candidates: candidates(&self.keys),
+            digest: roster.digest.clone(),
+            candidates: roster.candidates.clone(),
         }
+    }
+
+    /// The accounts in `gate`'s roster: what a request that must not use an
+    /// account (an embedding, a model list) excludes.
+    pub fn accounts_in(&self, gate: &str) -> Vec<String> {
+        self.gate_roster(gate)
+            .candidates
+            .iter()
+            .filter(|c| crate::domain::accounts::record::is_account(&c.id))
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
+    /// Whether any key is in `gate`'s roster.
+    pub fn has_keys_for(&self, gate: &str) -> bool {
+        self.gate_roster(gate)
+            .candidates
+            .iter()
+            .any(|c| !crate::domain::accounts::record::is_account(&c.id))
     }
 
     /// Records that `gate` has this snapshot's list.
@@ -95,10 +192,10 @@ impl Snapshot {
             .find(|k| k.id == id)
             .map(|k| k.secret.as_str())
     }
-}
 
-fn candidates(keys: &[UpstreamKey]) -> Vec<Candidate> {
-    keys.iter().map(|k| k.candidate.clone()).collect()
+    pub fn account(&self, id: &str) -> Option<&UpstreamAccount> {
+        self.accounts.iter().find(|a| a.id == id)
+    }
 }
 
 thread_local! {
@@ -111,8 +208,8 @@ pub fn invalidate() {
     SNAPSHOT.with(|s| s.borrow_mut().take());
 }
 
-/// Removes a key from this isolate's snapshot at once (it was found invalid);
-/// D1 is updated off the hot path.
+/// Removes a key or an account from this isolate's snapshot at once (it
+/// was found invalid, or needs the operator); D1 is updated off the hot path.
 pub fn forget_key(id: &str) {
     SNAPSHOT.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -125,7 +222,13 @@ pub fn forget_key(id: &str) {
             .filter(|k| k.id != id)
             .cloned()
             .collect();
-        let next = Snapshot::new(keys, current.settings.clone(), current.loaded_at);
+        let accounts: Vec<UpstreamAccount> = current
+            .accounts
+            .iter()
+            .filter(|a| a.id != id)
+            .cloned()
+            .collect();
+        let next = Snapshot::new(keys, accounts, current.settings.clone(), current.loaded_at);
         *slot = Some(Rc::new(next));
     });
 }
@@ -174,14 +277,16 @@ async fn load(
             key_store::select_enabled(db),
             settings_store::select(db),
             meta::select(db, meta::ENV_KEYS_DIGEST)?,
+            account_store::select_usable(db),
         ])
         .await
         .map_err(internal("load keys and settings"))?;
-    let [keys, settings, env_digest] = batch_of(results)?;
-    let keys = open_all(sealer, key_store::decode_enabled(&keys)?).await;
+    let [keys, settings, env_digest, accounts] = batch_of(results)?;
+    let keys = open_all(sealer.clone(), key_store::decode_enabled(&keys)?).await;
+    let accounts = open_accounts(sealer, account_store::decode_stored(&accounts)?).await;
     let settings = settings_store::decode(&settings)?;
     let digest = meta::decode(&env_digest)?;
-    Ok((Snapshot::new(keys, settings, now), digest))
+    Ok((Snapshot::new(keys, accounts, settings, now), digest))
 }
 
 /// Keys by id, enabled or not, with their secrets opened (for probes an admin asks for).
@@ -209,12 +314,60 @@ async fn open_all(sealer: Option<Rc<SecretBox>>, stored: Vec<StoredKey>) -> Vec<
                         weight: weight_of(key.weight),
                         project: key.project,
                         revision: key.updated_at.map_or(0, int),
+                        tier: 0,
                     },
                     id: key.id,
                     secret,
                 }),
                 Err(e) => {
                     worker::console_error!("[gemgate] cannot open key {}: {e}", key.id);
+                    None
+                }
+            }
+        }
+    }))
+    .await;
+    opened.into_iter().flatten().collect()
+}
+
+/// Opens one stored secret: sealed ones need the box, plain ones (stored
+/// without `ENCRYPTION_KEY`) are taken as they are.
+pub async fn open_secret(sealer: Option<&SecretBox>, stored: &str) -> Result<String, GatewayError> {
+    match (sealer, sealed::parse(stored)) {
+        (_, Stored::Plain(_)) => Ok(stored.to_owned()),
+        (Some(sealer), _) => sealer.open(stored).await,
+        (None, _) => Err(GatewayError::Internal("ENCRYPTION_KEY is not set".into())),
+    }
+}
+
+/// Opens the accounts' secrets, leaving out (and logging by id) any that cannot be opened.
+async fn open_accounts(
+    sealer: Option<Rc<SecretBox>>,
+    stored: Vec<StoredAccount>,
+) -> Vec<UpstreamAccount> {
+    let opened = join_all(stored.into_iter().map(|account| {
+        let sealer = sealer.clone();
+        async move {
+            let refresh = open_secret(sealer.as_deref(), &account.refresh_token).await;
+            let client_secret = open_secret(sealer.as_deref(), &account.client_secret).await;
+            match (refresh, client_secret) {
+                (Ok(refresh_token), Ok(client_secret)) => Some(UpstreamAccount {
+                    candidate: Candidate {
+                        id: account.id.clone(),
+                        weight: 1,
+                        project: None,
+                        revision: int(account.updated_at),
+                        tier: 0,
+                    },
+                    id: account.id,
+                    email: account.email,
+                    refresh_token,
+                    client_id: account.client_id,
+                    client_secret,
+                    project: account.project_id.unwrap_or_default(),
+                }),
+                (Err(e), _) | (_, Err(e)) => {
+                    worker::console_error!("[gemgate] cannot open account {}: {e}", account.id);
                     None
                 }
             }

@@ -2,6 +2,7 @@
 //! a `D1Database` and return plain values; caching and invalidation are the
 //! snapshot's, decisions the domain's.
 
+pub mod accounts;
 pub mod keys;
 pub mod log;
 pub mod meta;

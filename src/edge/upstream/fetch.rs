@@ -17,6 +17,31 @@ use crate::domain::error::GatewayError;
 use crate::domain::failover::client_error;
 use crate::domain::outcome::{Outcome, classify};
 
+/// What a Code Assist call of one request is: which method, on which model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeAssistMethod {
+    Generate,
+    Stream,
+    CountTokens,
+}
+
+impl CodeAssistMethod {
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Generate => "generateContent",
+            Self::Stream => "streamGenerateContent",
+            Self::CountTokens => "countTokens",
+        }
+    }
+}
+
+/// How an upstream request can be served by an account.
+#[derive(Debug, Clone)]
+pub struct CodeAssistCall {
+    pub method: CodeAssistMethod,
+    pub model: String,
+}
+
 /// One logical upstream request, replayable on several keys.
 pub struct UpstreamRequest {
     pub method: Method,
@@ -27,6 +52,9 @@ pub struct UpstreamRequest {
     pub stream: bool,
     /// The gate (model) whose keys and health apply.
     pub gate: String,
+    /// How a Gemini CLI account can serve this request; `None` when only a
+    /// key can (a model list, embeddings).
+    pub code_assist: Option<CodeAssistCall>,
 }
 
 pub enum UpstreamBody {
@@ -129,15 +157,25 @@ fn idle_guarded(body: ByteStream, gap: Duration) -> BodyStream {
 pub struct Attempt {
     pub outcome: Outcome,
     pub answer: Result<UpstreamOk, Vec<u8>>,
+    /// The upstream's status, when an answer came.
+    pub status: Option<u16>,
 }
 
 impl Attempt {
-    fn failed(outcome: Outcome) -> Self {
+    pub fn failed(outcome: Outcome) -> Self {
         Self {
             outcome,
             answer: Err(Vec::new()),
+            status: None,
         }
     }
+}
+
+/// How an attempt authenticates: an API key, or an account's access token
+/// (with gemini-cli's headers).
+pub enum Auth<'a> {
+    Key(&'a str),
+    Bearer(&'a str),
 }
 
 /// One attempt on one key.
@@ -147,9 +185,19 @@ pub async fn attempt(
     secret: &str,
     timeout: Duration,
 ) -> Attempt {
+    attempt_with(req, key_id, &Auth::Key(secret), timeout).await
+}
+
+/// One attempt on one upstream, authenticated as `auth` says.
+pub async fn attempt_with(
+    req: &UpstreamRequest,
+    key_id: &str,
+    auth: &Auth<'_>,
+    timeout: Duration,
+) -> Attempt {
     let controller = AbortController::default();
     let signal = controller.signal();
-    let Ok(request) = build(req, secret) else {
+    let Ok(request) = build(req, auth) else {
         return Attempt::failed(Outcome::Network);
     };
     let fetch = Fetch::Request(request);
@@ -170,6 +218,7 @@ pub async fn attempt(
         return Attempt {
             outcome: classify(status, &body),
             answer: Err(body),
+            status: Some(status),
         };
     }
     let body = if req.stream {
@@ -206,16 +255,23 @@ pub async fn attempt(
             body,
             key_id: key_id.to_owned(),
         }),
+        status: Some(status),
     }
 }
 
-/// The upstream request with the key as Google takes it.
-fn build(req: &UpstreamRequest, secret: &str) -> worker::Result<Request> {
-    let headers = Headers::new();
-    headers.set("x-goog-api-key", secret)?;
-    if req.body.is_some() {
-        headers.set("content-type", "application/json")?;
-    }
+/// The upstream request with the key (or token) as Google takes it.
+fn build(req: &UpstreamRequest, auth: &Auth<'_>) -> worker::Result<Request> {
+    let headers = match auth {
+        Auth::Key(secret) => {
+            let headers = Headers::new();
+            headers.set("x-goog-api-key", secret)?;
+            if req.body.is_some() {
+                headers.set("content-type", "application/json")?;
+            }
+            headers
+        }
+        Auth::Bearer(token) => crate::edge::google::code_assist_headers(token)?,
+    };
     let mut init = RequestInit::new();
     init.with_method(req.method.clone()).with_headers(headers);
     if let Some(body) = &req.body {

@@ -22,7 +22,7 @@ pub async fn call_gate(
 ) -> Result<GateResponse, GatewayError> {
     let mut answer = gate::call(&app.env, gate_name, &op(snap.roster_for(gate_name))).await?;
     if answer == GateResponse::NeedRoster {
-        answer = gate::call(&app.env, gate_name, &op(snap.full_roster())).await?;
+        answer = gate::call(&app.env, gate_name, &op(snap.full_roster(gate_name))).await?;
     }
     snap.mark_sent(gate_name);
     Ok(answer)
@@ -51,7 +51,7 @@ pub fn report_in_background(app: &App, snap: &Snapshot, gate_name: &str, report:
     let gate_name = gate_name.to_owned();
     // Off the hot path: the full list is sent, so this never needs a retry.
     let op = GateRequest::Report {
-        roster: snap.full_roster(),
+        roster: snap.full_roster(&gate_name),
         report,
         policy: snap.settings.policy(),
     };
@@ -94,7 +94,12 @@ pub fn mirror(app: &App, model: &str, reported: Option<KeyHealthView>) {
 }
 
 async fn write_mirror(db: &worker::D1Database, model: &str, view: &KeyHealthView) {
-    if let Err(e) = key_store::record_health(db, model, view, now_ms()).await {
+    let written = if crate::domain::accounts::record::is_account(&view.id) {
+        crate::edge::store::accounts::record_health(db, model, view, now_ms()).await
+    } else {
+        key_store::record_health(db, model, view, now_ms()).await
+    };
+    if let Err(e) = written {
         worker::console_warn!("[gemgate] health mirror failed: {e}");
     }
 }

@@ -4,6 +4,7 @@
 //! retried after the first byte reached the client: a stream is handed over
 //! only once its first chunk arrived.
 
+pub mod accounts;
 pub mod fetch;
 pub mod health;
 pub mod media;
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 use futures::future::join;
 
+use crate::domain::accounts::onboard::Attention;
+use crate::domain::accounts::record::is_account;
 use crate::domain::error::GatewayError;
 use crate::domain::failover::{Failover, Step, Verdict, failure_detail};
 use crate::domain::gate::{GateRequest, GateResponse, Report};
@@ -23,6 +26,7 @@ use crate::domain::outcome::Outcome;
 use crate::edge::app::App;
 use crate::edge::now_ms;
 use crate::edge::snapshot::{Snapshot, UpstreamKey};
+use crate::edge::upstream::accounts::AccountAttempt;
 use crate::edge::upstream::fetch::{Attempt, attempt};
 pub use crate::edge::upstream::fetch::{
     BodyStream, StreamBreak, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest,
@@ -53,12 +57,28 @@ pub async fn send_admitted(
     let policy = settings.policy();
     let timeout = Duration::from_millis(settings.upstream_timeout_ms);
     let mut failover = Failover::default();
+    // A request no account can serve (a model list, embeddings, several
+    // candidates) never goes to one, even where the routing allows accounts.
+    let no_accounts = if req.code_assist.is_none() {
+        snap.accounts_in(&req.gate)
+    } else {
+        Vec::new()
+    };
+    if !no_accounts.is_empty() && !snap.has_keys_for(&req.gate) {
+        return Err(GatewayError::invalid(format!(
+            "Only Gemini CLI accounts may serve `{}` (setting `upstream_routing`), and they cannot serve this request (embeddings, or more than one candidate); allow API keys for it.",
+            req.gate
+        ))
+        .into());
+    }
 
     for _ in 0..=settings.max_retries {
         let report = failover.take_report();
+        let mut exclude = failover.tried().to_vec();
+        exclude.extend(no_accounts.iter().cloned());
         let gate_call = call_gate(app, snap, &req.gate, |roster| GateRequest::Next {
             roster,
-            exclude: failover.tried().to_vec(),
+            exclude: exclude.clone(),
             report: report.clone(),
             policy: policy.clone(),
         });
@@ -84,11 +104,14 @@ pub async fn send_admitted(
             Step::GiveUp => break,
             Step::Fail(err) => return Err(err.into()),
         };
-        let Some(secret) = snap.secret(&key_id) else {
-            return Err(GatewayError::Internal(format!("gate chose unknown key {key_id}")).into());
-        };
         let started = now_ms();
-        let Attempt { outcome, answer } = attempt(req, &key_id, secret, timeout).await;
+        let (
+            Attempt {
+                outcome, answer, ..
+            },
+            secret,
+            attention,
+        ) = attempt_on(app, snap, req, &key_id, timeout).await?;
         let latency_ms = now_ms().saturating_sub(started);
         let detail = || {
             let body = answer.as_ref().err().map(Vec::as_slice);
@@ -120,16 +143,8 @@ pub async fn send_admitted(
                 };
             }
             Verdict::Retry => {
-                worker::console_warn!(
-                    "[gemgate] {} on key {} for {}: {}",
-                    outcome.label(),
-                    mask_secret(secret),
-                    req.gate,
-                    failover.last_detail().unwrap_or_default()
-                );
-                if let Outcome::KeyInvalid { reason } = &outcome {
-                    disable_in_background(app, &key_id, reason);
-                }
+                let detail = failover.last_detail().unwrap_or_default();
+                note_failure(app, req, &key_id, secret, &outcome, detail, attention).await;
             }
         }
     }
@@ -139,6 +154,68 @@ pub async fn send_admitted(
         record_last(app, snap, &req.gate, last).await;
     }
     Err(failover.into_error().into())
+}
+
+/// One attempt on the upstream the gate chose, a key or an account: what it
+/// came to, the secret to scrub from what it said, and the refusal that
+/// needs the operator, if any.
+async fn attempt_on<'s>(
+    app: &App,
+    snap: &'s Snapshot,
+    req: &UpstreamRequest,
+    id: &str,
+    timeout: Duration,
+) -> Result<(Attempt, &'s str, Option<Attention>), UpstreamError> {
+    if is_account(id) {
+        let (Some(account), Some(call)) = (snap.account(id), req.code_assist.as_ref()) else {
+            return Err(GatewayError::Internal(format!("gate chose unknown account {id}")).into());
+        };
+        let AccountAttempt { attempt, attention } =
+            accounts::attempt(app, account, req, call, timeout).await;
+        return Ok((attempt, account.refresh_token.as_str(), attention));
+    }
+    let Some(secret) = snap.secret(id) else {
+        return Err(GatewayError::Internal(format!("gate chose unknown key {id}")).into());
+    };
+    Ok((attempt(req, id, secret, timeout).await, secret, None))
+}
+
+/// Logs a failed attempt that will be retried elsewhere; an invalid key is
+/// disabled, a refused account put in needs-attention (awaited: it is rare,
+/// and once the client has its answer the account's state is on record).
+async fn note_failure(
+    app: &App,
+    req: &UpstreamRequest,
+    id: &str,
+    secret: &str,
+    outcome: &Outcome,
+    detail: &str,
+    attention: Option<Attention>,
+) {
+    if is_account(id) {
+        worker::console_warn!(
+            "[gemgate] {} on account {id} for {}: {detail}",
+            outcome.label(),
+            req.gate,
+        );
+        accounts::error_in_background(app, id, detail.to_owned());
+        if let Outcome::KeyInvalid { reason } = outcome {
+            let attention = attention.unwrap_or_else(|| Attention::Forbidden {
+                message: reason.clone(),
+            });
+            accounts::attention_now(app, id, &attention).await;
+        }
+        return;
+    }
+    worker::console_warn!(
+        "[gemgate] {} on key {} for {}: {detail}",
+        outcome.label(),
+        mask_secret(secret),
+        req.gate,
+    );
+    if let Outcome::KeyInvalid { reason } = outcome {
+        disable_in_background(app, id, reason);
+    }
 }
 
 /// The model a key probe counts tokens on, and whose gate records the outcome.
@@ -182,10 +259,13 @@ pub async fn probe(app: &App, snap: &Snapshot, key: &UpstreamKey) -> Probe {
         body: Some(r#"{"contents":[{"role":"user","parts":[{"text":"ping"}]}]}"#.to_owned()),
         stream: false,
         gate: PROBE_MODEL.to_owned(),
+        code_assist: None,
     };
     let timeout = Duration::from_millis(snap.settings.upstream_timeout_ms.min(30_000));
     let started = now_ms();
-    let Attempt { outcome, answer } = attempt(&request, &key.id, &key.secret, timeout).await;
+    let Attempt {
+        outcome, answer, ..
+    } = attempt(&request, &key.id, &key.secret, timeout).await;
     let latency_ms = now_ms().saturating_sub(started);
     let status = match &answer {
         Ok(ok) => Some(ok.status),

@@ -152,6 +152,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         body: None,
         stream: false,
         gate: LIST_GATE.to_owned(),
+        code_assist: None,
     };
     Ok(upstream::send(app, snap, &request).await?.json()?)
 }

@@ -39,8 +39,9 @@ const ROUTES = {
     return revoke(state, token) ? { revoked: token } : [400, { error: 'unknown token' }];
   },
   'POST /__mock/oauth/expire': ({ state }, body) => ({
-    expired: expire(state, body.access_token ?? body.refresh_token),
+    expired: expire(state, body.access_token ?? body.refresh_token ?? body.code),
   }),
+  'GET /__mock/operations': ({ state }) => ({ operations: state.accounts.operationsSnapshot() }),
   'GET /__mock/health': () => ({ ok: true }),
 };
 

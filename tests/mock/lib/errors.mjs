@@ -125,22 +125,102 @@ export function rateLimited({ model, retryDelay, perDay }) {
 /**
  * Code Assist (cloudcode-pa) 429s have their own shape: an ErrorInfo in the
  * cloudcode-pa domain whose reason is RATE_LIMIT_EXCEEDED (short window) or
- * QUOTA_EXHAUSTED (daily), plus a RetryInfo. Gemini CLI keys off the reason.
+ * QUOTA_EXHAUSTED (daily), with `quotaResetDelay` (a Go duration string,
+ * "539.477544ms", "9h22m20.91s") and `quotaResetTimeStamp` (RFC 3339, whole
+ * seconds), plus a RetryInfo. Gemini CLI keys off the reason.
+ *
+ * `retryDelay` (protobuf Duration) and `quotaResetTimeStamp` may each be
+ * given; a missing one is derived from the other. With neither, the
+ * default delay of the window applies.
  */
-export function codeAssistRateLimited({ model, retryDelay, perDay }) {
+export function codeAssistRateLimited({ model, retryDelay, quotaResetTimeStamp, perDay, now = Date.now() }) {
+  let delayMs;
+  let resetAt;
+  if (quotaResetTimeStamp !== undefined) {
+    resetAt = Date.parse(quotaResetTimeStamp);
+    delayMs = retryDelay !== undefined ? durationMs(retryDelay) : Math.max(0, resetAt - now);
+  } else {
+    delayMs = durationMs(retryDelay ?? (perDay ? DEFAULT_DAY_DELAY : DEFAULT_MINUTE_DELAY));
+    resetAt = Math.ceil((now + delayMs) / 1000) * 1000;
+  }
+  const delay = retryDelay ?? durationString(delayMs);
   return googleError(
     429,
     'RESOURCE_EXHAUSTED',
-    `You have exhausted your capacity on this model. Your quota will reset after ${retryDelay}.`,
+    `You have exhausted your capacity on this model. Your quota will reset after ${goDuration(Math.floor(delayMs / 1000) * 1000)}.`,
     [
       errorInfo(perDay ? 'QUOTA_EXHAUSTED' : 'RATE_LIMIT_EXCEEDED', CODE_ASSIST_DOMAIN, {
         uiMessage: 'true',
         model,
-        quotaResetDelay: retryDelay,
+        quotaResetDelay: goDuration(delayMs),
+        quotaResetTimeStamp: new Date(resetAt).toISOString().replace(/\.\d{3}Z$/, 'Z'),
       }),
-      retryInfo(retryDelay),
+      retryInfo(delay),
     ],
   );
+}
+
+/** A protobuf Duration string ("3s", "1.500s") in milliseconds. */
+export function durationMs(duration) {
+  return Math.round(Number.parseFloat(String(duration)) * 1000);
+}
+
+/** Milliseconds as Go's time.Duration prints them: "0s", "539ms", "1.5s", "2m0s", "25h20m26.179s". */
+export function goDuration(ms) {
+  const total = Math.max(0, Math.round(ms));
+  if (total === 0) return '0s';
+  if (total < 1000) return `${total}ms`;
+  const hours = Math.floor(total / 3_600_000);
+  const minutes = Math.floor((total % 3_600_000) / 60_000);
+  const millis = total % 60_000;
+  const fraction = millis % 1000 ? `.${String(millis % 1000).padStart(3, '0').replace(/0+$/, '')}` : '';
+  const seconds = `${Math.floor(millis / 1000)}${fraction}s`;
+  if (hours) return `${hours}h${minutes}m${seconds}`;
+  return minutes ? `${minutes}m${seconds}` : seconds;
+}
+
+// ---------------------------------------------------------------- Code Assist account refusals
+
+/** A plain 403 PERMISSION_DENIED, as cloudcode-pa sends for license and eligibility refusals. */
+export function codeAssistForbidden(message) {
+  return googleError(403, 'PERMISSION_DENIED', message);
+}
+
+/** The envelope names a project the account may not use. */
+export function projectPermissionDenied(project) {
+  const message = `Permission denied on resource project ${project}.`;
+  return googleError(403, 'PERMISSION_DENIED', message, [
+    errorInfo('CONSUMER_INVALID', 'googleapis.com', {
+      containerInfo: project,
+      consumer: `projects/${project}`,
+      service: 'cloudaicompanion.googleapis.com',
+    }),
+    localized(message),
+    {
+      '@type': 'type.googleapis.com/google.rpc.Help',
+      links: [{ description: 'Google developers console', url: 'https://console.developers.google.com' }],
+    },
+  ]);
+}
+
+/** Google wants the account holder to verify the account (cloudcode-pa's VALIDATION_REQUIRED 403). */
+export function validationRequired({ message, url, learnMoreUrl }) {
+  return googleError(403, 'PERMISSION_DENIED', message, [
+    errorInfo('VALIDATION_REQUIRED', CODE_ASSIST_DOMAIN, {
+      validation_error_message: message,
+      validation_url_link_text: 'Verify your account',
+      validation_url: url,
+      validation_learn_more_link_text: 'Learn more',
+      validation_learn_more_url: learnMoreUrl,
+    }),
+    {
+      '@type': 'type.googleapis.com/google.rpc.Help',
+      links: [
+        { description: 'Verify your account', url },
+        { description: 'Learn more', url: learnMoreUrl },
+      ],
+    },
+  ]);
 }
 
 // ---------------------------------------------------------------- server side
@@ -217,7 +297,7 @@ export const FAULTS = [
  * `drop` has no body: handlers destroy the connection instead (see
  * respond.mjs `dropConnection`).
  */
-export function renderFault(fault, { surface, model, key, retryDelay, apiVersion, method }) {
+export function renderFault(fault, { surface, model, key, retryDelay, quotaResetTimeStamp, apiVersion, method }) {
   if (typeof fault === 'object') {
     return { status: fault.status ?? 500, body: fault.body ?? '', contentType: fault.contentType };
   }
@@ -226,8 +306,8 @@ export function renderFault(fault, { surface, model, key, retryDelay, apiVersion
     case 'rate_limit_minute':
     case 'rate_limit_day': {
       const perDay = fault === 'rate_limit_day';
-      const args = { model, perDay, retryDelay: retryDelay ?? (perDay ? DEFAULT_DAY_DELAY : DEFAULT_MINUTE_DELAY) };
-      return codeAssist ? codeAssistRateLimited(args) : rateLimited(args);
+      if (codeAssist) return codeAssistRateLimited({ model, perDay, retryDelay, quotaResetTimeStamp });
+      return rateLimited({ model, perDay, retryDelay: retryDelay ?? (perDay ? DEFAULT_DAY_DELAY : DEFAULT_MINUTE_DELAY) });
     }
     case 'key_invalid':
       return codeAssist ? unauthenticated({ service: CODE_ASSIST_DOMAIN }) : apiKeyInvalid();

@@ -1,4 +1,5 @@
-// Google OAuth: the token endpoint (oauth2.googleapis.com/token), userinfo
+// Google OAuth: the authorization endpoint (accounts.google.com/o/oauth2/v2/auth),
+// the token endpoint (oauth2.googleapis.com/token), userinfo
 // (www.googleapis.com/oauth2/v2/userinfo) and revoke, plus access-token checks
 // for Code Assist.
 //
@@ -8,8 +9,9 @@
 // The remainder ("slug") names the account: `1//alice` is alice@example.com.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { ttlOfSlug } from './accounts.mjs';
 import { renderFault, unauthenticated } from './errors.mjs';
-import { pause, parseForm } from './http.mjs';
+import { pause, parseForm, sendRaw } from './http.mjs';
 import { dropConnection, noteScripted, send } from './respond.mjs';
 
 export const ACCESS_TOKEN_TTL_SECONDS = 3599;
@@ -17,6 +19,9 @@ const SCOPES =
   'https://www.googleapis.com/auth/cloud-platform https://www.googleapis.com/auth/userinfo.email ' +
   'https://www.googleapis.com/auth/userinfo.profile openid';
 const AUTH_CODE_PREFIX = 'mock-code-';
+/** Authorization codes live 10 minutes, as Google's do. */
+export const AUTH_CODE_TTL_SECONDS = 600;
+const DEFAULT_SIGN_IN_SLUG = 'wizard';
 
 export const slugOf = (refreshToken) => String(refreshToken ?? '').replace(/^1\/\//, '');
 
@@ -106,29 +111,52 @@ function refreshGrant(ctx, form) {
   return { status: 200, body: issue(ctx, form.refresh_token, form.client_id) };
 }
 
-/** `code=mock-code-<slug>` exchanges for refresh token `1//<slug>` (and an access token). */
+/**
+ * `code=mock-code-<slug>` exchanges for refresh token `1//<slug>` with no
+ * further checks. A code from the authorization endpoint must come with the
+ * same client_id and redirect_uri and a code_verifier whose base64url
+ * SHA-256 is its code_challenge; it works once, within 10 minutes.
+ */
 function codeGrant(ctx, form) {
-  if (!form.code?.startsWith(AUTH_CODE_PREFIX)) return oauthError('invalid_grant', 'Malformed auth code.');
-  const refreshToken = `1//${form.code.slice(AUTH_CODE_PREFIX.length)}`;
-  return { status: 200, body: { ...issue(ctx, refreshToken, form.client_id), refresh_token: refreshToken } };
+  if (!form.code) return oauthError('invalid_request', 'Missing required parameter: code');
+  if (form.code.startsWith(AUTH_CODE_PREFIX)) return exchanged(ctx, form, form.code.slice(AUTH_CODE_PREFIX.length));
+  const issued = ctx.state.oauth.codes.get(form.code);
+  if (!issued) return oauthError('invalid_grant', 'Malformed auth code.');
+  if (issued.used || issued.expired || Date.now() > issued.expiresAt) return oauthError('invalid_grant', 'Bad Request');
+  if (form.redirect_uri !== issued.redirectUri) return oauthError('redirect_uri_mismatch', 'Bad Request');
+  if (form.client_id !== issued.clientId) return oauthError('invalid_grant', 'Bad Request');
+  if (!form.code_verifier) return oauthError('invalid_grant', 'Missing code verifier.');
+  if (createHash('sha256').update(form.code_verifier).digest('base64url') !== issued.challenge) {
+    return oauthError('invalid_grant', 'Invalid code verifier.');
+  }
+  issued.used = true;
+  return exchanged(ctx, form, issued.slug, issued.scope);
+}
+
+function exchanged(ctx, form, slug, scope) {
+  const refreshToken = `1//${slug}`;
+  ctx.call.account = refreshToken;
+  const body = { ...issue(ctx, refreshToken, form.client_id), refresh_token: refreshToken };
+  if (scope) body.scope = scope;
+  return { status: 200, body };
 }
 
 function issue(ctx, refreshToken, clientId) {
   const { oauth } = ctx.state;
   const accessToken = `ya29.mock-${++oauth.issued}-${randomBytes(12).toString('base64url')}`;
-  const ttl = ctx.opts.accessTokenTtlSeconds ?? ACCESS_TOKEN_TTL_SECONDS;
+  const ttl = ttlOfSlug(slugOf(refreshToken)) ?? ctx.opts.accessTokenTtlSeconds ?? ACCESS_TOKEN_TTL_SECONDS;
   oauth.accessTokens.set(accessToken, { refreshToken, clientId, expiresAt: Date.now() + ttl * 1000 });
   return {
     access_token: accessToken,
     expires_in: ttl,
     scope: SCOPES,
     token_type: 'Bearer',
-    id_token: idToken(accountOf(refreshToken), clientId),
+    id_token: idToken(accountOf(refreshToken), clientId, ttl),
   };
 }
 
 /** An unsigned-in-spirit JWT with Google's claims (the signature is random bytes). */
-function idToken(account, clientId) {
+function idToken(account, clientId, ttl) {
   const now = Math.floor(Date.now() / 1000);
   const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
   const header = { alg: 'RS256', kid: 'mock-key', typ: 'JWT' };
@@ -140,9 +168,104 @@ function idToken(account, clientId) {
     email: account.email,
     email_verified: true,
     iat: now,
-    exp: now + ACCESS_TOKEN_TTL_SECONDS + 1,
+    exp: now + ttl + 1,
   };
   return `${b64(header)}.${b64(claims)}.${randomBytes(64).toString('base64url')}`;
+}
+
+// ---------------------------------------------------------------- authorization endpoint
+
+/**
+ * GET /o/oauth2/v2/auth. The mock signs in at once as the account named by
+ * `login_hint` (a slug or `<slug>@example.com`; default "wizard") and
+ * redirects to `redirect_uri` with `state`, a fresh single-use `code`
+ * (bound to the client, the redirect URI and the PKCE challenge) and the
+ * granted `scope`, as Google's consent screen does. Bad requests get
+ * Google's HTML error page.
+ */
+export async function handleAuthorize(ctx) {
+  const { call, state, url } = ctx;
+  const q = Object.fromEntries(url.searchParams);
+  const slug = signInSlug(q.login_hint);
+  call.key = slug ? `1//${slug}` : null;
+  const resolved = state.resolve({ key: call.key, action: 'authorize', body: '' });
+  noteScripted(call, resolved);
+  const { behaviour } = resolved;
+  if (!(await pause(behaviour.latencyMs, ctx.signal))) return;
+  if (behaviour.fault === 'drop') return dropConnection(ctx);
+  if (behaviour.fault) return send(ctx, renderFault(behaviour.fault, { surface: 'oauth', retryDelay: behaviour.retryDelay }));
+
+  const problem = authorizeProblem(q, slug);
+  if (problem) return sendAuthError(ctx, problem);
+  const code = `4/0${randomBytes(32).toString('base64url')}`;
+  state.oauth.codes.set(code, {
+    slug,
+    clientId: q.client_id,
+    redirectUri: q.redirect_uri,
+    challenge: q.code_challenge,
+    scope: q.scope,
+    expiresAt: Date.now() + AUTH_CODE_TTL_SECONDS * 1000,
+    used: false,
+  });
+  call.account = `1//${slug}`;
+  const params = [['state', q.state], ['code', code], ['scope', q.scope], ['authuser', '0'], ['prompt', 'consent']];
+  const location = `${q.redirect_uri}${q.redirect_uri.includes('?') ? '&' : '?'}${params
+    .map(([k, v]) => `${k}=${googleEncode(v)}`)
+    .join('&')}`;
+  call.status = 302;
+  call.response = { location };
+  ctx.res.writeHead(302, { location, 'content-type': 'text/html; charset=UTF-8', 'content-length': 0 });
+  ctx.res.end();
+}
+
+/** The slug `login_hint` names: "bob" or "bob@example.com"; null when it names none we can use. */
+function signInSlug(hint) {
+  if (hint === undefined || hint === '') return DEFAULT_SIGN_IN_SLUG;
+  const slug = String(hint).replace(/@example\.com$/i, '');
+  return /^[A-Za-z0-9._-]+$/.test(slug) ? slug : null;
+}
+
+/** Google leaves ":" and "/" unescaped in the redirect's query (`code=4/0A…`, `scope=https://…`). */
+const googleEncode = (value) => encodeURIComponent(value).replace(/%2F/gi, '/').replace(/%3A/gi, ':');
+
+/** The first problem with an authorization request, as `{ error, detail }`, or null. */
+function authorizeProblem(q, slug) {
+  const invalid = (detail) => ({ error: 'invalid_request', detail });
+  if (!q.client_id) return invalid('Missing required parameter: client_id');
+  if (!q.redirect_uri) return invalid('Missing required parameter: redirect_uri');
+  if (!/^https?:\/\/[^/?#]+/i.test(q.redirect_uri)) {
+    return invalid(`Invalid parameter value for redirect_uri: Missing scheme: ${q.redirect_uri}`);
+  }
+  if (!q.response_type) return invalid('Required parameter is missing: response_type');
+  if (q.response_type !== 'code') return { error: 'unsupported_response_type', detail: `Invalid response_type: ${q.response_type}` };
+  if (!q.scope) return invalid('Missing required parameter: scope');
+  if (!q.code_challenge) return invalid('Missing required parameter: code_challenge');
+  if (!/^[A-Za-z0-9_-]{43}$/.test(q.code_challenge)) return invalid('Invalid code_challenge.');
+  if (!q.code_challenge_method) return invalid('Missing required parameter: code_challenge_method');
+  if (q.code_challenge_method !== 'S256') return invalid(`Invalid code_challenge_method: ${q.code_challenge_method}`);
+  if (!q.state) return invalid('Missing required parameter: state');
+  if (q.access_type !== undefined && !['online', 'offline'].includes(q.access_type)) {
+    return invalid(`Invalid access_type: ${q.access_type}`);
+  }
+  if (q.prompt !== undefined && !q.prompt.split(' ').every((p) => ['none', 'consent', 'select_account'].includes(p))) {
+    return invalid(`Invalid prompt: ${q.prompt}`);
+  }
+  if (!slug) return invalid(`Invalid login_hint: ${q.login_hint}`);
+  return null;
+}
+
+/** Google's "Access blocked: Authorization Error" page, 400, with "Error 400: <error>". */
+function sendAuthError(ctx, { error, detail }) {
+  const escape = (text) => String(text).replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const html =
+    '<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n' +
+    '  <title>Error 400 (Bad Request)</title>\n' +
+    '  <h1>Access blocked: Authorization Error</h1>\n' +
+    `  <p>${escape(detail)}</p>\n` +
+    `  <p><b>Error 400: ${escape(error)}</b></p>\n`;
+  ctx.call.status = 400;
+  ctx.call.error = { error, detail };
+  sendRaw(ctx.res, 400, 'text/html; charset=UTF-8', html);
 }
 
 // ---------------------------------------------------------------- userinfo, revoke
@@ -179,8 +302,16 @@ export function revoke(state, token) {
   return true;
 }
 
-/** Marks an access token, or all tokens issued from a refresh token, as expired. */
+/**
+ * Marks an access token, or all tokens issued from a refresh token, as
+ * expired; or an authorization code (then counted as one).
+ */
 export function expire(state, token) {
+  const code = state.oauth.codes.get(token);
+  if (code) {
+    code.expired = true;
+    return 1;
+  }
   let count = 0;
   for (const [access, grant] of state.oauth.accessTokens) {
     if (access === token || grant.refreshToken === token) {

@@ -237,6 +237,34 @@ const CodeAssistCountTokensRequest = message(
   CODE_ASSIST_PKG,
 );
 
+// The setup methods (gemini-cli's code_assist/types.ts). Enum-typed metadata
+// fields are taken as plain strings, since their value lists keep growing.
+const ClientMetadata = message(
+  'ClientMetadata',
+  {
+    ideType: STRING,
+    ideVersion: STRING,
+    pluginVersion: STRING,
+    platform: STRING,
+    updateChannel: STRING,
+    duetProject: STRING,
+    pluginType: STRING,
+    ideName: STRING,
+  },
+  CODE_ASSIST_PKG,
+);
+const LoadCodeAssistRequest = message(
+  'LoadCodeAssistRequest',
+  { cloudaicompanionProject: STRING, metadata: ClientMetadata, mode: STRING },
+  CODE_ASSIST_PKG,
+);
+const OnboardUserRequest = message(
+  'OnboardUserRequest',
+  { tierId: STRING, cloudaicompanionProject: STRING, metadata: ClientMetadata },
+  CODE_ASSIST_PKG,
+);
+const RetrieveUserQuotaRequest = message('RetrieveUserQuotaRequest', { project: STRING, userAgent: STRING }, CODE_ASSIST_PKG);
+
 export const REQUEST_TYPES = {
   generateContent: GenerateContentRequest,
   streamGenerateContent: GenerateContentRequest,
@@ -246,6 +274,9 @@ export const REQUEST_TYPES = {
   'v1internal.generateContent': CodeAssistGenerateRequest,
   'v1internal.streamGenerateContent': CodeAssistGenerateRequest,
   'v1internal.countTokens': CodeAssistCountTokensRequest,
+  'v1internal.loadCodeAssist': LoadCodeAssistRequest,
+  'v1internal.onboardUser': OnboardUserRequest,
+  'v1internal.retrieveUserQuota': RetrieveUserQuotaRequest,
 };
 
 /**

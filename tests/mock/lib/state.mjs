@@ -7,6 +7,7 @@
 //   'released' ({ gate })        a gate was released
 
 import { EventEmitter } from 'node:events';
+import { ACCOUNT_STATES, AccountBook } from './accounts.mjs';
 import { DEFAULT_DAY_DELAY, DEFAULT_MINUTE_DELAY, FAULTS, durationString } from './errors.mjs';
 import { Flaky, flakyProblem } from './flaky.mjs';
 import { pause } from './http.mjs';
@@ -34,6 +35,8 @@ const BEHAVIOUR_FIELDS = [
   'eventDelayMs',
   'cutAfterEvents',
   'holdBeforeLast',
+  'account',
+  'quotaResetTimeStamp',
 ];
 const MATCH_FIELDS = ['key', 'model', 'action', 'times'];
 /** Decides per call instead of overriding a behaviour field (see flaky.mjs). */
@@ -74,6 +77,8 @@ function delayFrom(match, fallback) {
   return durationString(ms);
 }
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
 /** Validates a rule posted to /__mock/script; returns an error string or null. */
 export function ruleProblem(spec) {
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) return 'rule must be a JSON object';
@@ -89,6 +94,12 @@ export function ruleProblem(spec) {
   if (spec.latencyMs !== undefined && !(Number.isFinite(spec.latencyMs) && spec.latencyMs >= 0)) {
     return 'latencyMs must be a non-negative number';
   }
+  if (spec.account !== undefined && !Object.hasOwn(ACCOUNT_STATES, spec.account)) {
+    return `unknown account state "${spec.account}"; use one of ${Object.keys(ACCOUNT_STATES).join(', ')}`;
+  }
+  if (spec.quotaResetTimeStamp !== undefined && !RFC3339.test(String(spec.quotaResetTimeStamp))) {
+    return 'quotaResetTimeStamp must be an RFC 3339 timestamp such as "2025-10-20T19:14:08Z"';
+  }
   if (spec.flaky !== undefined) return flakyProblem(spec.flaky);
   return null;
 }
@@ -102,7 +113,9 @@ export class MockState extends EventEmitter {
     this.calls = [];
     this.rules = [];
     this.gates = new Map();
-    this.oauth = { accessTokens: new Map(), revoked: new Set(), onboarded: new Set(), issued: 0 };
+    // Authorization codes (lib/oauth.mjs) and Code Assist account memory (lib/accounts.mjs).
+    this.oauth = { accessTokens: new Map(), revoked: new Set(), codes: new Map(), issued: 0 };
+    this.accounts = new AccountBook();
   }
 
   // -------------------------------------------------------------- calls
@@ -160,6 +173,8 @@ export class MockState extends EventEmitter {
     if (!rule) return { behaviour: base, ruleId: null };
     if (rule.remaining !== undefined && --rule.remaining <= 0) this.rules.splice(this.rules.indexOf(rule), 1);
     const overrides = Object.fromEntries(BEHAVIOUR_FIELDS.filter((f) => f in rule).map((f) => [f, rule[f]]));
+    // A reset time given without a delay sets the delay too (see errors.mjs codeAssistRateLimited).
+    if ('quotaResetTimeStamp' in rule && !('retryDelay' in rule)) delete base.retryDelay;
     const behaviour = { ...base, ...overrides };
     if (!rule.flakyState) return { behaviour, ruleId: rule.id };
     const flaky = rule.flakyState.decide(body);
@@ -222,13 +237,18 @@ export class MockState extends EventEmitter {
 
   // -------------------------------------------------------------- reset
 
-  /** Clears calls, rules, gates (opening any held stream) and OAuth revocations; issued tokens stay valid. */
+  /**
+   * Clears calls, rules, gates (opening any held stream), OAuth revocations,
+   * authorization codes, and Code Assist onboarding, operations and quota
+   * usage; issued access tokens stay valid.
+   */
   reset() {
     for (const name of this.gates.keys()) this.release(name);
     this.calls = [];
     this.rules = [];
     this.gates = new Map();
     this.oauth.revoked.clear();
-    this.oauth.onboarded.clear();
+    this.oauth.codes.clear();
+    this.accounts.clear();
   }
 }
