@@ -207,6 +207,7 @@ export default {
   'accounts.test': 'Test',
   'accounts.testing': 'Testing…',
   'accounts.lastTest': 'Test:',
+  'accounts.signInRefused': 'Sign-in refused',
   'accounts.quota': 'Quota',
   'accounts.quotaOf': 'Quota of {email}',
   'accounts.quotaFailed': 'The quota could not be read.',

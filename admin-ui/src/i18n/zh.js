@@ -207,6 +207,7 @@ export default {
   'accounts.test': '测试',
   'accounts.testing': '测试中…',
   'accounts.lastTest': '测试：',
+  'accounts.signInRefused': '登录授权被拒绝',
   'accounts.quota': '配额',
   'accounts.quotaOf': '{email} 的配额',
   'accounts.quotaFailed': '无法读取配额。',

@@ -103,7 +103,9 @@ function Cooldowns({ cooldowns, now }) {
 function TestResult({ r }) {
   if (!r) return null;
   if (r.pending) return html`<p class="test-result muted" role="status">${t('accounts.testing')}</p>`;
-  const outcome = OUTCOMES.includes(r.outcome) ? t(`outcome.${r.outcome}`) : null;
+  // An account's "key" is its sign-in: say so rather than "key invalid".
+  const outcome = r.outcome === 'key_invalid' ? t('accounts.signInRefused')
+    : OUTCOMES.includes(r.outcome) ? t(`outcome.${r.outcome}`) : null;
   return html`
     <p class="test-result" role="status">
       <span class="muted">${t('accounts.lastTest')}</span>
@@ -487,8 +489,9 @@ export function Accounts() {
         <${ImportBox} open=${empty} onAdded=${() => reload({ silent: true })} />
         <${OAuthBox} open=${empty} onAdded=${() => reload({ silent: true })} />
       </div>
-      <div class="toolbar">
+      <div class="toolbar toolbar-wrap">
         <${Segmented} label=${t('accounts.filter')} value=${status} options=${filterOptions} onChange=${setStatus} />
+        <button type="button" class="btn" id="refresh-accounts" disabled=${loading} onClick=${() => reload()}>${t('common.refresh')}</button>
       </div>
       ${error && !data ? html`<${LoadError} error=${error} onRetry=${() => reload()} />`
         : !data ? html`<${Loading} />`
@@ -520,7 +523,7 @@ export function Accounts() {
                     <${Cooldowns} cooldowns=${a.cooldowns} now=${now} />
                     <${TestResult} r=${tests[a.id]} />
                   </td>
-                  <td data-label=${t('accounts.tier')}><span class="tier-name" translate=${false}>${a.tier_name || a.tier || '–'}</span></td>
+                  <td class="tier" data-label=${t('accounts.tier')}><span class="tier-name" translate=${false}>${a.tier_name || a.tier || '–'}</span></td>
                   <td data-label=${t('accounts.project')}>
                     ${a.project_id ? html`<code translate=${false}>${a.project_id}</code>` : html`<span class="muted">${t('accounts.noProject')}</span>`}
                     <button type="button" class="link project-edit" aria-label=${t(a.project_id ? 'accounts.changeProjectOf' : 'accounts.setProjectOf', { email: a.email })}
