@@ -113,6 +113,27 @@ async function signInAt(authUrl, slug) {
   return location;
 }
 
+/** A model Code Assist serves, which a scripted 429 cools on alice. */
+const COOLED_MODEL = 'gemini-2.5-flash';
+
+/**
+ * Cools alice for COOLED_MODEL for ten minutes: the mock answers her next
+ * request with a per-minute 429 asking for 600 s. With no API key in the
+ * stack, a chat for that model goes to the accounts, and alice is the one
+ * that serves.
+ */
+async function coolAlice() {
+  await stack.mockApi.script({ key: ALICE.refresh_token, model: COOLED_MODEL, fault: 'rate_limit_minute', retryDelay: '600s', times: 1 });
+  const res = await stack.call('POST', '/v1/chat/completions', {
+    body: { model: COOLED_MODEL, messages: [{ role: 'user', content: 'cool alice down' }] },
+    timeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  await res.text();
+  const alice = await byEmail('alice@example.com');
+  const cooling = (alice.cooldowns ?? []).find((c) => c.model === COOLED_MODEL);
+  assert.ok(cooling && cooling.until_ms > Date.now() + 60_000, `alice's cooldowns after a 429 of 600 s: ${JSON.stringify(alice.cooldowns)} (the chat answered ${res.status})`);
+}
+
 test('the dictionaries explain every reason code and status, with the same placeholders in both languages', () => {
   const { en, zh } = dicts;
   const keys = Object.keys(en).filter((k) => k.startsWith('accounts.') || k === 'nav.accounts');
@@ -264,7 +285,22 @@ browserTest('accounts: files imported, a needs-attention account explained in bo
     await ready(page, '.quota-detail .load-error', 'bob\'s quota refusal');
     await bobRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
 
-    // 9. Re-check bob: the answer is said, and his row stays explained.
+    // 9. A 429 cools alice for one model: after a refresh her row counts
+    // the cooldown down, live.
+    await coolAlice();
+    await page.click('#refresh-accounts');
+    const cooldown = aliceRow.locator('.cooldowns li', { has: page.locator('code', { hasText: COOLED_MODEL }) }).locator('.pill');
+    await cooldown.waitFor({ timeout: UI_TIMEOUT });
+    const [head, tail] = dicts.en['accounts.coolingFor'].split('{time}');
+    const first = (await cooldown.textContent()).trim();
+    assert.ok(first.startsWith(head) && first.endsWith(tail) && /\b(9|10):\d\d\b/.test(first), `a 600 s cooldown reads ${JSON.stringify(first)}`);
+    await page.waitForFunction(([id, model, was]) => {
+      const li = [...document.querySelectorAll(`.accounts-table tbody tr[data-id="${id}"] .cooldowns li`)].find((l) => l.querySelector('code')?.textContent === model);
+      const now = li?.querySelector('.pill')?.textContent.trim();
+      return now && now !== was;
+    }, [alice.id, COOLED_MODEL, first], { timeout: UI_TIMEOUT });
+
+    // 10. Re-check bob: the answer is said, and his row stays explained.
     const [onboarded] = await Promise.all([
       page.waitForResponse((r) => r.url().endsWith(`/admin/api/accounts/${bob.id}/onboard`), { timeout: 60_000 }),
       bobRow.getByRole('button', { name: dicts.en['accounts.recheck'], exact: true }).click(),
@@ -274,7 +310,7 @@ browserTest('accounts: files imported, a needs-attention account explained in bo
     await textIs(page, '.banner-ok .banner-text', rechecked);
     await textIs(page, attention, dicts.en['accounts.reason.validation_required']);
 
-    // 10. Carol's project set, then cleared by an empty value.
+    // 11. Carol's project set, then cleared by an empty value.
     const carolRow = rowOf(page, carol.id);
     for (const value of ['carol-project', '']) {
       await carolRow.locator('.project-edit').click();
@@ -288,7 +324,7 @@ browserTest('accounts: files imported, a needs-attention account explained in bo
       assert.equal((await byEmail('free-carol@example.com')).project_id ?? '', value);
     }
 
-    // 11. The exports: no secret without asking; with secrets after a
+    // 12. The exports: no secret without asking; with secrets after a
     // confirmation that says it is logged.
     const plain = await downloaded(page, () => page.click('#export'));
     assert.match(plain.name, /\.json$/);
@@ -301,7 +337,7 @@ browserTest('accounts: files imported, a needs-attention account explained in bo
     assert.equal(secret.json.accounts.find((a) => a.email === 'alice@example.com')?.refresh_token, ALICE.refresh_token);
     await page.waitForSelector('dialog[open]', { state: 'detached', timeout: UI_TIMEOUT });
 
-    // 12. Carol deleted, after a confirmation.
+    // 13. Carol deleted, after a confirmation.
     await carolRow.getByRole('button', { name: dicts.en['common.delete'], exact: true }).click();
     await ready(page, 'dialog[open]', 'the delete confirmation');
     await page.click('dialog[open] .btn-danger');
@@ -331,11 +367,13 @@ const STATES = [
   },
 ];
 
-/** Accounts in every status: active, needs attention (two reasons) and disabled. */
+/** Accounts in every status: active (cooling for one model), needs attention (two reasons) and disabled. */
 async function seed() {
   await stack.admin('POST', '/accounts', { credentials: ['alice', 'validate-bob', 'free-carol', 'dana'].map((s) => ({ refresh_token: `1//${s}` })) });
   const dana = await byEmail('dana@example.com');
   if (dana.enabled) await stack.admin('PATCH', `/accounts/${dana.id}`, { enabled: false });
+  const alice = await byEmail('alice@example.com');
+  if (!(alice.cooldowns ?? []).some((c) => c.until_ms > Date.now() + 60_000)) await coolAlice();
 }
 
 async function visit(state, variant) {
