@@ -15,6 +15,7 @@ import { Header } from './header.js';
 import { Login } from './pages/login.js';
 import { Dashboard } from './pages/dashboard.js';
 import { Keys } from './pages/keys.js';
+import { Accounts } from './pages/accounts.js';
 import { Users } from './pages/users.js';
 import { Models } from './pages/models.js';
 import { Settings } from './pages/settings.js';
@@ -28,6 +29,7 @@ if (__BUILD_MARKER__) document.documentElement.dataset.build = __BUILD_MARKER__;
 export const SECTIONS = [
   { path: '', title: 'nav.dashboard', Page: Dashboard },
   { path: 'keys', title: 'nav.keys', Page: Keys },
+  { path: 'accounts', title: 'nav.accounts', Page: Accounts },
   { path: 'users', title: 'nav.users', Page: Users },
   { path: 'models', title: 'nav.models', Page: Models },
   { path: 'settings', title: 'nav.settings', Page: Settings },
