@@ -446,6 +446,27 @@ for (const state of STATES) {
   });
 }
 
+browserTest('the dashboard counts the accounts beside the keys, in both languages', { timeout: 60_000 }, async () => {
+  await seed();
+  const counts = (await stack.admin('GET', '/accounts')).counts;
+  assert.ok(counts.total > 0);
+  for (const lang of Object.keys(LANGS)) {
+    const context = await newContext({ lang });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${stack.url}/admin/`);
+      const line = page.locator('[data-accounts]');
+      await line.waitFor({ timeout: UI_TIMEOUT });
+      const expected = dicts[lang]['dash.accounts']
+        .replace('{total}', counts.total).replace('{active}', counts.active)
+        .replace('{attention}', counts.needs_attention).replace('{disabled}', counts.disabled);
+      assert.equal((await line.textContent()).trim(), expected);
+    } finally {
+      await context.close();
+    }
+  }
+});
+
 browserTest('the accounts page requested nothing but the gateway', { timeout: 30_000 }, async () => {
   assert.deepEqual(external, []);
 });

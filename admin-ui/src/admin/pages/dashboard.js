@@ -219,6 +219,11 @@ export function Dashboard() {
         <section class="card">
           <h2>${t('dash.capacity')}</h2>
           <${Capacity} rows=${data.capacity ?? []} />
+          ${data.accounts?.total ? html`
+            <p class="muted" data-accounts>${t('dash.accounts', {
+              total: num(data.accounts.total), active: num(data.accounts.active),
+              attention: num(data.accounts.needs_attention), disabled: num(data.accounts.disabled),
+            })}</p>` : ''}
         </section>
         `}
     </section>`;

@@ -17,6 +17,8 @@ const META = {
   network_demote_ms: { group: 'pool', unit: 'ms' },
   circuit_breaker_failures: { group: 'pool' },
   circuit_open_ms: { group: 'pool', unit: 'ms' },
+  upstream_routing: { group: 'pool' },
+  code_assist_models: { group: 'pool', list: true },
   upstream_timeout_ms: { group: 'upstream', unit: 'ms' },
   max_body_bytes: { group: 'upstream', unit: 'bytes' },
   include_thoughts: { group: 'upstream' },
