@@ -47,6 +47,11 @@ pub const MAX_BATCH: usize = 100;
 pub fn parse_batch(body: &[u8]) -> Result<Batch, String> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| format!("the body is not JSON ({e}); send a credential object, an array of them, or {{\"credentials\": [..]}}"))?;
+    parse_batch_value(value)
+}
+
+/// [`parse_batch`] of a body already read as JSON.
+pub fn parse_batch_value(value: Value) -> Result<Batch, String> {
     let (list, project_id) = match value {
         Value::Array(list) => (list, None),
         Value::Object(mut object) if object.contains_key("credentials") => {

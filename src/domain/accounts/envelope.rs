@@ -106,10 +106,16 @@ impl StreamUnwrapper {
 /// Whether Code Assist can serve a `GenerateContentRequest`: it refuses
 /// more than one candidate, so such a request is left to the API keys.
 pub fn code_assist_can_serve(request: &Value) -> bool {
-    request
-        .pointer("/generationConfig/candidateCount")
-        .and_then(Value::as_u64)
-        .is_none_or(|n| n <= 1)
+    serves_candidates(
+        request
+            .pointer("/generationConfig/candidateCount")
+            .and_then(Value::as_u64),
+    )
+}
+
+/// Whether Code Assist serves a request asking for `candidate_count` candidates.
+pub fn serves_candidates(candidate_count: Option<u64>) -> bool {
+    candidate_count.is_none_or(|n| n <= 1)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use worker::{Request, Response};
 
 use crate::domain::accounts::creds::{
-    Credential, GEMINI_CLI_CLIENT_ID, GEMINI_CLI_CLIENT_SECRET, check_project, parse_batch,
+    Credential, GEMINI_CLI_CLIENT_ID, GEMINI_CLI_CLIENT_SECRET, check_project, parse_batch_value,
 };
 use crate::domain::accounts::oauth::{self, StateKey, StateRefused, TokenFailure};
 use crate::domain::error::GatewayError;
@@ -69,9 +69,7 @@ async fn import_answer(
 
 /// `POST /admin/api/accounts`: one credential, an array, or `{credentials, project_id}`.
 pub async fn import(app: &App, req: &mut Request) -> HandlerResult {
-    let raw = body::read_admin_json(req).await?;
-    let bytes = serde_json::to_vec(&raw).map_err(|e| GatewayError::Internal(e.to_string()))?;
-    let batch = parse_batch(&bytes).map_err(|why| {
+    let batch = parse_batch_value(body::read_admin_json(req).await?).map_err(|why| {
         GatewayError::invalid_param(format!("Not credential-shaped JSON: {why}."), "credentials")
     })?;
     let (mut added, mut existing) = (0, 0);

@@ -5,6 +5,7 @@
 use futures::{StreamExt, future::ready, stream};
 use worker::{Method, Request, Response};
 
+use crate::domain::accounts::envelope::serves_candidates;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::quota::{Estimate, Usage};
@@ -80,20 +81,22 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         stream: prepared.stream,
         gate: model.to_owned(),
         // Code Assist refuses more than one candidate: `n > 1` is left to the keys.
-        code_assist: prepared
-            .body
-            .generation_config
-            .as_ref()
-            .and_then(|g| g.candidate_count)
-            .is_none_or(|n| n <= 1)
-            .then(|| accounts::CodeAssistCall {
-                method: if prepared.stream {
-                    accounts::Method::Stream
-                } else {
-                    accounts::Method::Generate
-                },
-                model: model.to_owned(),
-            }),
+        code_assist: serves_candidates(
+            prepared
+                .body
+                .generation_config
+                .as_ref()
+                .and_then(|g| g.candidate_count)
+                .map(u64::from),
+        )
+        .then(|| accounts::CodeAssistCall {
+            method: if prepared.stream {
+                accounts::Method::Stream
+            } else {
+                accounts::Method::Generate
+            },
+            model: model.to_owned(),
+        }),
     };
     let ctx = ChatContext {
         id: new_id("chatcmpl-"),

@@ -81,11 +81,20 @@ async fn refresh_tokens(env: &Env, db: &D1Database) -> Result<(usize, usize), Ga
         .oauth_token_url
         .clone();
     let (mut fresh, mut refreshed) = (0, 0);
-    for account in accounts {
+    for stored in accounts {
+        let id = stored.id.clone();
+        let account = match snapshot::open_account(sealer.as_deref(), stored).await {
+            Ok(account) => account,
+            Err(e) => {
+                // As in the snapshot: one row that cannot be opened never stops the others.
+                worker::console_error!("[gemgate] cron: cannot open account {id}: {e}");
+                continue;
+            }
+        };
         let ask = TokenRequest {
-            refresh_token: snapshot::open_secret(sealer.as_deref(), &account.refresh_token).await?,
-            client_id: account.client_id.clone(),
-            client_secret: snapshot::open_secret(sealer.as_deref(), &account.client_secret).await?,
+            refresh_token: account.refresh_token,
+            client_id: account.client_id,
+            client_secret: account.client_secret,
             token_url: token_url.clone(),
             stale: None,
             min_ttl_ms: REFRESH_AHEAD_MS + CRON_INTERVAL_MS,

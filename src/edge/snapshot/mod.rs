@@ -340,6 +340,30 @@ pub async fn open_secret(sealer: Option<&SecretBox>, stored: &str) -> Result<Str
     }
 }
 
+/// Opens an account's refresh token and client secret.
+pub async fn open_account(
+    sealer: Option<&SecretBox>,
+    account: StoredAccount,
+) -> Result<UpstreamAccount, GatewayError> {
+    let refresh_token = open_secret(sealer, &account.refresh_token).await?;
+    let client_secret = open_secret(sealer, &account.client_secret).await?;
+    Ok(UpstreamAccount {
+        candidate: Candidate {
+            id: account.id.clone(),
+            weight: 1,
+            project: None,
+            revision: int(account.updated_at),
+            tier: 0,
+        },
+        id: account.id,
+        email: account.email,
+        refresh_token,
+        client_id: account.client_id,
+        client_secret,
+        project: account.project_id.unwrap_or_default(),
+    })
+}
+
 /// Opens the accounts' secrets, leaving out (and logging by id) any that cannot be opened.
 async fn open_accounts(
     sealer: Option<Rc<SecretBox>>,
@@ -348,29 +372,11 @@ async fn open_accounts(
     let opened = join_all(stored.into_iter().map(|account| {
         let sealer = sealer.clone();
         async move {
-            let refresh = open_secret(sealer.as_deref(), &account.refresh_token).await;
-            let client_secret = open_secret(sealer.as_deref(), &account.client_secret).await;
-            match (refresh, client_secret) {
-                (Ok(refresh_token), Ok(client_secret)) => Some(UpstreamAccount {
-                    candidate: Candidate {
-                        id: account.id.clone(),
-                        weight: 1,
-                        project: None,
-                        revision: int(account.updated_at),
-                        tier: 0,
-                    },
-                    id: account.id,
-                    email: account.email,
-                    refresh_token,
-                    client_id: account.client_id,
-                    client_secret,
-                    project: account.project_id.unwrap_or_default(),
-                }),
-                (Err(e), _) | (_, Err(e)) => {
-                    worker::console_error!("[gemgate] cannot open account {}: {e}", account.id);
-                    None
-                }
-            }
+            let id = account.id.clone();
+            open_account(sealer.as_deref(), account)
+                .await
+                .inspect_err(|e| worker::console_error!("[gemgate] cannot open account {id}: {e}"))
+                .ok()
         }
     }))
     .await;

@@ -38,13 +38,6 @@ impl StoredAccount {
             .then_some(self.project_id.as_deref())
             .flatten()
     }
-
-    /// Enabled, onboarded and not waiting for the operator.
-    pub fn usable(&self) -> bool {
-        self.enabled > 0.0
-            && self.attention.is_none()
-            && self.project_id.as_deref().is_some_and(|p| !p.is_empty())
-    }
 }
 
 const STORED_COLUMNS: &str = "id, email, refresh_token, client_id, client_secret, project_id, \
@@ -89,50 +82,78 @@ pub struct NewAccount<'a> {
     pub source_digest: Option<&'a str>,
 }
 
+/// What storing an imported credential came to.
+pub struct Upserted {
+    /// No account had this email before.
+    pub new: bool,
+    /// The project the operator pinned (with this import or before).
+    pub pinned: Option<String>,
+}
+
 /// Adds an account, or refreshes the credential of the one with this email
 /// (a re-import is how an operator fixes a revoked grant). A project given
-/// with the import becomes the account's pinned project. Returns whether
-/// the account is new.
+/// with the import becomes the account's pinned project. The lookup and the
+/// write go in one batch: one round trip, and a transaction.
 pub async fn upsert(
     db: &D1Database,
     new: &NewAccount<'_>,
     now_ms: u64,
-) -> Result<bool, GatewayError> {
-    let existed = db
+) -> Result<Upserted, GatewayError> {
+    #[derive(Deserialize)]
+    struct Row {
+        project_id: Option<String>,
+        project_pinned: f64,
+    }
+    let lookup = db
         .prepare("SELECT 1 AS one FROM accounts WHERE email = ?1")
         .bind(&[new.email.into()])
-        .map_err(internal("bind account lookup"))?
-        .first::<serde_json::Value>(None)
-        .await
-        .map_err(internal("look up account"))?
-        .is_some();
+        .map_err(internal("bind account lookup"))?;
     let now = js_int(now_ms);
-    db.prepare(
-        "INSERT INTO accounts (id, email, refresh_token, client_id, client_secret, project_id, \
+    let write = db
+        .prepare(
+            "INSERT INTO accounts (id, email, refresh_token, client_id, client_secret, project_id, \
          project_pinned, source, source_digest, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10) \
          ON CONFLICT (email) DO UPDATE SET refresh_token = ?3, client_id = ?4, \
          client_secret = ?5, project_id = COALESCE(?6, project_id), \
          project_pinned = MAX(project_pinned, ?7), \
-         source_digest = COALESCE(?9, source_digest), updated_at = ?10",
-    )
-    .bind(&[
-        new.id.into(),
-        new.email.into(),
-        new.refresh_token.into(),
-        new.client_id.into(),
-        new.client_secret.into(),
-        js_opt(new.project),
-        JsValue::from_f64(if new.project.is_some() { 1.0 } else { 0.0 }),
-        new.source.into(),
-        js_opt(new.source_digest),
-        now,
-    ])
-    .map_err(internal("bind account upsert"))?
-    .run()
-    .await
-    .map_err(internal("store account"))?;
-    Ok(!existed)
+         source_digest = COALESCE(?9, source_digest), updated_at = ?10 \
+         RETURNING project_id, project_pinned",
+        )
+        .bind(&[
+            new.id.into(),
+            new.email.into(),
+            new.refresh_token.into(),
+            new.client_id.into(),
+            new.client_secret.into(),
+            js_opt(new.project),
+            JsValue::from_f64(if new.project.is_some() { 1.0 } else { 0.0 }),
+            new.source.into(),
+            js_opt(new.source_digest),
+            now,
+        ])
+        .map_err(internal("bind account upsert"))?;
+    let results = db
+        .batch(vec![lookup, write])
+        .await
+        .map_err(internal("store account"))?;
+    let [existing, written] = crate::edge::store::batch_of(results)?;
+    let existed = !existing
+        .results::<serde_json::Value>()
+        .map_err(internal("decode account lookup"))?
+        .is_empty();
+    let row = written
+        .results::<Row>()
+        .map_err(internal("decode account upsert"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| GatewayError::Internal("account upsert returned no row".into()))?;
+    Ok(Upserted {
+        new: !existed,
+        pinned: (row.project_pinned > 0.0)
+            .then_some(row.project_id)
+            .flatten(),
+    })
 }
 
 /// Whether a `GCLI_CREDS_*` credential with this digest was imported already.
@@ -424,14 +445,7 @@ pub async fn record_health(
          ON CONFLICT (account_id, model) DO UPDATE SET cooldown_until = ?3, \
          consecutive_failures = ?4, last_error = ?5, updated_at = ?6",
     )
-    .bind(&[
-        view.id.as_str().into(),
-        model.into(),
-        js_int(view.cooldown_until_ms),
-        JsValue::from_f64(f64::from(view.consecutive_failures)),
-        js_opt(view.last_error.as_deref()),
-        js_int(now_ms),
-    ])
+    .bind(&crate::edge::store::keys::health_binds(model, view, now_ms))
     .map_err(internal("bind account health"))?
     .run()
     .await

@@ -410,19 +410,25 @@ pub async fn record_health(
          ON CONFLICT (key_id, model) DO UPDATE SET cooldown_until = ?3, \
          consecutive_failures = ?4, last_error = ?5, updated_at = ?6",
     )
-    .bind(&[
+    .bind(&health_binds(model, view, now_ms))
+    .map_err(internal("bind health"))?
+    .run()
+    .await
+    .map_err(internal("record health"))?;
+    Ok(())
+}
+
+/// The six values a health mirror row is written with, for keys and
+/// accounts alike: id, model, cooldown end, failures in a row, last error, time.
+pub fn health_binds(model: &str, view: &KeyHealthView, now_ms: u64) -> [JsValue; 6] {
+    [
         view.id.as_str().into(),
         model.into(),
         js_int(view.cooldown_until_ms),
         JsValue::from_f64(f64::from(view.consecutive_failures)),
         js_opt(view.last_error.as_deref()),
         js_int(now_ms),
-    ])
-    .map_err(internal("bind health"))?
-    .run()
-    .await
-    .map_err(internal("record health"))?;
-    Ok(())
+    ]
 }
 
 /// Health mirror rows whose cooldown ended before `cutoff_ms` and that were not

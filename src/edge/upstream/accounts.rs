@@ -35,7 +35,7 @@ pub use crate::edge::upstream::fetch::{CodeAssistCall, CodeAssistMethod as Metho
 // ---------------------------------------------------------------- tokens
 
 thread_local! {
-    /// Access tokens this isolate holds: account id → (token, usable until, grant digest).
+    /// Access tokens this isolate holds: account id → (token, usable until).
     static TOKENS: RefCell<HashMap<String, (String, u64)>> = RefCell::new(HashMap::new());
     /// When this isolate last wrote an account's `last_used_at`.
     static TOUCHED: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
@@ -60,8 +60,7 @@ pub async fn access_token(
     let now = now_ms();
     if stale.is_none() {
         let cached = TOKENS.with(|t| t.borrow().get(&account.id).cloned());
-        if let Some((token, until)) = cached.filter(|(_, until)| *until > now) {
-            let _ = until;
+        if let Some((token, _)) = cached.filter(|(_, until)| *until > now) {
             return Ok(token);
         }
     }
@@ -196,28 +195,29 @@ fn unwrap_answer(body: &mut UpstreamBody) {
             let mut unwrapper = StreamUnwrapper::new();
             *first = unwrapper.push(first);
             let taken = std::mem::replace(rest, Box::pin(futures::stream::empty()));
-            let state = std::rc::Rc::new(RefCell::new(Some(unwrapper)));
-            let tail_state = state.clone();
-            let mapped = taken.map(move |chunk| {
-                chunk.map(|bytes| {
-                    state
-                        .borrow_mut()
-                        .as_mut()
-                        .map(|u| u.push(&bytes))
-                        .unwrap_or_default()
-                })
-            });
-            let tail = futures::stream::once(async move {
-                Ok(tail_state
-                    .borrow_mut()
-                    .take()
-                    .map(StreamUnwrapper::finish)
-                    .unwrap_or_default())
-            });
-            *rest = Box::pin(mapped.chain(tail).filter(|c| {
-                let keep = !matches!(c, Ok(bytes) if bytes.is_empty());
-                async move { keep }
-            }));
+            // Each upstream chunk gives the whole events it completes; what
+            // is left when the upstream ends is flushed last.
+            *rest = Box::pin(futures::stream::unfold(
+                Some((taken, unwrapper)),
+                |state| async move {
+                    let (mut upstream, mut unwrapper) = state?;
+                    loop {
+                        match upstream.next().await {
+                            Some(Ok(bytes)) => {
+                                let out = unwrapper.push(&bytes);
+                                if !out.is_empty() {
+                                    return Some((Ok(out), Some((upstream, unwrapper))));
+                                }
+                            }
+                            Some(Err(e)) => return Some((Err(e), None)),
+                            None => {
+                                let tail = unwrapper.finish();
+                                return (!tail.is_empty()).then_some((Ok(tail), None));
+                            }
+                        }
+                    }
+                },
+            ));
         }
     }
 }
@@ -244,19 +244,6 @@ fn touch(app: &App, id: &str) {
             }
         });
     }
-}
-
-/// Takes an account out of this isolate at once and records why in D1, in the background.
-pub fn attention_in_background(app: &App, id: &str, attention: Attention) {
-    snapshot::forget_key(id);
-    forget_token(id);
-    let Ok(db) = app.db() else { return };
-    let id = id.to_owned();
-    app.background.spawn(async move {
-        if let Err(e) = account_store::set_attention(&db, &id, &attention, now_ms()).await {
-            worker::console_warn!("[gemgate] could not mark account {id}: {e}");
-        }
-    });
 }
 
 /// Takes an account out of this isolate at once and records why in D1 before returning.
@@ -475,7 +462,7 @@ pub async fn store_validated(
     let sealed_secret = seal(credential.client_secret.clone()).await?;
     let id = account_id(&email);
     let db = app.db()?;
-    let new = account_store::upsert(
+    let upserted = account_store::upsert(
         &db,
         &NewAccount {
             id: &id,
@@ -492,10 +479,7 @@ pub async fn store_validated(
     .await?;
     // The new grant replaces any token cached from an old one.
     forget_token(&id);
-    let stored = account_store::stored(&db, &id).await?;
-    let pinned = stored
-        .as_ref()
-        .and_then(|s| s.pinned_project().map(str::to_owned));
+    let pinned = upserted.pinned;
     let account = UpstreamAccount::new(
         id.clone(),
         email,
@@ -515,7 +499,10 @@ pub async fn store_validated(
         );
     });
     onboard(app, &account, pinned.as_deref()).await;
-    Ok(Imported::Stored { id, new })
+    Ok(Imported::Stored {
+        id,
+        new: upserted.new,
+    })
 }
 
 /// An account with its secrets opened, enabled or not (for the admin's actions).
@@ -527,20 +514,9 @@ pub async fn opened(
         return Ok(None);
     };
     let sealer = snapshot::sealer(&app.env).await?;
-    let refresh = snapshot::open_secret(sealer.as_deref(), &stored.refresh_token).await?;
-    let secret = snapshot::open_secret(sealer.as_deref(), &stored.client_secret).await?;
     let pinned = stored.pinned_project().map(str::to_owned);
-    Ok(Some((
-        UpstreamAccount::new(
-            stored.id,
-            stored.email,
-            refresh,
-            stored.client_id,
-            secret,
-            stored.project_id.unwrap_or_default(),
-        ),
-        pinned,
-    )))
+    let account = snapshot::open_account(sealer.as_deref(), stored).await?;
+    Ok(Some((account, pinned)))
 }
 
 // ---------------------------------------------------------------- admin probes
@@ -579,8 +555,8 @@ pub async fn probe(
         (Err(_), None) => Some(attempt.outcome.summary()),
         (Ok(_), None) => None,
     };
-    if let Some(attention) = attention {
-        attention_in_background(app, &account.id, attention);
+    if let Some(attention) = &attention {
+        attention_now(app, &account.id, attention).await;
     }
     (attempt.outcome, attempt.status, latency, message)
 }
@@ -590,13 +566,10 @@ pub async fn quota(app: &App, account: &UpstreamAccount) -> Result<Value, Gatewa
     let token = match access_token(app, account, None).await {
         Ok(token) => token,
         Err(NoToken::Refused(message)) => {
-            attention_in_background(
-                app,
-                &account.id,
-                Attention::Revoked {
-                    message: message.clone(),
-                },
-            );
+            let attention = Attention::Revoked {
+                message: message.clone(),
+            };
+            attention_now(app, &account.id, &attention).await;
             return Err(GatewayError::invalid(format!(
                 "Google refused the account's token: {message}"
             )));
@@ -619,7 +592,7 @@ pub async fn quota(app: &App, account: &UpstreamAccount) -> Result<Value, Gatewa
         let (outcome, attention) = code_assist_outcome(status, &bytes, now_ms());
         if let Some(attention) = attention {
             let message = attention.message();
-            attention_in_background(app, &account.id, attention);
+            attention_now(app, &account.id, &attention).await;
             return Err(GatewayError::invalid(format!(
                 "Google refused the account: {message}"
             )));
