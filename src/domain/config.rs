@@ -10,6 +10,7 @@ use super::accounts::routing::Routing;
 use super::catalog::Catalog;
 use super::error::GatewayError;
 use super::keypool::PoolPolicy;
+use super::limits::{self, ModelLimit};
 use super::quota::{ChargingMode, DayZone, ModelCost};
 
 /// Env var names. Tests, scripts and deployments rely on them: keep them stable.
@@ -87,6 +88,13 @@ pub struct Settings {
     /// models Code Assist serves, stored flat.
     #[serde(flatten)]
     pub routing: Routing,
+    /// Per-model concurrency caps and per-key budgets, first matching glob wins (none).
+    /// A model without a row is scheduled inside each isolate, with no Durable Object
+    /// call before its upstream fetch.
+    pub model_limits: Vec<ModelLimit>,
+    /// How often (at most) an isolate refreshes a model's key health from its gate in
+    /// the background (2000 ms; 100–60000).
+    pub health_refresh_ms: u64,
 }
 
 impl Default for Settings {
@@ -111,6 +119,8 @@ impl Default for Settings {
             admin_login_global_limit: 50,
             catalog: Catalog::default(),
             routing: Routing::default(),
+            model_limits: Vec::new(),
+            health_refresh_ms: 2_000,
         }
     }
 }
@@ -189,6 +199,8 @@ impl Settings {
             0,
             100_000,
         )?;
+        check("health_refresh_ms", self.health_refresh_ms, 100, 60_000)?;
+        limits::validate(&self.model_limits)?;
         self.validate_lists()?;
         self.catalog.validate()?;
         self.routing.validate()?;

@@ -16,6 +16,7 @@ pub mod gate;
 pub mod gemini;
 pub mod keypool;
 pub mod keys;
+pub mod limits;
 pub mod mask;
 pub mod media;
 pub mod openai;
