@@ -149,6 +149,16 @@ pub enum AdminRoute {
     OAuthStart,
     /// `POST /admin/api/accounts/oauth/finish`: the pasted address.
     OAuthFinish,
+    /// `POST /admin/api/keys/project`: set (or clear) the project of many keys.
+    SetKeysProject,
+    /// `GET /admin/api/projects`: keys and capacity per project.
+    Projects,
+    /// `GET /admin/api/model-limits/presets`: rows the console applies in one click.
+    LimitPresets,
+    /// `GET /admin/api/models/queues`: each concurrency-limited model's queue.
+    ModelQueues,
+    /// `GET /admin/api/models/{model}/gate`: one model gate's counters and queue.
+    ModelGate(String),
 }
 
 /// Who may call a route.
@@ -333,6 +343,13 @@ fn admin_api(rest: &str) -> Option<Matched> {
             ("DELETE", A::DeleteKeys),
         ]),
         ["keys", "test"] => methods(vec![("POST", A::TestKeys)]),
+        ["keys", "project"] => methods(vec![("POST", A::SetKeysProject)]),
+        ["projects"] => methods(vec![("GET", A::Projects)]),
+        ["model-limits", "presets"] => methods(vec![("GET", A::LimitPresets)]),
+        ["models", "queues"] => methods(vec![("GET", A::ModelQueues)]),
+        ["models", model, "gate"] if check_model_id(model).is_ok() => {
+            methods(vec![("GET", A::ModelGate(id(1)))])
+        }
         ["keys", _] if plain(1) => methods(vec![
             ("GET", A::GetKey(id(1))),
             ("PATCH", A::UpdateKey(id(1))),

@@ -3,9 +3,11 @@
 //! area. None uses another handler module (`make boundary`).
 
 pub mod accounts;
+pub mod gates;
 pub mod keys;
 pub mod models;
 pub mod page;
+pub mod projects;
 pub mod session;
 pub mod settings;
 pub mod stats;
@@ -55,5 +57,10 @@ pub async fn serve(
         AdminRoute::ExportAccounts => accounts::export(app, req).await,
         AdminRoute::OAuthStart => accounts::oauth_start(app).await,
         AdminRoute::OAuthFinish => accounts::oauth_finish(app, req).await,
+        AdminRoute::SetKeysProject => projects::set_keys_project(app, req).await,
+        AdminRoute::Projects => projects::list(app).await,
+        AdminRoute::LimitPresets => projects::presets(),
+        AdminRoute::ModelQueues => gates::queues(app).await,
+        AdminRoute::ModelGate(model) => gates::gate(app, &model).await,
     }
 }
