@@ -65,7 +65,15 @@ impl Failover {
                 key_id,
                 report_success,
             },
-            Decision::Exhausted { .. } | Decision::NoKeys if failed_before => Step::GiveUp,
+            Decision::Exhausted { .. } | Decision::NoKeys | Decision::OverBudget { .. }
+                if failed_before =>
+            {
+                Step::GiveUp
+            }
+            Decision::OverBudget { retry_after_ms } => Step::Fail(GatewayError::RateLimited {
+                message: "Every upstream key has used its budget for this model (setting `model_limits`); retry later.".into(),
+                retry_after_secs: Some(retry_after_ms.div_ceil(1000).max(1)),
+            }),
             Decision::Exhausted { retry_after_ms } => Step::Fail(GatewayError::RateLimited {
                 message: "All upstream keys are cooling down; retry later.".into(),
                 retry_after_secs: Some(retry_after_ms.div_ceil(1000).max(1)),

@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::keypool::{Candidate, Choice, KeyHealth, KeyHealthView, PoolPolicy, PoolState};
+use super::keypool::{
+    Candidate, Choice, KeyHealth, KeyHealthView, KeyStatus, PoolPolicy, PoolState,
+};
+use super::limits::{Acquire, Concurrency, KeyBudget, LeaseTable, QueueView};
 use super::outcome::Outcome;
 
 /// What one upstream attempt came to, reported back to the gate.
@@ -64,12 +67,32 @@ impl Rosters {
     }
 }
 
+/// A model's key health as its gate knows it: what an isolate's copy of the
+/// pool adopts. `epoch` is the gate's incarnation and `version` counts its
+/// changes, so a copy never adopts a view older than the one it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthView {
+    pub epoch: u64,
+    pub version: u64,
+    pub keys: Vec<KeyStatus>,
+}
+
 /// One call to a model's gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum GateRequest {
-    /// Records the previous attempt's outcome (if any) and picks the next key,
-    /// never one in `exclude`. One round trip per attempt.
+    /// The health view, for an isolate's copy (its background refresh).
+    View,
+    /// Records an outcome (a failure, or a success after failures) and
+    /// answers with the health view, so the reporting isolate is current.
+    Report {
+        roster: Roster,
+        report: Report,
+        policy: PoolPolicy,
+    },
+    /// Records the previous attempt's outcome (if any) and picks the next key
+    /// at the gate, never one in `exclude`: for models with key budgets,
+    /// which only one authority can count exactly.
     Next {
         roster: Roster,
         #[serde(default)]
@@ -77,15 +100,41 @@ pub enum GateRequest {
         #[serde(default)]
         report: Option<Report>,
         policy: PoolPolicy,
+        #[serde(default)]
+        budget: Option<KeyBudget>,
     },
-    /// Records an outcome without choosing (the last attempt, or a success).
-    Report {
-        roster: Roster,
-        report: Report,
-        policy: PoolPolicy,
+    /// The tokens a budgeted request used, once it settled.
+    Usage { key_id: String, tokens: u64 },
+    /// Takes one of the model's `limit.max` slots, waiting in line for at
+    /// most `limit.max_wait_ms`. The lease ends on its own after `ttl_ms`.
+    Acquire {
+        lease_id: String,
+        limit: Concurrency,
+        ttl_ms: u64,
     },
-    /// The health of every key, for the admin API.
+    /// Gives a slot back (or leaves the line); `cap` is the current limit.
+    Release { lease_id: String, cap: u32 },
+    /// Extends a lease whose stream is still flowing.
+    Renew { lease_id: String, ttl_ms: u64 },
+    /// The health of every key, the gate's counters and its queue, for the
+    /// admin API.
     Snapshot,
+}
+
+impl GateRequest {
+    /// The name counted in [`Calls`].
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::View => "view",
+            Self::Report { .. } => "report",
+            Self::Next { .. } => "next",
+            Self::Usage { .. } => "usage",
+            Self::Acquire { .. } => "acquire",
+            Self::Release { .. } => "release",
+            Self::Renew { .. } => "renew",
+            Self::Snapshot => "snapshot",
+        }
+    }
 }
 
 /// The gate's choice for the next attempt.
@@ -102,11 +151,69 @@ pub enum Decision {
         retry_after_ms: u64,
     },
     NoKeys,
+    /// Every key that could serve has used its budget.
+    OverBudget {
+        retry_after_ms: u64,
+    },
+}
+
+impl Decision {
+    /// The decision for a pool's choice; `report_success` when the chosen key
+    /// had failures to clear.
+    pub fn of(choice: Choice, state: &PoolState) -> Self {
+        match choice {
+            Choice::Key(key_id) => {
+                let report_success = state
+                    .keys
+                    .get(&key_id)
+                    .is_some_and(|h| h.consecutive_failures > 0);
+                Self::Chosen {
+                    key_id,
+                    report_success,
+                }
+            }
+            Choice::Exhausted { retry_after_ms } => Self::Exhausted { retry_after_ms },
+            Choice::NoKeys => Self::NoKeys,
+            Choice::OverBudget { retry_after_ms } => Self::OverBudget { retry_after_ms },
+        }
+    }
+}
+
+/// How many calls of each kind a gate answered since it started (in memory):
+/// what tests read to prove the common path makes none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calls {
+    pub view: u64,
+    pub report: u64,
+    pub next: u64,
+    pub usage: u64,
+    pub acquire: u64,
+    pub release: u64,
+    pub renew: u64,
+}
+
+impl Calls {
+    fn count(&mut self, op: &GateRequest) {
+        let slot = match op {
+            GateRequest::View => &mut self.view,
+            GateRequest::Report { .. } => &mut self.report,
+            GateRequest::Next { .. } => &mut self.next,
+            GateRequest::Usage { .. } => &mut self.usage,
+            GateRequest::Acquire { .. } => &mut self.acquire,
+            GateRequest::Release { .. } => &mut self.release,
+            GateRequest::Renew { .. } => &mut self.renew,
+            GateRequest::Snapshot => return,
+        };
+        *slot += 1;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum GateResponse {
+    View {
+        view: HealthView,
+    },
     Next {
         decision: Decision,
         /// The reported key's health after a failure, for the D1 mirror.
@@ -114,28 +221,125 @@ pub enum GateResponse {
     },
     Recorded {
         reported: Option<KeyHealthView>,
+        view: HealthView,
     },
+    Lease {
+        lease: Acquire,
+    },
+    Released,
+    Renewed {
+        live: bool,
+    },
+    Counted,
     Snapshot {
         keys: Vec<KeyHealthView>,
+        calls: Calls,
+        queue: QueueView,
     },
     /// Only a digest came and the gate does not know it: send the list.
     NeedRoster,
 }
 
-impl GateRequest {
-    /// Applies the request to the state and answers it. What changed is
-    /// found by [`Changes::between`].
-    pub fn apply(self, state: &mut PoolState, rosters: &mut Rosters, now_ms: u64) -> GateResponse {
-        match self {
-            Self::Next {
+/// Everything one model's gate holds. The Durable Object is a shell around
+/// it: it loads `pool` and the held leases from storage, calls
+/// [`Gate::apply`] with the current time, writes what changed, and parks a
+/// caller that was queued for a slot.
+#[derive(Debug, Default)]
+pub struct Gate {
+    pub pool: PoolState,
+    pub rosters: Rosters,
+    pub leases: LeaseTable,
+    /// This incarnation of the gate (random, chosen at start).
+    pub epoch: u64,
+    /// Bumped on every change of `pool`.
+    pub version: u64,
+    pub calls: Calls,
+}
+
+/// What one [`Gate::apply`] changed, for the shell to persist.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    pub pool: Changes,
+    /// Leases that were taken (id, expiry) and given back.
+    pub leased: Vec<(String, u64)>,
+    pub unleased: Vec<String>,
+    /// Queued callers that now hold a slot: the shell wakes them.
+    pub granted: Vec<String>,
+}
+
+impl Gate {
+    pub fn view(&self, now_ms: u64) -> HealthView {
+        HealthView {
+            epoch: self.epoch,
+            version: self.version,
+            keys: self.pool.statuses(now_ms),
+        }
+    }
+
+    /// Answers one request and says what changed.
+    pub fn apply(&mut self, op: GateRequest, now_ms: u64) -> (GateResponse, Applied) {
+        self.calls.count(&op);
+        let mut applied = Applied::default();
+        let answer = match op {
+            GateRequest::Acquire { .. }
+            | GateRequest::Release { .. }
+            | GateRequest::Renew { .. } => self.apply_lease(op, now_ms, &mut applied),
+            op => self.apply_pool(op, now_ms, &mut applied),
+        };
+        (answer, applied)
+    }
+
+    /// The requests about key health and choice.
+    fn apply_pool(&mut self, op: GateRequest, now_ms: u64, applied: &mut Applied) -> GateResponse {
+        match op {
+            GateRequest::View => GateResponse::View {
+                view: self.view(now_ms),
+            },
+            GateRequest::Snapshot => {
+                self.lease_change(applied, |leases| leases.expire_and_admit(u32::MAX, now_ms));
+                GateResponse::Snapshot {
+                    keys: self.pool.snapshot(now_ms),
+                    calls: self.calls.clone(),
+                    queue: self.leases.view(),
+                }
+            }
+            GateRequest::Report {
+                roster,
+                report,
+                policy,
+            } => {
+                let before = self.pool.clone();
+                let Some(candidates) = self.rosters.resolve(roster) else {
+                    return GateResponse::NeedRoster;
+                };
+                self.pool.prune(candidates);
+                self.pool.record(
+                    &report.key_id,
+                    &report.outcome,
+                    report.latency_ms,
+                    candidates,
+                    now_ms,
+                    &policy,
+                );
+                let reported = reported_view(&self.pool, &report, now_ms);
+                applied.pool = self.changed(&before);
+                GateResponse::Recorded {
+                    reported,
+                    view: self.view(now_ms),
+                }
+            }
+            GateRequest::Next {
                 roster,
                 exclude,
                 report,
                 policy,
+                budget,
             } => {
-                let Some(candidates) = rosters.resolve(roster) else {
+                let before = self.pool.clone();
+                let Some(candidates) = self.rosters.resolve(roster) else {
                     return GateResponse::NeedRoster;
                 };
+                let state = &mut self.pool;
                 state.prune(candidates);
                 let reported = report.and_then(|r| {
                     state.record(
@@ -148,45 +352,102 @@ impl GateRequest {
                     );
                     reported_view(state, &r, now_ms)
                 });
-                let decision = match state.choose(candidates, &exclude, now_ms, &policy) {
-                    Choice::Key(key_id) => {
-                        let report_success = state
-                            .keys
-                            .get(&key_id)
-                            .is_some_and(|h| h.consecutive_failures > 0);
-                        Decision::Chosen {
-                            key_id,
-                            report_success,
-                        }
-                    }
-                    Choice::Exhausted { retry_after_ms } => Decision::Exhausted { retry_after_ms },
-                    Choice::NoKeys => Decision::NoKeys,
-                };
+                let choice =
+                    state.choose_within(candidates, &exclude, now_ms, &policy, budget.as_ref());
+                let decision = Decision::of(choice, state);
+                applied.pool = self.changed(&before);
                 GateResponse::Next { decision, reported }
             }
-            Self::Report {
-                roster,
-                report,
-                policy,
-            } => {
-                let Some(candidates) = rosters.resolve(roster) else {
-                    return GateResponse::NeedRoster;
-                };
-                state.record(
-                    &report.key_id,
-                    &report.outcome,
-                    report.latency_ms,
-                    candidates,
-                    now_ms,
-                    &policy,
-                );
-                let reported = reported_view(state, &report, now_ms);
-                GateResponse::Recorded { reported }
+            GateRequest::Usage { key_id, tokens } => {
+                let before = self.pool.clone();
+                self.pool.count_tokens(&key_id, tokens, now_ms);
+                applied.pool = self.changed(&before);
+                GateResponse::Counted
             }
-            Self::Snapshot => GateResponse::Snapshot {
-                keys: state.snapshot(now_ms),
-            },
+            GateRequest::Acquire { .. }
+            | GateRequest::Release { .. }
+            | GateRequest::Renew { .. } => self.apply_lease(op, now_ms, applied),
         }
+    }
+
+    /// The requests about a concurrency-limited model's slots.
+    fn apply_lease(&mut self, op: GateRequest, now_ms: u64, applied: &mut Applied) -> GateResponse {
+        match op {
+            GateRequest::Acquire {
+                lease_id,
+                limit,
+                ttl_ms,
+            } => {
+                let mut lease = None;
+                self.lease_change(applied, |leases| {
+                    let mut granted = leases.expire_and_admit(limit.max, now_ms);
+                    lease = Some(leases.acquire(&lease_id, limit, ttl_ms, now_ms));
+                    granted.retain(|id| *id != lease_id);
+                    granted
+                });
+                GateResponse::Lease {
+                    lease: lease.unwrap_or(Acquire::Refused {
+                        retry_after_ms: 1_000,
+                    }),
+                }
+            }
+            GateRequest::Release { lease_id, cap } => {
+                self.lease_change(applied, |leases| {
+                    let mut granted = leases.expire_and_admit(cap, now_ms);
+                    granted.extend(leases.release(&lease_id, cap, now_ms));
+                    granted
+                });
+                GateResponse::Released
+            }
+            GateRequest::Renew { lease_id, ttl_ms } => {
+                let mut live = false;
+                self.lease_change(applied, |leases| {
+                    live = leases.renew(&lease_id, ttl_ms, now_ms);
+                    Vec::new()
+                });
+                GateResponse::Renewed { live }
+            }
+            other => self.apply_pool(other, now_ms, applied),
+        }
+    }
+
+    /// Runs a change of the lease table and notes what it took, gave back
+    /// and granted.
+    fn lease_change(
+        &mut self,
+        applied: &mut Applied,
+        change: impl FnOnce(&mut LeaseTable) -> Vec<String>,
+    ) {
+        let before = self.leases.held().clone();
+        let granted = change(&mut self.leases);
+        let after = self.leases.held();
+        applied.leased.extend(
+            after
+                .iter()
+                .filter(|(id, until)| before.get(*id) != Some(*until))
+                .map(|(id, until)| (id.clone(), *until)),
+        );
+        applied
+            .unleased
+            .extend(before.keys().filter(|id| !after.contains_key(*id)).cloned());
+        applied.granted.extend(granted);
+    }
+
+    fn changed(&mut self, before: &PoolState) -> Changes {
+        let changes = Changes::between(before, &self.pool);
+        if !changes.is_empty() {
+            self.version += 1;
+        }
+        changes
+    }
+
+    /// Wakes queued callers whose time came: expired leases free their
+    /// slots, and waiters past their deadline leave the line. Returns the
+    /// ids granted; `gave_up` the ids refused, with their Retry-After.
+    pub fn tick(&mut self, cap: u32, now_ms: u64) -> Applied {
+        let mut applied = Applied::default();
+        self.lease_change(&mut applied, |leases| leases.expire_and_admit(cap, now_ms));
+        applied
     }
 }
 
@@ -244,6 +505,25 @@ fn reported_view(state: &PoolState, report: &Report, now_ms: u64) -> Option<KeyH
 mod tests {
     use super::*;
 
+    /// Runs one request on a gate made of `state` and `rosters`.
+    trait Run {
+        fn apply(self, state: &mut PoolState, rosters: &mut Rosters, now: u64) -> GateResponse;
+    }
+
+    impl Run for GateRequest {
+        fn apply(self, state: &mut PoolState, rosters: &mut Rosters, now: u64) -> GateResponse {
+            let mut gate = Gate {
+                pool: std::mem::take(state),
+                rosters: std::mem::take(rosters),
+                ..Gate::default()
+            };
+            let (answer, _) = gate.apply(self, now);
+            *state = gate.pool;
+            *rosters = gate.rosters;
+            answer
+        }
+    }
+
     fn candidates(ids: &[&str]) -> Vec<Candidate> {
         ids.iter().map(|id| Candidate::new(*id)).collect()
     }
@@ -268,6 +548,7 @@ mod tests {
             exclude: exclude.iter().map(|s| (*s).to_owned()).collect(),
             report,
             policy: PoolPolicy::default(),
+            budget: None,
         };
         op.apply(state, &mut Rosters::default(), now)
     }
@@ -335,6 +616,10 @@ mod tests {
                 latency_ms: 3,
             }),
             policy: PoolPolicy::default(),
+            budget: Some(KeyBudget {
+                rpm: Some(5),
+                ..KeyBudget::default()
+            }),
         };
         let json = serde_json::to_string(&op).unwrap();
         assert_eq!(serde_json::from_str::<GateRequest>(&json).unwrap(), op);
@@ -368,6 +653,7 @@ mod tests {
             exclude: vec![],
             report: None,
             policy: PoolPolicy::default(),
+            budget: None,
         };
         op.apply(&mut state, &mut Rosters::default(), 3);
         assert_eq!(
@@ -395,6 +681,7 @@ mod tests {
         };
         let GateResponse::Recorded {
             reported: Some(failed),
+            ..
         } = report(Outcome::ServerError { status: 500 }).apply(
             &mut state,
             &mut Rosters::default(),
@@ -404,13 +691,14 @@ mod tests {
             panic!("a failure must be mirrored");
         };
         assert_eq!(failed.consecutive_failures, 1);
-        let GateResponse::Recorded { reported: Some(ok) } =
-            report(Outcome::Ok).apply(&mut state, &mut Rosters::default(), 20)
+        let GateResponse::Recorded {
+            reported: Some(ok), ..
+        } = report(Outcome::Ok).apply(&mut state, &mut Rosters::default(), 20)
         else {
             panic!("a success after failures must be mirrored");
         };
         assert_eq!(ok.consecutive_failures, 0);
-        let GateResponse::Recorded { reported } = report(Outcome::ClientError { status: 400 })
+        let GateResponse::Recorded { reported, .. } = report(Outcome::ClientError { status: 400 })
             .apply(&mut state, &mut Rosters::default(), 30)
         else {
             panic!("not recorded");
@@ -427,6 +715,7 @@ mod tests {
             exclude: vec![],
             report: None,
             policy: PoolPolicy::default(),
+            budget: None,
         };
         let known = |d: &str| Roster::Known { digest: d.into() };
         // Nothing learned yet: the gate asks, and changes nothing.

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::clock::next_midnight_los_angeles_ms;
+use super::limits::{BudgetUse, KeyBudget};
 use super::outcome::{Outcome, QuotaScope};
 
 /// `Retry-After` is never shorter than this when every key is unavailable.
@@ -161,6 +162,9 @@ pub struct KeyHealth {
     pub wrr_current: i64,
     /// The candidate revision this health belongs to.
     pub revision: u64,
+    /// The key's use of its budgets for this model (kept only where budgets are set).
+    #[serde(skip_serializing_if = "BudgetUse::is_empty")]
+    pub budget: BudgetUse,
 }
 
 impl Default for KeyHealth {
@@ -181,6 +185,7 @@ impl Default for KeyHealth {
             parked_until_day_reset: false,
             wrr_current: 0,
             revision: 0,
+            budget: BudgetUse::default(),
         }
     }
 }
@@ -209,6 +214,49 @@ pub enum Choice {
     },
     /// No key is configured. Answer 503.
     NoKeys,
+    /// Every key that could serve has used its budget (`model_limits`).
+    OverBudget {
+        /// Until the first key fits its budget again; at least 1000.
+        retry_after_ms: u64,
+    },
+}
+
+/// The part of a key's health the gate is the authority for, as an isolate's
+/// copy of the pool adopts it. Only keys that are not plainly healthy are
+/// sent, so a view of a large healthy pool stays small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStatus {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub revision: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub cooldown_until_ms: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parked: bool,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub demoted_until_ms: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub circuit_until_ms: u64,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub consecutive_failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<String>,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference (8 bytes is by value on 64-bit only)"
+)]
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One key's health, for the admin page and `/health`.
@@ -254,11 +302,31 @@ impl PoolState {
         now_ms: u64,
         policy: &PoolPolicy,
     ) -> Choice {
+        self.choose_within(candidates, exclude, now_ms, policy, None)
+    }
+
+    /// [`PoolState::choose`], skipping keys that would exceed `budget`, and
+    /// counting the request against the chosen key's budget.
+    pub fn choose_within(
+        &mut self,
+        candidates: &[Candidate],
+        exclude: &[String],
+        now_ms: u64,
+        policy: &PoolPolicy,
+        budget: Option<&KeyBudget>,
+    ) -> Choice {
         if candidates.is_empty() {
             return Choice::NoKeys;
         }
         self.ensure_entries(candidates);
-        let Some(eligible) = self.eligible(candidates, exclude, now_ms) else {
+        let Some(eligible) = self.eligible(candidates, exclude, now_ms, budget) else {
+            if let Some(wait) =
+                budget.and_then(|b| self.budget_wait(candidates, exclude, now_ms, b))
+            {
+                return Choice::OverBudget {
+                    retry_after_ms: wait.max(MIN_RETRY_AFTER_MS),
+                };
+            }
             return Choice::Exhausted {
                 retry_after_ms: self.retry_after_ms(candidates, now_ms, policy),
             };
@@ -280,7 +348,109 @@ impl PoolState {
         let health = self.entry(&id);
         health.uses = health.uses.saturating_add(1);
         health.last_used_ms = now_ms;
+        if budget.is_some() {
+            health.budget.count_request(now_ms);
+        }
         Choice::Key(id)
+    }
+
+    /// When keys that are up (not excluded, disabled, cooling or open) are
+    /// all over budget: how long until the first fits again.
+    fn budget_wait(
+        &self,
+        candidates: &[Candidate],
+        exclude: &[String],
+        now_ms: u64,
+        budget: &KeyBudget,
+    ) -> Option<u64> {
+        candidates
+            .iter()
+            .filter(|c| !exclude.contains(&c.id))
+            .filter_map(|c| self.keys.get(&c.id))
+            .filter(|h| h.disabled.is_none() && !h.is_cooling(now_ms) && !h.is_circuit_open(now_ms))
+            .filter_map(|h| h.budget.wait_ms(budget, now_ms))
+            .min()
+    }
+
+    /// Counts the tokens a budgeted request on `key_id` used, once it settled.
+    pub fn count_tokens(&mut self, key_id: &str, tokens: u64, now_ms: u64) {
+        if let Some(health) = self.keys.get_mut(key_id) {
+            health.budget.count_tokens(tokens, now_ms);
+        }
+    }
+
+    /// The keys whose health is not plainly good now: what an isolate's copy
+    /// of the pool needs from the gate.
+    pub fn statuses(&self, now_ms: u64) -> Vec<KeyStatus> {
+        self.keys
+            .iter()
+            .filter(|(_, h)| {
+                h.is_cooling(now_ms)
+                    || h.is_demoted(now_ms)
+                    || h.is_circuit_open(now_ms)
+                    || h.consecutive_failures > 0
+                    || h.disabled.is_some()
+            })
+            .map(|(id, h)| KeyStatus {
+                id: id.clone(),
+                revision: h.revision,
+                cooldown_until_ms: if h.is_cooling(now_ms) {
+                    h.cooldown_until_ms
+                } else {
+                    0
+                },
+                parked: h.is_cooling(now_ms) && h.parked_until_day_reset,
+                demoted_until_ms: if h.is_demoted(now_ms) {
+                    h.demoted_until_ms
+                } else {
+                    0
+                },
+                circuit_until_ms: if h.is_circuit_open(now_ms) {
+                    h.circuit_until_ms
+                } else {
+                    0
+                },
+                consecutive_failures: h.consecutive_failures,
+                disabled: h.disabled.clone(),
+            })
+            .collect()
+    }
+
+    /// Takes the gate's word on health for every candidate: a key named in
+    /// `statuses` gets its state, any other is healthy. What this copy keeps
+    /// of its own is scheduling (cursor, uses, weights) and the latency and
+    /// success averages it measured. A status recorded under an older key
+    /// revision than the candidate's is ignored (an admin edit the gate has
+    /// not seen yet gives the key a fresh start here too). A local cooldown
+    /// the gate has lifted ends now, so the key is welcomed back like any.
+    pub fn adopt(&mut self, statuses: &[KeyStatus], candidates: &[Candidate], now_ms: u64) {
+        self.ensure_entries(candidates);
+        self.prune(candidates);
+        let by_id: BTreeMap<&str, &KeyStatus> =
+            statuses.iter().map(|s| (s.id.as_str(), s)).collect();
+        for candidate in candidates {
+            let Some(health) = self.keys.get_mut(&candidate.id) else {
+                continue;
+            };
+            match by_id.get(candidate.id.as_str()) {
+                Some(status) if status.revision >= candidate.revision => {
+                    health.cooldown_until_ms = status.cooldown_until_ms;
+                    health.parked_until_day_reset = status.parked;
+                    health.demoted_until_ms = status.demoted_until_ms;
+                    health.circuit_until_ms = status.circuit_until_ms;
+                    health.consecutive_failures = status.consecutive_failures;
+                    health.disabled.clone_from(&status.disabled);
+                }
+                Some(_) => {}
+                None => {
+                    health.cooldown_until_ms = health.cooldown_until_ms.min(now_ms);
+                    health.circuit_until_ms = health.circuit_until_ms.min(now_ms);
+                    health.demoted_until_ms = 0;
+                    health.consecutive_failures = 0;
+                    health.disabled = None;
+                }
+            }
+        }
     }
 
     /// The candidates the strategy chooses among, in order of preference:
@@ -292,11 +462,16 @@ impl PoolState {
         candidates: &[Candidate],
         exclude: &[String],
         now_ms: u64,
+        budget: Option<&KeyBudget>,
     ) -> Option<Vec<usize>> {
         let health = |i: usize| self.keys.get(&candidates[i].id);
+        let within_budget =
+            |h: &KeyHealth| budget.is_none_or(|b| h.budget.wait_ms(b, now_ms).is_none());
         let available = |i: usize| {
             !exclude.iter().any(|e| *e == candidates[i].id)
-                && health(i).is_none_or(|h| h.disabled.is_none() && !h.is_cooling(now_ms))
+                && health(i).is_none_or(|h| {
+                    h.disabled.is_none() && !h.is_cooling(now_ms) && within_budget(h)
+                })
         };
         let closed = |i: usize| health(i).is_none_or(|h| !h.is_circuit_open(now_ms));
         let usable = preferred(

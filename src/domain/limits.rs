@@ -102,6 +102,22 @@ pub fn limits_for(rows: &[ModelLimit], model: &str) -> Applied {
     }
 }
 
+/// Whether an upstream call counts against per-key budgets: content
+/// generation and embeddings do; `countTokens` and model lists have their
+/// own, far larger quotas at Google and are never counted or refused.
+pub fn counts_against_budget(url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or(url);
+    let action = path.rsplit(':').next().unwrap_or_default();
+    matches!(
+        action,
+        "generateContent"
+            | "streamGenerateContent"
+            | "embedContent"
+            | "batchEmbedContents"
+            | "predict"
+    )
+}
+
 /// Checks the rows, naming the first bad one.
 pub fn validate(rows: &[ModelLimit]) -> Result<(), GatewayError> {
     const FIELD: &str = "model_limits";
@@ -429,9 +445,9 @@ pub struct BudgetUse {
     pub day_ends_ms: u64,
 }
 
-#[expect(
+#[allow(
     clippy::trivially_copy_pass_by_ref,
-    reason = "serde's skip_serializing_if passes a reference"
+    reason = "serde's skip_serializing_if passes a reference (8 bytes is by value on 64-bit only)"
 )]
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -459,28 +475,36 @@ impl BudgetUse {
 
     /// `None` when one more request fits the budget now; otherwise how long
     /// until it would.
-    pub fn wait_ms(&mut self, budget: &KeyBudget, now_ms: u64) -> Option<u64> {
-        self.roll(now_ms);
+    pub fn wait_ms(&self, budget: &KeyBudget, now_ms: u64) -> Option<u64> {
+        let live = |t: u64| t.saturating_add(MINUTE_MS) > now_ms;
         let mut wait: Option<u64> = None;
         let mut later = |ms: u64| wait = Some(wait.map_or(ms, |w| w.max(ms)));
         if let Some(rpm) = budget.rpm {
+            let recent: Vec<u64> = self.minute.iter().copied().filter(|&t| live(t)).collect();
             let rpm = usize::try_from(rpm).unwrap_or(usize::MAX);
-            if self.minute.len() >= rpm {
+            if recent.len() >= rpm {
                 // The request that must leave the window for one more to fit.
-                let leaving = self.minute[self.minute.len() - rpm];
+                let leaving = recent[recent.len() - rpm];
                 later(leaving + MINUTE_MS - now_ms);
             }
         }
-        if let Some(rpd) = budget.rpd {
-            if self.day_count >= u64::from(rpd) {
-                later(self.day_ends_ms.saturating_sub(now_ms));
-            }
+        if let Some(rpd) = budget.rpd
+            && now_ms < self.day_ends_ms
+            && self.day_count >= u64::from(rpd)
+        {
+            later(self.day_ends_ms - now_ms);
         }
         if let Some(tpm) = budget.tpm {
-            let mut used: u64 = self.tokens.iter().map(|&(_, n)| n).sum();
+            let recent: Vec<(u64, u64)> = self
+                .tokens
+                .iter()
+                .copied()
+                .filter(|&(t, _)| live(t))
+                .collect();
+            let mut used: u64 = recent.iter().map(|&(_, n)| n).sum();
             if used >= tpm {
                 // Wait until enough tokens leave the window.
-                for &(t, n) in &self.tokens {
+                for (t, n) in recent {
                     used -= n;
                     if used < tpm {
                         later(t + MINUTE_MS - now_ms);
@@ -560,6 +584,21 @@ mod tests {
     }
 
     #[test]
+    fn only_generation_and_embeddings_count_against_budgets() {
+        let base = "http://127.0.0.1:9/v1beta/models/gemini-2.5-flash";
+        assert!(counts_against_budget(&format!("{base}:generateContent")));
+        assert!(counts_against_budget(&format!(
+            "{base}:streamGenerateContent?alt=sse"
+        )));
+        assert!(counts_against_budget(&format!("{base}:batchEmbedContents")));
+        assert!(!counts_against_budget(&format!("{base}:countTokens")));
+        assert!(!counts_against_budget("http://127.0.0.1:9/v1beta/models"));
+        assert!(counts_against_budget(
+            "http://127.0.0.1:9/v1internal:generateContent"
+        ));
+    }
+
+    #[test]
     fn bad_rows_are_refused_by_name() {
         for bad in [
             row(""),
@@ -576,7 +615,7 @@ mod tests {
                 ..row("a")
             },
         ] {
-            let err = validate(&[bad.clone()]).unwrap_err();
+            let err = validate(std::slice::from_ref(&bad)).unwrap_err();
             assert!(err.client_message().contains("model_limits"), "{bad:?}");
         }
         assert!(validate(&presets()[0].limits).is_ok());

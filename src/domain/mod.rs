@@ -24,6 +24,7 @@ pub mod outcome;
 pub mod quota;
 pub mod render;
 pub mod route;
+pub mod schedule;
 pub mod sealed;
 pub mod session;
 pub mod sha256;

@@ -131,6 +131,12 @@ pub fn google_error_message(body: &[u8]) -> Option<(String, Option<String>)> {
     Some((message, error.status))
 }
 
+/// The Google Cloud project an error body names as its consumer
+/// (`ErrorInfo.metadata.consumer` = `projects/<number>`), if any.
+pub fn project_of_error(body: &[u8]) -> Option<String> {
+    GoogleError::parse(body).project
+}
+
 fn rate_limited(error: &GoogleError) -> Outcome {
     let quota_id = error.dominant_quota_id();
     let scope = quota_id.as_deref().map_or(QuotaScope::Other, quota_scope);
@@ -203,6 +209,8 @@ struct GoogleError {
     retry_delay_ms: Option<u64>,
     /// Every `QuotaFailure.violations[].quotaId`.
     quota_ids: Vec<String>,
+    /// The project number of `ErrorInfo.metadata.consumer` (`projects/<n>`).
+    project: Option<String>,
 }
 
 impl GoogleError {
@@ -239,9 +247,25 @@ impl GoogleError {
                 .flatten()
                 .filter_map(|v| v.get("quotaId").and_then(Value::as_str));
             self.quota_ids.extend(ids.map(str::to_owned));
-        } else if kind.ends_with("google.rpc.ErrorInfo") && self.reason.is_none() {
-            let reason = detail.get("reason").and_then(Value::as_str);
-            self.reason = reason.map(str::to_owned);
+        } else if kind.ends_with("google.rpc.ErrorInfo") {
+            if self.reason.is_none() {
+                let reason = detail.get("reason").and_then(Value::as_str);
+                self.reason = reason.map(str::to_owned);
+            }
+            let consumer = detail
+                .get("metadata")
+                .and_then(|m| m.get("consumer"))
+                .and_then(Value::as_str);
+            if let Some(project) = consumer.and_then(|c| c.strip_prefix("projects/")) {
+                let plain = !project.is_empty()
+                    && project.len() <= 100
+                    && project
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if plain && self.project.is_none() {
+                    self.project = Some(project.to_owned());
+                }
+            }
         }
     }
 
@@ -643,5 +667,16 @@ mod tests {
             Outcome::ServerError { status: 503 }.summary(),
             "503 server error"
         );
+    }
+
+    #[test]
+    fn an_error_names_its_project_through_error_info() {
+        let body = br#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"quota","details":[
+            {"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED",
+             "domain":"googleapis.com","metadata":{"consumer":"projects/123456","service":"generativelanguage.googleapis.com"}}]}}"#;
+        assert_eq!(project_of_error(body).as_deref(), Some("123456"));
+        let odd = br#"{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","metadata":{"consumer":"projects/a b"}}]}}"#;
+        assert_eq!(project_of_error(odd), None);
+        assert_eq!(project_of_error(b"not json"), None);
     }
 }

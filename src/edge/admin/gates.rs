@@ -2,19 +2,101 @@
 //! the dashboard, and one gate's counters (tests read them to prove the
 //! common path makes no gate call).
 
+use futures::future::join_all;
+use serde_json::{Value, json};
 use worker::Response;
 
 use crate::domain::error::GatewayError;
+use crate::domain::gate::{GateRequest, GateResponse};
+use crate::domain::limits::limits_for;
+use crate::domain::quota::glob_match;
 use crate::edge::app::App;
+use crate::edge::http::render;
+use crate::edge::objects::gate;
+use crate::edge::snapshot;
+use crate::edge::upstream::models;
 
 type HandlerResult = Result<Response, GatewayError>;
 
-/// `GET /admin/api/models/queues`.
-pub async fn queues(_app: &App) -> HandlerResult {
-    Err(GatewayError::invalid("not yet"))
+/// Models whose queues the dashboard lists at most.
+const MAX_QUEUES: usize = 50;
+
+/// `GET /admin/api/models/queues`: every model with a concurrency limit
+/// (the upstream list's models and the exact names in `model_limits`).
+pub async fn queues(app: &App) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
+    let rows = &snap.settings.model_limits;
+    let mut names: Vec<String> = rows
+        .iter()
+        .filter(|r| r.max_concurrency.is_some() && !r.pattern.contains(['*', '?']))
+        .map(|r| r.pattern.clone())
+        .collect();
+    if rows.iter().any(|r| r.max_concurrency.is_some()) {
+        // The list is cached; a failure only leaves the globbed models out.
+        if let Ok(list) = models::cached_list(app, &snap).await {
+            names.extend(
+                list.iter()
+                    .map(|m| m.name.as_str().to_owned())
+                    .filter(|id| rows.iter().any(|r| glob_match(&r.pattern, id))),
+            );
+        }
+    }
+    names.sort();
+    names.dedup();
+    let limited: Vec<(String, _)> = names
+        .into_iter()
+        .filter_map(|name| {
+            let limit = limits_for(rows, &name).concurrency?;
+            Some((name, limit))
+        })
+        .take(MAX_QUEUES)
+        .collect();
+    let answers = join_all(
+        limited
+            .iter()
+            .map(|(name, _)| gate::call(&app.env, name, &GateRequest::Snapshot)),
+    )
+    .await;
+    let mut out = Vec::new();
+    for ((model, limit), answer) in limited.iter().zip(answers) {
+        let Ok(GateResponse::Snapshot { queue, .. }) = answer else {
+            continue;
+        };
+        let mut row = json!({
+            "model": model,
+            "max_concurrency": limit.max,
+            "max_wait_ms": limit.max_wait_ms,
+        });
+        if let (Value::Object(row), Ok(Value::Object(queue))) =
+            (&mut row, serde_json::to_value(&queue))
+        {
+            row.extend(queue);
+        }
+        out.push(row);
+    }
+    render::json(200, &json!({ "models": out }))
 }
 
 /// `GET /admin/api/models/{model}/gate`.
-pub async fn gate(_app: &App, _model: &str) -> HandlerResult {
-    Err(GatewayError::invalid("not yet"))
+pub async fn gate(app: &App, model: &str) -> HandlerResult {
+    let snap = snapshot::snapshot(app).await?;
+    let applied = limits_for(&snap.settings.model_limits, model);
+    match gate::call(&app.env, model, &GateRequest::Snapshot).await? {
+        GateResponse::Snapshot { keys, calls, queue } => render::json(
+            200,
+            &json!({
+                "model": model,
+                "scheduled": if applied.is_local() { "isolate" } else { "gate" },
+                "max_concurrency": applied.concurrency.map(|c| c.max),
+                "max_wait_ms": applied.concurrency.map(|c| c.max_wait_ms),
+                "budget": applied.budget,
+                "calls": calls,
+                "queue": queue,
+                "keys": keys,
+            }),
+        ),
+        other => Err(GatewayError::Internal(format!(
+            "gate answered Snapshot with {other:?}"
+        ))),
+    }
 }

@@ -19,10 +19,12 @@ pub fn presets() -> HandlerResult {
 
 /// `POST /admin/api/keys/project` `{"ids": [...], "project": "p" | null}`.
 pub async fn set_keys_project(_app: &App, _req: &mut Request) -> HandlerResult {
+    futures::future::ready(()).await;
     Err(GatewayError::invalid("not yet"))
 }
 
 /// `GET /admin/api/projects`.
 pub async fn list(_app: &App) -> HandlerResult {
+    futures::future::ready(()).await;
     Err(GatewayError::invalid("not yet"))
 }

@@ -8,8 +8,11 @@ use std::rc::Rc;
 
 use worker::Env;
 
+use futures::future::{Either, join, select};
+
 use crate::domain::config::Settings;
 use crate::domain::error::GatewayError;
+use crate::domain::limits::{LEASE_SLACK_MS, limits_for};
 use crate::domain::quota::{
     self, ChargingMode, Estimate, LedgerRequest, LedgerResponse, Price, Usage,
 };
@@ -20,7 +23,7 @@ use crate::edge::app::{App, Background};
 use crate::edge::billing::log as request_log;
 use crate::edge::billing::meter::{Meter, Metering};
 use crate::edge::now_ms;
-use crate::edge::objects::ledger;
+use crate::edge::objects::{gate, ledger};
 use crate::edge::snapshot::Snapshot;
 use crate::edge::upstream::{self, UpstreamError, UpstreamOk, UpstreamRequest};
 
@@ -78,6 +81,10 @@ pub struct Ticket {
 struct Admission {
     user: Option<Rc<UserRecord>>,
     lease_id: Option<String>,
+    /// A slot of a concurrency-limited model, given back at settlement.
+    slot: Option<gate::Lease>,
+    /// The model counts tokens per key (`key_tpm`): settlement tells its gate.
+    counts_tokens: bool,
     mode: ChargingMode,
     price: Price,
     model: String,
@@ -103,6 +110,13 @@ impl Ticket {
         err
     }
 
+    /// Gives the ticket the slot its request holds, to give back when it settles.
+    fn hold(&mut self, slot: gate::Lease) {
+        if let Some(admission) = self.open.as_mut() {
+            admission.slot = Some(slot);
+        }
+    }
+
     /// [`Ticket::fail`] for a result: `ticket.check(answer.json())?`.
     pub fn check<T>(&mut self, result: Result<T, GatewayError>) -> Result<T, GatewayError> {
         result.map_err(|e| self.fail(e))
@@ -121,7 +135,19 @@ impl Ticket {
         if let Some(admission) = self.open.take() {
             let env = self.env.clone();
             self.background.spawn(async move {
-                let usage = done.await;
+                // A stream holding a slot renews it while it flows; the meter
+                // always ends (end, break, client gone, or stall), and with it
+                // the renewals.
+                let usage = match admission.slot.clone() {
+                    Some(slot) => {
+                        let renew = async { gate::keep_alive(&env, &slot).await };
+                        match select(Box::pin(done), Box::pin(renew)).await {
+                            Either::Left((usage, _)) => usage,
+                            Either::Right(((), _)) => Usage::default(),
+                        }
+                    }
+                    None => done.await,
+                };
                 admission.finish(env, Outcome::served(usage, key_id)).await;
             });
         }
@@ -160,6 +186,10 @@ pub async fn admit(
     let mut admission = Admission {
         user: None,
         lease_id: None,
+        slot: None,
+        counts_tokens: limits_for(&settings.model_limits, model)
+            .budget
+            .is_some_and(|b| b.tpm.is_some()),
         mode: settings.charging_mode,
         price,
         model: model.to_owned(),
@@ -229,6 +259,7 @@ pub async fn metered_send(
     estimate: impl FnOnce() -> Estimate,
 ) -> Result<(Ticket, UpstreamOk), UpstreamError> {
     let ticket = RefCell::new(None);
+    let concurrency = limits_for(&snap.settings.model_limits, &request.gate).concurrency;
     let admission = async {
         let admitted = admit(
             app,
@@ -237,8 +268,28 @@ pub async fn metered_send(
             &request.gate,
             estimate,
             request.stream,
-        )
-        .await?;
+        );
+        // The ledger and the model's queue, in parallel; each one's refusal
+        // gives back what the other took (a dropped ticket refunds, a
+        // dropped slot is released).
+        let slot = async {
+            match concurrency {
+                Some(limit) => {
+                    let ttl_ms = snap.settings.upstream_timeout_ms + LEASE_SLACK_MS;
+                    gate::acquire(&app.env, &app.background, &request.gate, limit, ttl_ms)
+                        .await
+                        .map(Some)
+                }
+                None => Ok(None),
+            }
+        };
+        let (admitted, slot) = join(admitted, slot).await;
+        let mut admitted = admitted?;
+        match slot {
+            Ok(Some(slot)) => admitted.hold(slot),
+            Ok(None) => {}
+            Err(e) => return Err(admitted.fail(e)),
+        }
         *ticket.borrow_mut() = Some(admitted);
         Ok(())
     };
@@ -257,6 +308,15 @@ pub async fn metered_send(
 
 impl Admission {
     async fn finish(self, env: Env, outcome: Outcome) {
+        if let Some(slot) = &self.slot {
+            gate::release(&env, slot).await;
+        }
+        if self.counts_tokens && outcome.served && !outcome.key_id.is_empty() {
+            let tokens = outcome.usage.prompt_tokens
+                + outcome.usage.completion_tokens
+                + outcome.usage.reasoning_tokens;
+            gate::count_usage(&env, &self.model, &outcome.key_id, tokens).await;
+        }
         let credits = quota::charge(self.mode, self.price, outcome.usage, outcome.served, 1);
         let user_id = self.user.as_ref().map(|u| u.id.clone());
         let mut charged = 0;

@@ -76,7 +76,7 @@ impl UpstreamAccount {
 /// One gate's candidates and their digest.
 struct GateRoster {
     digest: String,
-    candidates: Vec<Candidate>,
+    candidates: Rc<[Candidate]>,
 }
 
 /// What the hot path reads: enabled keys and usable accounts in a stable
@@ -133,7 +133,10 @@ impl Snapshot {
         let digest = serde_json::to_string(&candidates)
             .map(|json| sha256_hex(json.as_bytes()))
             .unwrap_or_default();
-        let roster = Rc::new(GateRoster { digest, candidates });
+        let roster = Rc::new(GateRoster {
+            digest,
+            candidates: candidates.into(),
+        });
         self.rosters
             .borrow_mut()
             .insert(gate.to_owned(), roster.clone());
@@ -156,8 +159,13 @@ impl Snapshot {
         let roster = self.gate_roster(gate);
         Roster::Full {
             digest: roster.digest.clone(),
-            candidates: roster.candidates.clone(),
+            candidates: roster.candidates.to_vec(),
         }
+    }
+
+    /// The candidates of `gate`, in their stable order.
+    pub fn candidates(&self, gate: &str) -> Rc<[Candidate]> {
+        self.gate_roster(gate).candidates.clone()
     }
 
     /// The accounts in `gate`'s roster: what a request that must not use an
@@ -184,6 +192,15 @@ impl Snapshot {
         if !self.sent.borrow().contains(gate) {
             self.sent.borrow_mut().insert(gate.to_owned());
         }
+    }
+
+    /// The project label of a key, if it has one.
+    pub fn project_of(&self, id: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|k| k.id == id)
+            .and_then(|k| k.candidate.project.as_deref())
+            .filter(|p| !p.is_empty())
     }
 
     pub fn secret(&self, id: &str) -> Option<&str> {

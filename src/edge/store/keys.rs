@@ -301,6 +301,28 @@ fn listed_mask(stored: &str, masked: Option<&str>) -> String {
     }
 }
 
+/// Labels a key with the project Google named for it, when it has none.
+/// The revision (`updated_at`) stays: a learned label is not an admin edit,
+/// and must not give the key that just failed a fresh start. `true` when
+/// the label was set.
+pub async fn learn_project(
+    db: &D1Database,
+    id: &str,
+    project: &str,
+    _now_ms: u64,
+) -> Result<bool, GatewayError> {
+    let result = db
+        .prepare(
+            "UPDATE upstream_keys SET project = ?2              WHERE id = ?1 AND (project IS NULL OR project = '')",
+        )
+        .bind(&[id.into(), project.into()])
+        .map_err(internal("bind key project"))?
+        .run()
+        .await
+        .map_err(internal("learn key project"))?;
+    Ok(changes(&result) > 0)
+}
+
 /// The fields an admin may change on a key; `None` keeps a field.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

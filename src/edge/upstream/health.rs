@@ -11,6 +11,7 @@ use crate::edge::now_ms;
 use crate::edge::objects::gate;
 use crate::edge::snapshot::{self, Snapshot};
 use crate::edge::store::keys as key_store;
+use crate::edge::upstream::local;
 
 /// Calls a gate with the snapshot's roster, resending the full list once if
 /// the gate no longer has it (it restarted, or another snapshot pushed it out).
@@ -39,16 +40,20 @@ pub async fn record_last(app: &App, snap: &Snapshot, gate_name: &str, report: Re
     })
     .await;
     match answer {
-        Ok(GateResponse::Recorded { reported }) => mirror(app, gate_name, reported),
+        Ok(GateResponse::Recorded { reported, view }) => {
+            local::adopt(snap, gate_name, &view);
+            mirror(app, gate_name, reported);
+        }
         Ok(other) => worker::console_warn!("[gemgate] gate answered Report with {other:?}"),
         Err(e) => worker::console_warn!("[gemgate] gate report failed: {e}"),
     }
 }
 
-/// Reports a success in the background (the gate asked: the key had failures to clear).
+/// Reports a success in the background (the key had failures to clear).
 pub fn report_in_background(app: &App, snap: &Snapshot, gate_name: &str, report: Report) {
     let env = app.env.clone();
     let gate_name = gate_name.to_owned();
+    let candidates = snap.candidates(&gate_name);
     // Off the hot path: the full list is sent, so this never needs a retry.
     let op = GateRequest::Report {
         roster: snap.full_roster(&gate_name),
@@ -58,11 +63,10 @@ pub fn report_in_background(app: &App, snap: &Snapshot, gate_name: &str, report:
     let db = app.db().ok();
     app.background.spawn(async move {
         match gate::call(&env, &gate_name, &op).await {
-            Ok(GateResponse::Recorded {
-                reported: Some(view),
-            }) => {
-                if let Some(db) = db {
-                    write_mirror(&db, &gate_name, &view).await;
+            Ok(GateResponse::Recorded { reported, view }) => {
+                local::adopt_candidates(&gate_name, &candidates, &view);
+                if let (Some(db), Some(reported)) = (db, reported) {
+                    write_mirror(&db, &gate_name, &reported).await;
                 }
             }
             Ok(_) => {}
@@ -80,6 +84,24 @@ pub fn disable_in_background(app: &App, key_id: &str, reason: &str) {
     app.background.spawn(async move {
         if let Err(e) = key_store::disable(&db, &id, &reason, now_ms()).await {
             worker::console_warn!("[gemgate] could not disable key {id}: {e}");
+        }
+    });
+}
+
+/// Labels a key with the Google Cloud project its error named, unless it
+/// has a label already (the operator's word wins).
+pub fn label_project_in_background(app: &App, key_id: &str, project: &str) {
+    let Ok(db) = app.db() else { return };
+    let (id, project) = (key_id.to_owned(), project.to_owned());
+    app.background.spawn(async move {
+        match key_store::learn_project(&db, &id, &project, now_ms()).await {
+            Ok(true) => {
+                worker::console_log!(
+                    "[gemgate] key {id} is in project {project} (from Google's error)"
+                );
+            }
+            Ok(false) => {}
+            Err(e) => worker::console_warn!("[gemgate] could not label key {id}: {e}"),
         }
     });
 }

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod fetch;
 pub mod health;
+pub mod local;
 pub mod media;
 pub mod models;
 pub mod urls;
@@ -20,9 +21,10 @@ use crate::domain::accounts::onboard::Attention;
 use crate::domain::accounts::record::is_account;
 use crate::domain::error::GatewayError;
 use crate::domain::failover::{Failover, Step, Verdict, failure_detail};
-use crate::domain::gate::{GateRequest, GateResponse, Report};
+use crate::domain::gate::{Decision, GateRequest, GateResponse, Report};
+use crate::domain::limits::{KeyBudget, counts_against_budget, limits_for};
 use crate::domain::mask::{mask_secret, scrub};
-use crate::domain::outcome::Outcome;
+use crate::domain::outcome::{Outcome, project_of_error};
 use crate::edge::app::App;
 use crate::edge::now_ms;
 use crate::edge::snapshot::{Snapshot, UpstreamKey};
@@ -44,8 +46,20 @@ pub async fn send(
     send_admitted(app, snap, req, async { Ok(()) }).await
 }
 
-/// Like [`send`], with an admission check (a user's ledger) run in parallel with the first
-/// gate call, so it adds no round trip; nothing is fetched upstream unless it passes.
+/// Who chooses the key of each attempt.
+enum Chooser {
+    /// This isolate, from its copy of the model's health: no gate call
+    /// before the fetch, and one (awaited) report after each failure.
+    Local,
+    /// The model's gate, which alone can count per-key budgets exactly: one
+    /// call per attempt, carrying the previous attempt's failure.
+    Gate(KeyBudget),
+}
+
+/// Like [`send`], with an admission check (a user's ledger) run in parallel
+/// with the one gate call the request may need first (a cold isolate's
+/// health view, or a budgeted model's choice), so it adds no round trip;
+/// nothing is fetched upstream unless it passes.
 pub async fn send_admitted(
     app: &App,
     snap: &Snapshot,
@@ -57,45 +71,33 @@ pub async fn send_admitted(
     let policy = settings.policy();
     let timeout = Duration::from_millis(settings.upstream_timeout_ms);
     let mut failover = Failover::default();
-    // A request no account can serve (a model list, embeddings, several
-    // candidates) never goes to one, even where the routing allows accounts.
-    let no_accounts = if req.code_assist.is_none() {
-        snap.accounts_in(&req.gate)
-    } else {
-        Vec::new()
+    let no_accounts = accounts_excluded(snap, req)?;
+    let chooser = match limits_for(&settings.model_limits, &req.gate).budget {
+        Some(budget) if counts_against_budget(&req.url) => Chooser::Gate(budget),
+        _ => Chooser::Local,
     };
-    if !no_accounts.is_empty() && !snap.has_keys_for(&req.gate) {
-        return Err(GatewayError::invalid(format!(
-            "Only Gemini CLI accounts may serve `{}` (setting `upstream_routing`), and they cannot serve this request (embeddings, or more than one candidate); allow API keys for it.",
-            req.gate
-        ))
-        .into());
+    if let Chooser::Local = chooser {
+        let view = local::ensure_view(app, snap, &req.gate);
+        match admit.take() {
+            Some(admission) => {
+                let (viewed, admitted) = join(view, admission).await;
+                admitted?;
+                viewed?;
+            }
+            None => view.await?,
+        }
     }
 
     for _ in 0..=settings.max_retries {
-        let report = failover.take_report();
         let mut exclude = failover.tried().to_vec();
         exclude.extend(no_accounts.iter().cloned());
-        let gate_call = call_gate(app, snap, &req.gate, |roster| GateRequest::Next {
-            roster,
-            exclude: exclude.clone(),
-            report: report.clone(),
-            policy: policy.clone(),
-        });
-        let answer = match admit.take() {
-            Some(admission) => {
-                let (answer, admitted) = join(gate_call, admission).await;
-                admitted?;
-                answer?
+        let decision = match &chooser {
+            Chooser::Local => local::choose(snap, &req.gate, &exclude, &policy),
+            Chooser::Gate(budget) => {
+                let report = failover.take_report();
+                choose_at_gate(app, snap, req, exclude, report, *budget, admit.take()).await?
             }
-            None => gate_call.await?,
         };
-        let GateResponse::Next { decision, reported } = answer else {
-            return Err(
-                GatewayError::Internal("gate answered Next with another variant".into()).into(),
-            );
-        };
-        mirror(app, &req.gate, reported);
         let (key_id, report_success) = match failover.step(decision) {
             Step::Try {
                 key_id,
@@ -121,12 +123,15 @@ pub async fn send_admitted(
             Verdict::Answer => {
                 return match (answer, &outcome) {
                     (Ok(ok), _) => {
+                        let report = Report {
+                            key_id,
+                            outcome: Outcome::Ok,
+                            latency_ms,
+                        };
+                        if let Chooser::Local = chooser {
+                            local::record(snap, &req.gate, &report, &policy);
+                        }
                         if report_success {
-                            let report = Report {
-                                key_id,
-                                outcome: Outcome::Ok,
-                                latency_ms,
-                            };
                             report_in_background(app, snap, &req.gate, report);
                         }
                         Ok(ok)
@@ -143,8 +148,18 @@ pub async fn send_admitted(
                 };
             }
             Verdict::Retry => {
-                let detail = failover.last_detail().unwrap_or_default();
-                note_failure(app, req, &key_id, secret, &outcome, detail, attention).await;
+                let detail = failover.last_detail().unwrap_or_default().to_owned();
+                if let Chooser::Local = chooser {
+                    // Recorded here at once, and at the gate before the next
+                    // attempt: its answer brings this isolate up to date.
+                    if let Some(report) = failover.take_report() {
+                        local::record(snap, &req.gate, &report, &policy);
+                        record_last(app, snap, &req.gate, report).await;
+                    }
+                }
+                let body = answer.as_ref().err().map(Vec::as_slice);
+                learn_project(app, snap, &key_id, body);
+                note_failure(app, req, &key_id, secret, &outcome, &detail, attention).await;
             }
         }
     }
@@ -154,6 +169,74 @@ pub async fn send_admitted(
         record_last(app, snap, &req.gate, last).await;
     }
     Err(failover.into_error().into())
+}
+
+/// The accounts a request must not go to: one no account can serve (a
+/// model list, embeddings, several candidates) never goes to one, even
+/// where the routing allows accounts.
+fn accounts_excluded(snap: &Snapshot, req: &UpstreamRequest) -> Result<Vec<String>, GatewayError> {
+    let no_accounts = if req.code_assist.is_none() {
+        snap.accounts_in(&req.gate)
+    } else {
+        Vec::new()
+    };
+    if !no_accounts.is_empty() && !snap.has_keys_for(&req.gate) {
+        return Err(GatewayError::invalid(format!(
+            "Only Gemini CLI accounts may serve `{}` (setting `upstream_routing`), and they cannot serve this request (embeddings, or more than one candidate); allow API keys for it.",
+            req.gate
+        )));
+    }
+    Ok(no_accounts)
+}
+
+/// Asks a budgeted model's gate for the next key, reporting the previous
+/// attempt's failure in the same call (and running the admission check
+/// beside the first call).
+async fn choose_at_gate(
+    app: &App,
+    snap: &Snapshot,
+    req: &UpstreamRequest,
+    exclude: Vec<String>,
+    report: Option<Report>,
+    budget: KeyBudget,
+    admit: Option<impl Future<Output = Result<(), GatewayError>>>,
+) -> Result<Decision, UpstreamError> {
+    let policy = snap.settings.policy();
+    let gate_call = call_gate(app, snap, &req.gate, |roster| GateRequest::Next {
+        roster,
+        exclude: exclude.clone(),
+        report: report.clone(),
+        policy: policy.clone(),
+        budget: Some(budget),
+    });
+    let answer = match admit {
+        Some(admission) => {
+            let (answer, admitted) = join(gate_call, admission).await;
+            admitted?;
+            answer?
+        }
+        None => gate_call.await?,
+    };
+    let GateResponse::Next { decision, reported } = answer else {
+        return Err(
+            GatewayError::Internal("gate answered Next with another variant".into()).into(),
+        );
+    };
+    mirror(app, &req.gate, reported);
+    Ok(decision)
+}
+
+/// A key with no project label whose error names its Google Cloud project
+/// gets that label (in D1, off the request's path), so a quota 429 on it
+/// cools its siblings from the next snapshot on.
+fn learn_project(app: &App, snap: &Snapshot, key_id: &str, body: Option<&[u8]>) {
+    if is_account(key_id) || snap.project_of(key_id).is_some() {
+        return;
+    }
+    let Some(project) = body.and_then(project_of_error) else {
+        return;
+    };
+    health::label_project_in_background(app, key_id, &project);
 }
 
 /// One attempt on the upstream the gate chose, a key or an account: what it
