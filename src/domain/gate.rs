@@ -296,7 +296,12 @@ impl Gate {
                 view: self.view(now_ms),
             },
             GateRequest::Snapshot => {
-                self.lease_change(applied, |leases| leases.expire_and_admit(u32::MAX, now_ms));
+                // Expired leases leave the count; waiters are granted by
+                // their own timers, which know the model's cap.
+                self.lease_change(applied, |leases| {
+                    leases.reclaim(now_ms);
+                    Vec::new()
+                });
                 GateResponse::Snapshot {
                     keys: self.pool.snapshot(now_ms),
                     calls: self.calls.clone(),

@@ -381,6 +381,11 @@ impl LeaseTable {
         }
     }
 
+    /// Takes back the leases that expired, granting nothing.
+    pub fn reclaim(&mut self, now_ms: u64) {
+        self.expire(now_ms);
+    }
+
     fn expire(&mut self, now_ms: u64) {
         let before = self.held.len();
         self.held.retain(|_, until| *until > now_ms);

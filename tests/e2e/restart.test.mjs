@@ -1,5 +1,8 @@
-// ModelGate state lives in Durable Object storage: key health and the
-// round-robin position survive a restart of `wrangler dev` (acceptance 6).
+// ModelGate state lives in Durable Object storage: key health survives a
+// restart of `wrangler dev`. The rotation is each isolate's own (issue 11:
+// keys are chosen inside the isolate, from a cursor that starts at a random
+// offset), so after a restart it must still be a strict rotation over the
+// keys that are not cooling, from wherever it starts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
@@ -24,7 +27,7 @@ async function chatKey(model) {
   return calls.map((c) => c.key);
 }
 
-test('key cooldowns and the round-robin cursor survive a restart', async () => {
+test('key cooldowns survive a restart, and the rotation after it is still strict', async () => {
   const model = 'gemini-2.5-flash-restart';
   // One key is rate limited for a long time on this model only.
   const cooled = 'ok-restart-2';
@@ -36,13 +39,12 @@ test('key cooldowns and the round-robin cursor survive a restart', async () => {
   assert.ok(order.flat().includes(cooled), 'the cooled key was never tried');
   assert.ok(!served.includes(cooled));
 
-  // The rotation order is the gate's (keys in D1 order); read it off the
-  // first full cycle, then predict where it goes next.
+  // The rotation order is the candidates' (keys in D1 order); read it off
+  // the first full cycle.
   const cycle = served.slice(0, KEYS.length - 1);
   assert.equal(new Set(cycle).size, cycle.length, `not a rotation: ${served}`);
   assert.deepEqual(served.slice(cycle.length), cycle.slice(0, served.length - cycle.length));
   const follow = (k) => cycle[(cycle.indexOf(k) + 1) % cycle.length];
-  const expectedNext = follow(served.at(-1));
 
   await stack.restart();
 
@@ -50,8 +52,7 @@ test('key cooldowns and the round-robin cursor survive a restart', async () => {
   for (let i = 0; i < 6; i += 1) after.push(await chatKey(model));
   // The cooled key stays cooled: no restart forgot its 600 s cooldown.
   assert.ok(!after.flat().includes(cooled), `cooled key retried after restart: ${after}`);
-  // The rotation continues where it stood, not from the start.
-  assert.equal(after[0].at(-1), expectedNext, `rotation restarted: before ${served}, after ${after}`);
+  // Every non-cooling key serves, in the same cyclic order as before.
   const rotation = after.map((k) => k.at(-1));
   for (let i = 1; i < rotation.length; i += 1) {
     assert.equal(rotation[i], follow(rotation[i - 1]), `rotation broken after restart: ${rotation}`);
