@@ -1003,7 +1003,10 @@ describe('call log and control endpoints', () => {
       signal: AbortSignal.timeout(50),
     }));
     const abandoned = await abandonedDone;
-    assert.ok(abandoned.finishedAt >= abandoned.at + 40 && abandoned.finishedAt < abandoned.at + 5_000, JSON.stringify(abandoned));
+    // `at` is taken once the body is read, which a loaded machine delays, so
+    // only the order and the cut-short span are certain.
+    assert.ok(abandoned.finishedAt >= abandoned.at && abandoned.finishedAt < abandoned.at + 5_000, JSON.stringify(abandoned));
+    assert.ok(abandoned.finishedAt >= abandoned.abandonedAt, JSON.stringify(abandoned));
 
     // The control endpoint lists both times.
     for (const c of await client.calls({ model })) {
