@@ -644,6 +644,52 @@ describe('faults by key name and by script', () => {
     await assert.rejects(client.script({ modle: 'typo' }), /unknown rule field/);
   });
 
+  test('project: a 429 names its project in an ErrorInfo, as Google\'s paid-tier 429s do', T, async () => {
+    const model = fresh();
+    await client.script({ key: 'proj-key-a', model, fault: 'rate_limit_minute', retryDelay: '9s', project: '123', times: 1 });
+    const r = await generate(model, ask('x'), { key: 'proj-key-a' });
+    assert.equal(r.status, 429);
+    const { details } = r.json.error;
+    assert.deepEqual(details[0], {
+      '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+      reason: 'RATE_LIMIT_EXCEEDED',
+      domain: 'googleapis.com',
+      metadata: {
+        consumer: 'projects/123',
+        service: 'generativelanguage.googleapis.com',
+        quota_limit: 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier',
+        quota_location: 'global',
+      },
+    });
+    // The usual free-tier details follow, unchanged.
+    assert.deepEqual(details.slice(1).map((d) => d['@type']), [
+      'type.googleapis.com/google.rpc.QuotaFailure',
+      'type.googleapis.com/google.rpc.Help',
+      'type.googleapis.com/google.rpc.RetryInfo',
+    ]);
+    assert.equal(details.at(-1).retryDelay, '9s');
+    assert.equal((await generate(model, ask('x'), { key: 'proj-key-a' })).status, 200, 'times:1 used up');
+
+    // Per-day 429s name the per-day quota; a rule adding only a project applies to a key convention's 429.
+    await client.script({ key: 'rl-day-proj-b', project: 'my-project-7', times: 1 });
+    const day = await generate(model, ask('x'), { key: 'rl-day-proj-b' });
+    assert.equal(day.status, 429);
+    assert.equal(day.json.error.details[0].metadata.consumer, 'projects/my-project-7');
+    assert.equal(day.json.error.details[0].metadata.quota_limit, 'GenerateRequestsPerDayPerProjectPerModel-FreeTier');
+
+    // Without a project, no ErrorInfo (the free tier's shape); other faults ignore it.
+    const plain = await generate(model, ask('x'), { key: 'rl-minute-proj-c' });
+    assert.ok(!plain.json.error.details.some((d) => d['@type'].endsWith('ErrorInfo')));
+    await client.script({ key: 'proj-key-d', model, fault: 'server_503', project: '123', times: 1 });
+    const overloaded = await generate(model, ask('x'), { key: 'proj-key-d' });
+    assert.equal(overloaded.status, 503);
+    assert.equal(overloaded.json.error.details, undefined);
+
+    for (const project of [123, '', 'a/b', 'x'.repeat(65)]) {
+      await assert.rejects(client.script({ fault: 'rate_limit_minute', project }), /project must be/);
+    }
+  });
+
   test('not_found and latencyMs', T, async () => {
     const model = fresh();
     await client.script({ model, fault: 'not_found', latencyMs: 40, times: 1 });
@@ -911,6 +957,63 @@ describe('call log and control endpoints', () => {
     assert.equal(c.headers['x-goog-api-client'], 'genai-js/1.0');
     assert.equal((await client.calls({ model, action: 'countTokens' })).length, 1);
     assert.equal((await client.calls({ model, key: 'someone-else' })).length, 0);
+  });
+
+  test('each call records when it started (at) and ended (finishedAt), whatever the ending', T, async () => {
+    const model = fresh();
+    const done = (pred) => new Promise((resolve) => {
+      const on = (c) => {
+        if (!pred(c)) return;
+        mock.state.off('done', on);
+        resolve(c);
+      };
+      mock.state.on('done', on);
+    });
+
+    // A slow success: the span covers the scripted latency.
+    await client.script({ model, latencyMs: 60, times: 1 });
+    const before = Date.now();
+    const slowDone = done((c) => c.model === model && c.fault === undefined);
+    assert.equal((await generate(model, ask('slow'))).status, 200);
+    const slow = await slowDone;
+    assert.ok(slow.at >= before && slow.at <= slow.finishedAt, JSON.stringify(slow));
+    assert.ok(slow.finishedAt - slow.at >= 60, `span ${slow.finishedAt - slow.at} ms`);
+
+    // A stream: it ends after its last event.
+    await client.script({ model, eventDelayMs: 20, times: 1 });
+    const streamDone = done((c) => c.model === model && c.action === 'streamGenerateContent');
+    await (await generate(model, ask('a b c d e f'), { action: 'streamGenerateContent', query: '?alt=sse' })).text;
+    const stream = await streamDone;
+    assert.ok(stream.eventTimes.length >= 3);
+    assert.ok(stream.at <= stream.eventTimes[0] && stream.lastEventSentAt <= stream.finishedAt, JSON.stringify(stream));
+
+    // A fault and a client that gives up: both still get an end time.
+    await client.script({ model, fault: 'server_500', times: 1 });
+    const faultDone = done((c) => c.model === model && c.fault === 'server_500');
+    assert.equal((await generate(model, ask('x'))).status, 500);
+    const fault = await faultDone;
+    assert.ok(fault.finishedAt >= fault.at);
+
+    await client.script({ model, latencyMs: 5_000, times: 1 });
+    const abandonedDone = done((c) => c.model === model && c.abandonedAt);
+    await assert.rejects(fetch(`${mock.url}/v1beta/models/${model}:generateContent`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': KEY, 'content-type': 'application/json' },
+      body: JSON.stringify(ask('x')),
+      signal: AbortSignal.timeout(50),
+    }));
+    const abandoned = await abandonedDone;
+    // `at` is taken once the body is read, which a loaded machine delays, so
+    // only the order and the cut-short span are certain.
+    assert.ok(abandoned.finishedAt >= abandoned.at && abandoned.finishedAt < abandoned.at + 5_000, JSON.stringify(abandoned));
+    assert.ok(abandoned.finishedAt >= abandoned.abandonedAt, JSON.stringify(abandoned));
+
+    // The control endpoint lists both times.
+    for (const c of await client.calls({ model })) {
+      assert.equal(typeof c.at, 'number');
+      assert.equal(typeof c.finishedAt, 'number', `call ${c.seq} has no finishedAt`);
+      assert.ok(c.finishedAt >= c.at);
+    }
   });
 
   test('reset clears calls and rules; clearScripts clears rules only', T, async () => {

@@ -94,20 +94,22 @@ export function unauthenticated({ missing, expired, service, method } = {}) {
  * apart: the QuotaFailure's quotaId ("...PerDay..." vs "...PerMinute...") is
  * the signal.
  */
-export function rateLimited({ model, retryDelay, perDay }) {
+export function rateLimited({ model, retryDelay, perDay, project }) {
   const window = perDay ? 'PerDay' : 'PerMinute';
+  const quotaId = `GenerateRequests${window}PerProjectPerModel-FreeTier`;
   return googleError(
     429,
     'RESOURCE_EXHAUSTED',
     'You exceeded your current quota, please check your plan and billing details. ' +
       `For more information on this error, head to: ${RATE_LIMIT_DOCS}.`,
     [
+      ...(project === undefined ? [] : [quotaErrorInfo(project, quotaId)]),
       {
         '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
         violations: [
           {
             quotaMetric: 'generativelanguage.googleapis.com/generate_content_free_tier_requests',
-            quotaId: `GenerateRequests${window}PerProjectPerModel-FreeTier`,
+            quotaId,
             quotaDimensions: { location: 'global', model },
             quotaValue: perDay ? '250' : '10',
           },
@@ -120,6 +122,20 @@ export function rateLimited({ model, retryDelay, perDay }) {
       retryInfo(retryDelay),
     ],
   );
+}
+
+/**
+ * The ErrorInfo Google adds to a paid project's 429: it names the project
+ * that ran out (`consumer: projects/<number>`), which is how a gateway can
+ * learn which keys share one quota.
+ */
+function quotaErrorInfo(project, quotaLimit) {
+  return errorInfo('RATE_LIMIT_EXCEEDED', 'googleapis.com', {
+    consumer: `projects/${project}`,
+    service: 'generativelanguage.googleapis.com',
+    quota_limit: quotaLimit,
+    quota_location: 'global',
+  });
 }
 
 /**
@@ -294,10 +310,11 @@ export const FAULTS = [
  * Renders a scripted fault for a surface ("gemini" or "codeassist").
  * `fault` is one of FAULTS or a raw `{ status, body, contentType? }`
  * (an object body is sent as Google JSON, a string body verbatim).
+ * `project` (Gemini API 429s only) adds the ErrorInfo naming the project.
  * `drop` has no body: handlers destroy the connection instead (see
  * respond.mjs `dropConnection`).
  */
-export function renderFault(fault, { surface, model, key, retryDelay, quotaResetTimeStamp, apiVersion, method }) {
+export function renderFault(fault, { surface, model, key, retryDelay, quotaResetTimeStamp, project, apiVersion, method }) {
   if (typeof fault === 'object') {
     return { status: fault.status ?? 500, body: fault.body ?? '', contentType: fault.contentType };
   }
@@ -307,7 +324,7 @@ export function renderFault(fault, { surface, model, key, retryDelay, quotaReset
     case 'rate_limit_day': {
       const perDay = fault === 'rate_limit_day';
       if (codeAssist) return codeAssistRateLimited({ model, perDay, retryDelay, quotaResetTimeStamp });
-      return rateLimited({ model, perDay, retryDelay: retryDelay ?? (perDay ? DEFAULT_DAY_DELAY : DEFAULT_MINUTE_DELAY) });
+      return rateLimited({ model, perDay, project, retryDelay: retryDelay ?? (perDay ? DEFAULT_DAY_DELAY : DEFAULT_MINUTE_DELAY) });
     }
     case 'key_invalid':
       return codeAssist ? unauthenticated({ service: CODE_ASSIST_DOMAIN }) : apiKeyInvalid();

@@ -70,7 +70,7 @@ async function admit(ctx, route) {
   if (behaviour.fault) {
     const method = route.action.startsWith('models.') ? 'GetModel' : route.action;
     const where = { surface: 'gemini', model: route.model, key: call.key, apiVersion: route.apiVersion, method };
-    send(ctx, renderFault(behaviour.fault, { ...where, retryDelay: behaviour.retryDelay }));
+    send(ctx, renderFault(behaviour.fault, { ...where, retryDelay: behaviour.retryDelay, project: behaviour.project }));
     return null;
   }
   return behaviour;

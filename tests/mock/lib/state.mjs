@@ -37,6 +37,7 @@ const BEHAVIOUR_FIELDS = [
   'holdBeforeLast',
   'account',
   'quotaResetTimeStamp',
+  'project',
 ];
 const MATCH_FIELDS = ['key', 'model', 'action', 'times'];
 /** Decides per call instead of overriding a behaviour field (see flaky.mjs). */
@@ -99,6 +100,9 @@ export function ruleProblem(spec) {
   }
   if (spec.quotaResetTimeStamp !== undefined && !RFC3339.test(String(spec.quotaResetTimeStamp))) {
     return 'quotaResetTimeStamp must be an RFC 3339 timestamp such as "2025-10-20T19:14:08Z"';
+  }
+  if (spec.project !== undefined && !(typeof spec.project === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(spec.project))) {
+    return 'project must be a project number or id (a string of 1 to 64 letters, digits, "-" or "_")';
   }
   if (spec.flaky !== undefined) return flakyProblem(spec.flaky);
   return null;
