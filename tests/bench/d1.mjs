@@ -46,9 +46,9 @@ function sqlStatements(sql) {
   return out;
 }
 
-/** Applies every migration in order to the D1 database `DB`; returns the file names. */
-export async function migrate(mf) {
-  const db = await mf.getD1Database('DB', 'gemgate');
+/** Applies every migration in order to the D1 database `DB` of `worker`; returns the file names. */
+export async function migrate(mf, worker = 'gemgate') {
+  const db = await mf.getD1Database('DB', worker);
   const files = readdirSync(join(ROOT, 'migrations')).filter((f) => f.endsWith('.sql')).sort();
   for (const f of files) {
     const stmts = sqlStatements(readFileSync(join(ROOT, 'migrations', f), 'utf8'));
@@ -72,10 +72,12 @@ export function compatibilityDate() {
 /**
  * gemgate as a Miniflare worker: build/index.js with its wasm, answering `route`, with D1,
  * KV and every Durable Object of wrangler.toml (`storage` names the D1 and KV stores).
+ * A second copy under another `name` gets its own Durable Object namespaces, since
+ * Miniflare keys them by worker and class.
  */
-export function gemgateWorker({ compatDate, route, storage, bindings }) {
+export function gemgateWorker({ compatDate, route, storage, bindings, name = 'gemgate' }) {
   return {
-    name: 'gemgate',
+    name,
     rootPath: ROOT,
     scriptPath: join(ROOT, 'build/index.js'),
     modules: true,
