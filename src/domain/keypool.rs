@@ -315,10 +315,30 @@ impl PoolState {
         policy: &PoolPolicy,
         budget: Option<&KeyBudget>,
     ) -> Choice {
+        self.ensure_entries(candidates);
+        self.choose_ensured(candidates, exclude, now_ms, policy, budget)
+    }
+
+    /// [`PoolState::choose_within`] for a caller that has already made sure
+    /// every candidate has its entry (an isolate's copy does it once per
+    /// key list, not once per request).
+    pub fn choose_ensured(
+        &mut self,
+        candidates: &[Candidate],
+        exclude: &[String],
+        now_ms: u64,
+        policy: &PoolPolicy,
+        budget: Option<&KeyBudget>,
+    ) -> Choice {
         if candidates.is_empty() {
             return Choice::NoKeys;
         }
-        self.ensure_entries(candidates);
+        if policy.strategy == Strategy::RoundRobin
+            && budget.is_none()
+            && let Some(chosen) = self.next_in_rotation(candidates, exclude, now_ms)
+        {
+            return self.take(candidates, chosen, now_ms, budget);
+        }
         let Some(eligible) = self.eligible(candidates, exclude, now_ms, budget) else {
             if let Some(wait) =
                 budget.and_then(|b| self.budget_wait(candidates, exclude, now_ms, b))
@@ -343,6 +363,56 @@ impl PoolState {
                 self.smooth_weighted(candidates, &eligible, order, adaptive_weight)
             }
         };
+        self.take(candidates, chosen, now_ms, budget)
+    }
+
+    /// Round robin's common case without a pass over the pool: the first
+    /// key after the cursor that is usable, not demoted, not just back
+    /// from a cooldown, and of the lowest tier any candidate has. That is
+    /// exactly the key the full rule picks; when the walk meets none
+    /// quickly (most of the pool is out), the full rule decides.
+    fn next_in_rotation(
+        &self,
+        candidates: &[Candidate],
+        exclude: &[String],
+        now_ms: u64,
+    ) -> Option<usize> {
+        const WALK: usize = 64;
+        let lowest = candidates.iter().map(|c| c.tier).min()?;
+        let order = RotationOrder::new(self.cursor, candidates.len());
+        for step in 0..candidates.len().min(WALK) {
+            let i = (order.start + step) % candidates.len();
+            let c = &candidates[i];
+            if c.tier != lowest || exclude.contains(&c.id) {
+                continue;
+            }
+            let Some(h) = self.keys.get(&c.id) else {
+                return Some(i);
+            };
+            if h.is_returning(now_ms) {
+                // Its welcome back needs the whole pool: the full rule.
+                return None;
+            }
+            if h.disabled.is_none()
+                && !h.is_cooling(now_ms)
+                && !h.is_circuit_open(now_ms)
+                && !h.is_demoted(now_ms)
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// Hands out candidate `chosen`: the cursor moves past it and the use is counted.
+    fn take(
+        &mut self,
+        candidates: &[Candidate],
+        chosen: usize,
+        now_ms: u64,
+        budget: Option<&KeyBudget>,
+    ) -> Choice {
+        let order = RotationOrder::new(self.cursor, candidates.len());
         self.cursor = order.cursor_after(chosen);
         let id = candidates[chosen].id.clone();
         let health = self.entry(&id);
@@ -352,6 +422,11 @@ impl PoolState {
             health.budget.count_request(now_ms);
         }
         Choice::Key(id)
+    }
+
+    /// Makes sure every candidate has its entry (see [`PoolState::choose_ensured`]).
+    pub fn sync(&mut self, candidates: &[Candidate]) {
+        self.ensure_entries(candidates);
     }
 
     /// When keys that are up (not excluded, disabled, cooling or open) are
@@ -464,16 +539,18 @@ impl PoolState {
         now_ms: u64,
         budget: Option<&KeyBudget>,
     ) -> Option<Vec<usize>> {
-        let health = |i: usize| self.keys.get(&candidates[i].id);
+        // One lookup per candidate: a pool of a thousand keys is scanned once.
+        let health: Vec<Option<&KeyHealth>> =
+            candidates.iter().map(|c| self.keys.get(&c.id)).collect();
         let within_budget =
             |h: &KeyHealth| budget.is_none_or(|b| h.budget.wait_ms(b, now_ms).is_none());
         let available = |i: usize| {
             !exclude.iter().any(|e| *e == candidates[i].id)
-                && health(i).is_none_or(|h| {
+                && health[i].is_none_or(|h| {
                     h.disabled.is_none() && !h.is_cooling(now_ms) && within_budget(h)
                 })
         };
-        let closed = |i: usize| health(i).is_none_or(|h| !h.is_circuit_open(now_ms));
+        let closed = |i: usize| health[i].is_none_or(|h| !h.is_circuit_open(now_ms));
         let usable = preferred(
             candidates,
             (0..candidates.len())
@@ -484,7 +561,7 @@ impl PoolState {
             let fresh: Vec<usize> = usable
                 .iter()
                 .copied()
-                .filter(|&i| health(i).is_none_or(|h| !h.is_demoted(now_ms)))
+                .filter(|&i| health[i].is_none_or(|h| !h.is_demoted(now_ms)))
                 .collect();
             return Some(if fresh.is_empty() { usable } else { fresh });
         }
@@ -509,7 +586,13 @@ impl PoolState {
         now_ms: u64,
         policy: &PoolPolicy,
     ) {
-        self.ensure_entries(candidates);
+        // A success or a client error touches only its own key; a new key's
+        // entry starts level with the others either way.
+        if !matches!(outcome, Outcome::Ok | Outcome::ClientError { .. })
+            || !self.keys.contains_key(key_id)
+        {
+            self.ensure_entries(candidates);
+        }
         let health = self.entry(key_id);
         match outcome {
             Outcome::Ok => health.on_success(latency_ms),
@@ -593,8 +676,16 @@ impl PoolState {
         self.keys.entry(key_id.to_owned()).or_default()
     }
 
-    /// Creates health for new candidates, level with the least-used known key.
+    /// Creates health for new candidates, level with the least-used known
+    /// key, and gives a fresh start to keys an admin edited. One pass when
+    /// nothing is new (every request of a large pool).
     fn ensure_entries(&mut self, candidates: &[Candidate]) {
+        let stale = |c: &Candidate, keys: &BTreeMap<String, KeyHealth>| {
+            keys.get(&c.id).is_none_or(|h| c.revision > h.revision)
+        };
+        if !candidates.iter().any(|c| stale(c, &self.keys)) {
+            return;
+        }
         let known_min_uses = candidates
             .iter()
             .filter_map(|c| self.keys.get(&c.id))
@@ -623,6 +714,14 @@ impl PoolState {
     /// request under `least_used` until it caught up, and burn its fresh quota
     /// at once.
     fn welcome_back(&mut self, candidates: &[Candidate], eligible: &[usize], now_ms: u64) {
+        let anyone_back = eligible.iter().any(|&i| {
+            self.keys
+                .get(&candidates[i].id)
+                .is_some_and(|h| h.is_returning(now_ms))
+        });
+        if !anyone_back {
+            return;
+        }
         let (returning, staying): (Vec<&str>, Vec<&str>) = eligible
             .iter()
             .map(|&i| candidates[i].id.as_str())
@@ -932,6 +1031,61 @@ fn preferred(candidates: &[Candidate], indices: Vec<usize>) -> Vec<usize> {
 mod tests {
     use super::*;
     use crate::domain::clock::format_rfc3339;
+
+    /// The round-robin walk must pick exactly what the full rule picks,
+    /// whenever it picks at all: checked over many pseudo-random pools.
+    #[test]
+    fn the_round_robin_walk_agrees_with_the_full_rule() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let now = 1_000_000;
+        let mut walked = 0;
+        for _ in 0..5_000 {
+            let size = 1 + usize::try_from(next(8)).unwrap_or(1);
+            let candidates: Vec<Candidate> = (0..size)
+                .map(|i| Candidate {
+                    tier: u8::try_from(next(2)).unwrap_or(0),
+                    ..Candidate::new(format!("k{i}"))
+                })
+                .collect();
+            let mut state = PoolState {
+                cursor: next(16),
+                ..PoolState::default()
+            };
+            state.ensure_entries(&candidates);
+            for c in &candidates {
+                let h = state.keys.get_mut(&c.id).unwrap_or_else(|| unreachable!());
+                match next(7) {
+                    0 => h.cooldown_until_ms = now + 10,
+                    1 => h.demoted_until_ms = now + 10,
+                    2 => h.circuit_until_ms = now + 10,
+                    3 => h.disabled = Some("x".into()),
+                    4 => h.cooldown_until_ms = now - 10,
+                    _ => {}
+                }
+            }
+            let exclude: Vec<String> = candidates
+                .iter()
+                .filter(|_| next(5) == 0)
+                .map(|c| c.id.clone())
+                .collect();
+            let Some(fast) = state.next_in_rotation(&candidates, &exclude, now) else {
+                continue;
+            };
+            walked += 1;
+            let eligible = state
+                .eligible(&candidates, &exclude, now, None)
+                .unwrap_or_else(|| panic!("the walk found a key the full rule has none for"));
+            let full = RotationOrder::new(state.cursor, candidates.len()).first(&eligible);
+            assert_eq!(fast, full, "cursor {} exclude {exclude:?}", state.cursor);
+        }
+        assert!(walked > 1_000, "the walk decided only {walked} times");
+    }
 
     const T0: u64 = 1_705_348_800_000; // 2024-01-15T20:00:00Z, 12:00 PST
 

@@ -17,6 +17,8 @@
 //! key gets **one failed call per isolate**, plus the calls that other
 //! requests of the same isolate had already sent to it concurrently.
 
+use std::rc::Rc;
+
 use super::gate::{Decision, HealthView, Report};
 use super::keypool::{Candidate, PoolPolicy, PoolState};
 
@@ -28,6 +30,9 @@ pub struct LocalPool {
     /// When the last refresh was asked for.
     asked_at_ms: u64,
     refreshing: bool,
+    /// The key list every entry was made for; while the same list comes
+    /// (one snapshot's), choosing needs no pass over it.
+    synced: Option<Rc<[Candidate]>>,
 }
 
 impl LocalPool {
@@ -51,12 +56,22 @@ impl LocalPool {
     /// Picks a key for one attempt, as the gate would.
     pub fn choose(
         &mut self,
-        candidates: &[Candidate],
+        candidates: &Rc<[Candidate]>,
         exclude: &[String],
         now_ms: u64,
         policy: &PoolPolicy,
     ) -> Decision {
-        let choice = self.pool.choose(candidates, exclude, now_ms, policy);
+        if !self
+            .synced
+            .as_ref()
+            .is_some_and(|s| Rc::ptr_eq(s, candidates))
+        {
+            self.pool.sync(candidates);
+            self.synced = Some(Rc::clone(candidates));
+        }
+        let choice = self
+            .pool
+            .choose_ensured(candidates, exclude, now_ms, policy, None);
         Decision::of(choice, &self.pool)
     }
 
@@ -91,6 +106,8 @@ impl LocalPool {
             return false;
         }
         self.pool.adopt(&view.keys, candidates, now_ms);
+        // Adopting may reset entries; the next choice syncs again.
+        self.synced = None;
         self.adopted = Some((view.epoch, view.version));
         true
     }
@@ -118,7 +135,7 @@ mod tests {
     use super::*;
     use crate::domain::outcome::{Outcome, QuotaScope};
 
-    fn candidates(ids: &[&str]) -> Vec<Candidate> {
+    fn candidates(ids: &[&str]) -> Rc<[Candidate]> {
         ids.iter().map(|id| Candidate::new(*id)).collect()
     }
 
@@ -217,8 +234,9 @@ mod tests {
             &policy,
         );
         // An admin re-enabled `a` (revision 5); the gate has not seen it yet.
-        let mut renewed = candidates(&["a"]);
-        renewed[0].revision = 5;
+        let mut fresh = Candidate::new("a");
+        fresh.revision = 5;
+        let renewed: Rc<[Candidate]> = vec![fresh].into();
         let view = HealthView {
             epoch: 1,
             version: 3,

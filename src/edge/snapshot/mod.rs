@@ -77,6 +77,9 @@ impl UpstreamAccount {
 struct GateRoster {
     digest: String,
     candidates: Rc<[Candidate]>,
+    /// The accounts among the candidates, and whether any key is.
+    accounts: Vec<String>,
+    has_keys: bool,
 }
 
 /// What the hot path reads: enabled keys and usable accounts in a stable
@@ -90,6 +93,8 @@ pub struct Snapshot {
     rosters: RefCell<HashMap<String, Rc<GateRoster>>>,
     /// The gates this snapshot's list was sent to.
     sent: RefCell<HashSet<String>>,
+    /// Key id → its place in `keys`, so a large pool finds a secret at once.
+    key_index: HashMap<String, usize>,
 }
 
 impl Snapshot {
@@ -99,6 +104,11 @@ impl Snapshot {
         settings: Settings,
         loaded_at: u64,
     ) -> Self {
+        let key_index = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.id.clone(), i))
+            .collect();
         Self {
             keys,
             accounts,
@@ -106,6 +116,7 @@ impl Snapshot {
             loaded_at,
             rosters: RefCell::new(HashMap::new()),
             sent: RefCell::new(HashSet::new()),
+            key_index,
         }
     }
 
@@ -133,9 +144,17 @@ impl Snapshot {
         let digest = serde_json::to_string(&candidates)
             .map(|json| sha256_hex(json.as_bytes()))
             .unwrap_or_default();
+        let accounts: Vec<String> = candidates
+            .iter()
+            .filter(|c| crate::domain::accounts::record::is_account(&c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        let has_keys = accounts.len() < candidates.len();
         let roster = Rc::new(GateRoster {
             digest,
             candidates: candidates.into(),
+            accounts,
+            has_keys,
         });
         self.rosters
             .borrow_mut()
@@ -171,20 +190,12 @@ impl Snapshot {
     /// The accounts in `gate`'s roster: what a request that must not use an
     /// account (an embedding, a model list) excludes.
     pub fn accounts_in(&self, gate: &str) -> Vec<String> {
-        self.gate_roster(gate)
-            .candidates
-            .iter()
-            .filter(|c| crate::domain::accounts::record::is_account(&c.id))
-            .map(|c| c.id.clone())
-            .collect()
+        self.gate_roster(gate).accounts.clone()
     }
 
     /// Whether any key is in `gate`'s roster.
     pub fn has_keys_for(&self, gate: &str) -> bool {
-        self.gate_roster(gate)
-            .candidates
-            .iter()
-            .any(|c| !crate::domain::accounts::record::is_account(&c.id))
+        self.gate_roster(gate).has_keys
     }
 
     /// Records that `gate` has this snapshot's list.
@@ -196,18 +207,17 @@ impl Snapshot {
 
     /// The project label of a key, if it has one.
     pub fn project_of(&self, id: &str) -> Option<&str> {
-        self.keys
-            .iter()
-            .find(|k| k.id == id)
+        self.key(id)
             .and_then(|k| k.candidate.project.as_deref())
             .filter(|p| !p.is_empty())
     }
 
     pub fn secret(&self, id: &str) -> Option<&str> {
-        self.keys
-            .iter()
-            .find(|k| k.id == id)
-            .map(|k| k.secret.as_str())
+        self.key(id).map(|k| k.secret.as_str())
+    }
+
+    fn key(&self, id: &str) -> Option<&UpstreamKey> {
+        self.key_index.get(id).and_then(|&i| self.keys.get(i))
     }
 
     pub fn account(&self, id: &str) -> Option<&UpstreamAccount> {
