@@ -32,7 +32,7 @@ fn with_pool<T>(model: &str, f: impl FnOnce(&mut LocalPool) -> T) -> T {
 /// Makes sure this isolate has a view of `model`'s health: the first request
 /// for a model waits for it (once per isolate); later ones start a
 /// background refresh when one is due.
-pub async fn ensure_view(app: &App, snap: &Snapshot, model: &str) -> Result<(), GatewayError> {
+pub async fn ensure_view(app: &App, snap: &Snapshot, model: &str) {
     let now = now_ms();
     let refresh_ms = snap.settings.health_refresh_ms;
     let (cold, due) = with_pool(model, |p| {
@@ -40,16 +40,16 @@ pub async fn ensure_view(app: &App, snap: &Snapshot, model: &str) -> Result<(), 
         (cold, p.refresh_due(now, if cold { 0 } else { refresh_ms }))
     });
     if cold {
-        return match fetch_view(app, model).await {
-            Ok(view) => {
-                adopt(snap, model, &view);
-                Ok(())
-            }
+        match fetch_view(app, model).await {
+            Ok(view) => adopt(snap, model, &view),
             Err(e) => {
+                // Serve anyway, from a copy that knows nothing yet (every key
+                // healthy): a failure's report or a later request fetches it.
                 with_pool(model, LocalPool::refresh_failed);
-                Err(e)
+                worker::console_warn!("[gemgate] no health view for {model} yet: {e}");
             }
-        };
+        }
+        return;
     }
     if due {
         let env = app.env.clone();
@@ -69,7 +69,6 @@ pub async fn ensure_view(app: &App, snap: &Snapshot, model: &str) -> Result<(), 
             }
         });
     }
-    Ok(())
 }
 
 async fn fetch_view(app: &App, model: &str) -> Result<HealthView, GatewayError> {

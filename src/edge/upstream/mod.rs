@@ -79,12 +79,8 @@ pub async fn send_admitted(
     if let Chooser::Local = chooser {
         let view = local::ensure_view(app, snap, &req.gate);
         match admit.take() {
-            Some(admission) => {
-                let (viewed, admitted) = join(view, admission).await;
-                admitted?;
-                viewed?;
-            }
-            None => view.await?,
+            Some(admission) => join(view, admission).await.1?,
+            None => view.await,
         }
     }
 
