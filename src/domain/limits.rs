@@ -429,9 +429,13 @@ pub struct BudgetUse {
     pub day_ends_ms: u64,
 }
 
-#[expect(
-    clippy::trivially_copy_pass_by_ref,
-    reason = "serde's skip_serializing_if passes a reference"
+// On wasm32 a u64 is wider than a pointer, so the lint only fires on 64-bit targets.
+#[cfg_attr(
+    target_pointer_width = "64",
+    expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "serde's skip_serializing_if passes a reference"
+    )
 )]
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -471,10 +475,10 @@ impl BudgetUse {
                 later(leaving + MINUTE_MS - now_ms);
             }
         }
-        if let Some(rpd) = budget.rpd {
-            if self.day_count >= u64::from(rpd) {
-                later(self.day_ends_ms.saturating_sub(now_ms));
-            }
+        if let Some(rpd) = budget.rpd
+            && self.day_count >= u64::from(rpd)
+        {
+            later(self.day_ends_ms.saturating_sub(now_ms));
         }
         if let Some(tpm) = budget.tpm {
             let mut used: u64 = self.tokens.iter().map(|&(_, n)| n).sum();
@@ -576,7 +580,7 @@ mod tests {
                 ..row("a")
             },
         ] {
-            let err = validate(&[bad.clone()]).unwrap_err();
+            let err = validate(std::slice::from_ref(&bad)).unwrap_err();
             assert!(err.client_message().contains("model_limits"), "{bad:?}");
         }
         assert!(validate(&presets()[0].limits).is_ok());
