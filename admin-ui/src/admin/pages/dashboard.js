@@ -104,8 +104,11 @@ function Breakdown({ title, head, rows }) {
  * An answer that fails or lists nothing reads as "no limited models": the
  * card never shows an error of its own.
  */
-function Queues({ answer }) {
+function Queues({ answer, loading }) {
   const rows = Array.isArray(answer?.models) ? answer.models : [];
+  if (loading) {
+    return html`<section class="card queues-card" aria-labelledby="queues-title"><h2 id="queues-title">${t('dash.queues')}</h2><${Loading} /></section>`;
+  }
   return html`
     <section class="card queues-card" aria-labelledby="queues-title">
       <h2 id="queues-title">${t('dash.queues')}</h2>
@@ -266,7 +269,7 @@ export function Dashboard() {
               </div>` : html`<${Empty} text=${t('dash.noFailures')} />`}
           </section>
         </div>
-        <${Queues} answer=${queues.error ? null : queues.data} />
+        <${Queues} answer=${queues.error ? null : queues.data} loading=${queues.loading && !queues.data && !queues.error} />
         <section class="card">
           <h2>${t('dash.capacity')}</h2>
           <${Capacity} rows=${data.capacity ?? []} />

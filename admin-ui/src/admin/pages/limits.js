@@ -211,21 +211,21 @@ function LimitsForm({ current, onSaved }) {
                 <tr key=${r.id}>
                   <th scope="row" class="order">${i + 1}</th>
                   <td class="pattern" data-label=${t('limits.pattern')}>
-                    <input class="mono" spellcheck="false" autocomplete="off" aria-label=${cellLabel('pattern', i)}
+                    <input class="mono" data-field="pattern" spellcheck="false" autocomplete="off" aria-label=${cellLabel('pattern', i)}
                       value=${r.pattern} onInput=${setCell(i, 'pattern')} />
                     ${shadows[i] > 0 && html`<span class="shadowed" role="status">${t('limits.shadowed', { n: shadows[i] })}</span>`}
                   </td>
                   ${FIELDS.map((f) => html`
                     <td key=${f} data-label=${t(`limits.${f}`)}>
-                      <input type="number" min=${f === 'max_wait_ms' ? 0 : 1} step="1" inputmode="numeric" aria-label=${cellLabel(f, i)}
+                      <input type="number" data-field=${f} min=${f === 'max_wait_ms' ? 0 : 1} step="1" inputmode="numeric" aria-label=${cellLabel(f, i)}
                         placeholder=${t('limits.noLimit')} value=${r[f]} onInput=${setCell(i, f)} />
                     </td>`)}
                   <td class="actions">
-                    <button type="button" class="btn btn-small btn-ghost" aria-label=${t('limits.moveUp', { n: i + 1 })} title=${t('limits.moveUp', { n: i + 1 })}
+                    <button type="button" class="btn btn-small btn-ghost move-up" aria-label=${t('limits.moveUp', { n: i + 1 })} title=${t('limits.moveUp', { n: i + 1 })}
                       disabled=${i === 0} onClick=${() => move(i, -1)}>↑</button>
-                    <button type="button" class="btn btn-small btn-ghost" aria-label=${t('limits.moveDown', { n: i + 1 })} title=${t('limits.moveDown', { n: i + 1 })}
+                    <button type="button" class="btn btn-small btn-ghost move-down" aria-label=${t('limits.moveDown', { n: i + 1 })} title=${t('limits.moveDown', { n: i + 1 })}
                       disabled=${i === rows.length - 1} onClick=${() => move(i, 1)}>↓</button>
-                    <button type="button" class="btn btn-small btn-danger-ghost" aria-label=${t('limits.remove', { n: i + 1 })} title=${t('limits.remove', { n: i + 1 })}
+                    <button type="button" class="btn btn-small btn-danger-ghost remove-row" aria-label=${t('limits.remove', { n: i + 1 })} title=${t('limits.remove', { n: i + 1 })}
                       onClick=${() => remove(i)}>×</button>
                   </td>
                 </tr>`)}
