@@ -554,7 +554,7 @@ export default {
   'projects.modelParked': '{n} until the daily reset',
   'projects.noCooling': 'Nothing cooling',
   'projects.showKeys': 'Show keys',
-  'projects.showKeysOf': 'Show the keys of {project}',
+  'projects.showKeysOf': 'Show keys of {project}',
   'dash.queues': 'Queues',
   'dash.queuesNone': 'No concurrency-limited models.',
   'dash.queuesHelp': 'Models with a concurrency limit: requests in flight and waiting now, and the waits since the gate started.',

@@ -554,7 +554,7 @@ export default {
   'projects.modelParked': '{n} 个等待每日重置',
   'projects.noCooling': '没有冷却',
   'projects.showKeys': '查看密钥',
-  'projects.showKeysOf': '查看 {project} 的密钥',
+  'projects.showKeysOf': '查看密钥（{project}）',
   'dash.queues': '队列',
   'dash.queuesNone': '没有设置并发上限的模型。',
   'dash.queuesHelp': '设置了并发上限的模型：当前进行中和等待中的请求，以及闸门启动以来的等待时间。',
