@@ -21,6 +21,7 @@ pub mod mask;
 pub mod media;
 pub mod openai;
 pub mod outcome;
+pub mod projects;
 pub mod quota;
 pub mod render;
 pub mod route;

@@ -14,6 +14,10 @@
 //   switches, adding keys in bulk, users (the key shown once and copied),
 //   a setting refused beside its field, and logging out.
 //
+// The scheduling states (the model_limits editor and its preset, the
+// projects view and the bulk project dialog, the dashboard's queues) are
+// visited here too; console-limits.test.mjs tests what they do.
+//
 // The dashboard, models, logs and settings-defaults pages need admin API
 // routes (`/admin/api/stats`, `/models`, `/logs`, `/settings/defaults`);
 // where one is missing, its page shows the error and its tests fail.
@@ -71,6 +75,13 @@ before(async () => {
   await pollD1(stack, `SELECT COALESCE(SUM(requests), 0) AS n FROM usage_hourly WHERE user_id = ${sqlStr(alice.user.id)}`, ([row]) => row.n >= 6);
   const spare = Array.from({ length: 110 }, (_, i) => `AIzaSyConsole${String(i).padStart(26, '0')}`);
   await stack.admin('POST', '/keys', { keys: spare, label: 'spare', class: 'paid' });
+  // Limits for models these tests never call, so the editor has rows to show.
+  await stack.admin('PATCH', '/settings', {
+    model_limits: [
+      { pattern: 'gemini-2.5-pro-exp*', max_concurrency: 4, max_wait_ms: 2000 },
+      { pattern: 'gemma-3*', key_rpm: 30, key_rpd: 14400, key_tpm: 15000 },
+    ],
+  });
   browser = await launchBrowser();
 });
 
@@ -111,11 +122,26 @@ async function ready(page, selector, label) {
 /**
  * The pages and states under test. `ready` is what shows the page has its
  * data; `prepare` opens a part that is closed at first; `dialog` marks a
- * state that opens a modal.
+ * state that opens a modal; `route` stands in for an API answer.
  */
 const PAGES = [
   { name: 'login', path: '/admin/', auth: false, ready: '#password' },
-  { name: 'dashboard', path: '/admin/', ready: '.charts .chart .u-wrap' },
+  {
+    name: 'dashboard', path: '/admin/', ready: '.charts .chart .u-wrap',
+    async prepare(page) {
+      await page.waitForSelector('.queues-card .empty, .queues-card tbody tr', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    // The queues as GET /admin/api/models/queues will answer once it works.
+    name: 'dashboard-queues', path: '/admin/', ready: '.queues-table tbody tr',
+    async route(page) {
+      await page.route('**/admin/api/models/queues', (r) => r.fulfill({ json: { models: [
+        { model: 'gemini-2.5-pro', max_concurrency: 2, max_wait_ms: 1000, in_flight: 2, queued: 3, granted: 10, waited: 3, rejected: 1, expired: 0, wait_p50_ms: 0, wait_p95_ms: 12, wait_max_ms: 40 },
+        { model: 'gemini-2.5-flash-preview-09-2025', max_concurrency: 20, max_wait_ms: 30000, in_flight: 5, queued: 0, granted: 1200, waited: 30, rejected: 0, expired: 2, wait_p50_ms: 140, wait_p95_ms: 2300, wait_max_ms: 12000 },
+      ] } }));
+    },
+  },
   { name: 'keys', path: '/admin/keys', ready: '.keys-table tbody tr' },
   {
     name: 'keys-add', path: '/admin/keys', ready: '.keys-table tbody tr',
@@ -130,6 +156,21 @@ const PAGES = [
     async prepare(page) {
       await page.click('.keys-table tbody tr:first-child .actions .btn:first-child');
       await page.waitForSelector('dialog[open] #edit-label', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    name: 'keys-projects', path: '/admin/keys', ready: '.keys-table tbody tr',
+    async prepare(page) {
+      await page.click('.page > .segmented button:nth-child(2)');
+      await page.waitForSelector('.projects-table tbody tr', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    name: 'keys-set-project', dialog: true, path: '/admin/keys', ready: '.keys-table tbody tr',
+    async prepare(page) {
+      await page.check('#select-page');
+      await page.click('#set-project');
+      await page.waitForSelector('dialog[open] #bulk-project', { timeout: UI_TIMEOUT });
     },
   },
   { name: 'users', path: '/admin/users', ready: '.users-table tbody tr' },
@@ -147,7 +188,19 @@ const PAGES = [
       await ready(page, '.usage-detail .chart .u-wrap', 'a user\'s usage chart');
     },
   },
-  { name: 'models', path: '/admin/models', ready: '.models-table tbody tr' },
+  {
+    name: 'models', path: '/admin/models', ready: '.models-table tbody tr',
+    async prepare(page) {
+      await page.waitForSelector('.limits-table tbody tr', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    name: 'models-preset', dialog: true, path: '/admin/models', ready: '.limits-table tbody tr',
+    async prepare(page) {
+      await page.click('#apply-preset');
+      await page.waitForSelector('dialog[open] .preset-table tbody tr', { timeout: UI_TIMEOUT });
+    },
+  },
   {
     name: 'models-edit', dialog: true, path: '/admin/models', ready: '.models-table tbody tr',
     async prepare(page) {
@@ -186,6 +239,7 @@ async function visit(p, variant) {
   const context = await contextFor({ ...variant, auth: p.auth !== false });
   const page = await context.newPage();
   const errors = watchErrors(page);
+  await p.route?.(page);
   const res = await page.goto(`${stack.url}${p.path}`, { timeout: UI_TIMEOUT });
   assert.equal(res.status(), 200, `${p.path}: ${res.status()}`);
   await ready(page, p.ready, p.name);

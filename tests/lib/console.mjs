@@ -24,7 +24,7 @@ export const placeholders = (text) => [...text.matchAll(/\{(\w+)\}/g)].map((m) =
  */
 export const ALLOWED = new Set([
   'gemgate', 'Gemini', 'OpenAI', 'AI Studio', 'RPM', 'RPD', 'TPM', 'p50', 'p95',
-  '2xx', '4xx', '5xx', 'MiB', 'KiB', 'B', 'sk-…', '×', '▾', '☀', '☾', '◐',
+  '2xx', '4xx', '5xx', 'MiB', 'KiB', 'B', 'sk-…', '×', '▾', '☀', '☾', '◐', '↑', '↓',
 ]);
 
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -1,7 +1,7 @@
 // The dashboard: requests, success rate, latency, tokens and credits over
 // a range, filterable by model, key and user; the split by each; the keys
-// failing most; the pool's capacity per model. Refreshes every 30 s while
-// the tab is visible.
+// failing most; the pool's capacity per model; the queue of each model with
+// a concurrency limit. Refreshes every 30 s while the tab is visible.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from '../../lib/api.js';
 import { Chart } from '../../lib/chart.js';
@@ -99,6 +99,55 @@ function Breakdown({ title, head, rows }) {
     </section>`;
 }
 
+/**
+ * The queue of each concurrency-limited model (GET /admin/api/models/queues).
+ * An answer that fails or lists nothing reads as "no limited models": the
+ * card never shows an error of its own.
+ */
+function Queues({ answer, loading }) {
+  const rows = Array.isArray(answer?.models) ? answer.models : [];
+  if (loading) {
+    return html`<section class="card queues-card" aria-labelledby="queues-title"><h2 id="queues-title">${t('dash.queues')}</h2><${Loading} /></section>`;
+  }
+  return html`
+    <section class="card queues-card" aria-labelledby="queues-title">
+      <h2 id="queues-title">${t('dash.queues')}</h2>
+      ${!rows.length ? html`<${Empty} text=${t('dash.queuesNone')} />` : html`
+        <p class="hint">${t('dash.queuesHelp')}</p>
+        <div class="table-wrap">
+          <table class="table table-cards queues-table">
+            <thead><tr>
+              <th scope="col">${t('common.model')}</th>
+              <th scope="col" class="num">${t('dash.inFlight')}</th>
+              <th scope="col" class="num">${t('dash.queued')}</th>
+              <th scope="col" class="num">${t('dash.waitP50')}</th>
+              <th scope="col" class="num">${t('dash.waitP95')}</th>
+              <th scope="col" class="num">${t('dash.waitMax')}</th>
+              <th scope="col" class="num">${t('dash.rejected')}</th>
+            </tr></thead>
+            <tbody>
+              ${rows.map((q) => html`
+                <tr key=${q.model}>
+                  <th scope="row" data-label=${t('common.model')}>
+                    <span translate=${false}>${q.model}</span>
+                    <span class="sub">${t('dash.queueLimits', { max: num(q.max_concurrency), wait: ms(q.max_wait_ms ?? 0) })}</span>
+                  </th>
+                  <td class="num" data-label=${t('dash.inFlight')}>
+                    ${num(q.in_flight)} / ${num(q.max_concurrency)}
+                    <${Bar} value=${q.in_flight ?? 0} max=${q.max_concurrency ?? 0} tone=${(q.in_flight ?? 0) >= (q.max_concurrency ?? 1) ? 'danger' : 'accent'} />
+                  </td>
+                  <td class="num" data-label=${t('dash.queued')}>${num(q.queued)}</td>
+                  <td class="num" data-label=${t('dash.waitP50')}>${ms(q.wait_p50_ms)}</td>
+                  <td class="num" data-label=${t('dash.waitP95')}>${ms(q.wait_p95_ms)}</td>
+                  <td class="num" data-label=${t('dash.waitMax')}>${ms(q.wait_max_ms)}</td>
+                  <td class="num" data-label=${t('dash.rejected')}>${num(q.rejected)}</td>
+                </tr>`)}
+            </tbody>
+          </table>
+        </div>`}
+    </section>`;
+}
+
 export function Dashboard() {
   const language = useStore(lang);
   const [range, setRange] = useState('24h');
@@ -113,7 +162,11 @@ export function Dashboard() {
   useEffect(() => {
     if (data) setUpdated(Date.now());
   }, [data]);
-  useVisibleInterval(() => reload({ silent: true }), REFRESH_MS);
+  const queues = useLoad(() => api.get('/admin/api/models/queues', { quiet: true }), []);
+  useVisibleInterval(() => {
+    reload({ silent: true });
+    queues.reload({ silent: true });
+  }, REFRESH_MS);
 
   const models = useOptions(data?.by_model, (m) => ({ value: m.model, label: m.model }));
   const keys = useOptions(data?.by_key, (k) => ({ value: k.key_id, label: k.masked ?? k.key_id }));
@@ -157,7 +210,7 @@ export function Dashboard() {
         <div class="toolbar">
           <${Segmented} label=${t('dash.range')} value=${range} onChange=${setRange}
             options=${RANGES.map((r) => ({ value: r, label: t(`range.${r}`) }))} />
-          <button type="button" class="btn" onClick=${() => reload()} disabled=${loading}>${t('common.refresh')}</button>
+          <button type="button" class="btn" onClick=${() => { reload(); queues.reload({ silent: true }); }} disabled=${loading}>${t('common.refresh')}</button>
         </div>
       </div>
       <div class="filters">
@@ -216,6 +269,7 @@ export function Dashboard() {
               </div>` : html`<${Empty} text=${t('dash.noFailures')} />`}
           </section>
         </div>
+        <${Queues} answer=${queues.error ? null : queues.data} loading=${queues.loading && !queues.data && !queues.error} />
         <section class="card">
           <h2>${t('dash.capacity')}</h2>
           <${Capacity} rows=${data.capacity ?? []} />

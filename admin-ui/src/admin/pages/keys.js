@@ -1,13 +1,14 @@
 // Upstream keys: paste thousands at once, filter by health and search,
 // page on the server, test the selected ones now, edit, enable or disable,
-// delete in bulk, and read each key's per-model health with a live
-// cooldown countdown.
+// set or clear the project of many at once, delete in bulk, and read each
+// key's per-model health with a live cooldown countdown. A second view
+// lists the projects with their keys and capacity.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, confirmDone, seg } from '../../lib/api.js';
 import { clock, dateTime, ms, num } from '../../lib/format.js';
 import { html } from '../../lib/html.js';
 import { t } from '../../lib/i18n.js';
-import { Confirm, Dialog, Empty, Field, LoadError, Loading, Pager, Segmented, Switch, useAction, useLoad, useNow } from '../../lib/ui.js';
+import { Confirm, Dialog, Empty, Field, LoadError, Loading, Pager, Segmented, StackBar, Switch, useAction, useLoad, useNow } from '../../lib/ui.js';
 
 const PAGE = 100;
 /** POST /admin/api/keys/test takes at most this many ids. */
@@ -223,6 +224,107 @@ function EditKey({ k, onClose, onSaved }) {
     <//>`;
 }
 
+/** Sets or clears the project of the selected keys (POST /admin/api/keys/project). */
+function SetProject({ ids, onClose, onDone }) {
+  const [name, setName] = useState('');
+  const [error, setError] = useState(null);
+  const { data } = useLoad(() => api.get('/admin/api/projects', { quiet: true }), []);
+  const known = (data?.projects ?? []).map((p) => p.project).filter(Boolean);
+  const [send, busy] = useAction(async (project) => {
+    setError(null);
+    try {
+      const r = await api.post('/admin/api/keys/project', { ids, project }, { fields: ['ids', 'project'] });
+      confirmDone(t(project === null ? 'keys.projectClearedN' : 'keys.projectSetN', { n: r?.updated ?? 0 }));
+      onDone();
+    } catch (err) {
+      if (err.param) setError(err.message);
+    }
+  });
+  const submit = (e) => {
+    e.preventDefault();
+    if (!name.trim()) {
+      setError(t('keys.projectNeedName'));
+      return;
+    }
+    send(name.trim());
+  };
+  return html`
+    <${Dialog} open=${true} title=${t('keys.setProjectTitle', { n: ids.length })} onClose=${onClose} actions=${html`
+      <button type="button" class="btn" onClick=${onClose}>${t('common.cancel')}</button>
+      <button type="button" class="btn" id="clear-project" disabled=${busy} onClick=${() => send(null)}>${t('keys.clearProject')}</button>
+      <button type="submit" form="set-project-form" class="btn btn-primary" id="apply-project" disabled=${busy}>${t('keys.applyProject')}</button>`}>
+      <form id="set-project-form" class="stack" onSubmit=${submit}>
+        <p class="hint">${t('keys.setProjectHint')}</p>
+        <${Field} id="bulk-project" label=${t('keys.projectName')} error=${error}>
+          ${({ id, describedBy, invalid }) => html`<input id=${id} list="known-projects" autocomplete="off" maxlength="100"
+            aria-describedby=${describedBy} aria-invalid=${invalid ? 'true' : undefined} value=${name} onInput=${(e) => setName(e.currentTarget.value)} />`}
+        <//>
+        <datalist id="known-projects">${known.map((p) => html`<option key=${p} value=${p}></option>`)}</datalist>
+      </form>
+    <//>`;
+}
+
+/** Keys and capacity per project (GET /admin/api/projects). */
+function Projects({ onShowKeys }) {
+  const { data, error, reload } = useLoad(() => api.get('/admin/api/projects', { quiet: true }), []);
+  const list = data?.projects ?? [];
+  const name = (p) => p.project ?? t('projects.noProject');
+  return html`
+    <div class="stack projects-view">
+      <p class="hint projects-intro">${t('projects.intro')}</p>
+      ${error && !data ? html`<${LoadError} error=${error} onRetry=${() => reload()} />`
+        : !data ? html`<${Loading} />`
+        : !list.length ? html`<${Empty} text=${t('projects.none')} />`
+        : html`
+        <div class="table-wrap">
+          <table class="table table-cards projects-table">
+            <thead><tr>
+              <th scope="col">${t('keys.project')}</th>
+              <th scope="col" class="num">${t('projects.keys')}</th>
+              <th scope="col" class="num">${t('keys.enabled')}</th>
+              <th scope="col" class="num">${t('keys.cooling')}</th>
+              <th scope="col" class="num">${t('keys.disabled')}</th>
+              <th scope="col" class="bar-col">${t('projects.capacity')}</th>
+              <th scope="col">${t('projects.models')}</th>
+              <th scope="col"><span class="sr-only">${t('common.actions')}</span></th>
+            </tr></thead>
+            <tbody>
+              ${list.map((p) => html`
+                <tr key=${p.project ?? ''} data-project=${p.project ?? ''}>
+                  <th scope="row" data-label=${t('keys.project')}>
+                    ${p.project === null ? html`<span class="muted">${name(p)}</span>` : html`<span translate=${false}>${p.project}</span>`}
+                  </th>
+                  <td class="num" data-label=${t('projects.keys')}>${num(p.keys)}</td>
+                  <td class="num" data-label=${t('keys.enabled')}>${num(p.enabled)}</td>
+                  <td class="num" data-label=${t('keys.cooling')}>${num(p.cooling)}</td>
+                  <td class="num" data-label=${t('keys.disabled')}>${num(p.disabled)}</td>
+                  <td class="bar-col" data-label=${t('projects.capacity')}>
+                    <${StackBar} label=${t('projects.capacityOf', { project: name(p), ready: p.enabled - p.cooling, total: p.keys })}
+                      parts=${[{ value: p.enabled - p.cooling, tone: 'ok' }, { value: p.cooling, tone: 'warn' }, { value: p.disabled, tone: 'muted' }]} />
+                  </td>
+                  <td data-label=${t('projects.models')}>
+                    ${p.models?.length ? html`
+                      <ul class="project-models">
+                        ${p.models.map((m) => html`
+                          <li key=${m.model}>
+                            <code translate=${false}>${m.model}</code>
+                            <span class="pill pill-warn">${t('projects.modelCooling', { n: num(m.cooling) })}</span>
+                            ${m.parked > 0 && html`<span class="pill pill-muted">${t('projects.modelParked', { n: num(m.parked) })}</span>`}
+                          </li>`)}
+                      </ul>` : html`<span class="muted">${t('projects.noCooling')}</span>`}
+                  </td>
+                  <td class="actions">
+                    ${p.project !== null && html`
+                      <button type="button" class="btn btn-small" aria-label=${t('projects.showKeysOf', { project: p.project })}
+                        onClick=${() => onShowKeys(p.project)}>${t('projects.showKeys')}</button>`}
+                  </td>
+                </tr>`)}
+            </tbody>
+          </table>
+        </div>`}
+    </div>`;
+}
+
 export function Keys() {
   const [status, setStatus] = useState('');
   const [search, setSearch] = useState('');
@@ -233,6 +335,8 @@ export function Keys() {
   const [tests, setTests] = useState({});
   const [editing, setEditing] = useState(null);
   const [deleting, setDeleting] = useState(null);
+  const [view, setView] = useState('keys');
+  const [projecting, setProjecting] = useState(null);
 
   useEffect(() => {
     const timer = setTimeout(() => { setQ(search); setOffset(0); }, 300);
@@ -299,6 +403,9 @@ export function Keys() {
         <h1 id="page-title" tabindex="-1">${t('nav.keys')}</h1>
         <p class="muted">${data ? t('keys.summary', { total: num(data.total), healthy: num(counts?.healthy ?? 0), cooling: num(counts?.cooling ?? 0), disabled: num(counts?.disabled ?? 0) }) : ''}</p>
       </div>
+      <${Segmented} label=${t('keys.view')} value=${view} onChange=${setView}
+        options=${[{ value: 'keys', label: t('keys.viewKeys') }, { value: 'projects', label: t('keys.viewProjects') }]} />
+      ${view === 'projects' ? html`<${Projects} onShowKeys=${(p) => { setSearch(p); setView('keys'); }} />` : html`
       <${AddKeys} onAdded=${() => reload({ silent: true })} />
       <div class="toolbar toolbar-wrap">
         <${Segmented} label=${t('keys.filter')} value=${status} options=${filterOptions}
@@ -320,6 +427,7 @@ export function Keys() {
         </button>
         <button type="button" class="btn" disabled=${!chosen.length || switching} onClick=${() => setEnabled(chosen, true)}>${t('keys.enable')}</button>
         <button type="button" class="btn" disabled=${!chosen.length || switching} onClick=${() => setEnabled(chosen, false)}>${t('keys.disable')}</button>
+        <button type="button" class="btn" id="set-project" disabled=${!chosen.length} onClick=${() => setProjecting(chosen)}>${t('keys.setProject')}</button>
         <button type="button" class="btn btn-danger" id="delete-keys" disabled=${!chosen.length} onClick=${() => setDeleting(chosen)}>${t('keys.deleteSelected')}</button>
       </div>
       ${error && !data ? html`<${LoadError} error=${error} onRetry=${() => reload()} />`
@@ -372,7 +480,9 @@ export function Keys() {
             </tbody>
           </table>
         </div>
-        <${Pager} offset=${offset} limit=${PAGE} total=${data.matched} onChange=${(o) => { setOffset(o); setSelected(new Set()); }} />`}
+        <${Pager} offset=${offset} limit=${PAGE} total=${data.matched} onChange=${(o) => { setOffset(o); setSelected(new Set()); }} />`}`}
+      ${projecting && html`<${SetProject} ids=${projecting} onClose=${() => setProjecting(null)}
+        onDone=${() => { setProjecting(null); reload({ silent: true }); }} />`}
       ${editing && html`<${EditKey} k=${editing} onClose=${() => setEditing(null)} onSaved=${() => { setEditing(null); reload({ silent: true }); }} />`}
       <${Confirm} open=${!!deleting} title=${t('keys.deleteTitle')} text=${t('keys.deleteText', { n: deleting?.length ?? 0 })}
         confirmLabel=${t('common.delete')} busy=${removing} onConfirm=${remove} onClose=${() => setDeleting(null)} />

@@ -1,12 +1,13 @@
 // Models: which are offered, their aliases, their cost, their default
-// thinking (a budget or a level, and whether thoughts are returned), and
-// the gateway's default model.
+// thinking (a budget or a level, and whether thoughts are returned), the
+// gateway's default model, and the scheduling limits per model (limits.js).
 import { useState } from 'preact/hooks';
 import { api, confirmDone, seg } from '../../lib/api.js';
 import { num } from '../../lib/format.js';
 import { html } from '../../lib/html.js';
 import { t } from '../../lib/i18n.js';
 import { Dialog, Empty, Field, LoadError, Loading, Switch, useAction, useLoad } from '../../lib/ui.js';
+import { LimitsEditor } from './limits.js';
 
 const LEVELS = ['minimal', 'low', 'medium', 'high'];
 const COSTS = ['request_cost', 'prompt_price', 'completion_price'];
@@ -162,6 +163,7 @@ export function Models() {
         : !data ? html`<${Loading} />`
         : html`
         <${DefaultModel} key=${data.default_model ?? ''} models=${models} current=${data.default_model} onSaved=${() => reload({ silent: true })} />
+        <${LimitsEditor} />
         <div class="toolbar">
           <div class="search">
             <label for="model-search" class="sr-only">${t('models.search')}</label>

@@ -19,6 +19,8 @@ const META = {
   circuit_open_ms: { group: 'pool', unit: 'ms' },
   upstream_routing: { group: 'pool' },
   code_assist_models: { group: 'pool', list: true },
+  model_limits: { group: 'limits' },
+  health_refresh_ms: { group: 'limits', unit: 'ms' },
   upstream_timeout_ms: { group: 'upstream', unit: 'ms' },
   max_body_bytes: { group: 'upstream', unit: 'bytes' },
   include_thoughts: { group: 'upstream' },
@@ -39,7 +41,7 @@ const META = {
   admin_session_hours: { group: 'admin', unit: 'hours' },
   admin_login_global_limit: { group: 'admin' },
 };
-const GROUPS = ['pool', 'upstream', 'catalog', 'billing', 'retention', 'admin', 'other'];
+const GROUPS = ['pool', 'limits', 'upstream', 'catalog', 'billing', 'retention', 'admin', 'other'];
 
 function kindOf(name, value, def) {
   const m = META[name] ?? {};
