@@ -216,11 +216,14 @@ pub enum GateResponse {
     },
     Next {
         decision: Decision,
-        /// The reported key's health after a failure, for the D1 mirror.
-        reported: Option<KeyHealthView>,
+        /// The reported key's health after a failure (and the keys of its
+        /// project a quota 429 cooled with it), for the D1 mirror.
+        #[serde(default)]
+        reported: Vec<KeyHealthView>,
     },
     Recorded {
-        reported: Option<KeyHealthView>,
+        #[serde(default)]
+        reported: Vec<KeyHealthView>,
         view: HealthView,
     },
     Lease {
@@ -326,7 +329,7 @@ impl Gate {
                     now_ms,
                     &policy,
                 );
-                let reported = reported_view(&self.pool, &report, now_ms);
+                let reported = reported_views(&self.pool, &report, candidates, now_ms);
                 applied.pool = self.changed(&before);
                 GateResponse::Recorded {
                     reported,
@@ -346,7 +349,7 @@ impl Gate {
                 };
                 let state = &mut self.pool;
                 state.prune(candidates);
-                let reported = report.and_then(|r| {
+                let reported = report.map_or_else(Vec::new, |r| {
                     state.record(
                         &r.key_id,
                         &r.outcome,
@@ -355,7 +358,7 @@ impl Gate {
                         now_ms,
                         &policy,
                     );
-                    reported_view(state, &r, now_ms)
+                    reported_views(state, &r, candidates, now_ms)
                 });
                 let choice =
                     state.choose_within(candidates, &exclude, now_ms, &policy, budget.as_ref());
@@ -493,17 +496,29 @@ impl Changes {
     }
 }
 
-/// The health view of a reported key, for the D1 mirror. A client error
-/// changed nothing; a success is reported only for a key that had failures,
-/// so its view clears the mirror's stale row.
-fn reported_view(state: &PoolState, report: &Report, now_ms: u64) -> Option<KeyHealthView> {
+/// The health views of a reported key, for the D1 mirror: the key's own,
+/// and after a quota 429 those of the keys of its project it cooled. A
+/// client error changed nothing; a success is reported only for a key that
+/// had failures, so its view clears the mirror's stale row.
+fn reported_views(
+    state: &PoolState,
+    report: &Report,
+    candidates: &[Candidate],
+    now_ms: u64,
+) -> Vec<KeyHealthView> {
     if matches!(report.outcome, Outcome::ClientError { .. }) {
-        return None;
+        return Vec::new();
     }
-    state
-        .snapshot(now_ms)
-        .into_iter()
-        .find(|v| v.id == report.key_id)
+    let mut views: Vec<KeyHealthView> = state.view_of(&report.key_id, now_ms).into_iter().collect();
+    if matches!(report.outcome, Outcome::RateLimited { .. }) {
+        views.extend(
+            state
+                .project_siblings(&report.key_id, candidates)
+                .into_iter()
+                .filter_map(|id| state.view_of(id, now_ms)),
+        );
+    }
+    views
 }
 
 #[cfg(test)]
@@ -582,12 +597,11 @@ mod tests {
         };
         let second = next(&mut state, &[&first_key], Some(report), 1_010);
         assert_ne!(chosen(&second), first_key);
-        let GateResponse::Next {
-            reported: Some(view),
-            ..
-        } = &second
-        else {
+        let GateResponse::Next { reported, .. } = &second else {
             panic!("a failure report must return the key's health");
+        };
+        let [view] = reported.as_slice() else {
+            panic!("one key reported: {reported:?}");
         };
         assert_eq!(view.id, first_key);
         assert!(view.disabled.is_some());
@@ -685,8 +699,7 @@ mod tests {
             policy: policy.clone(),
         };
         let GateResponse::Recorded {
-            reported: Some(failed),
-            ..
+            reported: failed, ..
         } = report(Outcome::ServerError { status: 500 }).apply(
             &mut state,
             &mut Rosters::default(),
@@ -695,20 +708,19 @@ mod tests {
         else {
             panic!("a failure must be mirrored");
         };
-        assert_eq!(failed.consecutive_failures, 1);
-        let GateResponse::Recorded {
-            reported: Some(ok), ..
-        } = report(Outcome::Ok).apply(&mut state, &mut Rosters::default(), 20)
+        assert_eq!(failed[0].consecutive_failures, 1);
+        let GateResponse::Recorded { reported: ok, .. } =
+            report(Outcome::Ok).apply(&mut state, &mut Rosters::default(), 20)
         else {
             panic!("a success after failures must be mirrored");
         };
-        assert_eq!(ok.consecutive_failures, 0);
+        assert_eq!(ok[0].consecutive_failures, 0);
         let GateResponse::Recorded { reported, .. } = report(Outcome::ClientError { status: 400 })
             .apply(&mut state, &mut Rosters::default(), 30)
         else {
             panic!("not recorded");
         };
-        assert!(reported.is_none());
+        assert!(reported.is_empty());
     }
 
     #[test]
@@ -752,5 +764,36 @@ mod tests {
             next(known("c,d")).apply(&mut state, &mut rosters, 6),
             GateResponse::NeedRoster
         );
+    }
+
+    #[test]
+    fn a_quota_429_mirrors_the_project_keys_it_cooled() {
+        let mut c = candidates(&["a", "b", "c"]);
+        c[0].project = Some("p".into());
+        c[1].project = Some("p".into());
+        let op = GateRequest::Report {
+            roster: Roster::Full {
+                digest: "p".into(),
+                candidates: c,
+            },
+            report: Report {
+                key_id: "a".into(),
+                outcome: Outcome::RateLimited {
+                    retry_after_ms: Some(60_000),
+                    scope: crate::domain::outcome::QuotaScope::PerMinute,
+                    quota_id: None,
+                },
+                latency_ms: 1,
+            },
+            policy: PoolPolicy::default(),
+        };
+        let GateResponse::Recorded { reported, .. } =
+            op.apply(&mut PoolState::default(), &mut Rosters::default(), 1_000)
+        else {
+            panic!("not recorded");
+        };
+        let ids: Vec<&str> = reported.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(reported.iter().all(|v| v.cooling));
     }
 }

@@ -644,31 +644,24 @@ impl PoolState {
     pub fn snapshot(&self, now_ms: u64) -> Vec<KeyHealthView> {
         self.keys
             .iter()
-            .map(|(id, health)| {
-                let circuit_open = health.is_circuit_open(now_ms);
-                KeyHealthView {
-                    id: id.clone(),
-                    cooling: health.is_cooling(now_ms) || circuit_open,
-                    cooldown_until_ms: health.cooldown_until_ms.max(health.circuit_until_ms),
-                    parked_until_day_reset: health.is_cooling(now_ms)
-                        && health.parked_until_day_reset,
-                    circuit_open,
-                    demoted_until_ms: if health.is_demoted(now_ms) {
-                        health.demoted_until_ms
-                    } else {
-                        0
-                    },
-                    disabled: health.disabled.clone(),
-                    consecutive_failures: health.consecutive_failures,
-                    successes: health.successes,
-                    failures: health.failures,
-                    uses: health.uses,
-                    ewma_latency_ms: health.ewma_latency_ms,
-                    ewma_success: health.ewma_success,
-                    last_error: health.last_error.clone(),
-                    last_used_ms: health.last_used_ms,
-                }
-            })
+            .map(|(id, health)| health.view(id, now_ms))
+            .collect()
+    }
+
+    /// One key's health view, if the key is known.
+    pub fn view_of(&self, id: &str, now_ms: u64) -> Option<KeyHealthView> {
+        self.keys.get(id).map(|health| health.view(id, now_ms))
+    }
+
+    /// The keys that share `key_id`'s project, by id.
+    pub fn project_siblings<'a>(&self, key_id: &str, candidates: &'a [Candidate]) -> Vec<&'a str> {
+        let Some(project) = project_of(candidates, key_id) else {
+            return Vec::new();
+        };
+        candidates
+            .iter()
+            .filter(|c| c.id != key_id && c.project.as_deref() == Some(project))
+            .map(|c| c.id.as_str())
             .collect()
     }
 
@@ -848,6 +841,31 @@ impl PoolState {
 }
 
 impl KeyHealth {
+    fn view(&self, id: &str, now_ms: u64) -> KeyHealthView {
+        let circuit_open = self.is_circuit_open(now_ms);
+        KeyHealthView {
+            id: id.to_owned(),
+            cooling: self.is_cooling(now_ms) || circuit_open,
+            cooldown_until_ms: self.cooldown_until_ms.max(self.circuit_until_ms),
+            parked_until_day_reset: self.is_cooling(now_ms) && self.parked_until_day_reset,
+            circuit_open,
+            demoted_until_ms: if self.is_demoted(now_ms) {
+                self.demoted_until_ms
+            } else {
+                0
+            },
+            disabled: self.disabled.clone(),
+            consecutive_failures: self.consecutive_failures,
+            successes: self.successes,
+            failures: self.failures,
+            uses: self.uses,
+            ewma_latency_ms: self.ewma_latency_ms,
+            ewma_success: self.ewma_success,
+            last_error: self.last_error.clone(),
+            last_used_ms: self.last_used_ms,
+        }
+    }
+
     fn is_cooling(&self, now_ms: u64) -> bool {
         self.cooldown_until_ms > now_ms
     }

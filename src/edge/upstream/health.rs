@@ -65,8 +65,10 @@ pub fn report_in_background(app: &App, snap: &Snapshot, gate_name: &str, report:
         match gate::call(&env, &gate_name, &op).await {
             Ok(GateResponse::Recorded { reported, view }) => {
                 local::adopt_candidates(&gate_name, &candidates, &view);
-                if let (Some(db), Some(reported)) = (db, reported) {
-                    write_mirror(&db, &gate_name, &reported).await;
+                if let Some(db) = db {
+                    for view in &reported {
+                        write_mirror(&db, &gate_name, view).await;
+                    }
                 }
             }
             Ok(_) => {}
@@ -106,13 +108,19 @@ pub fn label_project_in_background(app: &App, key_id: &str, project: &str) {
     });
 }
 
-/// Mirrors a key's health after a failure into D1, for the admin API.
-pub fn mirror(app: &App, model: &str, reported: Option<KeyHealthView>) {
-    let Some(view) = reported else { return };
+/// Mirrors the health of the keys a failure touched into D1, for the admin
+/// API and the projects view.
+pub fn mirror(app: &App, model: &str, reported: Vec<KeyHealthView>) {
+    if reported.is_empty() {
+        return;
+    }
     let Ok(db) = app.db() else { return };
     let model = model.to_owned();
-    app.background
-        .spawn(async move { write_mirror(&db, &model, &view).await });
+    app.background.spawn(async move {
+        for view in &reported {
+            write_mirror(&db, &model, view).await;
+        }
+    });
 }
 
 async fn write_mirror(db: &worker::D1Database, model: &str, view: &KeyHealthView) {
