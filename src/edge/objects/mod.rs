@@ -35,13 +35,16 @@ where
         .with_body(Some(worker::wasm_bindgen::JsValue::from_str(&body)));
     let req = worker::Request::new_with_init(&format!("https://{what}/"), &init)
         .map_err(|e| fail("request", &e))?;
-    let mut resp = stub
+    let resp = stub
         .fetch_with_request(req)
         .await
         .map_err(|e| fail("fetch", &e))?;
+    let body = crate::edge::http::body::read_response(&resp)
+        .await
+        .map_err(|e| fail("read", &e))?;
     if resp.status_code() != 200 {
-        let text = resp.text().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
         return Err(fail("status", &format!("{} {text}", resp.status_code())));
     }
-    resp.json().await.map_err(|e| fail("decode", &e))
+    serde_json::from_slice(&body).map_err(|e| fail("decode", &e))
 }

@@ -16,6 +16,7 @@ use worker::{
 use crate::domain::error::GatewayError;
 use crate::domain::failover::client_error;
 use crate::domain::outcome::{Outcome, classify};
+use crate::edge::http::body::read_response;
 
 /// What a Code Assist call of one request is: which method, on which model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +215,7 @@ pub async fn attempt_with(
     let status = resp.status_code();
     let content_type = resp.headers().get("content-type").ok().flatten();
     if !(200..300).contains(&status) {
-        let body = resp.bytes().await.unwrap_or_default();
+        let body = read_response(&resp).await.unwrap_or_default();
         return Attempt {
             outcome: classify(status, &body),
             answer: Err(body),
@@ -242,7 +243,7 @@ pub async fn attempt_with(
             }
         }
     } else {
-        match resp.bytes().await {
+        match read_response(&resp).await {
             Ok(bytes) => UpstreamBody::Full(bytes),
             Err(_) => return Attempt::failed(Outcome::Network),
         }
