@@ -99,8 +99,12 @@ node_modules/.install.stamp: package.json package-lock.json
 # build when nothing under admin-ui/ changed.
 build-worker: build/index.js $(UI_STAMP)
 
+# The wasm's name section (function names, about 125 KB gzipped) is stripped
+# after the build: a panic still logs its message and source location through
+# the panic hook; only a profiler wants the names (build without this step).
 build/index.js: $(RUST_SOURCES) | deps
 	worker-build --release
+	$(WASM_OPT_BIN) --strip-debug $(WASM) -o $(WASM)
 
 # Vite writes content-hashed assets and prints their gzipped size; it fails
 # over the 150 KB budget (admin-ui/build.mjs).
