@@ -30,6 +30,14 @@ thread_local! {
 /// batch; a full queue is written at once. Rows of an isolate evicted inside that window are
 /// lost, which costs the log a row but never the ledger a credit: balances live in `UserLedger`.
 pub async fn write(env: &Env, row: LogRow) {
+    if let Some(flush) = enqueue(env, row) {
+        flush.await;
+    }
+}
+
+/// Queues a log row without awaiting anything: the flush to run (in the
+/// background), when this row is the one that must start it.
+pub fn enqueue(env: &Env, row: LogRow) -> Option<impl std::future::Future<Output = ()> + 'static> {
     let (flush_now, wait) = PENDING.with(|p| {
         let mut p = p.borrow_mut();
         p.rows.push(row);
@@ -42,15 +50,22 @@ pub async fn write(env: &Env, row: LogRow) {
             (false, true)
         }
     });
-    if wait {
-        Delay::from(Duration::from_millis(FLUSH_AFTER_MS)).await;
-    }
     if !(flush_now || wait) {
-        return;
+        return None;
     }
+    let env = env.clone();
+    Some(async move {
+        if wait {
+            Delay::from(Duration::from_millis(FLUSH_AFTER_MS)).await;
+        }
+        flush(&env, wait).await;
+    })
+}
+
+async fn flush(env: &Env, scheduled: bool) {
     let rows = PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        if wait {
+        if scheduled {
             p.scheduled = false;
         }
         std::mem::take(&mut p.rows)

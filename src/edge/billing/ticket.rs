@@ -96,10 +96,19 @@ impl Ticket {
     /// Settles in the background: the charge in the ledger, then the log row, the rollup and
     /// the user's settled total in one D1 batch.
     pub fn settle(mut self, outcome: Outcome) {
-        if let Some(admission) = self.open.take() {
-            self.background
-                .spawn(admission.finish(self.env.clone(), outcome));
+        let Some(admission) = self.open.take() else {
+            return;
+        };
+        if admission.is_plain() {
+            // Nothing to charge or give back: the row is queued now, and only
+            // the flush it may start runs in the background.
+            if let Some(flush) = request_log::enqueue(&self.env, admission.row(outcome, 0)) {
+                self.background.spawn(flush);
+            }
+            return;
         }
+        self.background
+            .spawn(admission.finish(self.env.clone(), outcome));
     }
 
     /// Records that the request is failing with `err` and hands it back: when
@@ -318,7 +327,6 @@ impl Admission {
             gate::count_usage(&env, &self.model, &outcome.key_id, tokens).await;
         }
         let credits = quota::charge(self.mode, self.price, outcome.usage, outcome.served, 1);
-        let user_id = self.user.as_ref().map(|u| u.id.clone());
         let mut charged = 0;
         // A static token is not charged; its row still records what the request used.
         if let (Some(user), Some(lease_id)) = (&self.user, &self.lease_id) {
@@ -341,9 +349,19 @@ impl Admission {
                 outcome.status
             );
         }
-        let row = LogRow {
+        request_log::write(&env, self.row(outcome, charged)).await;
+    }
+
+    /// A static token's request that holds no slot and counts no tokens:
+    /// settling it is only its log row.
+    fn is_plain(&self) -> bool {
+        self.user.is_none() && self.slot.is_none() && !self.counts_tokens
+    }
+
+    fn row(self, outcome: Outcome, charged: u64) -> LogRow {
+        LogRow {
             ts: now_ms(),
-            user_id,
+            user_id: self.user.as_ref().map(|u| u.id.clone()),
             model: self.model,
             key_id: outcome.key_id,
             status: outcome.status,
@@ -352,7 +370,6 @@ impl Admission {
             latency_ms: now_ms().saturating_sub(self.started_ms),
             stream: self.stream,
             error: outcome.error,
-        };
-        request_log::write(&env, row).await;
+        }
     }
 }
