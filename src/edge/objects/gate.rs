@@ -99,6 +99,11 @@ impl ModelGate {
         self.waiters.borrow_mut().insert(lease_id.to_owned(), tx);
         let deadline = now_ms().saturating_add(limit.max_wait_ms);
         let outcome = loop {
+            // Granted while this caller was not yet parked (its state was
+            // being written): nobody will wake it, so look first.
+            if self.with_gate(|g| g.leases.is_held(lease_id)) == Some(true) {
+                break Acquire::Granted;
+            }
             let now = now_ms();
             let next = self
                 .with_gate(|g| g.leases.next_deadline())
