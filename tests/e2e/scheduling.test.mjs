@@ -246,11 +246,17 @@ test('3. concurrency cap: FIFO queue, 429 past max_wait_ms, and no slot leaked b
     await chatOk(ma, 'warm-up');
     await stack.mockApi.script({ model: ma, latencyMs: 400 });
     const since = stack.mock.state.seq;
-    const outcomes = await Promise.all(Array.from({ length: 10 }, async (_, i) => {
-      await delay(25 * i); // staggered, so the arrival order is the index order
-      const res = await chat(ma, `slot ${i}`);
-      return { i, res };
-    }));
+    // Each request is sent once the gate has taken the previous one's
+    // acquire (a slot or a place in line), so the arrival order is the index
+    // order even on a loaded machine.
+    const pending = [];
+    const acquiresBefore = (await gateOf(ma)).calls.acquire;
+    for (let i = 0; i < 10; i += 1) {
+      pending.push(chat(ma, `slot ${i}`).then((res) => ({ i, res })));
+      await pollGate(ma, (g) => g.calls.acquire - acquiresBefore >= i + 1, Date.now() + 5_000,
+        `request ${i} reaching the gate`);
+    }
+    const outcomes = await Promise.all(pending);
     const served = outcomes.filter((o) => o.res.status === 200);
     const rejected = outcomes.filter((o) => o.res.status !== 200);
     for (const o of served) await o.res.text();
