@@ -104,3 +104,21 @@ impl SecretBox {
         }
     }
 }
+
+/// A random lease id: `N` random bytes as hex.
+pub fn random_hex<const N: usize>() -> Result<String, GatewayError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| GatewayError::Internal(format!("random lease id: {e}")))?;
+    Ok(crate::domain::sha256::to_hex(&bytes))
+}
+
+/// A random number (a rotation's starting point, a gate's incarnation); the
+/// clock in the unlikely case the runtime gives no randomness.
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return crate::edge::now_ms();
+    }
+    u64::from_le_bytes(bytes)
+}

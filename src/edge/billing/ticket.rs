@@ -22,6 +22,7 @@ use crate::edge::access::Caller;
 use crate::edge::app::{App, Background};
 use crate::edge::billing::log as request_log;
 use crate::edge::billing::meter::{Meter, Metering};
+use crate::edge::crypto::random_hex;
 use crate::edge::now_ms;
 use crate::edge::objects::{gate, ledger};
 use crate::edge::snapshot::Snapshot;
@@ -215,7 +216,7 @@ pub async fn admit(
         return Ok(ticket(admission));
     };
     let reservation = quota::reservation(settings.charging_mode, price, estimate(), 1);
-    let lease_id = lease_id()?;
+    let lease_id = random_hex::<8>()?;
     let op = LedgerRequest::Admit {
         limits: user.limits(),
         used_baseline: user.credits_used,
@@ -249,13 +250,6 @@ pub async fn admit(
             "ledger answered Admit with {other:?}"
         ))),
     }
-}
-
-fn lease_id() -> Result<String, GatewayError> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| GatewayError::Internal(format!("random lease id: {e}")))?;
-    Ok(crate::domain::sha256::to_hex(&bytes))
 }
 
 /// Sends with failover after admitting the caller, the two in parallel. A failed upstream

@@ -23,6 +23,7 @@ use crate::domain::gate::{Applied, Changes, Gate, GateRequest, GateResponse};
 use crate::domain::keypool::{KeyHealth, PoolState};
 use crate::domain::limits::{Acquire, Concurrency, LeaseTable};
 use crate::edge::app::Background;
+use crate::edge::crypto::{random_hex, random_u64};
 use crate::edge::now_ms;
 
 // `#[durable_object]` expands to code that names `wasm_bindgen` directly.
@@ -205,7 +206,8 @@ impl ModelGate {
         Ok(Gate {
             pool,
             leases: LeaseTable::with_held(held),
-            epoch: random_epoch(),
+            // Random, so a view from before a restart is never taken for a newer one.
+            epoch: random_u64(),
             ..Gate::default()
         })
     }
@@ -290,16 +292,6 @@ fn string_pairs(listed: &worker::js_sys::Map) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A gate's incarnation: random, so a view from before a restart is never
-/// taken for a newer one.
-fn random_epoch() -> u64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return now_ms();
-    }
-    u64::from_le_bytes(bytes)
-}
-
 /// A slot of a concurrency-limited model, held by one request. The holder
 /// gives it back when its request ends ([`release`]); if that never happens
 /// (the isolate died), the gate takes it back at `expires`.
@@ -323,7 +315,7 @@ pub async fn acquire(
     limit: Concurrency,
     ttl_ms: u64,
 ) -> std::result::Result<Lease, GatewayError> {
-    let id = lease_id()?;
+    let id = random_hex::<12>()?;
     let op = GateRequest::Acquire {
         lease_id: id.clone(),
         limit,
@@ -425,11 +417,4 @@ pub async fn count_usage(env: &Env, model: &str, key_id: &str, tokens: u64) {
     if let Err(e) = call(env, model, &op).await {
         worker::console_warn!("[gemgate] token count failed: {e}");
     }
-}
-
-fn lease_id() -> std::result::Result<String, GatewayError> {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| GatewayError::Internal(format!("random lease id: {e}")))?;
-    Ok(crate::domain::sha256::to_hex(&bytes))
 }

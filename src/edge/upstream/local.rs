@@ -11,6 +11,7 @@ use crate::domain::gate::{Decision, GateRequest, GateResponse, HealthView, Repor
 use crate::domain::keypool::{Candidate, PoolPolicy};
 use crate::domain::schedule::LocalPool;
 use crate::edge::app::App;
+use crate::edge::crypto::random_u64;
 use crate::edge::now_ms;
 use crate::edge::objects::gate;
 use crate::edge::snapshot::Snapshot;
@@ -24,7 +25,7 @@ fn with_pool<T>(model: &str, f: impl FnOnce(&mut LocalPool) -> T) -> T {
         let mut pools = pools.borrow_mut();
         let pool = pools
             .entry(model.to_owned())
-            .or_insert_with(|| LocalPool::new(random_seed()));
+            .or_insert_with(|| LocalPool::new(random_u64()));
         f(pool)
     })
 }
@@ -101,12 +102,4 @@ pub fn choose(snap: &Snapshot, model: &str, exclude: &[String], policy: &PoolPol
 pub fn record(snap: &Snapshot, model: &str, report: &Report, policy: &PoolPolicy) {
     let candidates = snap.candidates(model);
     with_pool(model, |p| p.record(report, &candidates, now_ms(), policy));
-}
-
-fn random_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return now_ms();
-    }
-    u64::from_le_bytes(bytes)
 }
