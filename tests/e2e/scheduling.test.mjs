@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CLIENT_TOKEN, startStack } from '../lib/harness.mjs';
-import { REQUEST_TIMEOUT_MS, json } from '../lib/util.mjs';
+import { REQUEST_TIMEOUT_MS, json, mockCondition as mockConditionOf } from '../lib/util.mjs';
 
 let stack;
 
@@ -96,34 +96,9 @@ async function chatOk(model, content) {
 /** Upstream calls the mock recorded for `model` after seq `since`. */
 const callsSince = (model, since) => stack.mock.state.findCalls({ model, since });
 
-/**
- * Resolves once `predicate()` holds, checked now and on every call the mock
- * records or finishes; fails after `timeoutMs`. Create it before the action.
- */
-function mockCondition(predicate, what, timeoutMs = 15_000) {
-  const { state } = stack.mock;
-  const promise = new Promise((ok, fail) => {
-    const check = () => {
-      if (!predicate()) return;
-      done();
-      ok();
-    };
-    const timer = setTimeout(() => {
-      done();
-      fail(new Error(`${what}: not within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const done = () => {
-      clearTimeout(timer);
-      state.off('call', check);
-      state.off('done', check);
-    };
-    state.on('call', check);
-    state.on('done', check);
-    check();
-  });
-  promise.catch(() => {}); // awaiting it still throws
-  return promise;
-}
+/** Resolves once `predicate()` holds for this stack's mock (see util.mjs). */
+const mockCondition = (predicate, what, timeoutMs = 15_000) =>
+  mockConditionOf(stack.mock.state, predicate, what, timeoutMs);
 
 /** Waits until every call of `model` since `since` has ended (`finishedAt`), and returns them. */
 async function finishedCalls(model, since) {

@@ -13,6 +13,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTwin } from '../lib/twin.mjs';
+import { mockCondition as mockConditionOf } from '../lib/util.mjs';
 
 /** The setting under test: small, so the bound is short. */
 const REFRESH_MS = 500;
@@ -37,32 +38,9 @@ after(async () => twin?.stop());
 
 // ---------------------------------------------------------------- helpers
 
-/**
- * Resolves once `predicate()` holds, checked now and after every call the
- * mock records or finishes; fails after `timeoutMs`.
- */
-function mockCondition(predicate, what, timeoutMs = 10_000) {
-  const { state } = twin.mock;
-  return new Promise((ok, fail) => {
-    const check = () => {
-      if (!predicate()) return;
-      done();
-      ok();
-    };
-    const timer = setTimeout(() => {
-      done();
-      fail(new Error(`${what}: not within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const done = () => {
-      clearTimeout(timer);
-      state.off('call', check);
-      state.off('done', check);
-    };
-    state.on('call', check);
-    state.on('done', check);
-    check();
-  });
-}
+/** Resolves once `predicate()` holds for the twin's mock (see util.mjs). */
+const mockCondition = (predicate, what, timeoutMs = 10_000) =>
+  mockConditionOf(twin.mock.state, predicate, what, timeoutMs);
 
 const callsOf = (model) => twin.mock.state.findCalls({ model });
 

@@ -112,3 +112,32 @@ export function sqlStr(value) {
   assert.match(String(value), /^[A-Za-z0-9_.:-]+$/, `unexpected characters in ${value}`);
   return `'${value}'`;
 }
+
+/**
+ * Resolves once `predicate()` holds, checked now and on every call the mock
+ * (`state`, an in-process mock's EventEmitter) records or finishes; fails
+ * after `timeoutMs`. Create it before the action it waits for.
+ */
+export function mockCondition(state, predicate, what, timeoutMs = 15_000) {
+  const promise = new Promise((ok, fail) => {
+    const check = () => {
+      if (!predicate()) return;
+      done();
+      ok();
+    };
+    const timer = setTimeout(() => {
+      done();
+      fail(new Error(`${what}: not within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      state.off('call', check);
+      state.off('done', check);
+    };
+    state.on('call', check);
+    state.on('done', check);
+    check();
+  });
+  promise.catch(() => {}); // awaiting it still throws
+  return promise;
+}
