@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::accounts::routing::Routing;
 use super::catalog::Catalog;
+use super::compat::Compat;
 use super::error::GatewayError;
 use super::keypool::PoolPolicy;
 use super::limits::{self, ModelLimit};
@@ -95,6 +96,9 @@ pub struct Settings {
     /// How often (at most) an isolate refreshes a model's key health from its gate in
     /// the background (2000 ms; 100–60000).
     pub health_refresh_ms: u64,
+    /// Fake streaming, anti-truncation and the compatibility switches, stored flat.
+    #[serde(flatten)]
+    pub compat: Compat,
 }
 
 impl Default for Settings {
@@ -121,6 +125,7 @@ impl Default for Settings {
             routing: Routing::default(),
             model_limits: Vec::new(),
             health_refresh_ms: 2_000,
+            compat: Compat::default(),
         }
     }
 }
@@ -204,6 +209,7 @@ impl Settings {
         self.validate_lists()?;
         self.catalog.validate()?;
         self.routing.validate()?;
+        self.compat.validate()?;
         check(
             "log_retention_days",
             u64::from(self.log_retention_days),

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod failover;
