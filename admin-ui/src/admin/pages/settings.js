@@ -38,13 +38,39 @@ const META = {
   default_max_output_tokens: { group: 'billing' },
   log_retention_days: { group: 'retention', unit: 'days' },
   rollup_retention_days: { group: 'retention', unit: 'days' },
+  fake_stream_models: { group: 'streaming', list: true },
+  fake_stream_prefix: { group: 'streaming' },
+  fake_stream_interval_ms: { group: 'streaming', unit: 'ms' },
+  anti_truncation_models: { group: 'streaming', list: true },
+  anti_truncation_prefix: { group: 'streaming' },
+  anti_truncation_marker: { group: 'streaming' },
+  anti_truncation_max_attempts: { group: 'streaming' },
+  system_as_user_models: { group: 'compat', list: true },
+  prompt_injection: { group: 'compat', kind: 'injections' },
+  default_safety_settings: { group: 'compat', kind: 'safety' },
+  thoughts_in_content: { group: 'compat' },
+  search_citations: { group: 'compat', choices: ['annotations', 'annotations_and_list'] },
+  code_execution_models: { group: 'compat', list: true },
+  url_context_models: { group: 'compat', list: true },
   admin_session_hours: { group: 'admin', unit: 'hours' },
   admin_login_global_limit: { group: 'admin' },
 };
-const GROUPS = ['pool', 'limits', 'upstream', 'catalog', 'billing', 'retention', 'admin', 'other'];
+const GROUPS = ['pool', 'limits', 'upstream', 'streaming', 'compat', 'catalog', 'billing', 'retention', 'admin', 'other'];
+
+/** Google's harm categories, in the order the safety editor lists them. */
+const HARM_CATEGORIES = [
+  'HARM_CATEGORY_HARASSMENT',
+  'HARM_CATEGORY_HATE_SPEECH',
+  'HARM_CATEGORY_SEXUALLY_EXPLICIT',
+  'HARM_CATEGORY_DANGEROUS_CONTENT',
+  'HARM_CATEGORY_CIVIC_INTEGRITY',
+];
+const THRESHOLDS = ['OFF', 'BLOCK_NONE', 'BLOCK_ONLY_HIGH', 'BLOCK_MEDIUM_AND_ABOVE', 'BLOCK_LOW_AND_ABOVE'];
+const POSITIONS = ['system', 'prefix', 'suffix'];
 
 function kindOf(name, value, def) {
   const m = META[name] ?? {};
+  if (m.kind) return m.kind;
   if (m.choices) return 'choice';
   if (m.list) return 'list';
   const sample = value ?? def;
@@ -57,6 +83,8 @@ function kindOf(name, value, def) {
 /** The value as the form holds it. */
 function toForm(kind, value) {
   if (kind === 'bool') return !!value;
+  if (kind === 'injections') return (value ?? []).map((r) => ({ pattern: r.pattern ?? '', position: r.position ?? 'system', text: r.text ?? '' }));
+  if (kind === 'safety') return (value ?? []).map((r) => ({ category: r.category, threshold: r.threshold }));
   if (kind === 'list') return (value ?? []).join(', ');
   if (kind === 'json') return JSON.stringify(value ?? null, null, 2);
   if (value === null || value === undefined) return '';
@@ -65,7 +93,12 @@ function toForm(kind, value) {
 
 /** The form's value as JSON, or `{ error }`. */
 function fromForm(kind, text, meta) {
-  if (kind === 'bool') return { value: text };
+  if (kind === 'bool' || kind === 'safety') return { value: text };
+  if (kind === 'injections') {
+    const bad = text.findIndex((r) => !r.pattern.trim() || !r.text.trim());
+    if (bad >= 0) return { error: t('compat.injectionIncomplete', { n: bad + 1 }) };
+    return { value: text.map((r) => ({ pattern: r.pattern.trim(), position: r.position, text: r.text })) };
+  }
   if (kind === 'list') return { value: text.split(/[\s,]+/).map((s) => s.trim()).filter(Boolean) };
   if (kind === 'json') {
     try {
@@ -87,6 +120,10 @@ function shown(name, value) {
   const unit = META[name]?.unit;
   if (value === null || value === undefined) return t('settings.none');
   if (typeof value === 'boolean') return value ? t('common.on') : t('common.off');
+  if (META[name]?.kind === 'injections') return value.length ? t('compat.injectionsShown', { n: value.length }) : '[]';
+  if (META[name]?.kind === 'safety') {
+    return value.length ? value.map((r) => `${t(`harm.${r.category}`) === `harm.${r.category}` ? r.category : t(`harm.${r.category}`)}: ${r.threshold}`).join(', ') : '[]';
+  }
   if (typeof value === 'object') return Array.isArray(value) && !value.length ? '[]' : JSON.stringify(value);
   if (META[name]?.choices) return t(`choice.${value}`);
   if (typeof value === 'number') {
@@ -99,6 +136,60 @@ function shown(name, value) {
 }
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+
+/** `prompt_injection`: ordered rows of pattern, position and text. */
+function InjectionsEditor({ id, rows, describedBy, onChange }) {
+  const set = (i, field, v) => onChange(rows.map((r, j) => (j === i ? { ...r, [field]: v } : r)));
+  return html`
+    <div class="rows-editor" id=${id} role="group" aria-describedby=${describedBy}>
+      ${!rows.length && html`<p class="muted small">${t('compat.noInjections')}</p>`}
+      ${rows.map((r, i) => html`
+        <fieldset class="row-card injection-row" key=${i}>
+          <legend class="small muted">${t('compat.injectionRow', { n: i + 1 })}</legend>
+          <div class="row-card-line">
+            <label class="small">${t('compat.pattern')}
+              <input type="text" class="mono" spellcheck="false" value=${r.pattern} placeholder="gemini-2.5-*"
+                onInput=${(e) => set(i, 'pattern', e.currentTarget.value)} /></label>
+            <label class="small">${t('compat.position')}
+              <select value=${r.position} onChange=${(e) => set(i, 'position', e.currentTarget.value)}>
+                ${POSITIONS.map((p) => html`<option key=${p} value=${p}>${t(`compat.position_${p}`)}</option>`)}
+              </select></label>
+            <button type="button" class="btn btn-small" aria-label=${t('compat.removeRow', { n: i + 1 })}
+              onClick=${() => onChange(rows.filter((_, j) => j !== i))}>${t('compat.remove')}</button>
+          </div>
+          <label class="small row-card-text">${t('compat.text')}
+            <textarea rows="3" value=${r.text} onInput=${(e) => set(i, 'text', e.currentTarget.value)}></textarea></label>
+        </fieldset>`)}
+      <button type="button" class="btn btn-small add-injection" onClick=${() => onChange([...rows, { pattern: '*', position: 'system', text: '' }])}>
+        ${t('compat.addInjection')}</button>
+    </div>`;
+}
+
+/** `default_safety_settings`: one threshold per harm category, or none sent for it. */
+function SafetyEditor({ id, rows, describedBy, onChange }) {
+  const categories = [...HARM_CATEGORIES, ...rows.map((r) => r.category).filter((c) => !HARM_CATEGORIES.includes(c))];
+  const pick = (category, threshold) => {
+    const next = categories
+      .map((c) => (c === category ? (threshold ? { category: c, threshold } : null) : rows.find((r) => r.category === c) ?? null))
+      .filter(Boolean);
+    onChange(next);
+  };
+  return html`
+    <div class="safety-editor" id=${id} role="group" aria-describedby=${describedBy}>
+      ${categories.map((c) => {
+        const current = rows.find((r) => r.category === c)?.threshold ?? '';
+        const sid = `${id}-${c}`;
+        return html`
+          <div class="safety-line" key=${c}>
+            <label for=${sid} class="small">${t(`harm.${c}`) === `harm.${c}` ? c : t(`harm.${c}`)}</label>
+            <select id=${sid} data-category=${c} value=${current} onChange=${(e) => pick(c, e.currentTarget.value)}>
+              <option value="">${t('compat.notSent')}</option>
+              ${THRESHOLDS.map((th) => html`<option key=${th} value=${th} translate=${false}>${th}</option>`)}
+            </select>
+          </div>`;
+      })}
+    </div>`;
+}
 
 function Setting({ name, kind, form, current, def, error, onChange, onReset }) {
   const id = `set-${name}`;
@@ -113,6 +204,10 @@ function Setting({ name, kind, form, current, def, error, onChange, onReset }) {
     control = html`<select id=${id} aria-describedby=${describedBy} value=${form} onChange=${(e) => onChange(e.currentTarget.value)}>
       ${META[name].choices.map((c) => html`<option key=${c} value=${c}>${t(`choice.${c}`)}</option>`)}
     </select>`;
+  } else if (kind === 'injections') {
+    control = html`<${InjectionsEditor} id=${id} rows=${form} describedBy=${describedBy} onChange=${onChange} />`;
+  } else if (kind === 'safety') {
+    control = html`<${SafetyEditor} id=${id} rows=${form} describedBy=${describedBy} onChange=${onChange} />`;
   } else if (kind === 'json') {
     control = html`<textarea id=${id} class="mono" rows=${Math.min(10, Math.max(3, form.split('\n').length))} spellcheck="false"
       aria-describedby=${describedBy} aria-invalid=${error ? 'true' : undefined} value=${form} onInput=${(e) => onChange(e.currentTarget.value)}></textarea>`;
