@@ -397,6 +397,29 @@ impl Default for EnvConfig {
     }
 }
 
+/// The keys of a JSON array (`{"keys": [..]}`): each element is one key, trimmed, and never
+/// split. An element that still holds whitespace or a control character inside, or is empty,
+/// is a 400 naming its position; duplicates are dropped, first-seen order kept.
+pub fn parse_key_array(list: &[String]) -> Result<Vec<String>, GatewayError> {
+    let mut seen = std::collections::HashSet::with_capacity(list.len());
+    let mut keys = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let key = item.trim();
+        if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(GatewayError::invalid_param(
+                format!(
+                    "keys[{i}] must be one key: a non-empty string without spaces, line breaks or control characters (send several keys as several array elements)."
+                ),
+                "keys",
+            ));
+        }
+        if seen.insert(key) {
+            keys.push(key.to_owned());
+        }
+    }
+    Ok(keys)
+}
+
 /// Parses `GEMINI_API_KEYS` (or the admin bulk paste): keys separated by
 /// commas, newlines or any whitespace, or a JSON array of strings. Trims,
 /// drops empties and duplicates, and keeps the first-seen order.
@@ -445,6 +468,19 @@ fn strip_quotes(item: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_array_element_is_one_key_never_split() {
+        let list = |xs: &[&str]| xs.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_key_array(&list(&[" ok-a\n", "ok-b", "ok-a"])).unwrap(),
+            ["ok-a", "ok-b"]
+        );
+        for bad in ["ok-x\r\ny", "ok x", "", "  ", "ok-\u{0}x"] {
+            let err = parse_key_array(&list(&["ok-a", bad])).expect_err(bad);
+            assert!(format!("{err:?}").contains("keys[1]"), "{err:?}");
+        }
+    }
     use crate::domain::keypool::Strategy;
     use serde_json::json;
     use std::collections::HashMap;

@@ -228,6 +228,10 @@ const ROWS = [
   { name: 'admin: traversal in a key id', method: 'DELETE', path: '/admin/api/keys/..%2Fsettings', headers: admin(), status: 404, surface: OPENAI },
   { name: 'admin: keys of the wrong type', method: 'POST', path: '/admin/api/keys', headers: { ...admin(), ...JSON_CT },
     body: JSON.stringify({ keys: 42 }), status: 400, surface: OPENAI },
+  // An array element is one key: a line break inside it is a 400, never two keys.
+  { name: 'admin: a key array element with a line break inside', method: 'POST', path: '/admin/api/keys', headers: { ...admin(), ...JSON_CT },
+    body: JSON.stringify({ keys: ['ok-hostile-split\r\ny'] }), status: 400, surface: OPENAI,
+    check: (body) => assert.equal(body.error?.param, 'keys', JSON.stringify(body)) },
   // User keys: every bad field is a 400 naming it, never a 500 or a half-made user.
   ...[
     ['no name', {}],

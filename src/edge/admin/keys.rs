@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 use worker::{Request, Response};
 
-use crate::domain::config::parse_key_list;
+use crate::domain::config::{parse_key_array, parse_key_list};
 use crate::domain::error::GatewayError;
 use crate::domain::keys::{KeyQuery, KeyStatus};
 use crate::edge::app::App;
@@ -148,7 +148,7 @@ pub async fn add(app: &App, req: &mut Request) -> HandlerResult {
     })?;
     let candidates = match input.keys {
         KeysInput::Text(text) => parse_key_list(&text),
-        KeysInput::List(list) => parse_key_list(&list.join("\n")),
+        KeysInput::List(list) => parse_key_array(&list)?,
     };
     let (valid, invalid): (Vec<String>, Vec<String>) = candidates
         .into_iter()
