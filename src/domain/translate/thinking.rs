@@ -699,10 +699,14 @@ mod tests {
         }
     }
 
+    /// A name → (base, thinking, search, code, url context).
+    type VariantRow<'a> = (&'a str, &'a str, Option<SuffixThinking>, bool, bool, bool);
+
     #[test]
+    #[expect(clippy::too_many_lines, reason = "one table")]
     fn the_seed_spellings_parse_and_combine_with_the_tool_suffixes() {
         let e = |effort| Some(SuffixThinking::Effort(effort));
-        let rows: &[(&str, &str, Option<SuffixThinking>, bool, bool, bool)] = &[
+        let rows: &[VariantRow<'_>] = &[
             (
                 "gemini-2.5-flash-non-thinking",
                 "gemini-2.5-flash",
