@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
 import { assertMatchesSchema } from '../lib/openapi.mjs';
 import { genaiClient, openaiClient } from '../lib/clients.mjs';
-import { lastCall } from '../lib/util.mjs';
+import { DEFAULT_SAFETY_SETTINGS, lastCall } from '../lib/util.mjs';
 import { CODE_EXECUTION_PARTS, GROUNDING_SOURCES } from '../mock/lib/generate.mjs';
 
 let stack;
@@ -161,13 +161,7 @@ test('prompt injection: system, prefix and suffix rows reach the request, in ord
 
 // ---------------------------------------------------------------- default safety settings
 
-const DEFAULT_SAFETY = [
-  { category: 'HARM_CATEGORY_HARASSMENT', threshold: 'OFF' },
-  { category: 'HARM_CATEGORY_HATE_SPEECH', threshold: 'OFF' },
-  { category: 'HARM_CATEGORY_SEXUALLY_EXPLICIT', threshold: 'OFF' },
-  { category: 'HARM_CATEGORY_DANGEROUS_CONTENT', threshold: 'OFF' },
-  { category: 'HARM_CATEGORY_CIVIC_INTEGRITY', threshold: 'BLOCK_NONE' },
-];
+const DEFAULT_SAFETY = DEFAULT_SAFETY_SETTINGS;
 
 test('default safety settings are sent when the client sends none; the client\'s own replace them', async () => {
   const model = 'gemini-2.5-flash-safety';
