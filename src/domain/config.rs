@@ -237,7 +237,7 @@ impl Settings {
         {
             return Err(GatewayError::invalid_param(
                 format!(
-                    "`model_variants`: `{bad}` is not a combination of -search, -nothinking, -maxthinking and -thinking-<budget>."
+                    "`model_variants`: `{bad}` is not a combination of -search, -code, -urlcontext and one of -nothinking, -non-thinking, -maxthinking, -thinking-<budget>, -max, -high, -medium, -low, -minimal."
                 ),
                 "model_variants",
             ));

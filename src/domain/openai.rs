@@ -497,6 +497,47 @@ pub struct ResponseMessage {
     pub reasoning_content: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall>,
+    /// Web citations of a grounded (`-search`) answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
+}
+
+/// A message annotation; `OpenAI` defines only `url_citation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Annotation {
+    #[serde(rename = "type")]
+    pub kind: AnnotationType,
+    pub url_citation: UrlCitation,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnotationType {
+    UrlCitation,
+}
+
+/// A cited span of the message content: `start_index`..`end_index` in characters (Unicode
+/// code points), end exclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlCitation {
+    pub url: String,
+    pub title: String,
+    pub start_index: u32,
+    pub end_index: u32,
+}
+
+impl Annotation {
+    pub fn url_citation(url: String, title: String, start_index: u32, end_index: u32) -> Self {
+        Self {
+            kind: AnnotationType::UrlCitation,
+            url_citation: UrlCitation {
+                url,
+                title,
+                start_index,
+                end_index,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -587,6 +628,9 @@ pub struct Delta {
     pub reasoning_content: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallChunk>,
+    /// The message's web citations, sent once with the last content of a grounded answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<Annotation>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -903,6 +947,7 @@ mod tests {
             refusal: None,
             reasoning_content: None,
             tool_calls: vec![],
+            annotations: vec![],
         };
         assert_eq!(
             serde_json::to_value(&msg).unwrap(),

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ApiError } from '@google/genai';
 import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
 import { genaiClient } from '../lib/clients.mjs';
-import { REQUEST_TIMEOUT_MS, upstreamCallsDuring } from '../lib/util.mjs';
+import { DEFAULT_SAFETY_SETTINGS, REQUEST_TIMEOUT_MS, upstreamCallsDuring } from '../lib/util.mjs';
 import { pretty } from '../mock/lib/json.mjs';
 import { JSON_ARRAY, SSE } from '../mock/lib/stream.mjs';
 import { embeddingValues } from '../mock/lib/tokens.mjs';
@@ -71,6 +71,9 @@ function assertCredentialSwapped(call) {
   assert.ok(!JSON.stringify(call).includes(CLIENT_TOKEN), 'the client token reached the upstream');
 }
 
+/** A generation body as the gateway sends it on: the default safety settings added when it has none. */
+const withDefaultSafety = (body) => ({ safetySettings: DEFAULT_SAFETY_SETTINGS, ...body });
+
 /** The SDK's own request body, as JSON. */
 function sentBody(sent, pathSuffix) {
   const req = sent.find((s) => s.url.pathname.endsWith(pathSuffix));
@@ -128,7 +131,7 @@ test('SDK generateContentStream: chunks arrive, upstream asked with alt=sse', as
   const call = onlyUpstreamCall(calls, 'streamGenerateContent');
   assert.equal(call.alt, 'sse', 'the upstream stream must be asked for with alt=sse');
   assert.deepEqual(call.query, { alt: 'sse' });
-  assert.deepEqual(call.body, sentBody(sent, ':streamGenerateContent'));
+  assert.deepEqual(call.body, withDefaultSafety(sentBody(sent, ':streamGenerateContent')));
   assert.equal(chunks.length, call.chunks.length, 'every upstream chunk reached the SDK');
 });
 
@@ -241,7 +244,7 @@ test('generateContent under /v1beta, /gemini/v1beta and /v1, relayed byte for by
     assert.equal(calls.length, 1, prefix);
     assertCredentialSwapped(call);
     assert.equal(call.path, `/${upstreamVersion}/models/gemini-2.5-flash:generateContent`, prefix);
-    assert.deepEqual(call.body, body, `${prefix}: body changed on the way`);
+    assert.deepEqual(call.body, withDefaultSafety(body), `${prefix}: body changed on the way`);
   }
 });
 

@@ -68,7 +68,8 @@ const TABLE = {
 for (const [family, rows] of Object.entries(TABLE)) {
   test(`reasoning_effort × ${family}: every effort maps to what the model accepts`, async () => {
     for (const [effort, [config, adjusted]] of Object.entries(rows)) {
-      const model = `${family}-effort-${effort}`;
+      // Ends in `-t`: `-low`, `-high`, … are model suffixes of their own.
+      const model = `${family}-effort-${effort}-t`;
       const { data, response } = await ask(model, { reasoning_effort: effort });
       assert.equal(data.choices[0].message.content, 'echo: think');
       assert.equal(response.headers.get('x-gemgate-adjusted'), adjusted, `${model} header`);

@@ -26,6 +26,20 @@ export function decodeFloat32(b64) {
 /** `s` with every RegExp metacharacter escaped, to match it literally. */
 export const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+// ---------------------------------------------------------------- the gateway's defaults
+
+/**
+ * The `default_safety_settings` the gateway adds to a generation request that
+ * sets none (every category at its least restrictive threshold).
+ */
+export const DEFAULT_SAFETY_SETTINGS = Object.freeze([
+  { category: 'HARM_CATEGORY_HARASSMENT', threshold: 'OFF' },
+  { category: 'HARM_CATEGORY_HATE_SPEECH', threshold: 'OFF' },
+  { category: 'HARM_CATEGORY_SEXUALLY_EXPLICIT', threshold: 'OFF' },
+  { category: 'HARM_CATEGORY_DANGEROUS_CONTENT', threshold: 'OFF' },
+  { category: 'HARM_CATEGORY_CIVIC_INTEGRITY', threshold: 'BLOCK_NONE' },
+]);
+
 // ---------------------------------------------------------------- the mock's call record
 
 /** The latest upstream call the mock recorded for `model`; fails if there is none. */

@@ -491,6 +491,73 @@ describe('streamGenerateContent', () => {
 
 // ---------------------------------------------------------------- countTokens, embeddings
 
+describe('built-in tools and Gemma', () => {
+  test('googleSearch: groundingMetadata cites the answer by UTF-8 byte offsets, with the last stream event', T, async () => {
+    const model = fresh();
+    const body = ask('北京是中国的首都 and Paris', { tools: [{ googleSearch: {} }] });
+    const r = await generate(model, body);
+    assert.equal(r.status, 200);
+    const [candidate] = r.json.candidates;
+    const text = candidate.content.parts.map((p) => p.text).join('');
+    assert.equal(text, 'echo: 北京是中国的首都 and Paris');
+    const meta = candidate.groundingMetadata;
+    assert.deepEqual(meta.groundingChunks.map((c) => c.web.title), ['source-one.example', 'source-two.example']);
+    assert.ok(meta.groundingChunks.every((c) => c.web.uri.startsWith('https://vertexaisearch.cloud.google.com/grounding-api-redirect/')));
+    assert.deepEqual(meta.webSearchQueries, ['北京是中国的首都 and Paris']);
+    assert.match(meta.searchEntryPoint.renderedContent, /^<div/);
+    const bytes = Buffer.from(text);
+    assert.equal(meta.groundingSupports.length, 2);
+    assert.equal(meta.groundingSupports[0].segment.startIndex, undefined, 'a 0 start is left out');
+    assert.deepEqual(meta.groundingSupports.map((s) => s.groundingChunkIndices), [[0], [1, 0]]);
+    for (const { segment } of meta.groundingSupports) {
+      assert.equal(bytes.subarray(segment.startIndex ?? 0, segment.endIndex).toString(), segment.text, 'byte offsets');
+    }
+    assert.notEqual(meta.groundingSupports[1].segment.startIndex, [...text].length / 2, 'bytes, not characters');
+    // Streamed: the text is split as usual, and the metadata comes with the last event only.
+    const s = await generate(fresh(), body, { action: 'streamGenerateContent', query: '?alt=sse' });
+    const events = sseEvents(s.text);
+    assert.equal(textOf(events), text);
+    assert.ok(events.slice(0, -1).every((e) => !e.candidates[0].groundingMetadata));
+    assert.deepEqual(events.at(-1).candidates[0].groundingMetadata, meta);
+    // Without the tool there is none.
+    assert.equal((await generate(fresh(), ask('x'))).json.candidates[0].groundingMetadata, undefined);
+  });
+
+  test('codeExecution: executableCode and codeExecutionResult parts follow the answer, streamed whole', T, async () => {
+    const body = ask('compute', { tools: [{ codeExecution: {} }] });
+    const r = await generate(fresh(), body);
+    assert.deepEqual(r.json.candidates[0].content.parts, [
+      { text: 'echo: compute' },
+      { executableCode: { language: 'PYTHON', code: 'print(6 * 7)' } },
+      { codeExecutionResult: { outcome: 'OUTCOME_OK', output: '42\n' } },
+      { text: 'The code printed 42.' },
+    ]);
+    const s = await generate(fresh(), body, { action: 'streamGenerateContent', query: '?alt=sse' });
+    const parts = sseEvents(s.text).flatMap((e) => e.candidates[0].content.parts);
+    assert.deepEqual(parts.filter((p) => p.executableCode || p.codeExecutionResult), r.json.candidates[0].content.parts.slice(1, 3));
+  });
+
+  test('urlContext is accepted and reports the URLs of the prompt as retrieved', T, async () => {
+    const r = await generate(fresh(), ask('read https://example.com/a please', { tools: [{ urlContext: {} }] }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json.candidates[0].urlContextMetadata, {
+      urlMetadata: [{ retrievedUrl: 'https://example.com/a', urlRetrievalStatus: 'URL_RETRIEVAL_STATUS_SUCCESS' }],
+    });
+  });
+
+  test('every gemma-* model (fresh names too) refuses systemInstruction with Google\'s 400', T, async () => {
+    for (const model of ['gemma-3-27b-it', fresh('gemma-3')]) {
+      const r = await generate(model, ask('x', { systemInstruction: { parts: [{ text: 'be nice' }] } }));
+      assert.equal(r.status, 400, model);
+      assert.equal(r.json.error.status, 'INVALID_ARGUMENT');
+      assert.equal(r.json.error.message, `Developer instruction is not enabled for models/${model}`);
+      const ok = await generate(model, ask('be nice\n\nx'));
+      assert.equal(ok.status, 200, model);
+      assert.equal(ok.json.candidates[0].content.parts[0].text, 'echo: be nice\n\nx');
+    }
+  });
+});
+
 describe('countTokens and embeddings', () => {
   test('countTokens counts contents, or a whole generateContentRequest', T, async () => {
     const contents = [{ role: 'user', parts: [{ text: 'count these words' }] }];

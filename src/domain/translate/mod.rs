@@ -7,11 +7,13 @@
 
 pub mod chat;
 pub mod embeddings;
+mod grounding;
 pub mod models;
 pub mod names;
 pub mod order;
 pub mod schema;
 pub mod stream;
+pub mod switches;
 pub mod thinking;
 
 use serde::Serialize;

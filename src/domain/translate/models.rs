@@ -115,10 +115,29 @@ mod tests {
             "-maxthinking",
             "-thinking-4096",
             "-thinking-4096-search",
+            "-non-thinking",
+            "-max",
+            "-high",
+            "-medium",
+            "-low",
+            "-minimal",
+            "-code",
+            "-urlcontext",
+            "-high-search-code",
         ] {
             assert!(is_variant_suffix(good), "{good}");
         }
-        for bad in ["", "-pro", "search", "-search-x", "-thinking-", "/x"] {
+        for bad in [
+            "",
+            "-pro",
+            "search",
+            "-search-x",
+            "-thinking-",
+            "/x",
+            "-low-high",
+            "-code-code",
+            "-xhigh",
+        ] {
             assert!(!is_variant_suffix(bad), "{bad}");
         }
     }

@@ -16,8 +16,9 @@ use crate::domain::quota::Usage;
 use crate::domain::render;
 use crate::domain::sse::{self, SseDecoder};
 use crate::domain::translate::chat::{
-    CallIds, CandidateOutput, ChatContext, openai_logprobs, prompt_blocked,
+    CallIds, CandidateOutput, ChatContext, ThinkTags, openai_logprobs, prompt_blocked,
 };
+use crate::domain::translate::grounding::Citations;
 use crate::domain::translate::{finish_reason, to_json, usage};
 use crate::domain::usage::from_metadata;
 
@@ -43,6 +44,14 @@ struct ChoiceState {
     finish: Option<Finish>,
     /// With `enum_as_json`: the opening quote of the JSON string was sent.
     quote_open: bool,
+    /// With `thoughts_in_content`: whether a `<think>` block is open.
+    think: ThinkTags,
+    /// For a grounded request: the answer text so far, the characters of `content` sent
+    /// before it began, all characters of `content` sent, and the grounding metadata seen.
+    answer: String,
+    answer_lead: Option<u32>,
+    content_chars: u32,
+    grounding: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +61,50 @@ enum Finish {
 }
 
 impl ChoiceState {
+    /// Notes a content slice of a grounded answer: `text`, of which the first `lead`
+    /// characters are thoughts and tags, not answer.
+    fn track_answer(&mut self, text: &str, lead: usize) {
+        let chars = text.chars().count();
+        let lead = lead.min(chars);
+        let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        if chars > lead {
+            self.answer_lead
+                .get_or_insert(self.content_chars.saturating_add(to_u32(lead)));
+            let at = text.char_indices().nth(lead).map_or(text.len(), |(b, _)| b);
+            self.answer.push_str(&text[at..]);
+        }
+        self.content_chars = self.content_chars.saturating_add(to_u32(chars));
+    }
+
+    /// The closing deltas of a choice before its finish: an open `<think>` closed, then
+    /// the citations of a grounded answer (with the source list when asked for).
+    fn closing_deltas(&mut self, sources_list: bool) -> Vec<Delta> {
+        let mut deltas = Vec::new();
+        if let Some(close) = self.think.close() {
+            deltas.push(Delta {
+                content: Some(close.to_owned()),
+                ..Delta::default()
+            });
+        }
+        if self.grounding.is_empty() {
+            return deltas;
+        }
+        let mut citations = Citations::default();
+        let lead = self.answer_lead.unwrap_or(self.content_chars);
+        for metadata in &self.grounding {
+            citations.add(metadata, &self.answer, lead);
+        }
+        let list = citations.sources_list().filter(|_| sources_list);
+        if list.is_some() || !citations.annotations.is_empty() {
+            deltas.push(Delta {
+                content: list,
+                annotations: citations.annotations,
+                ..Delta::default()
+            });
+        }
+        deltas
+    }
+
     fn finish_reason(&self) -> Option<openai::FinishReason> {
         Some(match self.finish? {
             Finish::Upstream(reason) => finish_reason(reason, self.next_tool_index > 0),
@@ -111,6 +164,22 @@ impl ChatStreamTranslator {
         let next_tool_index = ids.next_index();
         if self.ctx.reply.enum_as_json && !output.text.is_empty() {
             output.text = self.enum_fragment(index, &output.text);
+        }
+        let reply = &self.ctx.reply;
+        let (thoughts_in_content, grounded) = (reply.thoughts_in_content, reply.grounded);
+        let state = self.choices.entry(index).or_default();
+        let lead = if thoughts_in_content {
+            state.think.fold(&mut output)
+        } else {
+            0
+        };
+        if grounded {
+            state.track_answer(&output.text, lead);
+            if let Some(metadata) = candidate.grounding_metadata
+                && state.grounding.last() != Some(&metadata)
+            {
+                state.grounding.push(metadata);
+            }
         }
         self.content_chunks(index, output, logprobs, first_tool_index, chunks);
         let state = self.choices.entry(index).or_default();
@@ -210,7 +279,7 @@ impl ChatStreamTranslator {
     ///
     /// Errs when the upstream ended before every choice had a finish reason: the answer was
     /// truncated, and the client must not mistake it for a complete one.
-    pub fn finish(self) -> Result<Vec<ChatCompletionChunk>, GatewayError> {
+    pub fn finish(mut self) -> Result<Vec<ChatCompletionChunk>, GatewayError> {
         let truncated =
             self.choices.is_empty() || self.choices.values().any(|c| c.finish.is_none());
         if truncated {
@@ -219,13 +288,17 @@ impl ChatStreamTranslator {
             ));
         }
         let mut chunks = Vec::new();
-        for (&index, state) in &self.choices {
+        let mut choices = std::mem::take(&mut self.choices);
+        for (&index, state) in &mut choices {
             if self.ctx.reply.enum_as_json && state.next_tool_index == 0 {
                 let close = if state.quote_open { "\"" } else { "\"\"" };
                 let delta = Delta {
                     content: Some(close.to_owned()),
                     ..Delta::default()
                 };
+                chunks.push(self.chunk(index, delta, None));
+            }
+            for delta in state.closing_deltas(self.ctx.reply.sources_list) {
                 chunks.push(self.chunk(index, delta, None));
             }
             if let Some(finish) = state.finish_reason() {

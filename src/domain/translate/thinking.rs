@@ -129,10 +129,29 @@ impl fmt::Display for Adjustment {
 /// Thinking asked for by a model-name suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SuffixThinking {
+    /// `-nothinking`, `-non-thinking`.
     Off,
+    /// `-maxthinking`.
     Max,
+    /// `-thinking-<budget>`.
     Budget(u32),
+    /// `-max`, `-high`, `-medium`, `-low`, `-minimal`: what the same `reasoning_effort`
+    /// asks for (a budget on 2.5, a level on Gemini 3).
+    Effort(ReasoningEffort),
 }
+
+/// The thinking suffixes spelled as words, longest first so `-maxthinking` is never read
+/// as `-max` (it does not end in `-max`, but the order keeps that obvious).
+const WORD_SUFFIXES: &[(&str, SuffixThinking)] = &[
+    ("-non-thinking", SuffixThinking::Off),
+    ("-nothinking", SuffixThinking::Off),
+    ("-maxthinking", SuffixThinking::Max),
+    ("-minimal", SuffixThinking::Effort(ReasoningEffort::Minimal)),
+    ("-medium", SuffixThinking::Effort(ReasoningEffort::Medium)),
+    ("-high", SuffixThinking::Effort(ReasoningEffort::High)),
+    ("-low", SuffixThinking::Effort(ReasoningEffort::Low)),
+    ("-max", SuffixThinking::Effort(ReasoningEffort::Max)),
+];
 
 /// A model name split into the upstream id and its gateway suffixes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,35 +160,56 @@ pub struct ModelVariant {
     pub thinking: Option<SuffixThinking>,
     /// `-search`: add the `googleSearch` tool.
     pub search: bool,
+    /// `-code`: add the `codeExecution` tool.
+    pub code: bool,
+    /// `-urlcontext`: add the `urlContext` tool.
+    pub url_context: bool,
 }
 
 impl ModelVariant {
-    /// Strips `-search`, `-nothinking`, `-maxthinking` and `-thinking-<budget>` from the end,
-    /// in any order and combination, e.g. `gemini-2.5-flash-thinking-4096-search`. Names
+    /// Strips `-search`, `-code`, `-urlcontext` and one thinking suffix (`-nothinking`,
+    /// `-non-thinking`, `-maxthinking`, `-thinking-<budget>`, `-max`, `-high`, `-medium`,
+    /// `-low`, `-minimal`) from the end, in any order and combination, e.g.
+    /// `gemini-2.5-flash-thinking-4096-search` or `gemini-3-flash-preview-low-code`. Names
     /// without suffixes come back unchanged, so real model ids are never rewritten.
     pub fn parse(model: &str) -> Self {
         let mut base = model;
-        let mut thinking = None;
-        let mut search = false;
+        let mut variant = Self {
+            base: String::new(),
+            thinking: None,
+            search: false,
+            code: false,
+            url_context: false,
+        };
         loop {
-            if let Some(rest) = base.strip_suffix("-search").filter(|_| !search) {
-                search = true;
-                base = rest;
+            let tools = [
+                ("-search", &mut variant.search),
+                ("-code", &mut variant.code),
+                ("-urlcontext", &mut variant.url_context),
+            ];
+            let mut stripped = false;
+            for (suffix, seen) in tools {
+                if !*seen && let Some(rest) = base.strip_suffix(suffix) {
+                    *seen = true;
+                    base = rest;
+                    stripped = true;
+                    break;
+                }
+            }
+            if stripped {
                 continue;
             }
-            if thinking.is_none() {
-                if let Some(rest) = base.strip_suffix("-nothinking") {
-                    thinking = Some(SuffixThinking::Off);
-                    base = rest;
-                    continue;
-                }
-                if let Some(rest) = base.strip_suffix("-maxthinking") {
-                    thinking = Some(SuffixThinking::Max);
+            if variant.thinking.is_none() {
+                if let Some((rest, thinking)) = WORD_SUFFIXES
+                    .iter()
+                    .find_map(|(suffix, t)| base.strip_suffix(suffix).map(|rest| (rest, *t)))
+                {
+                    variant.thinking = Some(thinking);
                     base = rest;
                     continue;
                 }
                 if let Some((rest, budget)) = split_budget_suffix(base) {
-                    thinking = Some(SuffixThinking::Budget(budget));
+                    variant.thinking = Some(SuffixThinking::Budget(budget));
                     base = rest;
                     continue;
                 }
@@ -182,13 +222,12 @@ impl ModelVariant {
                 base: model.to_owned(),
                 thinking: None,
                 search: false,
+                code: false,
+                url_context: false,
             };
         }
-        Self {
-            base: base.to_owned(),
-            thinking,
-            search,
-        }
+        variant.base = base.to_owned();
+        variant
     }
 }
 
@@ -248,7 +287,7 @@ pub fn plan(model: &str, req: &ThinkingRequest<'_>) -> ThinkingPlan {
         .explicit
         .is_some_and(|e| e.thinking_budget.is_some() || e.thinking_level.is_some());
     let mut config = match (req.effort, req.suffix) {
-        (Some(effort), _) => from_effort(family, effort, &mut plan.adjustments),
+        (Some(effort), _) => from_effort(family, effort, "reasoning_effort", &mut plan.adjustments),
         (None, Some(suffix)) => from_suffix(family, suffix, &mut plan.adjustments),
         (None, None) if !explicit_knobs => req
             .model_default
@@ -330,9 +369,12 @@ fn effort_name(effort: ReasoningEffort) -> &'static str {
 
 /// 2.5 budgets none/minimal/low/medium/high → 0/0/1024/8192/24576 (the model's
 /// maximum above that); Gemini 3 levels, moved to the nearest level the model accepts.
+/// `field` names the knob in adjustments: `reasoning_effort`, or `model_suffix` for the
+/// suffixes that spell an effort (`-high`).
 fn from_effort(
     family: Family,
     effort: ReasoningEffort,
+    field: &'static str,
     adjustments: &mut Vec<Adjustment>,
 ) -> ThinkingConfig {
     let requested = effort_name(effort);
@@ -348,7 +390,7 @@ fn from_effort(
             let applied = fit_budget(family, wanted);
             if applied != wanted {
                 adjustments.push(Adjustment {
-                    field: "reasoning_effort",
+                    field,
                     requested: requested.to_owned(),
                     applied: format!("thinking_budget:{applied}"),
                 });
@@ -369,7 +411,7 @@ fn from_effort(
             let exact = applied.as_str() == requested;
             if !exact {
                 adjustments.push(Adjustment {
-                    field: "reasoning_effort",
+                    field,
                     requested: requested.to_owned(),
                     applied: applied.as_str().to_owned(),
                 });
@@ -378,7 +420,7 @@ fn from_effort(
         }
         Family::None => {
             adjustments.push(Adjustment {
-                field: "reasoning_effort",
+                field,
                 requested: requested.to_owned(),
                 applied: "ignored (model does not think)".to_owned(),
             });
@@ -392,6 +434,9 @@ fn from_suffix(
     suffix: SuffixThinking,
     adjustments: &mut Vec<Adjustment>,
 ) -> ThinkingConfig {
+    if let SuffixThinking::Effort(effort) = suffix {
+        return from_effort(family, effort, "model_suffix", adjustments);
+    }
     let mut adjust = |requested: String, applied: String| {
         adjustments.push(Adjustment {
             field: "model_suffix",
@@ -431,6 +476,8 @@ fn from_suffix(
         }
         // Gemini 3 still takes a budget, for compatibility with 2.5 clients.
         (Family::Levels(_), SuffixThinking::Budget(wanted)) => budget_config(wanted),
+        // Answered by `from_effort` above.
+        (_, SuffixThinking::Effort(_)) => ThinkingConfig::default(),
         (Family::None, _) => {
             adjust(
                 suffix_name(suffix),
@@ -446,6 +493,7 @@ fn suffix_name(suffix: SuffixThinking) -> String {
         SuffixThinking::Off => "nothinking".to_owned(),
         SuffixThinking::Max => "maxthinking".to_owned(),
         SuffixThinking::Budget(n) => format!("thinking-{n}"),
+        SuffixThinking::Effort(effort) => effort_name(effort).to_owned(),
     }
 }
 
@@ -649,6 +697,199 @@ mod tests {
             assert_eq!(v.base, plain);
             assert_eq!((v.thinking, v.search), (None, false), "{plain}");
         }
+    }
+
+    /// A name → (base, thinking, search, code, url context).
+    type VariantRow<'a> = (&'a str, &'a str, Option<SuffixThinking>, bool, bool, bool);
+
+    #[test]
+    #[expect(clippy::too_many_lines, reason = "one table")]
+    fn the_seed_spellings_parse_and_combine_with_the_tool_suffixes() {
+        let e = |effort| Some(SuffixThinking::Effort(effort));
+        let rows: &[VariantRow<'_>] = &[
+            (
+                "gemini-2.5-flash-non-thinking",
+                "gemini-2.5-flash",
+                Some(SuffixThinking::Off),
+                false,
+                false,
+                false,
+            ),
+            (
+                "gemini-2.5-flash-max",
+                "gemini-2.5-flash",
+                e(ReasoningEffort::Max),
+                false,
+                false,
+                false,
+            ),
+            (
+                "gemini-2.5-flash-high",
+                "gemini-2.5-flash",
+                e(ReasoningEffort::High),
+                false,
+                false,
+                false,
+            ),
+            (
+                "gemini-2.5-flash-medium",
+                "gemini-2.5-flash",
+                e(ReasoningEffort::Medium),
+                false,
+                false,
+                false,
+            ),
+            (
+                "gemini-2.5-flash-low",
+                "gemini-2.5-flash",
+                e(ReasoningEffort::Low),
+                false,
+                false,
+                false,
+            ),
+            (
+                "gemini-2.5-flash-minimal",
+                "gemini-2.5-flash",
+                e(ReasoningEffort::Minimal),
+                false,
+                false,
+                false,
+            ),
+            (
+                "gemini-3-flash-preview-low-search",
+                "gemini-3-flash-preview",
+                e(ReasoningEffort::Low),
+                true,
+                false,
+                false,
+            ),
+            (
+                "gemini-2.5-pro-search-high-code",
+                "gemini-2.5-pro",
+                e(ReasoningEffort::High),
+                true,
+                true,
+                false,
+            ),
+            (
+                "gemini-2.5-flash-urlcontext-non-thinking",
+                "gemini-2.5-flash",
+                Some(SuffixThinking::Off),
+                false,
+                false,
+                true,
+            ),
+            (
+                "gemini-2.5-flash-code-urlcontext-search",
+                "gemini-2.5-flash",
+                None,
+                true,
+                true,
+                true,
+            ),
+            (
+                "gemini-2.5-pro-maxthinking",
+                "gemini-2.5-pro",
+                Some(SuffixThinking::Max),
+                false,
+                false,
+                false,
+            ),
+            // One thinking suffix only: the second is part of the name.
+            (
+                "gemini-2.5-flash-low-high",
+                "gemini-2.5-flash-low",
+                e(ReasoningEffort::High),
+                false,
+                false,
+                false,
+            ),
+            // Bare suffixes are not models.
+            ("-high", "-high", None, false, false, false),
+            ("-code-search", "-code-search", None, false, false, false),
+        ];
+        for (name, base, thinking, search, code, url_context) in rows {
+            let v = ModelVariant::parse(name);
+            assert_eq!(
+                (v.base.as_str(), v.thinking, v.search, v.code, v.url_context),
+                (*base, *thinking, *search, *code, *url_context),
+                "{name}"
+            );
+        }
+    }
+
+    /// The effort suffixes give what the same `reasoning_effort` gives, reported as
+    /// `model_suffix` adjustments.
+    #[test]
+    fn effort_suffixes_map_like_reasoning_effort() {
+        use ReasoningEffort as E;
+        let suffix = |model: &str, effort| {
+            let p = plan(
+                model,
+                &ThinkingRequest {
+                    suffix: Some(SuffixThinking::Effort(effort)),
+                    ..ThinkingRequest::default()
+                },
+            );
+            let adjusted: Vec<String> = p.adjustments.iter().map(ToString::to_string).collect();
+            (p.config, adjusted)
+        };
+        let rows: &[(&str, E, Option<ThinkingConfig>, &[&str])] = &[
+            ("gemini-2.5-flash", E::Max, budget(24576), &[]),
+            ("gemini-2.5-flash", E::High, budget(24576), &[]),
+            ("gemini-2.5-flash", E::Medium, budget(8192), &[]),
+            ("gemini-2.5-flash", E::Low, budget(1024), &[]),
+            ("gemini-2.5-flash", E::Minimal, budget(0), &[]),
+            ("gemini-2.5-pro", E::Max, budget(32768), &[]),
+            (
+                "gemini-2.5-pro",
+                E::Minimal,
+                budget(128),
+                &["model_suffix=minimal->thinking_budget:128"],
+            ),
+            ("gemini-3-flash-preview", E::Minimal, level("minimal"), &[]),
+            ("gemini-3-flash-preview", E::Low, level("low"), &[]),
+            ("gemini-3-flash-preview", E::Medium, level("medium"), &[]),
+            ("gemini-3-flash-preview", E::High, level("high"), &[]),
+            (
+                "gemini-3-flash-preview",
+                E::Max,
+                level("high"),
+                &["model_suffix=max->high"],
+            ),
+            (
+                "gemini-3-pro-preview",
+                E::Medium,
+                level("high"),
+                &["model_suffix=medium->high"],
+            ),
+            (
+                "gemini-2.0-flash",
+                E::High,
+                None,
+                &["model_suffix=high->ignored (model does not think)"],
+            ),
+        ];
+        for (model, e, want, adjusted) in rows {
+            assert_eq!(
+                suffix(model, *e),
+                (
+                    want.clone(),
+                    adjusted.iter().map(|s| (*s).to_owned()).collect()
+                ),
+                "{model} {e:?}"
+            );
+        }
+        // A request's own reasoning_effort still beats the suffix.
+        let p = plan(
+            "gemini-2.5-flash",
+            &ThinkingRequest {
+                effort: Some(E::Low),
+                suffix: Some(SuffixThinking::Effort(E::High)),
+                ..ThinkingRequest::default()
+            },
+        );
+        assert_eq!(p.config, budget(1024));
     }
 
     #[test]

@@ -7,10 +7,10 @@ use worker::{Headers, Method, Request, Response, Url};
 
 use crate::domain::accounts::envelope::code_assist_can_serve;
 use crate::domain::accounts::routing::with_code_assist;
-use crate::domain::catalog::apply_native_default;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model, ModelName};
 use crate::domain::route::{GeminiRoute, NativeAction};
+use crate::domain::translate::switches::native_generate_body;
 use crate::domain::usage::{estimate_native, usage_in};
 use crate::edge::access::Caller;
 use crate::edge::app::App;
@@ -157,11 +157,16 @@ async fn model_action(
         action,
         NativeAction::GenerateContent | NativeAction::StreamGenerateContent
     );
-    // The body passes through untouched, unless the operator set a thinking default for
-    // this model and the request sets no thinking of its own.
-    let raw = if generates && apply_native_default(&mut parsed, model, &snap.settings.catalog) {
-        serde_json::to_vec(&parsed)
-            .map_err(|e| GatewayError::Internal(format!("encode native body: {e}")))?
+    // The body passes through as the client wrote it, but for the operator's thinking
+    // default, the compatibility switches and the default safety settings (see there).
+    let raw = if generates {
+        native_generate_body(
+            raw,
+            &mut parsed,
+            model,
+            &snap.settings.catalog,
+            &snap.settings.compat,
+        )?
     } else {
         raw
     };

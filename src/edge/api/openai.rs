@@ -45,6 +45,7 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let options = ChatOptions {
         include_thoughts: snap.settings.include_thoughts,
         catalog: Some(&snap.settings.catalog),
+        compat: Some(&snap.settings.compat),
     };
     let mut prepared = chat::prepare_chat(parsed, &options)?;
     if !prepared.ignored.is_empty() {

@@ -69,14 +69,80 @@ function echoCandidates(request, modelId, responseId) {
   const config = request.generationConfig ?? {};
   const count = Math.max(1, config.candidateCount ?? 1);
   const userText = lastUserText(request);
+  const tools = builtInTools(request);
   return Array.from({ length: count }, (_, index) => {
     const text = replyText(config, index > 0 ? `${userText} [${index}]` : userText);
     const { text: clipped, finishReason } = applyStops(text, config);
     const part = { text: clipped };
     // Gemini 3 signs its replies; the signature rides on the text part.
     if (traitsOf(modelId).thoughtSignatures) part.thoughtSignature = signature(responseId, index);
-    return { parts: [part], finishReason, index };
+    const parts = tools.codeExecution ? [part, ...CODE_EXECUTION_PARTS] : [part];
+    return {
+      parts,
+      finishReason,
+      index,
+      ...(tools.googleSearch ? { groundingMetadata: groundingFor(parts, userText) } : {}),
+      ...(tools.urlContext ? { urlContextMetadata: urlContextFor(userText) } : {}),
+    };
   });
+}
+
+// ---------------------------------------------------------------- built-in tools
+
+/** Which built-in tools the request enables (either spelling, as Google's parser takes both). */
+function builtInTools(request) {
+  const has = (camel, snake) => (request.tools ?? []).some((t) => t && (t[camel] ?? t[snake]) != null);
+  return {
+    googleSearch: has('googleSearch', 'google_search'),
+    codeExecution: has('codeExecution', 'code_execution'),
+    urlContext: has('urlContext', 'url_context'),
+  };
+}
+
+/** What a model with the codeExecution tool adds after its answer: the code it ran, the result, a remark. */
+export const CODE_EXECUTION_PARTS = Object.freeze([
+  { executableCode: { language: 'PYTHON', code: 'print(6 * 7)' } },
+  { codeExecutionResult: { outcome: 'OUTCOME_OK', output: '42\n' } },
+  { text: 'The code printed 42.' },
+]);
+
+/** The web sources every grounded answer cites. */
+export const GROUNDING_SOURCES = Object.freeze([
+  { uri: 'https://vertexaisearch.cloud.google.com/grounding-api-redirect/mock-source-1', title: 'source-one.example' },
+  { uri: 'https://vertexaisearch.cloud.google.com/grounding-api-redirect/mock-source-2', title: 'source-two.example' },
+]);
+
+/**
+ * Google Search grounding for an answer: the first half of the answer text
+ * (in code points) cites source 1, the second half sources 2 and 1. Segment
+ * indices are UTF-8 byte offsets into the candidate's text (its text parts
+ * joined), `startIndex` left out when 0, as protobuf JSON drops defaults.
+ */
+export function groundingFor(parts, query) {
+  const text = answerText(parts);
+  const chars = [...text];
+  const mid = Math.ceil(chars.length / 2);
+  const segment = (from, to) => {
+    const before = chars.slice(0, from).join('');
+    const cited = chars.slice(from, to).join('');
+    const start = Buffer.byteLength(before);
+    return { ...(start ? { startIndex: start } : {}), endIndex: start + Buffer.byteLength(cited), text: cited };
+  };
+  const supports = [];
+  if (mid > 0) supports.push({ segment: segment(0, mid), groundingChunkIndices: [0] });
+  if (chars.length > mid) supports.push({ segment: segment(mid, chars.length), groundingChunkIndices: [1, 0] });
+  return {
+    searchEntryPoint: { renderedContent: `<div class="mock-search-entry">${query.replace(/[<>&]/g, '')}</div>` },
+    groundingChunks: GROUNDING_SOURCES.map((web) => ({ web: { ...web } })),
+    groundingSupports: supports,
+    webSearchQueries: [query],
+  };
+}
+
+/** URL context: every http(s) URL in the user text was retrieved. */
+function urlContextFor(userText) {
+  const urls = userText.match(/https?:\/\/[^\s"'<>]+/g) ?? [];
+  return { urlMetadata: urls.map((retrievedUrl) => ({ retrievedUrl, urlRetrievalStatus: 'URL_RETRIEVAL_STATUS_SUCCESS' })) };
 }
 
 /**
@@ -220,9 +286,16 @@ export function streamChunks(plan, { modelVersion, responseId }) {
     const candidates = plan.candidates
       .map((c, i) => ({ c, part: pieces[i][k] }))
       .filter(({ part }) => part || last)
-      .map(({ c, part }) =>
+      .map(({ c: { groundingMetadata, urlContextMetadata, ...c }, part }) =>
         candidateJson(
-          { ...c, parts: [part ?? { text: '' }], finishReason: last ? c.finishReason : undefined },
+          {
+            ...c,
+            parts: [part ?? { text: '' }],
+            finishReason: last ? c.finishReason : undefined,
+            // Grounding and URL context metadata come with the last event, as Google sends them.
+            ...(last && groundingMetadata ? { groundingMetadata } : {}),
+            ...(last && urlContextMetadata ? { urlContextMetadata } : {}),
+          },
           [],
           plan.logprobs,
         ),

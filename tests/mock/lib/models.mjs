@@ -105,6 +105,8 @@ const EMBEDDING_DIMENSIONS = { 'gemini-embedding-001': 3072, 'text-embedding-004
  * their state with fresh names such as `gemini-2.5-flash-t17`.
  */
 const FRESH_GEMINI = /^gemini-[a-z0-9.-]+$/;
+/** Likewise `gemma-*` names (`gemma-3-t4`), with Gemma's traits. */
+const FRESH_GEMMA = /^gemma-[a-z0-9.-]+$/;
 
 export const stripModelsPrefix = (name) => String(name ?? '').replace(/^models\//, '');
 
@@ -112,7 +114,7 @@ export const stripModelsPrefix = (name) => String(name ?? '').replace(/^models\/
 export function findModel(id, catalog = CATALOG) {
   const listed = catalog.find((m) => m.name === `models/${id}`);
   if (listed) return listed;
-  return FRESH_GEMINI.test(id) ? synthesize(id) : null;
+  return FRESH_GEMINI.test(id) || FRESH_GEMMA.test(id) ? synthesize(id) : null;
 }
 
 function synthesize(id) {

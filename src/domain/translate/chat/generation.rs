@@ -29,7 +29,12 @@ pub(super) fn pass_through_generation_config(
             }
         } else if !matches!(
             name.as_str(),
-            "extra_body" | "google" | "parallel_tool_calls" | "web_search_options"
+            "extra_body"
+                | "google"
+                | "parallel_tool_calls"
+                | "web_search_options"
+                | "safety_settings"
+                | "safetySettings"
         ) && !KNOWN_UNMAPPED.contains(&name.as_str())
         {
             ignored.push(name.clone());

@@ -5,6 +5,7 @@
 //! [`ChatContext`], and tool-call ids are derived from that id.
 
 use crate::domain::catalog::Catalog;
+use crate::domain::compat::Compat;
 use crate::domain::gemini;
 use crate::domain::translate::names::NameMap;
 
@@ -25,7 +26,7 @@ pub(crate) use ids::CallIds;
 pub use parse::parse_chat_request;
 pub use request::prepare_chat;
 pub use response::chat_response;
-pub(crate) use response::{CandidateOutput, openai_logprobs, prompt_blocked};
+pub(crate) use response::{CandidateOutput, ThinkTags, openai_logprobs, prompt_blocked};
 
 /// Stream-independent facts of one completion, chosen by the edge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,10 @@ pub struct ChatContext {
 /// What the response translation must undo or enforce for one request. Derived from the
 /// request alone, so the gateway keeps no per-conversation state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent yes/no decisions of one request"
+)]
 pub struct ReplyPlan {
     /// Gemini function names → the client's own names.
     pub names: NameMap,
@@ -51,6 +56,15 @@ pub struct ReplyPlan {
     pub enum_as_json: bool,
     /// `parallel_tool_calls: false`: only the first call of a turn is returned.
     pub single_tool_call: bool,
+    /// `thoughts_in_content`: thoughts go into `content` as `<think>…</think>` instead of
+    /// `reasoning_content` (never for a JSON or enum answer, which must stay parseable).
+    pub thoughts_in_content: bool,
+    /// `search_citations: annotations_and_list`: a grounded answer ends with a numbered
+    /// list of its sources, besides the `url_citation` annotations every grounded answer gets.
+    pub sources_list: bool,
+    /// The request has the `googleSearch` tool: a stream keeps its answer text, to place
+    /// the citations that arrive at its end.
+    pub grounded: bool,
 }
 
 /// Gateway settings that shape translation.
@@ -60,6 +74,10 @@ pub struct ChatOptions<'a> {
     pub include_thoughts: bool,
     /// The operator's per-model thinking defaults (`thinking_defaults`).
     pub catalog: Option<&'a Catalog>,
+    /// The compatibility switches (system-as-user, prompt injection, default safety
+    /// settings, thoughts in content, citations, code execution, URL context); none
+    /// when absent.
+    pub compat: Option<&'a Compat>,
 }
 
 /// An `image_url` with an http(s) URL, fetched by the edge before the request goes upstream.
@@ -105,3 +123,6 @@ const SIGNATURE_SEPARATOR: &str = "__thought__";
 const REMOTE_PLACEHOLDER: &str = "x-gemgate/remote";
 /// More remote images than this in one request is refused rather than fetched.
 pub const MAX_REMOTE_MEDIA: usize = 16;
+
+#[cfg(test)]
+mod compat_tests;

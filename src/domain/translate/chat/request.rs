@@ -12,11 +12,13 @@ use super::generation::{
 use super::messages::Conversation;
 use super::tools::tool_settings;
 use super::{ChatOptions, PreparedChat, ReplyPlan};
+use crate::domain::compat::{Compat, SearchCitations};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{self, ModelName};
 use crate::domain::openai::ChatCompletionRequest;
 use crate::domain::translate::field_error;
 use crate::domain::translate::names::NameMap;
+use crate::domain::translate::switches::{self, Injections};
 use crate::domain::translate::thinking::{
     self, ClientThinkingConfig, Family, ModelVariant, ThinkingRequest,
 };
@@ -64,15 +66,21 @@ pub fn prepare_chat(
         dialect,
         &req.key_orders,
     )?;
+    let compat = options.compat;
+    // Thoughts in `content` would break an answer the client parses as JSON.
+    let parsed_answer = matches!(
+        config.response_mime_type.as_deref(),
+        Some("application/json" | "text/x.enum")
+    );
+    reply.thoughts_in_content = compat.is_some_and(|c| c.thoughts_in_content) && !parsed_answer;
+    reply.sources_list =
+        compat.is_some_and(|c| c.search_citations == SearchCitations::AnnotationsAndList);
     let generation_config = (config != gemini::GenerationConfig::default()).then_some(config);
 
     let (mut tools, tool_config) = tool_settings(&req.tools, req.tool_choice.as_ref(), dialect)?;
-    if variant.search || extensions.web_search {
-        tools.push(gemini::Tool {
-            google_search: Some(json!({})),
-            ..gemini::Tool::default()
-        });
-    }
+    reply.grounded = variant.search || extensions.web_search;
+    let built_in = built_in_tools(&variant, extensions.web_search, model.as_str(), compat)?;
+    tools.extend(built_in);
     let stream = req.stream.unwrap_or(false);
     let include_usage = stream
         && req
@@ -80,8 +88,28 @@ pub fn prepare_chat(
             .as_ref()
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-    let (system_instruction, contents, remote_media) = Conversation::build(req.messages, &model)?;
+    let injections = compat.map(|c| Injections::for_model(c, model.as_str()));
+    if let Some(injections) = &injections {
+        injections.apply_to_messages(&mut req.messages);
+    }
+    let (mut system_instruction, mut contents, remote_media) =
+        Conversation::build(req.messages, &model)?;
+    if let Some(injections) = &injections {
+        injections.apply_to_system(&mut system_instruction);
+    }
+    if compat.is_some_and(|c| c.system_as_user(model.as_str())) {
+        switches::system_into_contents(system_instruction.take(), &mut contents);
+    }
     let google = extensions.google;
+    // The client's own list (even an empty one) replaces the operator's defaults.
+    let safety_settings = google
+        .safety_settings
+        .or(extensions.safety_settings)
+        .unwrap_or_else(|| {
+            compat
+                .map(|c| c.default_safety_settings.clone())
+                .unwrap_or_default()
+        });
     Ok(PreparedChat {
         upstream_model: model.as_str().to_owned(),
         body: gemini::GenerateContentRequest {
@@ -90,7 +118,7 @@ pub fn prepare_chat(
             tools,
             tool_config,
             generation_config,
-            safety_settings: google.safety_settings.unwrap_or_default(),
+            safety_settings,
             cached_content: google.cached_content,
             ..gemini::GenerateContentRequest::default()
         },
@@ -105,6 +133,48 @@ pub fn prepare_chat(
         ignored: ignored.into_iter().chain(extensions.ignored).collect(),
         remote_media,
     })
+}
+
+/// The built-in tools a request gets: `googleSearch` (`-search`, `web_search_options`),
+/// `codeExecution` (`-code`, `code_execution_models`) and `urlContext` (`-urlcontext`,
+/// `url_context_models`). URL context exists from Gemini 2.5 on: asked for by name on an
+/// older model it is a 400 naming `model`; a settings glob that also matches older models
+/// adds it only where it works.
+fn built_in_tools(
+    variant: &ModelVariant,
+    web_search: bool,
+    model: &str,
+    compat: Option<&Compat>,
+) -> Result<Vec<gemini::Tool>, GatewayError> {
+    let mut tools = Vec::new();
+    if variant.search || web_search {
+        tools.push(gemini::Tool {
+            google_search: Some(json!({})),
+            ..gemini::Tool::default()
+        });
+    }
+    if variant.code || compat.is_some_and(|c| c.code_execution(model)) {
+        tools.push(gemini::Tool {
+            code_execution: Some(json!({})),
+            ..gemini::Tool::default()
+        });
+    }
+    let url_context_works = thinking::family(model) != Family::None;
+    if variant.url_context && !url_context_works {
+        return Err(GatewayError::invalid_param(
+            format!(
+                "The `-urlcontext` suffix needs a model with URL context (Gemini 2.5 or later); `{model}` has none."
+            ),
+            "model",
+        ));
+    }
+    if url_context_works && (variant.url_context || compat.is_some_and(|c| c.url_context(model))) {
+        tools.push(gemini::Tool {
+            url_context: Some(json!({})),
+            ..gemini::Tool::default()
+        });
+    }
+    Ok(tools)
 }
 
 /// Which schema dialect a model takes: full JSON Schema (`parametersJsonSchema`,
@@ -131,6 +201,8 @@ impl SchemaDialect {
 #[derive(Debug, Default)]
 struct Extensions {
     google: GoogleExtension,
+    /// `safety_settings` at the top level (the `OpenAI` SDK merges `extra_body` there).
+    safety_settings: Option<Vec<gemini::SafetySetting>>,
     parallel_tool_calls: Option<bool>,
     web_search: bool,
     ignored: Vec<String>,
@@ -186,6 +258,14 @@ impl Extensions {
                     "parallel_tool_calls must be a boolean",
                     "parallel_tool_calls",
                 ));
+            }
+        }
+        for key in ["safety_settings", "safetySettings"] {
+            if let Some(value) = extra.get(key).filter(|v| !v.is_null()) {
+                ext.safety_settings = Some(
+                    Vec::<gemini::SafetySetting>::deserialize(value)
+                        .map_err(|e| field_error(key, &e))?,
+                );
             }
         }
         ext.web_search = extra

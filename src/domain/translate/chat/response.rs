@@ -10,6 +10,7 @@ use super::{ChatContext, ReplyPlan};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{self, Part, PartData};
 use crate::domain::openai::{self, ExtraContent, Role, ToolCall};
+use crate::domain::translate::grounding::Citations;
 use crate::domain::translate::{finish_reason, usage};
 
 /// What one candidate (or one streamed slice of it) says, split into `OpenAI`'s channels.
@@ -50,6 +51,45 @@ impl CandidateOutput {
     }
 }
 
+/// `thoughts_in_content`: folds a candidate's (or a stream slice's) thoughts into its text as
+/// `<think>…</think>`. The tag opens with the first thought and closes before the first
+/// answer text after it, or at the end ([`close`](Self::close)).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ThinkTags {
+    open: bool,
+}
+
+impl ThinkTags {
+    /// Moves `output.reasoning` into `output.text`; returns how many characters of the new
+    /// text come before the answer text (the tags and thoughts).
+    pub(crate) fn fold(&mut self, output: &mut CandidateOutput) -> usize {
+        if output.reasoning.is_empty() && !self.open {
+            return 0;
+        }
+        let mut content = String::new();
+        if !output.reasoning.is_empty() {
+            if !self.open {
+                content.push_str("<think>");
+                self.open = true;
+            }
+            content.push_str(&std::mem::take(&mut output.reasoning));
+        }
+        if !output.text.is_empty() && self.open {
+            content.push_str("</think>");
+            self.open = false;
+        }
+        let lead = content.chars().count();
+        content.push_str(&output.text);
+        output.text = content;
+        lead
+    }
+
+    /// The closing tag, when a thought block is still open.
+    pub(crate) fn close(&mut self) -> Option<&'static str> {
+        std::mem::replace(&mut self.open, false).then_some("</think>")
+    }
+}
+
 fn tool_call(id: String, call: &gemini::FunctionCall, signature: Option<String>) -> ToolCall {
     let arguments = call
         .args
@@ -85,6 +125,16 @@ fn visible_text(data: &PartData) -> Option<Cow<'_, str>> {
         )),
         _ => None,
     }
+}
+
+/// `text` split after its first `chars` characters; returns the split point's character
+/// count and the rest.
+fn split_at_char(text: &str, chars: usize) -> (usize, &str) {
+    let at = text
+        .char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(byte, _)| byte);
+    (chars, &text[at..])
 }
 
 pub(crate) fn prompt_blocked(resp: &gemini::GenerateContentResponse) -> bool {
@@ -136,6 +186,30 @@ fn choice(candidate: gemini::Candidate, position: u32, ctx: &ChatContext) -> ope
     if ctx.reply.enum_as_json {
         output.text = Value::String(output.text).to_string();
     }
+    let answer_chars = if ctx.reply.thoughts_in_content {
+        let mut tags = ThinkTags::default();
+        let lead = tags.fold(&mut output);
+        if let Some(close) = tags.close() {
+            output.text.push_str(close);
+        }
+        lead
+    } else {
+        0
+    };
+    let mut citations = Citations::default();
+    if let Some(metadata) = candidate
+        .grounding_metadata
+        .as_ref()
+        .filter(|_| !ctx.reply.enum_as_json)
+    {
+        let (lead, answer) = split_at_char(&output.text, answer_chars);
+        citations.add(metadata, answer, u32::try_from(lead).unwrap_or(u32::MAX));
+        if ctx.reply.sources_list
+            && let Some(list) = citations.sources_list()
+        {
+            output.text.push_str(&list);
+        }
+    }
     let finish = finish_reason(
         candidate
             .finish_reason
@@ -155,6 +229,7 @@ fn choice(candidate: gemini::Candidate, position: u32, ctx: &ChatContext) -> ope
             refusal: None,
             reasoning_content: (!output.reasoning.is_empty()).then_some(output.reasoning),
             tool_calls: output.tool_calls,
+            annotations: citations.annotations,
         },
         logprobs,
         finish_reason: finish,
@@ -204,6 +279,7 @@ fn blocked_choice() -> openai::Choice {
             refusal: None,
             reasoning_content: None,
             tool_calls: Vec::new(),
+            annotations: Vec::new(),
         },
         logprobs: None,
         finish_reason: openai::FinishReason::ContentFilter,

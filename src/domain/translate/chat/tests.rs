@@ -717,6 +717,7 @@ fn reasoning_effort_suffixes_and_thinking_config_reach_the_body() {
         &ChatOptions {
             include_thoughts: true,
             catalog: None,
+            compat: None,
         },
     )
     .unwrap();
