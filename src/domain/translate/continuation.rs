@@ -135,7 +135,7 @@ impl MarkerFilter {
             out.push_str(release);
             self.after_marker = false;
         }
-        self.held = buf[buf.len() - keep..].to_owned();
+        buf[buf.len() - keep..].clone_into(&mut self.held);
         out
     }
 

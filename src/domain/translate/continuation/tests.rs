@@ -32,9 +32,9 @@ fn original() -> GenerateContentRequest {
 fn filtered(marker: &str, pieces: &[&str]) -> (String, bool) {
     let mut filter = MarkerFilter::new(marker);
     let mut out: String = pieces.iter().map(|p| filter.push(p)).collect();
-    let marked = filter.ended_with_marker();
+    let ended = filter.ended_with_marker();
     out.push_str(&filter.finish());
-    (out, marked)
+    (out, ended)
 }
 
 #[test]
