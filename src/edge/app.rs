@@ -67,6 +67,20 @@ impl App {
         }
     }
 
+    /// Another handle on this request's bindings, owned, for work that outlives the
+    /// handler's borrow: a response stream that makes further upstream calls. It starts
+    /// with no rate numbers (the response headers were already sent).
+    #[must_use]
+    pub fn detach(&self) -> Self {
+        Self {
+            env: self.env.clone(),
+            background: self.background.clone(),
+            config: Rc::clone(&self.config),
+            rate: RefCell::new(None),
+            client_signal: self.client_signal.clone(),
+        }
+    }
+
     pub fn db(&self) -> Result<D1Database, GatewayError> {
         self.env
             .d1("DB")

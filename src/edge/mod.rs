@@ -13,8 +13,9 @@
 //! | 4 | `snapshot` | the per-isolate caches (keys, settings, users) and their invalidation |
 //! | 5 | `upstream`, `access` | the failover loop, the one place that builds upstream URLs; who is calling (client tokens, admin sessions and passwords) |
 //! | 6 | `billing` | admission, settlement, metering, the request log |
-//! | 7 | `api`, `admin`, `cron` | handlers, which never use each other |
-//! | 8 | `router` | the fetch entry |
+//! | 7 | `relay` | answers made of several upstream calls (anti-truncation's continuations) |
+//! | 8 | `api`, `admin`, `cron` | handlers, which never use each other |
+//! | 9 | `router` | the fetch entry |
 //!
 //! Modules refer to each other as `crate::edge::<module>`, never `super::`,
 //! so the rule can be checked with a grep.
@@ -30,6 +31,7 @@ pub mod crypto;
 pub mod google;
 pub mod http;
 pub mod objects;
+pub mod relay;
 pub mod router;
 pub mod snapshot;
 pub mod store;

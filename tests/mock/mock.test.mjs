@@ -558,6 +558,79 @@ describe('built-in tools and Gemma', () => {
   });
 });
 
+describe('scripted answers: cut off and continued (anti-truncation)', () => {
+  const ANSWER = 'The quick brown fox jumps over the lazy dog, then runs into the forest and sleeps.';
+  const MARKER = '[done]';
+  const system = { parts: [{ text: 'Be brief.' }, { text: `End with \`${MARKER}\` on its own.` }] };
+  const sse = { action: 'streamGenerateContent', query: '?alt=sse' };
+  /** A continuation request: the question, the text so far as a model turn, then a user turn. */
+  const continuing = (soFar) => ({
+    systemInstruction: system,
+    contents: [
+      { role: 'user', parts: [{ text: 'tell me' }] },
+      { role: 'model', parts: [{ text: soFar }] },
+      { role: 'user', parts: [{ text: 'continue' }] },
+    ],
+  });
+  const chars = [...ANSWER];
+  const at = (pieces, events) => chars.slice(0, Math.floor((pieces * chars.length) / events)).join('');
+
+  test('a stream is cut after its pieces, continued from the text so far, and ends with the marker', T, async () => {
+    const model = fresh();
+    await client.script({ model, answer: { text: ANSWER, events: 6, cuts: [2, 4] } });
+    const first = sseEvents((await generate(model, ask('tell me', { systemInstruction: system }), sse)).text);
+    assert.equal(first.length, 2);
+    assert.equal(textOf(first), at(2, 6));
+    assert.ok(first.every((e) => e.candidates[0].finishReason === undefined), 'the stream just ends');
+    assert.equal(first.at(-1).usageMetadata.candidatesTokenCount, Math.ceil(at(2, 6).length / 4), 'usage is cumulative');
+
+    const second = sseEvents((await generate(model, continuing(at(2, 6)), sse)).text);
+    assert.equal(textOf(second), at(4, 6).slice(at(2, 6).length));
+    const third = sseEvents((await generate(model, continuing(at(4, 6)), sse)).text);
+    assert.equal(textOf(third), `${ANSWER.slice(at(4, 6).length)}\n${MARKER}`);
+    assert.equal(third.at(-1).candidates[0].finishReason, 'STOP');
+    const calls = await client.calls({ model });
+    assert.deepEqual(calls.map((c) => c.answer.from), [0, [...at(2, 6)].length, [...at(4, 6)].length]);
+    assert.deepEqual(calls.map((c) => c.answer.continuation), [false, true, true]);
+    assert.deepEqual(calls[2].tokens, {
+      prompt: third.at(-1).usageMetadata.promptTokenCount,
+      candidates: third.at(-1).usageMetadata.candidatesTokenCount,
+      thoughts: 0,
+      total: third.at(-1).usageMetadata.totalTokenCount,
+    });
+  });
+
+  test('cutWith MAX_TOKENS, the marker split across two events, and a non-stream answer', T, async () => {
+    const model = fresh();
+    await client.script({ model, answer: { text: ANSWER, events: 4, cuts: [1], cutWith: 'MAX_TOKENS', splitMarker: true } });
+    const first = sseEvents((await generate(model, ask('tell me', { systemInstruction: system }), sse)).text);
+    assert.equal(first.at(-1).candidates[0].finishReason, 'MAX_TOKENS');
+    const rest = sseEvents((await generate(model, continuing(textOf(first)), sse)).text);
+    const texts = rest.map((e) => e.candidates[0].content.parts[0].text);
+    assert.ok(texts.at(-2).endsWith('\n[do'), JSON.stringify(texts));
+    assert.equal(texts.at(-1), 'ne]');
+    assert.equal(textOf(first) + textOf(rest), `${ANSWER}\n${MARKER}`);
+
+    const whole = await generate(model, ask('tell me', { systemInstruction: system }));
+    assert.equal(whole.json.candidates[0].finishReason, 'MAX_TOKENS');
+    assert.equal(whole.json.candidates[0].content.parts[0].text, at(1, 4));
+  });
+
+  test('without a marker in the system instruction none is written; bad answers are rejected', T, async () => {
+    const model = fresh();
+    await client.script({ model, answer: { text: ANSWER } });
+    const r = await generate(model, ask('tell me'));
+    assert.equal(r.json.candidates[0].content.parts[0].text, ANSWER);
+    assert.equal(r.json.candidates[0].finishReason, 'STOP');
+    // A model turn that is not the answer's start is an ordinary conversation: it starts over.
+    const other = await generate(model, { ...continuing('something else'), systemInstruction: undefined });
+    assert.equal(other.json.candidates[0].content.parts[0].text, ANSWER);
+    for (const answer of [{ text: '' }, { text: 'abc', cuts: [3] }, { text: 'abc', cutWith: 'STOP' }, { text: 'abc', nope: 1 }]) {
+      await assert.rejects(client.script({ model, answer }), /answer/);
+    }
+  });
+});
+
 describe('countTokens and embeddings', () => {
   test('countTokens counts contents, or a whole generateContentRequest', T, async () => {
     const contents = [{ role: 'user', parts: [{ text: 'count these words' }] }];

@@ -6,6 +6,7 @@
 //! randomness (ids and timestamps are passed in).
 
 pub mod chat;
+pub mod continuation;
 pub mod embeddings;
 mod grounding;
 pub mod models;

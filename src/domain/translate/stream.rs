@@ -433,7 +433,9 @@ impl ChatSsePipeline {
 }
 
 /// One upstream event: a response, nothing (keep-alive, `[DONE]`), or an error to relay.
-fn parse_event(data: &str) -> Result<Option<gemini::GenerateContentResponse>, GatewayError> {
+pub(crate) fn parse_event(
+    data: &str,
+) -> Result<Option<gemini::GenerateContentResponse>, GatewayError> {
     let data = data.trim();
     if data.is_empty() || data == "[DONE]" {
         return Ok(None);
@@ -470,7 +472,7 @@ fn upstream_error(status: gemini::ErrorStatus) -> GatewayError {
 }
 
 /// `data: {"error": {...}}` then `data: [DONE]`.
-fn error_events(err: &GatewayError) -> String {
+pub(crate) fn error_events(err: &GatewayError) -> String {
     let body = to_json(&render::openai_error(err));
     let mut out = sse::encode_data(&body);
     out.push_str(sse::DONE);

@@ -2,15 +2,17 @@
 //! embeddings and models. Translation is `domain::translate`; this file only
 //! wires bodies, upstream calls and responses together.
 
+use std::rc::Rc;
+
 use futures::{StreamExt, future::ready, stream};
 use worker::{Method, Request, Response};
 
-use crate::domain::accounts::envelope::serves_candidates;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::quota::{Estimate, Usage};
 use crate::domain::route::check_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
+use crate::domain::translate::continuation::{COST_MULTIPLIER, Plan};
 use crate::domain::translate::embeddings;
 use crate::domain::translate::models::{model_list, model_object};
 use crate::domain::translate::stream::ChatSsePipeline;
@@ -19,12 +21,13 @@ use crate::domain::usage;
 use crate::edge::access::Caller;
 use crate::edge::app::App;
 use crate::edge::billing::meter::{Meter, Metering};
-use crate::edge::billing::ticket::{Outcome, admit, metered_send};
+use crate::edge::billing::ticket::{Outcome, admit, metered_send_scaled};
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
 use crate::edge::now_ms;
+use crate::edge::relay::continuation::{self, ContinuedChat};
+use crate::edge::relay::generate_request;
 use crate::edge::snapshot;
-use crate::edge::upstream::accounts;
 use crate::edge::upstream::fetch::{BodyStream, StreamBreak};
 use crate::edge::upstream::urls::{self, Version};
 use crate::edge::upstream::{
@@ -41,7 +44,12 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
     let mut parsed = chat::parse_chat_request(&raw)?;
     let client_model = parsed.model.clone();
-    parsed.model = models::resolve(app, &snap, &parsed.model, suffixless).await?;
+    // Mode prefixes (`anti-trunc/`, `fake-stream/`) go before the model resolves; chunks
+    // still name the model as the client sent it.
+    let compat = &snap.settings.compat;
+    let (bare, asked) = compat.strip_prefixes(&client_model);
+    parsed.model = models::resolve(app, &snap, bare, suffixless).await?;
+    let wanted = compat.modes_for(&parsed.model, compat.modes_for(bare, asked));
     let options = ChatOptions {
         include_thoughts: snap.settings.include_thoughts,
         catalog: Some(&snap.settings.catalog),
@@ -63,42 +71,15 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         .await?;
         chat::fill_remote_media(&mut prepared.body, fetched);
     }
+    let anti_truncation = wanted
+        .anti_truncation
+        .then(|| Plan::for_request(compat, &prepared.body))
+        .flatten();
+    if let Some(plan) = &anti_truncation {
+        plan.instruct(&mut prepared.body);
+    }
     let model = upstream_model(&prepared.upstream_model)?;
-    let (action, query): (&str, &[(&str, &str)]) = if prepared.stream {
-        ("streamGenerateContent", &[("alt", "sse")])
-    } else {
-        ("generateContent", &[])
-    };
-    let request = UpstreamRequest {
-        method: Method::Post,
-        url: urls::action(
-            &app.config.env.gemini_api_base,
-            Version::V1Beta,
-            model,
-            action,
-            query.iter().copied(),
-        )?,
-        body: Some(to_json(&prepared.body)?),
-        stream: prepared.stream,
-        gate: model.to_owned(),
-        // Code Assist refuses more than one candidate: `n > 1` is left to the keys.
-        code_assist: serves_candidates(
-            prepared
-                .body
-                .generation_config
-                .as_ref()
-                .and_then(|g| g.candidate_count)
-                .map(u64::from),
-        )
-        .then(|| accounts::CodeAssistCall {
-            method: if prepared.stream {
-                accounts::Method::Stream
-            } else {
-                accounts::Method::Generate
-            },
-            model: model.to_owned(),
-        }),
-    };
+    let request = generate_request(app, model, &prepared.body, prepared.stream)?;
     let ctx = ChatContext {
         id: new_id("chatcmpl-"),
         created: now_ms() / 1000,
@@ -108,10 +89,22 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let adjusted = prepared.adjustments.join(", ");
     let default_max = snap.settings.default_max_output_tokens;
     let estimate = || usage::estimate(&prepared.body, default_max);
-    let (mut ticket, ok) = metered_send(app, caller, &snap, &request, estimate)
+    // Anti-truncation costs a user key twice the model's price.
+    let multiplier = anti_truncation.as_ref().map_or(1, |_| COST_MULTIPLIER);
+    let (mut ticket, ok) = metered_send_scaled(app, caller, &snap, &request, estimate, multiplier)
         .await
         .map_err(|e| openai_error(e, &client_model))?;
-    let resp = if prepared.stream {
+    let resp = if let Some(plan) = anti_truncation {
+        let chat = ContinuedChat {
+            plan,
+            model: model.to_owned(),
+            body: prepared.body,
+            ctx,
+            stream: prepared.stream,
+            include_usage: prepared.include_usage,
+        };
+        continuation::respond(app, Rc::clone(&snap), ticket, ok, chat).await?
+    } else if prepared.stream {
         let meter = ticket.settle_when_done(
             app,
             ok.key_id.clone(),

@@ -88,6 +88,8 @@ struct Admission {
     counts_tokens: bool,
     mode: ChargingMode,
     price: Price,
+    /// What the model's cost is multiplied by (2 for anti-truncation requests).
+    multiplier: u64,
     model: String,
     stream: bool,
     started_ms: u64,
@@ -192,6 +194,20 @@ pub async fn admit(
     estimate: impl FnOnce() -> Estimate,
     stream: bool,
 ) -> Result<Ticket, GatewayError> {
+    admit_scaled(app, caller, settings, model, estimate, stream, 1).await
+}
+
+/// [`admit`] for a request that costs `multiplier` times its model's cost (reserved and
+/// charged): anti-truncation requests pay 2.
+pub async fn admit_scaled(
+    app: &App,
+    caller: &Caller,
+    settings: &Settings,
+    model: &str,
+    estimate: impl FnOnce() -> Estimate,
+    stream: bool,
+    multiplier: u64,
+) -> Result<Ticket, GatewayError> {
     let price = quota::price_for(model, &settings.model_costs);
     let mut admission = Admission {
         user: None,
@@ -202,6 +218,7 @@ pub async fn admit(
             .is_some_and(|b| b.tpm.is_some()),
         mode: settings.charging_mode,
         price,
+        multiplier,
         model: model.to_owned(),
         stream,
         started_ms: now_ms(),
@@ -215,7 +232,7 @@ pub async fn admit(
     let Some(user) = caller.user() else {
         return Ok(ticket(admission));
     };
-    let reservation = quota::reservation(settings.charging_mode, price, estimate(), 1);
+    let reservation = quota::reservation(settings.charging_mode, price, estimate(), multiplier);
     let lease_id = random_hex::<8>()?;
     let op = LedgerRequest::Admit {
         limits: user.limits(),
@@ -261,16 +278,29 @@ pub async fn metered_send(
     request: &UpstreamRequest,
     estimate: impl FnOnce() -> Estimate,
 ) -> Result<(Ticket, UpstreamOk), UpstreamError> {
+    metered_send_scaled(app, caller, snap, request, estimate, 1).await
+}
+
+/// [`metered_send`] for a request that costs `multiplier` times its model's cost.
+pub async fn metered_send_scaled(
+    app: &App,
+    caller: &Caller,
+    snap: &Snapshot,
+    request: &UpstreamRequest,
+    estimate: impl FnOnce() -> Estimate,
+    multiplier: u64,
+) -> Result<(Ticket, UpstreamOk), UpstreamError> {
     let ticket = RefCell::new(None);
     let concurrency = limits_for(&snap.settings.model_limits, &request.gate).concurrency;
     let admission = async {
-        let admitted = admit(
+        let admitted = admit_scaled(
             app,
             caller,
             &snap.settings,
             &request.gate,
             estimate,
             request.stream,
+            multiplier,
         );
         // The ledger and the model's queue, in parallel; each one's refusal
         // gives back what the other took (a dropped ticket refunds, a
@@ -320,7 +350,13 @@ impl Admission {
                 + outcome.usage.reasoning_tokens;
             gate::count_usage(&env, &self.model, &outcome.key_id, tokens).await;
         }
-        let credits = quota::charge(self.mode, self.price, outcome.usage, outcome.served, 1);
+        let credits = quota::charge(
+            self.mode,
+            self.price,
+            outcome.usage,
+            outcome.served,
+            self.multiplier,
+        );
         let mut charged = 0;
         // A static token is not charged; its row still records what the request used.
         if let (Some(user), Some(lease_id)) = (&self.user, &self.lease_id) {

@@ -7,6 +7,7 @@ import {
   renderFault,
   unregisteredCaller,
 } from './errors.mjs';
+import { answerObjects } from './answer.mjs';
 import { fullResponse, newResponseId, planReply, streamChunks } from './generate.mjs';
 import { pause } from './http.mjs';
 import { findModel, modelVersionOf, publicModel, stripModelsPrefix, supports, traitsOf } from './models.mjs';
@@ -150,12 +151,29 @@ export function plannedReply(ctx, { id, model, request, behaviour }, check = che
   return { plan, meta: { modelVersion: modelVersionOf(model), responseId } };
 }
 
+/**
+ * A scripted `answer` (see answer.mjs): the part of a long answer this call
+ * gives, cut off or ending with the marker the system instruction asks for.
+ */
+async function answerCall(ctx, { id, model, request, behaviour }, stream) {
+  const problem = checkGenerateContent(request, id);
+  if (problem) return send(ctx, invalidArgument(problem));
+  const meta = { modelVersion: modelVersionOf(model), responseId: newResponseId(), stream };
+  const { objects, plan, tokens } = answerObjects(request, behaviour.answer, meta);
+  ctx.call.tokens = tokens;
+  ctx.call.answer = { from: plan.served.from, to: plan.served.to, continuation: plan.continuation !== null, finishReason: plan.finishReason ?? null };
+  if (!stream) return send(ctx, { status: 200, body: objects[0] });
+  await streamObjects(ctx, objects, behaviour);
+}
+
 function generateContent(ctx, args) {
+  if (args.behaviour.answer) return answerCall(ctx, args, false);
   const planned = plannedReply(ctx, args);
   if (planned) send(ctx, { status: 200, body: fullResponse(planned.plan, planned.meta) });
 }
 
 async function streamGenerateContent(ctx, args) {
+  if (args.behaviour.answer) return answerCall(ctx, args, true);
   const planned = plannedReply(ctx, args);
   if (!planned) return;
   const objects = args.behaviour.chunks ?? streamChunks(planned.plan, planned.meta);

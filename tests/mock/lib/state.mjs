@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import { ACCOUNT_STATES, AccountBook } from './accounts.mjs';
 import { DEFAULT_DAY_DELAY, DEFAULT_MINUTE_DELAY, FAULTS, durationString } from './errors.mjs';
 import { Flaky, flakyProblem } from './flaky.mjs';
+import { answerProblem } from './answer.mjs';
 import { pause } from './http.mjs';
 
 /** Actions that rate-limit/5xx key conventions and action-less rules apply to. */
@@ -38,6 +39,7 @@ const BEHAVIOUR_FIELDS = [
   'account',
   'quotaResetTimeStamp',
   'project',
+  'answer',
 ];
 const MATCH_FIELDS = ['key', 'model', 'action', 'times'];
 /** Decides per call instead of overriding a behaviour field (see flaky.mjs). */
@@ -103,6 +105,10 @@ export function ruleProblem(spec) {
   }
   if (spec.project !== undefined && !(typeof spec.project === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(spec.project))) {
     return 'project must be a project number or id (a string of 1 to 64 letters, digits, "-" or "_")';
+  }
+  if (spec.answer !== undefined) {
+    const problem = answerProblem(spec.answer);
+    if (problem) return problem;
   }
   if (spec.flaky !== undefined) return flakyProblem(spec.flaky);
   return null;
