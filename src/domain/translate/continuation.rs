@@ -62,9 +62,18 @@ impl Plan {
         })
     }
 
-    /// Adds the marker instruction to the request's system instruction (its last part).
-    pub fn instruct(&self, body: &mut GenerateContentRequest) {
+    /// Adds the marker instruction to the request's system instruction (its last part), or,
+    /// for a model that takes its system prompt as a user turn (`as_user`), where that goes.
+    pub fn instruct(&self, body: &mut GenerateContentRequest, as_user: bool) {
         let part = Part::text(self.instruction.clone());
+        if as_user {
+            let system = Content {
+                role: None,
+                parts: vec![part],
+            };
+            super::switches::system_into_contents(Some(system), &mut body.contents);
+            return;
+        }
         match &mut body.system_instruction {
             Some(system) => system.parts.push(part),
             None => {

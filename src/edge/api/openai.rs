@@ -76,7 +76,10 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         .then(|| Plan::for_request(compat, &prepared.body))
         .flatten();
     if let Some(plan) = &anti_truncation {
-        plan.instruct(&mut prepared.body);
+        plan.instruct(
+            &mut prepared.body,
+            compat.system_as_user(&prepared.upstream_model),
+        );
     }
     let model = upstream_model(&prepared.upstream_model)?;
     let request = generate_request(app, model, &prepared.body, prepared.stream)?;

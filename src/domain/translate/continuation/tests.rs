@@ -24,7 +24,7 @@ fn original() -> GenerateContentRequest {
         contents: vec![Content::new(Role::User, vec![Part::text("tell me")])],
         ..GenerateContentRequest::default()
     };
-    plan(3, false).instruct(&mut body);
+    plan(3, false).instruct(&mut body, false);
     body
 }
 
@@ -132,7 +132,7 @@ fn the_instruction_joins_the_system_instruction_with_the_marker_in_backticks() {
         }),
         ..GenerateContentRequest::default()
     };
-    plan(3, false).instruct(&mut body);
+    plan(3, false).instruct(&mut body, false);
     let parts = &body.system_instruction.as_ref().unwrap().parts;
     assert_eq!(parts.len(), 2);
     assert_eq!(parts[0], Part::text("be brief"));
@@ -515,4 +515,19 @@ fn a_blocked_answer_is_returned_as_blocked() {
     let out = stitcher.into_response();
     assert!(out.candidates.is_empty());
     assert!(out.prompt_feedback.is_some());
+}
+
+#[test]
+fn a_system_as_user_model_gets_the_marker_instruction_in_its_first_user_turn() {
+    let mut body = original();
+    body.system_instruction = None;
+    plan(3, false).instruct(&mut body, true);
+    assert!(
+        body.system_instruction.is_none(),
+        "gemma refuses systemInstruction"
+    );
+    let first = serde_json::to_value(&body.contents[0]).expect("json");
+    assert_eq!(first["role"], "user");
+    let text = first["parts"][0]["text"].as_str().expect("text");
+    assert!(text.contains("`[done]`"), "{text}");
 }
