@@ -33,8 +33,9 @@ declare -A LAYER=(
   [snapshot]=4
   [upstream]=5 [access]=5
   [billing]=6
-  [api]=7 [admin]=7 [cron]=7
-  [router]=8
+  [fake_stream]=7
+  [api]=8 [admin]=8 [cron]=8
+  [router]=9
 )
 HANDLERS=" api admin cron "
 # Helpers defined in src/edge/mod.rs, usable from every layer.

@@ -150,21 +150,21 @@ impl Compat {
     /// globs are not applied here: see [`modes_for`](Self::modes_for).
     pub fn strip_prefixes<'a>(&self, model: &'a str) -> (&'a str, Modes) {
         let mut rest = model;
-        let mut modes = Modes::default();
+        let mut asked = Modes::default();
         for _ in 0..2 {
-            if !modes.fake_stream
+            if !asked.fake_stream
                 && let Some(tail) = strip(rest, &self.fake_stream_prefix)
             {
                 rest = tail;
-                modes.fake_stream = true;
-            } else if !modes.anti_truncation
+                asked.fake_stream = true;
+            } else if !asked.anti_truncation
                 && let Some(tail) = strip(rest, &self.anti_truncation_prefix)
             {
                 rest = tail;
-                modes.anti_truncation = true;
+                asked.anti_truncation = true;
             }
         }
-        (rest, modes)
+        (rest, asked)
     }
 
     /// The modes for `model` (a name without prefixes): what `asked` asked for, plus

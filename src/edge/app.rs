@@ -67,6 +67,20 @@ impl App {
         }
     }
 
+    /// A context of the same request that outlives the handler's borrow: for work
+    /// the response body runs after the handler returned (fake streaming's upstream
+    /// call). Rate numbers learnt there no longer reach the response's headers.
+    #[must_use]
+    pub fn detached(&self) -> Self {
+        Self {
+            env: self.env.clone(),
+            background: self.background.clone(),
+            config: Rc::clone(&self.config),
+            rate: RefCell::new(None),
+            client_signal: self.client_signal.clone(),
+        }
+    }
+
     pub fn db(&self) -> Result<D1Database, GatewayError> {
         self.env
             .d1("DB")

@@ -13,8 +13,9 @@
 //! | 4 | `snapshot` | the per-isolate caches (keys, settings, users) and their invalidation |
 //! | 5 | `upstream`, `access` | the failover loop, the one place that builds upstream URLs; who is calling (client tokens, admin sessions and passwords) |
 //! | 6 | `billing` | admission, settlement, metering, the request log |
-//! | 7 | `api`, `admin`, `cron` | handlers, which never use each other |
-//! | 8 | `router` | the fetch entry |
+//! | 7 | `fake_stream` | a stream answered from one non-stream upstream call, shared by the API handlers |
+//! | 8 | `api`, `admin`, `cron` | handlers, which never use each other |
+//! | 9 | `router` | the fetch entry |
 //!
 //! Modules refer to each other as `crate::edge::<module>`, never `super::`,
 //! so the rule can be checked with a grep.
@@ -27,6 +28,7 @@ pub mod billing;
 pub mod config;
 pub mod cron;
 pub mod crypto;
+pub mod fake_stream;
 pub mod google;
 pub mod http;
 pub mod objects;

@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod embeddings;
+pub mod fake_stream;
 pub mod models;
 pub mod names;
 pub mod order;

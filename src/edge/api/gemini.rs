@@ -10,12 +10,14 @@ use crate::domain::accounts::routing::with_code_assist;
 use crate::domain::catalog::apply_native_default;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model, ModelName};
-use crate::domain::route::{GeminiRoute, NativeAction};
+use crate::domain::route::{GeminiRoute, NativeAction, check_model_id};
+use crate::domain::translate::fake_stream as fake_stream_mode;
 use crate::domain::usage::{estimate_native, usage_in};
 use crate::edge::access::Caller;
 use crate::edge::app::App;
 use crate::edge::billing::meter::{Meter, Metering};
 use crate::edge::billing::ticket::{Outcome, metered_send};
+use crate::edge::fake_stream;
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
 use crate::edge::snapshot::{self, Snapshot};
@@ -143,7 +145,19 @@ async fn model_action(
     action: NativeAction,
 ) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
-    let model = &models::resolve(app, &snap, model, str::to_owned).await?;
+    let fake_header = req.headers().get(fake_stream_mode::HEADER)?;
+    let (bare, asked) = snap.settings.compat.strip_prefixes(model);
+    check_model_id(bare).map_err(|why| {
+        GatewayError::invalid_param(format!("Invalid model name in path: {why}."), "model")
+    })?;
+    let model = &models::resolve(app, &snap, bare, str::to_owned).await?;
+    let fake = action == NativeAction::StreamGenerateContent
+        && fake_stream_mode::chosen(
+            &snap.settings.compat,
+            asked,
+            fake_header.as_deref(),
+            [bare, model.as_str()],
+        );
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
     // Refuse what Google would refuse anyway, without spending a key on it.
     let mut parsed: serde_json::Value = serde_json::from_slice(&raw)
@@ -165,8 +179,16 @@ async fn model_action(
     } else {
         raw
     };
-    let stream = action == NativeAction::StreamGenerateContent;
+    // A fake stream asks upstream for the whole answer at once (and so without `alt`).
+    let stream = action == NativeAction::StreamGenerateContent && !fake;
     let query = forwarded(url);
+    let sse = query.iter().any(|(k, v)| k == "alt" && v == "sse");
+    let (action, query) = if fake {
+        let query = query.into_iter().filter(|(k, _)| k != "alt").collect();
+        (NativeAction::GenerateContent, query)
+    } else {
+        (action, query)
+    };
     let target = urls::action(
         &app.config.env.gemini_api_base,
         version(url),
@@ -179,7 +201,6 @@ async fn model_action(
         .map_err(|_| GatewayError::invalid("The request body is not valid UTF-8."))?;
     // An account serves generation and counting; a stream only as SSE (Code
     // Assist's one stream format), and one candidate at a time.
-    let sse = query.iter().any(|(k, v)| k == "alt" && v == "sse");
     let code_assist = match action {
         NativeAction::GenerateContent => Some(accounts::Method::Generate),
         NativeAction::StreamGenerateContent if sse => Some(accounts::Method::Stream),
@@ -205,6 +226,9 @@ async fn model_action(
     }
     let default_max = snap.settings.default_max_output_tokens;
     let estimate = || estimate_native(&parsed, body_len, default_max);
+    if fake {
+        return fake_stream::native(app, caller, &snap, request, sse, estimate).await;
+    }
     let (ticket, ok) = match metered_send(app, caller, &snap, &request, estimate).await {
         Ok(admitted) => admitted,
         Err(e) => return answer(Err(e), None),

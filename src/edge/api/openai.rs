@@ -6,12 +6,14 @@ use futures::{StreamExt, future::ready, stream};
 use worker::{Method, Request, Response};
 
 use crate::domain::accounts::envelope::serves_candidates;
+use crate::domain::compat::Modes;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::quota::{Estimate, Usage};
 use crate::domain::route::check_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::embeddings;
+use crate::domain::translate::fake_stream as fake_stream_mode;
 use crate::domain::translate::models::{model_list, model_object};
 use crate::domain::translate::stream::ChatSsePipeline;
 use crate::domain::translate::thinking::ModelVariant;
@@ -20,10 +22,11 @@ use crate::edge::access::Caller;
 use crate::edge::app::App;
 use crate::edge::billing::meter::{Meter, Metering};
 use crate::edge::billing::ticket::{Outcome, admit, metered_send};
+use crate::edge::fake_stream;
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
 use crate::edge::now_ms;
-use crate::edge::snapshot;
+use crate::edge::snapshot::{self, Snapshot};
 use crate::edge::upstream::accounts;
 use crate::edge::upstream::fetch::{BodyStream, StreamBreak};
 use crate::edge::upstream::urls::{self, Version};
@@ -41,7 +44,7 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
     let mut parsed = chat::parse_chat_request(&raw)?;
     let client_model = parsed.model.clone();
-    parsed.model = models::resolve(app, &snap, &parsed.model, suffixless).await?;
+    let asked = resolve_model(app, &snap, &req, &mut parsed.model).await?;
     let options = ChatOptions {
         include_thoughts: snap.settings.include_thoughts,
         catalog: Some(&snap.settings.catalog),
@@ -63,7 +66,9 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         chat::fill_remote_media(&mut prepared.body, fetched);
     }
     let model = upstream_model(&prepared.upstream_model)?;
-    let (action, query): (&str, &[(&str, &str)]) = if prepared.stream {
+    // A fake stream asks upstream for the whole answer at once.
+    let upstream_stream = prepared.stream && !asked.fake_stream;
+    let (action, query): (&str, &[(&str, &str)]) = if upstream_stream {
         ("streamGenerateContent", &[("alt", "sse")])
     } else {
         ("generateContent", &[])
@@ -78,7 +83,7 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
             query.iter().copied(),
         )?,
         body: Some(to_json(&prepared.body)?),
-        stream: prepared.stream,
+        stream: upstream_stream,
         gate: model.to_owned(),
         // Code Assist refuses more than one candidate: `n > 1` is left to the keys.
         code_assist: serves_candidates(
@@ -90,7 +95,7 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
                 .map(u64::from),
         )
         .then(|| accounts::CodeAssistCall {
-            method: if prepared.stream {
+            method: if upstream_stream {
                 accounts::Method::Stream
             } else {
                 accounts::Method::Generate
@@ -107,6 +112,11 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let adjusted = prepared.adjustments.join(", ");
     let default_max = snap.settings.default_max_output_tokens;
     let estimate = || usage::estimate(&prepared.body, default_max);
+    if prepared.stream && asked.fake_stream {
+        let usage = prepared.include_usage;
+        let resp = fake_stream::chat(app, caller, &snap, request, ctx, usage, estimate).await?;
+        return with_adjusted(resp, &adjusted);
+    }
     let (mut ticket, ok) = metered_send(app, caller, &snap, &request, estimate)
         .await
         .map_err(|e| openai_error(e, &client_model))?;
@@ -129,10 +139,36 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         ticket.settle(Outcome::served(used, key_id));
         render::json(200, &chat::chat_response(answer, &ctx)?)?
     };
+    with_adjusted(resp, &adjusted)
+}
+
+/// The response with `x-gemgate-adjusted` when something was adjusted.
+fn with_adjusted(resp: Response, adjusted: &str) -> HandlerResult {
     if !adjusted.is_empty() {
-        resp.headers().set(ADJUSTED_HEADER, &adjusted)?;
+        resp.headers().set(ADJUSTED_HEADER, adjusted)?;
     }
     Ok(resp)
+}
+
+/// Resolves the model a chat request names, without its mode prefixes, in place, and
+/// returns the modes it asked for: by prefix, by the fake-stream header, or by the
+/// settings' globs.
+async fn resolve_model(
+    app: &App,
+    snap: &Snapshot,
+    req: &Request,
+    model: &mut String,
+) -> Result<Modes, GatewayError> {
+    let compat = &snap.settings.compat;
+    let header = req.headers().get(fake_stream_mode::HEADER)?;
+    let (bare, asked) = compat.strip_prefixes(model);
+    let resolved = models::resolve(app, snap, bare, suffixless).await?;
+    let wanted = Modes {
+        fake_stream: fake_stream_mode::chosen(compat, asked, header.as_deref(), [bare, &*resolved]),
+        ..compat.modes_for(bare, asked)
+    };
+    *model = resolved;
+    Ok(wanted)
 }
 
 /// The state of a translated stream: the pipeline until it finished, the
