@@ -8,16 +8,17 @@
 //! future the handler hands over ([`respond`]): today one `generateContent`
 //! with failover ([`generate`]); anti-truncation's stitched call plugs in the
 //! same way. Until it resolves the client has only the opening and heartbeats,
-//! so failover stays invisible. The ticket settles once the call resolved,
-//! or as failed when the client leaves first.
+//! so failover stays invisible. The call runs as the request's background
+//! work, so it neither waits for the client to read nor dies with the body,
+//! and it settles the ticket when it resolves.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures::channel::oneshot;
 use futures::future::{Either, select};
-use futures::stream;
+use futures::{StreamExt, stream};
 use worker::{Delay, Headers, Response};
 
 use crate::domain::error::GatewayError;
@@ -69,16 +70,9 @@ pub async fn chat(
             usage,
         })
     };
-    let interval = snap.settings.compat.fake_stream_interval_ms;
     let format = ChatSse::new(ctx, include_usage);
-    respond(
-        app,
-        ticket,
-        format,
-        answer,
-        interval,
-        render::sse_headers()?,
-    )
+    let headers = render::sse_headers()?;
+    respond(app, ticket, format, answer, Timing::of(snap, 1), headers)
 }
 
 /// `:streamGenerateContent` answered from the non-stream `request`: as SSE
@@ -106,15 +100,17 @@ pub async fn native(
             key_id: ok.key_id,
         })
     };
-    let interval = snap.settings.compat.fake_stream_interval_ms;
+    let timing = Timing::of(snap, 1);
     let headers = Headers::new();
+    // `no-transform`: a compressing proxy buffers small writes, and heartbeats are
+    // only worth anything if they reach the client as they are written.
+    headers.set("cache-control", "no-cache, no-transform")?;
     if sse {
         headers.set("content-type", "text/event-stream")?;
-        headers.set("cache-control", "no-cache")?;
-        respond(app, ticket, NativeSse, answer, interval, headers)
+        respond(app, ticket, NativeSse, answer, timing, headers)
     } else {
         headers.set("content-type", "application/json; charset=UTF-8")?;
-        respond(app, ticket, NativeArray, answer, interval, headers)
+        respond(app, ticket, NativeArray, answer, timing, headers)
     }
 }
 
@@ -135,16 +131,44 @@ pub fn generate(
     }
 }
 
+/// How often a fake stream beats, and how long its call may still run once the
+/// client left before its ticket settles as failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub interval_ms: u64,
+    pub grace_ms: u64,
+}
+
+impl Timing {
+    /// For a call of `calls` upstream calls, each with failover: every attempt may take
+    /// the upstream timeout.
+    pub fn of(snap: &Snapshot, calls: u64) -> Self {
+        let settings = &snap.settings;
+        let attempts = u64::from(settings.max_retries) + 1;
+        Self {
+            interval_ms: settings.compat.fake_stream_interval_ms,
+            grace_ms: settings
+                .upstream_timeout_ms
+                .saturating_mul(attempts)
+                .saturating_mul(calls.max(1)),
+        }
+    }
+}
+
 /// The response: HTTP 200 at once with `format`'s opening, a heartbeat every
-/// `interval_ms` while `call` runs, then its answer (or error) and the end. The
-/// ticket settles when `call` resolves (served with its usage, or failed), or
-/// as failed when the client leaves first.
+/// `timing.interval_ms` while `call` runs, then its answer (or error) and the end.
+///
+/// `call` runs in the request's background work, not in the response body: it
+/// proceeds however fast the client reads, and settles the ticket when it
+/// resolves (served with its usage, or failed), even when the client left
+/// meanwhile. When the runtime cancels it with the client, the ticket settles
+/// as failed then ([`Ticket::settle_later`]).
 pub fn respond<F, Fut>(
     app: &App,
     ticket: Ticket,
     format: F,
     call: Fut,
-    interval_ms: u64,
+    timing: Timing,
     headers: Headers,
 ) -> Result<Response, GatewayError>
 where
@@ -152,11 +176,17 @@ where
     F::Answer: 'static,
     Fut: Future<Output = Result<Served<F::Answer>, GatewayError>> + 'static,
 {
+    let pending = ticket.settle_later(app, timing.grace_ms);
+    let (answered, answer) = oneshot::channel();
+    app.background.spawn(async move {
+        let result = settle(pending, call.await);
+        // The body is gone when the client left; the ticket is settled all the same.
+        let _ = answered.send(result);
+    });
     let body = Body {
         stream: FakeStream::new(format),
-        call: Box::pin(call),
-        pending: Some(ticket.settle_later(app)),
-        interval: Duration::from_millis(interval_ms),
+        answer,
+        interval: Duration::from_millis(timing.interval_ms),
         opened: false,
     };
     let bytes = stream::unfold(body, |mut b| async move {
@@ -168,54 +198,45 @@ where
             return Some((b.stream.opening(), b));
         }
         let tick = Box::pin(Delay::from(b.interval));
-        let resolved = match select(b.call.as_mut(), tick).await {
-            Either::Left((result, _)) => Some(result),
+        let resolved = match select(&mut b.answer, tick).await {
+            Either::Left((result, _)) => Some(result.unwrap_or_else(|_| {
+                Err(GatewayError::Internal(
+                    "the upstream call ended without an answer".into(),
+                ))
+            })),
             Either::Right(((), _)) => None,
         };
         let out = match resolved {
-            Some(result) => {
-                let result = b.settle(result);
-                b.stream.end(result)
-            }
+            Some(result) => b.stream.end(result),
             None => b.stream.heartbeat(),
         };
         Some((out, b))
     });
-    let bytes = futures::StreamExt::map(bytes, Ok::<Vec<u8>, worker::Error>);
+    let bytes = bytes.map(Ok::<Vec<u8>, worker::Error>);
     Ok(Response::from_stream(bytes)?.with_headers(headers))
 }
 
-/// The response body's state. Dropped (client gone) before the call resolved,
-/// its `pending` settles the ticket as failed.
-struct Body<F: Format, Fut> {
+/// The response body's state: the writer, and where the answer will arrive.
+struct Body<F: Format> {
     stream: FakeStream<F>,
-    call: Pin<Box<Fut>>,
-    pending: Option<Pending>,
+    answer: oneshot::Receiver<Result<F::Answer, GatewayError>>,
     interval: Duration,
     opened: bool,
 }
 
-impl<F: Format, Fut> Body<F, Fut> {
-    /// Settles the ticket with what the call came to, before the client sees it.
-    fn settle(
-        &mut self,
-        result: Result<Served<F::Answer>, GatewayError>,
-    ) -> Result<F::Answer, GatewayError> {
-        let Some(pending) = self.pending.take() else {
-            return result.map(|served| served.answer);
-        };
-        match result {
-            Ok(served) => {
-                pending.settle(Outcome::served(served.usage, served.key_id));
-                Ok(served.answer)
+/// Settles the ticket with what the call came to, before the client sees it.
+fn settle<A>(pending: Pending, result: Result<Served<A>, GatewayError>) -> Result<A, GatewayError> {
+    match result {
+        Ok(served) => {
+            pending.settle(Outcome::served(served.usage, served.key_id));
+            Ok(served.answer)
+        }
+        Err(err) => {
+            if err.status() >= 500 {
+                worker::console_warn!("[gemgate] fake stream failed: {err}");
             }
-            Err(err) => {
-                if err.status() >= 500 {
-                    worker::console_warn!("[gemgate] fake stream failed: {err}");
-                }
-                pending.settle(Outcome::failed(&err));
-                Err(err)
-            }
+            pending.settle(Outcome::failed(&err));
+            Err(err)
         }
     }
 }

@@ -6,7 +6,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::Env;
+use std::time::Duration;
+
+use worker::{Delay, Env};
 
 use futures::channel::oneshot;
 use futures::future::{Either, join, select};
@@ -191,24 +193,33 @@ fn client_left() -> Outcome {
 }
 
 impl Ticket {
-    /// Settles once the returned [`Pending`] is told the outcome, by a response body
-    /// that learns it after the response started (fake streaming). When the body is
-    /// dropped untold, or the client disconnects first (then the body may never run
-    /// again), the ticket settles as failed: nothing was served. A slot the request
+    /// Settles once the returned [`Pending`] is told the outcome, by work that learns
+    /// it after the response started (fake streaming's upstream call). Untold (the
+    /// `Pending` dropped), the ticket settles as failed: nothing was served. When the
+    /// client disconnects first, the call still gets `grace_ms` to finish (the runtime
+    /// may cancel it with the client, and then it never tells). A slot the request
     /// holds is renewed until then.
-    pub fn settle_later(mut self, app: &App) -> Pending {
+    pub fn settle_later(mut self, app: &App, grace_ms: u64) -> Pending {
         let (told, outcome) = oneshot::channel::<Outcome>();
         let gone = app.client_signal.clone();
         if let Some(admission) = self.open.take() {
             let env = self.env.clone();
             self.background.spawn(async move {
                 let told = async {
-                    match gone.map(|s| Box::pin(client_gone(s))) {
-                        Some(gone) => match select(outcome, gone).await {
-                            Either::Left((Ok(outcome), _)) => outcome,
-                            Either::Left((Err(_), _)) | Either::Right(((), _)) => client_left(),
-                        },
-                        None => outcome.await.unwrap_or_else(|_| client_left()),
+                    let Some(signal) = gone else {
+                        return outcome.await.unwrap_or_else(|_| client_left());
+                    };
+                    let mut outcome = outcome;
+                    match select(&mut outcome, Box::pin(client_gone(signal))).await {
+                        Either::Left((result, _)) => {
+                            return result.unwrap_or_else(|_| client_left());
+                        }
+                        Either::Right(((), _)) => {}
+                    }
+                    let grace = Delay::from(Duration::from_millis(grace_ms));
+                    match select(outcome, grace).await {
+                        Either::Left((Ok(outcome), _)) => outcome,
+                        Either::Left((Err(_), _)) | Either::Right(((), _)) => client_left(),
                     }
                 };
                 let outcome = match admission.slot.clone() {
