@@ -68,10 +68,11 @@ impl App {
     }
 
     /// Another handle on this request's bindings, owned, for work that outlives the
-    /// handler's borrow: a response stream that makes further upstream calls. It starts
-    /// with no rate numbers (the response headers were already sent).
+    /// handler's borrow: a response stream that makes further upstream calls
+    /// (anti-truncation's continuations, fake streaming's call). It starts with no rate
+    /// numbers: the response headers were already sent.
     #[must_use]
-    pub fn detach(&self) -> Self {
+    pub fn detached(&self) -> Self {
         Self {
             env: self.env.clone(),
             background: self.background.clone(),

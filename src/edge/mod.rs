@@ -13,7 +13,7 @@
 //! | 4 | `snapshot` | the per-isolate caches (keys, settings, users) and their invalidation |
 //! | 5 | `upstream`, `access` | the failover loop, the one place that builds upstream URLs; who is calling (client tokens, admin sessions and passwords) |
 //! | 6 | `billing` | admission, settlement, metering, the request log |
-//! | 7 | `relay` | answers made of several upstream calls (anti-truncation's continuations) |
+//! | 7 | `relay` | answers that are more than one upstream call relayed: anti-truncation's continuations, and fake streams (a stream answered from one non-stream call, with heartbeats) |
 //! | 8 | `api`, `admin`, `cron` | handlers, which never use each other |
 //! | 9 | `router` | the fetch entry |
 //!

@@ -464,6 +464,31 @@ describe('streamGenerateContent', () => {
     assert.ok(c.heldAt >= c.eventTimes.at(-2));
   });
 
+  test('holdBeforeLast holds a non-stream generateContent answer whole until released', T, async () => {
+    const model = fresh();
+    const gate = `gate-${model}`;
+    const parts = [
+      { text: 'weighing it', thought: true },
+      { text: 'Both at once.' },
+      { functionCall: { name: 'get_weather', args: { city: 'Paris' } } },
+      { functionCall: { name: 'get_time', args: { tz: 'CET' } } },
+    ];
+    await client.script({ model, holdBeforeLast: gate, reply: { parts } });
+    const held = once(mock.state, 'held');
+    const answer = generate(model, ask('hold the whole answer'));
+    const [{ call: heldCall }] = await held;
+    assert.equal(heldCall.action, 'generateContent');
+    assert.equal(heldCall.status ?? null, null, 'nothing was sent while held');
+    assert.deepEqual(await client.release(gate), { gate, released: true, waiting: 1 });
+    const res = await answer;
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.json.candidates[0].content.parts, parts);
+    const c = await lastCall({ model });
+    assert.equal(c.action, 'generateContent');
+    assert.equal(c.gateOutcome, 'released');
+    assert.ok(c.releasedAt >= c.heldAt);
+  });
+
   test('a gate auto-releases after gateTimeoutMs', T, async () => {
     const quick = await startMock({ gateTimeoutMs: 50 });
     try {

@@ -62,6 +62,11 @@ impl Plan {
         })
     }
 
+    /// Continuation calls at most, after the first call.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
     /// Adds the marker instruction to the request's system instruction (its last part), or,
     /// for a model that takes its system prompt as a user turn (`as_user`), where that goes.
     pub fn instruct(&self, body: &mut GenerateContentRequest, as_user: bool) {

@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod continuation;
 pub mod embeddings;
+pub mod fake_stream;
 mod grounding;
 pub mod models;
 pub mod names;

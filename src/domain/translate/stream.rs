@@ -189,6 +189,15 @@ impl ChatStreamTranslator {
         }
     }
 
+    /// The role chunk of choice `index`, sent ahead of any upstream event (fake streaming
+    /// opens with it); empty when the choice is already open. The choice's later events
+    /// do not repeat it.
+    pub fn open_choice(&mut self, index: u32) -> Vec<ChatCompletionChunk> {
+        let mut chunks = Vec::new();
+        self.open(index, &mut chunks);
+        chunks
+    }
+
     /// Returns the choice's state, sending its role chunk first if it is new.
     fn open(&mut self, index: u32, chunks: &mut Vec<ChatCompletionChunk>) -> &mut ChoiceState {
         if !self.choices.contains_key(&index) {
@@ -472,7 +481,7 @@ fn upstream_error(status: gemini::ErrorStatus) -> GatewayError {
 }
 
 /// `data: {"error": {...}}` then `data: [DONE]`.
-pub(crate) fn error_events(err: &GatewayError) -> String {
+pub fn error_events(err: &GatewayError) -> String {
     let body = to_json(&render::openai_error(err));
     let mut out = sse::encode_data(&body);
     out.push_str(sse::DONE);

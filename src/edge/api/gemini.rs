@@ -9,7 +9,8 @@ use crate::domain::accounts::envelope::code_assist_can_serve;
 use crate::domain::accounts::routing::with_code_assist;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model, ModelName};
-use crate::domain::route::{GeminiRoute, NativeAction};
+use crate::domain::route::{GeminiRoute, NativeAction, check_model_id};
+use crate::domain::translate::fake_stream as fake_stream_mode;
 use crate::domain::translate::switches::native_generate_body;
 use crate::domain::usage::{estimate_native, usage_in};
 use crate::edge::access::Caller;
@@ -18,6 +19,7 @@ use crate::edge::billing::meter::{Meter, Metering};
 use crate::edge::billing::ticket::{Outcome, metered_send};
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
+use crate::edge::relay::fake_stream;
 use crate::edge::snapshot::{self, Snapshot};
 use crate::edge::upstream::accounts;
 use crate::edge::upstream::models::{self, LIST_GATE};
@@ -143,35 +145,30 @@ async fn model_action(
     action: NativeAction,
 ) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
-    let model = &models::resolve(app, &snap, model, str::to_owned).await?;
-    let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
-    // Refuse what Google would refuse anyway, without spending a key on it.
-    let mut parsed: serde_json::Value = serde_json::from_slice(&raw)
-        .map_err(|e| GatewayError::invalid(format!("Invalid JSON payload received. {e}")))?;
-    if !parsed.is_object() {
-        return Err(GatewayError::invalid(
-            "Invalid JSON payload received. The request body must be a JSON object.",
-        ));
-    }
-    let generates = matches!(
-        action,
-        NativeAction::GenerateContent | NativeAction::StreamGenerateContent
-    );
-    // The body passes through as the client wrote it, but for the operator's thinking
-    // default, the compatibility switches and the default safety settings (see there).
-    let raw = if generates {
-        native_generate_body(
-            raw,
-            &mut parsed,
-            model,
-            &snap.settings.catalog,
+    let fake_header = req.headers().get(fake_stream_mode::HEADER)?;
+    let (bare, asked) = snap.settings.compat.strip_prefixes(model);
+    check_model_id(bare).map_err(|why| {
+        GatewayError::invalid_param(format!("Invalid model name in path: {why}."), "model")
+    })?;
+    let model = &models::resolve(app, &snap, bare, str::to_owned).await?;
+    let fake = action == NativeAction::StreamGenerateContent
+        && fake_stream_mode::chosen(
             &snap.settings.compat,
-        )?
-    } else {
-        raw
-    };
-    let stream = action == NativeAction::StreamGenerateContent;
+            asked,
+            fake_header.as_deref(),
+            [bare, model.as_str()],
+        );
+    let (raw, parsed) = native_body(&mut req, &snap, model, action).await?;
+    // A fake stream asks upstream for the whole answer at once (and so without `alt`).
+    let stream = action == NativeAction::StreamGenerateContent && !fake;
     let query = forwarded(url);
+    let sse = query.iter().any(|(k, v)| k == "alt" && v == "sse");
+    let (action, query) = if fake {
+        let query = query.into_iter().filter(|(k, _)| k != "alt").collect();
+        (NativeAction::GenerateContent, query)
+    } else {
+        (action, query)
+    };
     let target = urls::action(
         &app.config.env.gemini_api_base,
         version(url),
@@ -182,20 +179,7 @@ async fn model_action(
     let body_len = raw.len();
     let body = String::from_utf8(raw)
         .map_err(|_| GatewayError::invalid("The request body is not valid UTF-8."))?;
-    // An account serves generation and counting; a stream only as SSE (Code
-    // Assist's one stream format), and one candidate at a time.
-    let sse = query.iter().any(|(k, v)| k == "alt" && v == "sse");
-    let code_assist = match action {
-        NativeAction::GenerateContent => Some(accounts::Method::Generate),
-        NativeAction::StreamGenerateContent if sse => Some(accounts::Method::Stream),
-        NativeAction::CountTokens => Some(accounts::Method::CountTokens),
-        _ => None,
-    }
-    .filter(|_| code_assist_can_serve(&parsed))
-    .map(|method| accounts::CodeAssistCall {
-        method,
-        model: model.to_owned(),
-    });
+    let code_assist = code_assist_call(action, sse, &parsed, model);
     let request = UpstreamRequest {
         method: Method::Post,
         url: target,
@@ -210,6 +194,9 @@ async fn model_action(
     }
     let default_max = snap.settings.default_max_output_tokens;
     let estimate = || estimate_native(&parsed, body_len, default_max);
+    if fake {
+        return fake_stream::native(app, caller, &snap, request, sse, estimate).await;
+    }
     let (ticket, ok) = match metered_send(app, caller, &snap, &request, estimate).await {
         Ok(admitted) => admitted,
         Err(e) => return answer(Err(e), None),
@@ -227,6 +214,64 @@ async fn model_action(
         )),
     };
     answer(Ok(ok), meter)
+}
+
+/// The body of a model action: refused as Google would refuse it (not JSON, not an
+/// object) without spending a key; for generation, passed on as the client wrote it but
+/// for the operator's thinking default, the compatibility switches and the default
+/// safety settings (see `native_generate_body`). Returns the bytes to send and the
+/// parsed body.
+async fn native_body(
+    req: &mut Request,
+    snap: &Snapshot,
+    model: &str,
+    action: NativeAction,
+) -> Result<(Vec<u8>, serde_json::Value), GatewayError> {
+    let raw = read_capped(req, snap.settings.max_body_bytes).await?;
+    let mut parsed: serde_json::Value = serde_json::from_slice(&raw)
+        .map_err(|e| GatewayError::invalid(format!("Invalid JSON payload received. {e}")))?;
+    if !parsed.is_object() {
+        return Err(GatewayError::invalid(
+            "Invalid JSON payload received. The request body must be a JSON object.",
+        ));
+    }
+    let generates = matches!(
+        action,
+        NativeAction::GenerateContent | NativeAction::StreamGenerateContent
+    );
+    let raw = if generates {
+        native_generate_body(
+            raw,
+            &mut parsed,
+            model,
+            &snap.settings.catalog,
+            &snap.settings.compat,
+        )?
+    } else {
+        raw
+    };
+    Ok((raw, parsed))
+}
+
+/// An account serves generation and counting; a stream only as SSE (Code Assist's one
+/// stream format), and one candidate at a time.
+fn code_assist_call(
+    action: NativeAction,
+    sse: bool,
+    parsed: &serde_json::Value,
+    model: &str,
+) -> Option<accounts::CodeAssistCall> {
+    match action {
+        NativeAction::GenerateContent => Some(accounts::Method::Generate),
+        NativeAction::StreamGenerateContent if sse => Some(accounts::Method::Stream),
+        NativeAction::CountTokens => Some(accounts::Method::CountTokens),
+        _ => None,
+    }
+    .filter(|_| code_assist_can_serve(parsed))
+    .map(|method| accounts::CodeAssistCall {
+        method,
+        model: model.to_owned(),
+    })
 }
 
 /// Relays an upstream answer: a success unchanged (metered when a meter is given), a client

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use futures::{StreamExt, future::ready, stream};
 use worker::{Method, Request, Response};
 
+use crate::domain::compat::Modes;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::quota::{Estimate, Usage};
@@ -14,6 +15,7 @@ use crate::domain::route::check_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::continuation::{COST_MULTIPLIER, Plan};
 use crate::domain::translate::embeddings;
+use crate::domain::translate::fake_stream as fake_stream_mode;
 use crate::domain::translate::models::{model_list, model_object};
 use crate::domain::translate::stream::ChatSsePipeline;
 use crate::domain::translate::thinking::ModelVariant;
@@ -26,8 +28,9 @@ use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
 use crate::edge::now_ms;
 use crate::edge::relay::continuation::{self, ContinuedChat};
+use crate::edge::relay::fake_stream::{self, Continued};
 use crate::edge::relay::generate_request;
-use crate::edge::snapshot;
+use crate::edge::snapshot::{self, Snapshot};
 use crate::edge::upstream::fetch::{BodyStream, StreamBreak};
 use crate::edge::upstream::urls::{self, Version};
 use crate::edge::upstream::{
@@ -46,10 +49,8 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let client_model = parsed.model.clone();
     // Mode prefixes (`anti-trunc/`, `fake-stream/`) go before the model resolves; chunks
     // still name the model as the client sent it.
+    let wanted = resolve_model(app, &snap, &req, &mut parsed.model).await?;
     let compat = &snap.settings.compat;
-    let (bare, asked) = compat.strip_prefixes(&client_model);
-    parsed.model = models::resolve(app, &snap, bare, suffixless).await?;
-    let wanted = compat.modes_for(&parsed.model, compat.modes_for(bare, asked));
     let options = ChatOptions {
         include_thoughts: snap.settings.include_thoughts,
         catalog: Some(&snap.settings.catalog),
@@ -82,7 +83,9 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         );
     }
     let model = upstream_model(&prepared.upstream_model)?;
-    let request = generate_request(app, model, &prepared.body, prepared.stream)?;
+    // A fake stream asks upstream for the whole answer at once.
+    let fake = prepared.stream && wanted.fake_stream;
+    let request = generate_request(app, model, &prepared.body, prepared.stream && !fake)?;
     let ctx = ChatContext {
         id: new_id("chatcmpl-"),
         created: now_ms() / 1000,
@@ -92,6 +95,17 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let adjusted = prepared.adjustments.join(", ");
     let default_max = snap.settings.default_max_output_tokens;
     let estimate = || usage::estimate(&prepared.body, default_max);
+    if fake {
+        let usage = prepared.include_usage;
+        let continued = anti_truncation.map(|plan| Continued {
+            plan,
+            body: prepared.body.clone(),
+            model: model.to_owned(),
+        });
+        let resp =
+            fake_stream::chat(app, caller, &snap, request, ctx, usage, estimate, continued).await?;
+        return with_adjusted(resp, &adjusted);
+    }
     // Anti-truncation costs a user key twice the model's price.
     let multiplier = anti_truncation.as_ref().map_or(1, |_| COST_MULTIPLIER);
     let (mut ticket, ok) = metered_send_scaled(app, caller, &snap, &request, estimate, multiplier)
@@ -126,10 +140,39 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         ticket.settle(Outcome::served(used, key_id));
         render::json(200, &chat::chat_response(answer, &ctx)?)?
     };
+    with_adjusted(resp, &adjusted)
+}
+
+/// The response with `x-gemgate-adjusted` when something was adjusted.
+fn with_adjusted(resp: Response, adjusted: &str) -> HandlerResult {
     if !adjusted.is_empty() {
-        resp.headers().set(ADJUSTED_HEADER, &adjusted)?;
+        resp.headers().set(ADJUSTED_HEADER, adjusted)?;
     }
     Ok(resp)
+}
+
+/// Resolves the model a chat request names, without its mode prefixes, in place, and
+/// returns the modes it asked for: by prefix, by the fake-stream header, or by the
+/// settings' globs.
+async fn resolve_model(
+    app: &App,
+    snap: &Snapshot,
+    req: &Request,
+    model: &mut String,
+) -> Result<Modes, GatewayError> {
+    let compat = &snap.settings.compat;
+    let header = req.headers().get(fake_stream_mode::HEADER)?;
+    let (bare, asked) = compat.strip_prefixes(model);
+    let resolved = models::resolve(app, snap, bare, suffixless).await?;
+    // The globs are matched against the name as sent (without prefixes) and as resolved.
+    let wanted = Modes {
+        fake_stream: fake_stream_mode::chosen(compat, asked, header.as_deref(), [bare, &*resolved]),
+        anti_truncation: compat
+            .modes_for(&resolved, compat.modes_for(bare, asked))
+            .anti_truncation,
+    };
+    *model = resolved;
+    Ok(wanted)
 }
 
 /// The state of a translated stream: the pipeline until it finished, the

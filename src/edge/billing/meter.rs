@@ -130,7 +130,7 @@ impl Drop for Meter {
 }
 
 /// Resolves when the client disconnects (the request's signal aborts).
-async fn client_gone(signal: worker::web_sys::AbortSignal) {
+pub(super) async fn client_gone(signal: worker::web_sys::AbortSignal) {
     use worker::wasm_bindgen::{JsCast, JsValue, closure::Closure};
     let promise = worker::js_sys::Promise::new(&mut |resolve, _reject| {
         if signal.aborted() {

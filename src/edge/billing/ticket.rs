@@ -6,8 +6,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use worker::Env;
+use std::time::Duration;
 
+use worker::{Delay, Env};
+
+use futures::channel::oneshot;
 use futures::future::{Either, join, select};
 
 use crate::domain::config::Settings;
@@ -21,7 +24,7 @@ use crate::domain::users::{UserRecord, denial_error};
 use crate::edge::access::Caller;
 use crate::edge::app::{App, Background};
 use crate::edge::billing::log as request_log;
-use crate::edge::billing::meter::{Meter, Metering};
+use crate::edge::billing::meter::{Meter, Metering, client_gone};
 use crate::edge::crypto::random_hex;
 use crate::edge::now_ms;
 use crate::edge::objects::{gate, ledger};
@@ -167,6 +170,77 @@ impl Ticket {
     }
 }
 
+/// A ticket whose outcome the response body will tell ([`Ticket::settle_later`]).
+pub struct Pending {
+    told: Option<oneshot::Sender<Outcome>>,
+}
+
+impl Pending {
+    /// Settles the ticket with `outcome` (in the background).
+    pub fn settle(mut self, outcome: Outcome) {
+        if let Some(told) = self.told.take() {
+            // The receiver is gone only when the client left first; that settled already.
+            let _ = told.send(outcome);
+        }
+    }
+}
+
+/// What a request whose client left before its outcome was known is logged with.
+fn client_left() -> Outcome {
+    Outcome {
+        status: 499,
+        error: Some("The client disconnected before the answer.".to_owned()),
+        ..Outcome::default()
+    }
+}
+
+impl Ticket {
+    /// Settles once the returned [`Pending`] is told the outcome, by work that learns
+    /// it after the response started (fake streaming's upstream call). Untold (the
+    /// `Pending` dropped), the ticket settles as failed: nothing was served. When the
+    /// client disconnects first, the call still gets `grace_ms` to finish (the runtime
+    /// may cancel it with the client, and then it never tells). A slot the request
+    /// holds is renewed until then.
+    pub fn settle_later(mut self, app: &App, grace_ms: u64) -> Pending {
+        let (told, outcome) = oneshot::channel::<Outcome>();
+        let gone = app.client_signal.clone();
+        if let Some(admission) = self.open.take() {
+            let env = self.env.clone();
+            self.background.spawn(async move {
+                let told = async {
+                    let Some(signal) = gone else {
+                        return outcome.await.unwrap_or_else(|_| client_left());
+                    };
+                    let mut outcome = outcome;
+                    match select(&mut outcome, Box::pin(client_gone(signal))).await {
+                        Either::Left((result, _)) => {
+                            return result.unwrap_or_else(|_| client_left());
+                        }
+                        Either::Right(((), _)) => {}
+                    }
+                    let grace = Delay::from(Duration::from_millis(grace_ms));
+                    match select(outcome, grace).await {
+                        Either::Left((Ok(outcome), _)) => outcome,
+                        Either::Left((Err(_), _)) | Either::Right(((), _)) => client_left(),
+                    }
+                };
+                let outcome = match admission.slot.clone() {
+                    Some(slot) => {
+                        let renew = async { gate::keep_alive(&env, &slot).await };
+                        match select(Box::pin(told), Box::pin(renew)).await {
+                            Either::Left((outcome, _)) => outcome,
+                            Either::Right(((), _)) => client_left(),
+                        }
+                    }
+                    None => told.await,
+                };
+                admission.finish(env, outcome).await;
+            });
+        }
+        Pending { told: Some(told) }
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         if let Some(admission) = self.open.take() {
@@ -291,38 +365,17 @@ pub async fn metered_send_scaled(
     multiplier: u64,
 ) -> Result<(Ticket, UpstreamOk), UpstreamError> {
     let ticket = RefCell::new(None);
-    let concurrency = limits_for(&snap.settings.model_limits, &request.gate).concurrency;
     let admission = async {
-        let admitted = admit_scaled(
+        let admitted = admit_call(
             app,
             caller,
-            &snap.settings,
+            snap,
             &request.gate,
-            estimate,
             request.stream,
+            estimate,
             multiplier,
-        );
-        // The ledger and the model's queue, in parallel; each one's refusal
-        // gives back what the other took (a dropped ticket refunds, a
-        // dropped slot is released).
-        let slot = async {
-            match concurrency {
-                Some(limit) => {
-                    let ttl_ms = snap.settings.upstream_timeout_ms + LEASE_SLACK_MS;
-                    gate::acquire(&app.env, &app.background, &request.gate, limit, ttl_ms)
-                        .await
-                        .map(Some)
-                }
-                None => Ok(None),
-            }
-        };
-        let (admitted, slot) = join(admitted, slot).await;
-        let mut admitted = admitted?;
-        match slot {
-            Ok(Some(slot)) => admitted.hold(slot),
-            Ok(None) => {}
-            Err(e) => return Err(admitted.fail(e)),
-        }
+        )
+        .await?;
         *ticket.borrow_mut() = Some(admitted);
         Ok(())
     };
@@ -337,6 +390,53 @@ pub async fn metered_send_scaled(
         (None, Err(e)) => Err(e),
         (None, Ok(_)) => Err(GatewayError::Internal("admitted without a ticket".into()).into()),
     }
+}
+
+/// Admits one call on `gate` (the model): the caller's ledger and the model's
+/// concurrency queue, in parallel; each one's refusal gives back what the other
+/// took (a dropped ticket refunds, a dropped slot is released). `stream` is what
+/// the client asked for, as the log row records it; `multiplier` scales the cost
+/// (anti-truncation pays 2). [`metered_send`] runs this
+/// beside the upstream's first step; fake streaming runs it alone, before its
+/// response starts, so a refusal is still a plain HTTP error.
+pub async fn admit_call(
+    app: &App,
+    caller: &Caller,
+    snap: &Snapshot,
+    gate: &str,
+    stream: bool,
+    estimate: impl FnOnce() -> Estimate,
+    multiplier: u64,
+) -> Result<Ticket, GatewayError> {
+    let concurrency = limits_for(&snap.settings.model_limits, gate).concurrency;
+    let admitted = admit_scaled(
+        app,
+        caller,
+        &snap.settings,
+        gate,
+        estimate,
+        stream,
+        multiplier,
+    );
+    let slot = async {
+        match concurrency {
+            Some(limit) => {
+                let ttl_ms = snap.settings.upstream_timeout_ms + LEASE_SLACK_MS;
+                gate::acquire(&app.env, &app.background, gate, limit, ttl_ms)
+                    .await
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    };
+    let (admitted, slot) = join(admitted, slot).await;
+    let mut admitted = admitted?;
+    match slot {
+        Ok(Some(slot)) => admitted.hold(slot),
+        Ok(None) => {}
+        Err(e) => return Err(admitted.fail(e)),
+    }
+    Ok(admitted)
 }
 
 impl Admission {

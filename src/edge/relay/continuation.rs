@@ -192,7 +192,7 @@ impl Relay {
         meter: Meter,
     ) -> Self {
         let mut relay = Self {
-            app: app.detach(),
+            app: app.detached(),
             snap,
             model,
             client_model,

@@ -1,10 +1,13 @@
-//! Answers made of several upstream calls. Anti-truncation continues an answer
-//! that was cut off and stitches the pieces into one stream or one answer
-//! ([`continuation`]). Decisions live in `domain::translate::continuation`;
-//! this layer only makes the calls. It sits below the handlers so that any of
-//! them can relay (the chat surface, and fake streaming over a stitched answer).
+//! Answers that are more than one upstream call relayed. Anti-truncation
+//! continues an answer that was cut off and stitches the pieces into one stream
+//! or one answer ([`continuation`]); fake streaming answers a stream from one
+//! non-stream call, with heartbeats while it runs ([`fake_stream`]). Decisions
+//! live in `domain::translate::{continuation, fake_stream}`; this layer only
+//! makes the calls. It sits below the handlers so that any of them can relay,
+//! and the two combine (a fake stream over a stitched answer).
 
 pub mod continuation;
+pub mod fake_stream;
 
 use worker::Method;
 

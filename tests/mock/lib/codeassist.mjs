@@ -36,7 +36,7 @@ import {
   renderFault,
   validationRequired,
 } from './errors.mjs';
-import { countTokensBody, plannedReply, streamObjects } from './gemini.mjs';
+import { countTokensBody, holdWhole, plannedReply, streamObjects } from './gemini.mjs';
 import { fullResponse, streamChunks } from './generate.mjs';
 import { pause } from './http.mjs';
 import { findModel, stripModelsPrefix } from './models.mjs';
@@ -193,9 +193,9 @@ function plannedGeneration(ctx, { route, grant, behaviour, view }) {
 
 const traceId = () => randomBytes(8).toString('hex');
 
-function generateContent(ctx, args) {
+async function generateContent(ctx, args) {
   const planned = plannedGeneration(ctx, args);
-  if (!planned) return;
+  if (!planned || !(await holdWhole(ctx, args.behaviour))) return;
   send(ctx, { status: 200, body: { response: fullResponse(planned.plan, planned.meta), traceId: traceId() } });
 }
 

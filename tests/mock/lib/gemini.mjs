@@ -20,7 +20,7 @@ import {
   parseRequest,
 } from './requests.mjs';
 import { dropConnection, noteScripted, send } from './respond.mjs';
-import { JSON_ARRAY, SSE, writeStream } from './stream.mjs';
+import { JSON_ARRAY, SSE, hold, writeStream } from './stream.mjs';
 import { embeddingValues, promptTokens, textTokens } from './tokens.mjs';
 
 const DEFAULT_PAGE_SIZE = 50;
@@ -166,10 +166,21 @@ async function answerCall(ctx, { id, model, request, behaviour }, stream) {
   await streamObjects(ctx, objects, behaviour);
 }
 
-function generateContent(ctx, args) {
+async function generateContent(ctx, args) {
   if (args.behaviour.answer) return answerCall(ctx, args, false);
   const planned = plannedReply(ctx, args);
-  if (planned) send(ctx, { status: 200, body: fullResponse(planned.plan, planned.meta) });
+  if (!planned || !(await holdWhole(ctx, args.behaviour))) return;
+  send(ctx, { status: 200, body: fullResponse(planned.plan, planned.meta) });
+}
+
+/**
+ * `holdBeforeLast` on a non-stream answer: the whole answer is the last (and
+ * only) event, so nothing is sent until the gate opens. False when the client
+ * went away meanwhile.
+ */
+export async function holdWhole(ctx, behaviour) {
+  if (!behaviour.holdBeforeLast) return true;
+  return hold(behaviour.holdBeforeLast, ctx.call, ctx.state, ctx.signal);
 }
 
 async function streamGenerateContent(ctx, args) {

@@ -50,7 +50,12 @@ export async function writeStream({ res, framing, objects, behaviour, call, stat
   res.end(framing.trailer(objects.length));
 }
 
-async function hold(gate, call, state, signal) {
+/**
+ * Waits at `gate` (see `holdBeforeLast`), filling `call.heldAt`,
+ * `call.releasedAt` and `call.gateOutcome`; false when the client went away.
+ * A non-stream answer is its own last event: it waits here before anything is sent.
+ */
+export async function hold(gate, call, state, signal) {
   call.heldAt = Date.now();
   const outcome = await state.waitGate(gate, call, signal);
   call.releasedAt = Date.now();
