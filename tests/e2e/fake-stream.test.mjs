@@ -306,12 +306,12 @@ test('the native JSON-array form: `[`, whitespace heartbeats, the answer, `]` pa
 // ---------------------------------------------------------------- acceptance 6
 
 test('each way of choosing works: glob, prefix, renamed prefix, header 1 and true; otherwise the stream goes upstream as before', { timeout: 120_000 }, async () => {
-  const streamed = async (model, { headers, label } = {}) => {
+  const streamed = async (model, { headers, label, expect } = {}) => {
     const got = await collect(await client.chat.completions.create(
       { model, messages: messages(label ?? model), stream: true },
       headers ? { headers } : undefined,
     ));
-    assert.equal(got.text, `echo: ${label ?? model}`, model);
+    assert.equal(got.text, expect ?? `echo: ${label ?? model}`, model);
     assert.deepEqual(got.finishes, ['stop'], model);
     assert.ok(got.chunks.every((c) => c.model === model), `${model}: chunks name the model as sent`);
   };
@@ -322,8 +322,15 @@ test('each way of choosing works: glob, prefix, renamed prefix, header 1 and tru
   await streamed('fake-stream/gemini-2.5-flash-fs6p');
   assert.deepEqual(await actionsOf('gemini-2.5-flash-fs6p'), ['generateContent'], 'prefix');
 
-  await streamed('anti-trunc/fake-stream/gemini-2.5-flash-fs6b');
-  assert.deepEqual(await actionsOf('gemini-2.5-flash-fs6b'), ['generateContent'], 'prefixes in either order');
+  // Combined with anti-truncation (prefixes in either order): the whole answer is
+  // continued with non-stream calls and stitched before the client sees it.
+  const whole = 'The quick brown fox jumps over the lazy dog, then runs into the forest and sleeps.';
+  for (const [name, bare] of [['anti-trunc/fake-stream/gemini-2.5-flash-fs6b', 'gemini-2.5-flash-fs6b'],
+    ['fake-stream/anti-trunc/gemini-2.5-flash-fs6c', 'gemini-2.5-flash-fs6c']]) {
+    await stack.mockApi.script({ model: bare, answer: { text: whole, events: 4, cuts: [2], cutWith: 'MAX_TOKENS' } });
+    await streamed(name, { label: bare, expect: whole });
+    assert.deepEqual(await actionsOf(bare), ['generateContent', 'generateContent'], `${name}: one continuation, both non-stream`);
+  }
 
   await stack.admin('PATCH', '/settings', { fake_stream_prefix: 'fs-mode/' });
   try {
