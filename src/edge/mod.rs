@@ -40,8 +40,10 @@ pub mod upstream;
 use crate::domain::error::GatewayError;
 
 /// Milliseconds since the Unix epoch, the only clock the gateway reads.
+/// `Date.now()`, one static call: `worker::Date::now()` builds a `Date` object
+/// first, and the clock is read several times per request and per stream chunk.
 pub fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+    int(worker::js_sys::Date::now())
 }
 
 /// An integer D1 returned: JS numbers come back as `f64`.

@@ -449,6 +449,22 @@ pub(crate) fn parse_event(
     if data.is_empty() || data == "[DONE]" {
         return Ok(None);
     }
+    // The usual event names no `error` key (nor a `\u` escape that could spell one): parsed
+    // straight into the response, without a `Value` in between. Anything else, and anything
+    // the direct parse refuses, takes the general path below, whose answer is the same.
+    if !data.contains("error")
+        && !data.contains("\\u")
+        && let Ok(resp) = serde_json::from_str::<gemini::GenerateContentResponse>(data)
+    {
+        return Ok(Some(resp));
+    }
+    parse_event_via_value(data)
+}
+
+/// [`parse_event`] through a `Value`: an `error` key is relayed, anything else must be a response.
+fn parse_event_via_value(
+    data: &str,
+) -> Result<Option<gemini::GenerateContentResponse>, GatewayError> {
     let malformed =
         || GatewayError::BadGateway("The upstream sent a malformed stream event.".to_owned());
     let value: Value = serde_json::from_str(data).map_err(|_| malformed())?;
@@ -860,6 +876,44 @@ mod tests {
     fn a_final_event_without_blank_line_is_still_translated() {
         let out = run(b"data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"STOP\"}]}", &[], false);
         assert_stream_invariants(&payloads(&out), false);
+    }
+
+    #[test]
+    fn the_direct_parse_reads_every_fixture_event_as_the_value_path_does() {
+        for name in [
+            "gemini_stream_blocked.sse",
+            "gemini_stream_error.sse",
+            "gemini_stream_text.sse",
+            "gemini_stream_thinking_tools.sse",
+            "gemini_stream_truncated.sse",
+            "gemini_stream_two_candidates.sse",
+        ] {
+            let mut decoder = SseDecoder::new();
+            let mut events = decoder.push(&fixture(name));
+            events.extend(decoder.finish());
+            assert!(!events.is_empty(), "{name}");
+            for event in events {
+                let data = event.data.trim();
+                if data.is_empty() || data == "[DONE]" {
+                    continue;
+                }
+                assert_eq!(
+                    parse_event(data),
+                    parse_event_via_value(data),
+                    "{name}: {data}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_error_key_is_relayed_whichever_way_it_is_spelled() {
+        for data in [
+            r#"{"error":{"code":400,"message":"bad arg"}}"#,
+            r#"{"\u0065rror":{"code":400,"message":"bad arg"}}"#,
+        ] {
+            assert_eq!(parse_event(data).unwrap_err().status(), 400, "{data}");
+        }
     }
 
     #[test]

@@ -7,12 +7,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::future::{Either, select};
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, stream};
 use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{
-    AbortController, ByteStream, Delay, Headers, Method, js_sys, wasm_bindgen::JsValue, web_sys,
-};
+use worker::{AbortController, Delay, Headers, Method, js_sys, wasm_bindgen::JsValue, web_sys};
 
 use crate::domain::error::GatewayError;
 use crate::domain::failover::client_error;
@@ -134,7 +133,75 @@ impl From<StreamBreak> for worker::Error {
 /// a client forever: a gap longer than the timeout ends it with `Idle`.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, StreamBreak>>>>;
 
-fn idle_guarded(body: ByteStream, gap: Duration) -> BodyStream {
+/// The result of a reader's `read()`: `{done, value}`, read with two getters.
+#[wasm_bindgen(wasm_bindgen = worker::wasm_bindgen)]
+extern "C" {
+    type ReadResult;
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &ReadResult) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &ReadResult) -> js_sys::Uint8Array;
+
+    /// A reader's `releaseLock()`, which throws while a read is pending in some runtimes
+    /// (web-sys's binding would turn that into a trap).
+    type ReaderLock;
+    #[wasm_bindgen(method, catch, js_name = releaseLock)]
+    fn release_lock(this: &ReaderLock) -> Result<(), JsValue>;
+}
+
+/// An upstream body read chunk by chunk through its own reader. The worker
+/// crate's `ByteStream` (wasm-streams) costs more per chunk, and releases the
+/// reader's lock once the body ended, which workerd makes a visible share of
+/// a stream's CPU; an ended body needs no release. A reader dropped before the
+/// end still releases its lock, as `ByteStream` does.
+pub struct BodyReader {
+    reader: Option<web_sys::ReadableStreamDefaultReader>,
+}
+
+impl BodyReader {
+    fn new(body: &web_sys::ReadableStream) -> Self {
+        Self {
+            reader: Some(body.get_reader().unchecked_into()),
+        }
+    }
+
+    /// The next chunk; `None` at the end (an aborted body ends, as with `ByteStream`).
+    async fn next(&mut self) -> Option<Result<Vec<u8>, worker::Error>> {
+        let read = self.reader.as_ref()?.read();
+        let result = JsFuture::from(read).await;
+        match result {
+            Ok(result) => {
+                let result: ReadResult = result.unchecked_into();
+                if result.done() {
+                    self.reader = None;
+                    return None;
+                }
+                Some(Ok(result.value().to_vec()))
+            }
+            Err(e) => {
+                // The stream errored: its reader is released with it.
+                self.reader = None;
+                let e = worker::Error::from(e);
+                if e.to_string() == "Error: aborted" {
+                    None
+                } else {
+                    Some(Err(e))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            // An idle cut-off drops the reader with its read still pending.
+            let _ = reader.unchecked_ref::<ReaderLock>().release_lock();
+        }
+    }
+}
+
+fn idle_guarded(body: BodyReader, gap: Duration) -> BodyStream {
     Box::pin(stream::unfold(Some(body), move |state| async move {
         let mut body = state?;
         let next = {
@@ -201,7 +268,7 @@ pub async fn attempt_with(
     let signal = controller.signal();
     let sent = Box::pin(send(req, auth, &signal));
     let timer = Box::pin(Delay::from(timeout));
-    let mut resp = match select(sent, timer).await {
+    let resp = match select(sent, timer).await {
         Either::Left((Ok(resp), _)) => resp,
         Either::Left((Err(_), _)) => return Attempt::failed(Outcome::Network),
         Either::Right(_) => {
@@ -220,21 +287,28 @@ pub async fn attempt_with(
         };
     }
     let body = if req.stream {
-        let Ok(mut body_stream) = resp.stream() else {
+        let worker::ResponseBody::Stream(raw) = resp.body() else {
             return Attempt::failed(Outcome::Network);
         };
-        let first = Box::pin(body_stream.next());
-        let timer = Box::pin(Delay::from(timeout));
-        match select(first, timer).await {
-            Either::Left((Some(Ok(first)), _)) => UpstreamBody::Stream {
+        let mut body_stream = BodyReader::new(raw);
+        let first = {
+            let first = Box::pin(body_stream.next());
+            let timer = Box::pin(Delay::from(timeout));
+            match select(first, timer).await {
+                Either::Left((chunk, _)) => Some(chunk),
+                Either::Right(_) => None,
+            }
+        };
+        match first {
+            Some(Some(Ok(first))) => UpstreamBody::Stream {
                 first,
                 rest: idle_guarded(body_stream, timeout),
             },
             // An empty 200 stream is handed over as is; the translator
             // reports the truncation in the surface's own way.
-            Either::Left((None, _)) => UpstreamBody::Full(Vec::new()),
-            Either::Left((Some(Err(_)), _)) => return Attempt::failed(Outcome::Network),
-            Either::Right(_) => {
+            Some(None) => UpstreamBody::Full(Vec::new()),
+            Some(Some(Err(_))) => return Attempt::failed(Outcome::Network),
+            None => {
                 controller.abort();
                 return Attempt::failed(Outcome::Timeout);
             }
