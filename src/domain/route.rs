@@ -417,7 +417,14 @@ fn native_or_models(path: &str, hints: Hints) -> Option<Matched> {
         Some((model, action)) => (model, Some(action)),
         None => (tail, None),
     };
-    if let Err(why) = check_model_id(model) {
+    // A model action may carry mode prefixes (`fake-stream/gemini-2.5-pro`): at most two
+    // plain segments, each ending in `/`, before a valid id. The handler strips the
+    // prefixes it knows and refuses the rest (see `compat::Compat::strip_prefixes`).
+    let id = match model.rsplit_once('/') {
+        Some((prefixes, id)) if action.is_some() && mode_prefixes(prefixes) => id,
+        _ => model,
+    };
+    if let Err(why) = check_model_id(id) {
         return Some(Matched::BadModel(RouteError {
             surface,
             error: GatewayError::invalid_param(
@@ -459,6 +466,13 @@ pub fn check_model_id(model: &str) -> Result<(), &'static str> {
     } else {
         Err("only letters, digits, `.`, `_` and `-` are allowed")
     }
+}
+
+/// The part of a model path before its id, when it can be mode prefixes: one or two
+/// plain segments.
+fn mode_prefixes(prefixes: &str) -> bool {
+    let segments: Vec<&str> = prefixes.split('/').collect();
+    segments.len() <= 2 && segments.iter().all(|s| valid_segment(s))
 }
 
 fn valid_segment(s: &str) -> bool {
@@ -599,7 +613,10 @@ mod tests {
             "/v1beta/models/..%2Fadmin:generateContent",
             "/v1beta/models/%2e%2e:generateContent",
             "/v1beta/models/a..b:generateContent",
-            "/v1beta/models/a/b:generateContent",
+            "/v1beta/models/a/b/c/d:generateContent",
+            "/v1beta/models/a/-x:generateContent",
+            "/v1beta/models/a%2Fb/c:generateContent",
+            "/v1beta/models/fake-stream/gemini-2.5-pro",
             "/v1beta/models/:generateContent",
             "/v1beta/models/-x:generateContent",
             "/v1beta/models/x%00:generateContent",
@@ -614,6 +631,27 @@ mod tests {
         }
         let long = format!("/v1beta/models/{}:generateContent", "a".repeat(300));
         assert_eq!(post(&long).unwrap_err().error.status(), 400);
+    }
+
+    #[test]
+    fn a_native_action_may_carry_mode_prefixes_for_its_handler_to_strip() {
+        for (path, model) in [
+            (
+                "/v1beta/models/fake-stream/gemini-2.5-pro:streamGenerateContent",
+                "fake-stream/gemini-2.5-pro",
+            ),
+            (
+                "/v1beta/models/anti-trunc/fake-stream/gemini-2.5-pro:generateContent",
+                "anti-trunc/fake-stream/gemini-2.5-pro",
+            ),
+        ] {
+            let Ok(Route::Gemini(GeminiRoute::Action { model: got, .. })) =
+                resolve("POST", path, Hints::default())
+            else {
+                panic!("{path} did not route to a model action");
+            };
+            assert_eq!(got, model);
+        }
     }
 
     #[test]

@@ -275,6 +275,27 @@ test('the native surface streams from one generateContent: @google/genai over SS
   assert.equal(call.alt ?? null, null, 'the upstream call is plain JSON, not alt=sse');
 });
 
+test('the native surface takes the model prefix in its path; an unknown prefix is a 400 naming model', { timeout: 60_000 }, async () => {
+  const model = 'gemini-2.5-flash-fs5p';
+  const ai = genaiClient(stack);
+  const stream = await ai.models.generateContentStream({ model: `fake-stream/${model}`, contents: 'prefixed' });
+  const texts = [];
+  for await (const r of stream) texts.push(r.candidates[0].content.parts[0].text);
+  assert.deepEqual(texts, ['echo: prefixed']);
+  assert.deepEqual(await actionsOf(model), ['generateContent'], 'answered from one generateContent');
+  const res = await fetch(`${stack.url}/v1beta/models/no-such-mode/${model}:streamGenerateContent?alt=sse`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': 'sk-test-client-token', 'content-type': 'application/json' },
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'x' }] }] }),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
+  assert.equal(res.status, 400);
+  const body = await res.json();
+  assert.equal(body.error?.status, 'INVALID_ARGUMENT', JSON.stringify(body));
+  assert.match(body.error?.message ?? '', /model/, JSON.stringify(body));
+  assert.deepEqual(await actionsOf(model), ['generateContent'], 'the refused request reached nothing upstream');
+});
+
 test('the native JSON-array form: `[`, whitespace heartbeats, the answer, `]` parses as one array', { timeout: 60_000 }, async () => {
   const model = 'gemini-2.5-flash-fs5a';
   const gate = `gate-${model}`;
