@@ -167,13 +167,15 @@ impl Compat {
         (rest, asked)
     }
 
-    /// The modes for `model` (a name without prefixes): what `asked` asked for, plus
-    /// what the model globs give.
-    pub fn modes_for(&self, model: &str, asked: Modes) -> Modes {
-        Modes {
-            fake_stream: asked.fake_stream || any_glob(&self.fake_stream_models, model),
-            anti_truncation: asked.anti_truncation || any_glob(&self.anti_truncation_models, model),
+    /// The modes a request gets: what its prefixes asked (`asked`), plus what the model
+    /// globs give to any of `models` (its name as sent without prefixes, and as resolved).
+    pub fn modes_for<'a>(&self, asked: Modes, models: impl IntoIterator<Item = &'a str>) -> Modes {
+        let mut given = asked;
+        for model in models {
+            given.fake_stream |= any_glob(&self.fake_stream_models, model);
+            given.anti_truncation |= any_glob(&self.anti_truncation_models, model);
         }
+        given
     }
 
     /// Whether `model` takes its system prompt as a leading user turn.
@@ -430,10 +432,15 @@ mod tests {
             fake_stream_models: vec!["gemini-2.5-pro*".to_owned()],
             ..Compat::default()
         };
-        let m = c.modes_for("gemini-2.5-pro", Modes::default());
+        let m = c.modes_for(Modes::default(), ["gemini-2.5-pro"]);
         assert!(m.fake_stream && !m.anti_truncation);
         assert!(
-            !c.modes_for("gemini-2.5-flash", Modes::default())
+            !c.modes_for(Modes::default(), ["gemini-2.5-flash"])
+                .fake_stream
+        );
+        // An alias that resolves to a matching model counts too.
+        assert!(
+            c.modes_for(Modes::default(), ["pro-alias", "gemini-2.5-pro"])
                 .fake_stream
         );
     }

@@ -169,6 +169,19 @@ pub fn encode_data(json: &str) -> String {
     out
 }
 
+/// Decodes client-facing SSE bytes back into their payloads, JSON where it parses (so
+/// `[DONE]` stays a string): what the translators' tests read their output with.
+#[cfg(test)]
+pub(crate) fn payloads(out: &[u8]) -> Vec<serde_json::Value> {
+    let mut decoder = SseDecoder::new();
+    let mut events = decoder.push(out);
+    events.extend(decoder.finish());
+    events
+        .into_iter()
+        .map(|e| serde_json::from_str(&e.data).unwrap_or(serde_json::Value::String(e.data)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,21 +32,18 @@ pub fn header_asks(value: Option<&str>) -> bool {
     })
 }
 
-/// Whether a request that asked for a stream gets a fake one: its model-name
-/// prefix asked (`asked`), its header asked ([`header_asks`]), or a
-/// `fake_stream_models` glob names its model, as the client wrote it (prefixes
-/// stripped) or as it resolved.
-pub fn chosen<'a>(
+/// The modes a request gets ([`Compat::modes_for`]: its prefixes, and the globs for its
+/// model as sent or as resolved), with fake streaming also when its header asks
+/// ([`header_asks`]). Fake streaming applies only to requests that asked for a stream.
+pub fn modes<'a>(
     compat: &Compat,
     asked: Modes,
     header: Option<&str>,
     models: impl IntoIterator<Item = &'a str>,
-) -> bool {
-    asked.fake_stream
-        || header_asks(header)
-        || models
-            .into_iter()
-            .any(|m| compat.modes_for(m, Modes::default()).fake_stream)
+) -> Modes {
+    let mut given = compat.modes_for(asked, models);
+    given.fake_stream |= header_asks(header);
+    given
 }
 
 /// One form of fake stream: what it opens with, what a heartbeat is, and how
@@ -276,7 +273,7 @@ pub fn compact_json(bytes: &[u8]) -> Result<String, GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::sse::SseDecoder;
+    use crate::domain::sse::payloads;
     use crate::domain::translate::chat::ReplyPlan;
     use serde_json::{Value, json};
 
@@ -287,16 +284,6 @@ mod tests {
             model: "fake-stream/gemini-2.5-flash".into(),
             reply: ReplyPlan::default(),
         }
-    }
-
-    fn events(out: &[u8]) -> Vec<Value> {
-        let mut decoder = SseDecoder::new();
-        let mut events = decoder.push(out);
-        events.extend(decoder.finish());
-        events
-            .into_iter()
-            .map(|e| serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)))
-            .collect()
     }
 
     fn answer() -> GenerateContentResponse {
@@ -334,19 +321,17 @@ mod tests {
             fake_stream_models: vec!["gemini-2.5-pro*".to_owned()],
             ..Compat::default()
         };
+        let chosen = |asked, header, models: &[&str]| {
+            modes(&compat, asked, header, models.iter().copied()).fake_stream
+        };
         let (bare, asked) = compat.strip_prefixes("fake-stream/gemini-2.5-flash");
-        assert!(chosen(&compat, asked, None, [bare]));
+        assert!(chosen(asked, None, &[bare]));
         let (bare, asked) = compat.strip_prefixes("gemini-2.5-flash");
-        assert!(!chosen(&compat, asked, None, [bare]));
-        assert!(!chosen(&compat, asked, Some("false"), [bare]));
-        assert!(chosen(&compat, asked, Some("true"), [bare]));
+        assert!(!chosen(asked, None, &[bare]));
+        assert!(!chosen(asked, Some("false"), &[bare]));
+        assert!(chosen(asked, Some("true"), &[bare]));
         // An alias that resolves to a matching model counts too.
-        assert!(chosen(
-            &compat,
-            asked,
-            None,
-            ["pro-alias", "gemini-2.5-pro"]
-        ));
+        assert!(chosen(asked, None, &["pro-alias", "gemini-2.5-pro"]));
     }
 
     #[test]
@@ -354,7 +339,7 @@ mod tests {
         let mut stream = FakeStream::new(ChatSse::new(ctx(), true));
         let mut out = stream.opening();
         assert!(stream.opening().is_empty(), "the opening is sent once");
-        let opening = events(&out);
+        let opening = payloads(&out);
         assert_eq!(opening.len(), 1);
         assert_eq!(
             opening[0]["choices"][0]["delta"],
@@ -366,7 +351,7 @@ mod tests {
         out.extend(stream.end(Ok(answer())));
         assert!(stream.ended());
         assert!(stream.heartbeat().is_empty() && stream.end(Ok(answer())).is_empty());
-        let all = events(&out);
+        let all = payloads(&out);
         assert_eq!(all.last(), Some(&json!("[DONE]")));
         let chunks = &all[..all.len() - 1];
         assert!(chunks.iter().all(|c| c["id"] == "chatcmpl-fs"));
@@ -420,7 +405,7 @@ mod tests {
             message: "All keys are rate limited.".into(),
             google_status: Some("RESOURCE_EXHAUSTED".into()),
         })));
-        let all = events(&out);
+        let all = payloads(&out);
         assert_eq!(all.len(), 3);
         assert_eq!(all[1]["error"]["message"], "All keys are rate limited.");
         assert_eq!(all[1]["error"]["type"], "rate_limit_error");
@@ -431,7 +416,7 @@ mod tests {
     fn chat_answer_without_a_finish_is_a_truncation_error() {
         let mut stream = FakeStream::new(ChatSse::new(ctx(), false));
         let empty: GenerateContentResponse = serde_json::from_value(json!({})).unwrap();
-        let all = events(&stream.end(Ok(empty)));
+        let all = payloads(&stream.end(Ok(empty)));
         assert_eq!(all[0]["choices"][0]["delta"]["role"], "assistant");
         assert_eq!(all[1]["error"]["type"], "api_error");
         assert_eq!(all[2], json!("[DONE]"));

@@ -507,7 +507,7 @@ pub fn error_events(err: &GatewayError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::sse::SseDecoder;
+    use crate::domain::sse::payloads;
     use crate::domain::translate::chat::ReplyPlan;
     use serde_json::json;
 
@@ -537,17 +537,6 @@ mod tests {
         out.extend(pipeline.push(&input[start..]));
         out.extend(pipeline.finish());
         out
-    }
-
-    /// Decodes the client-facing bytes back into JSON payloads (`[DONE]` as a string).
-    fn payloads(out: &[u8]) -> Vec<Value> {
-        let mut decoder = SseDecoder::new();
-        let mut events = decoder.push(out);
-        events.extend(decoder.finish());
-        events
-            .into_iter()
-            .map(|e| serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)))
-            .collect()
     }
 
     fn replay_at_every_split(name: &str, include_usage: bool) -> Vec<Value> {

@@ -152,12 +152,13 @@ async fn model_action(
     })?;
     let model = &models::resolve(app, &snap, bare, str::to_owned).await?;
     let fake = action == NativeAction::StreamGenerateContent
-        && fake_stream_mode::chosen(
+        && fake_stream_mode::modes(
             &snap.settings.compat,
             asked,
             fake_header.as_deref(),
             [bare, model.as_str()],
-        );
+        )
+        .fake_stream;
     let (raw, parsed) = native_body(&mut req, &snap, model, action).await?;
     // A fake stream asks upstream for the whole answer at once (and so without `alt`).
     let stream = action == NativeAction::StreamGenerateContent && !fake;

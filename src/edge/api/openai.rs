@@ -164,13 +164,7 @@ async fn resolve_model(
     let header = req.headers().get(fake_stream_mode::HEADER)?;
     let (bare, asked) = compat.strip_prefixes(model);
     let resolved = models::resolve(app, snap, bare, suffixless).await?;
-    // The globs are matched against the name as sent (without prefixes) and as resolved.
-    let wanted = Modes {
-        fake_stream: fake_stream_mode::chosen(compat, asked, header.as_deref(), [bare, &*resolved]),
-        anti_truncation: compat
-            .modes_for(&resolved, compat.modes_for(bare, asked))
-            .anti_truncation,
-    };
+    let wanted = fake_stream_mode::modes(compat, asked, header.as_deref(), [bare, &*resolved]);
     *model = resolved;
     Ok(wanted)
 }

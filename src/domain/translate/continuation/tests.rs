@@ -2,6 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::domain::gemini::GenerationConfig;
+use crate::domain::sse::payloads;
 use crate::domain::translate::chat::ReplyPlan;
 
 fn plan(max_attempts: u32, capped: bool) -> Plan {
@@ -311,16 +312,6 @@ fn sse(v: &Value) -> Vec<u8> {
 
 fn text_sse(text: &str, finish: Option<&str>, usage: Option<(u64, u64)>) -> Vec<u8> {
     sse(&serde_json::to_value(text_event(text, finish, usage)).unwrap())
-}
-
-fn payloads(out: &[u8]) -> Vec<Value> {
-    let mut decoder = SseDecoder::new();
-    let mut events = decoder.push(out);
-    events.extend(decoder.finish());
-    events
-        .into_iter()
-        .map(|e| serde_json::from_str(&e.data).unwrap_or(Value::String(e.data)))
-        .collect()
 }
 
 fn content(events: &[Value]) -> String {
