@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::config::check;
 use super::error::GatewayError;
 use super::gemini::SafetySetting;
 use super::quota::glob_match;
@@ -227,15 +228,12 @@ impl Compat {
                 "anti_truncation_prefix",
             ));
         }
-        if !(100..=60_000).contains(&self.fake_stream_interval_ms) {
-            return Err(GatewayError::invalid_param(
-                format!(
-                    "`fake_stream_interval_ms` must be between 100 and 60000, got {}.",
-                    self.fake_stream_interval_ms
-                ),
-                "fake_stream_interval_ms",
-            ));
-        }
+        check(
+            "fake_stream_interval_ms",
+            self.fake_stream_interval_ms,
+            100,
+            60_000,
+        )?;
         let marker = self.anti_truncation_marker.trim();
         if marker.is_empty()
             || marker.chars().count() > MAX_MARKER_CHARS
@@ -249,15 +247,12 @@ impl Compat {
                 "anti_truncation_marker",
             ));
         }
-        if !(1..=10).contains(&self.anti_truncation_max_attempts) {
-            return Err(GatewayError::invalid_param(
-                format!(
-                    "`anti_truncation_max_attempts` must be between 1 and 10, got {}.",
-                    self.anti_truncation_max_attempts
-                ),
-                "anti_truncation_max_attempts",
-            ));
-        }
+        check(
+            "anti_truncation_max_attempts",
+            u64::from(self.anti_truncation_max_attempts),
+            1,
+            10,
+        )?;
         self.validate_injections()?;
         validate_safety(&self.default_safety_settings)
     }

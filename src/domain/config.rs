@@ -316,7 +316,8 @@ fn canonical_name(name: &str) -> String {
         .to_owned()
 }
 
-fn check(name: &str, value: u64, min: u64, max: u64) -> Result<(), GatewayError> {
+/// A whole-number setting within `min..=max`, or a 400 naming it.
+pub(super) fn check(name: &str, value: u64, min: u64, max: u64) -> Result<(), GatewayError> {
     if (min..=max).contains(&value) {
         return Ok(());
     }
