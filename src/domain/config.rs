@@ -96,6 +96,9 @@ pub struct Settings {
     /// How often (at most) an isolate refreshes a model's key health from its gate in
     /// the background (2000 ms; 100–60000).
     pub health_refresh_ms: u64,
+    /// Keys disabled as invalid for longer than this many days leave the pool for the
+    /// archive, where the console can restore or purge them (3; 0 never archives).
+    pub archive_invalid_after_days: u32,
     /// Fake streaming, anti-truncation and the compatibility switches, stored flat.
     #[serde(flatten)]
     pub compat: Compat,
@@ -125,6 +128,7 @@ impl Default for Settings {
             routing: Routing::default(),
             model_limits: Vec::new(),
             health_refresh_ms: 2_000,
+            archive_invalid_after_days: 3,
             compat: Compat::default(),
         }
     }
@@ -205,6 +209,12 @@ impl Settings {
             100_000,
         )?;
         check("health_refresh_ms", self.health_refresh_ms, 100, 60_000)?;
+        check(
+            "archive_invalid_after_days",
+            u64::from(self.archive_invalid_after_days),
+            0,
+            3_650,
+        )?;
         limits::validate(&self.model_limits)?;
         self.validate_lists()?;
         self.catalog.validate()?;

@@ -75,6 +75,15 @@ impl Outcome {
         }
     }
 
+    /// The HTTP status the outcome came with, where it names one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::RateLimited { .. } => Some(429),
+            Self::ClientError { status } | Self::ServerError { status } => Some(*status),
+            Self::Ok | Self::KeyInvalid { .. } | Self::Network | Self::Timeout => None,
+        }
+    }
+
     /// A short human summary with no secrets, e.g. `429 per-day quota`, used as
     /// a key's `last_error` and in logs.
     pub fn summary(&self) -> String {

@@ -12,6 +12,17 @@ pub enum Surface {
     Admin,
 }
 
+impl Surface {
+    /// The name logs and metrics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Gemini => "gemini",
+            Self::Admin => "admin",
+        }
+    }
+}
+
 /// A Gemini-native model action (`/models/{m}:{action}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NativeAction {
@@ -159,6 +170,18 @@ pub enum AdminRoute {
     ModelQueues,
     /// `GET /admin/api/models/{model}/gate`: one model gate's counters and queue.
     ModelGate(String),
+    /// `GET /admin/api/jobs`: the maintenance jobs' last runs.
+    Jobs,
+    /// `GET /admin/api/errors`: upstream failures, grouped, and the latest ones.
+    Errors,
+    /// `GET /admin/api/keys/archive`: keys archived after being invalid too long.
+    ArchivedKeys,
+    /// `POST /admin/api/keys/archive/restore`: archived keys back into the pool.
+    RestoreKeys,
+    /// `POST /admin/api/keys/archive/purge`: archived keys deleted.
+    PurgeKeys,
+    /// `GET /metrics`: Prometheus text, with admin credentials.
+    Metrics,
 }
 
 /// Who may call a route.
@@ -279,7 +302,7 @@ fn methods(routes: Vec<(&'static str, AdminRoute)>) -> Matched {
 
 /// The surface whose error shape a path gets, even when it matches nothing.
 pub fn surface_of(path: &str, hints: Hints) -> Surface {
-    if path.starts_with("/admin") {
+    if path.starts_with("/admin") || path == "/metrics" {
         Surface::Admin
     } else if path.starts_with("/v1beta")
         || path.starts_with("/gemini/")
@@ -297,6 +320,7 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
     use PublicRoute as P;
     let fixed = match path {
         "/health" | "/healthz" => Some(get(Route::Public(P::Health))),
+        "/metrics" => Some(get(Route::Admin(AdminRoute::Metrics))),
         "/v1/chat/completions" | "/chat/completions" => {
             Some(post(Route::OpenAi(O::ChatCompletions)))
         }
@@ -344,6 +368,11 @@ fn admin_api(rest: &str) -> Option<Matched> {
         ]),
         ["keys", "test"] => methods(vec![("POST", A::TestKeys)]),
         ["keys", "project"] => methods(vec![("POST", A::SetKeysProject)]),
+        ["keys", "archive"] => methods(vec![("GET", A::ArchivedKeys)]),
+        ["keys", "archive", "restore"] => methods(vec![("POST", A::RestoreKeys)]),
+        ["keys", "archive", "purge"] => methods(vec![("POST", A::PurgeKeys)]),
+        ["jobs"] => methods(vec![("GET", A::Jobs)]),
+        ["errors"] => methods(vec![("GET", A::Errors)]),
         ["projects"] => methods(vec![("GET", A::Projects)]),
         ["model-limits", "presets"] => methods(vec![("GET", A::LimitPresets)]),
         ["models", "queues"] => methods(vec![("GET", A::ModelQueues)]),
@@ -692,6 +721,12 @@ mod tests {
             "/admin/api/models/gemini-2.5-flash",
             "/admin/api/stats",
             "/admin/api/logs",
+            "/admin/api/jobs",
+            "/admin/api/errors",
+            "/admin/api/keys/archive",
+            "/admin/api/keys/archive/restore",
+            "/admin/api/keys/archive/purge",
+            "/metrics",
         ];
         let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
         let mut checked = 0;
@@ -704,7 +739,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 21, "every admin route and method was walked");
+        assert_eq!(checked, 28, "every admin route and method was walked");
         // Anything else under /admin/api/ resolves to no route at all.
         assert!(resolve("GET", "/admin/api/unknown", Hints::default()).is_err());
     }

@@ -223,6 +223,10 @@ pub struct LogRow {
     pub stream: bool,
     /// What the client was told when the request failed (already free of secrets).
     pub error: Option<String>,
+    /// The request's `x-request-id`.
+    pub request_id: String,
+    /// The API surface it came on (`openai`, `gemini`).
+    pub surface: &'static str,
 }
 
 /// Upper bounds (ms) of the latency histogram's buckets; one more bucket holds the rest.
@@ -492,6 +496,8 @@ mod tests {
             latency_ms: 3,
             stream: false,
             error: None,
+            request_id: String::new(),
+            surface: "openai",
         };
         let mut rows = vec![
             row(HOUR_MS + 5, Some("u1"), "m", 2),

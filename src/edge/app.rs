@@ -2,10 +2,12 @@
 //! isolate's config, a handle for background work, and what the response
 //! still needs to learn (a user key's rate numbers). Holds no decisions.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 
+use futures::FutureExt;
+use futures::future::LocalBoxFuture;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::future_to_promise;
 use worker::{Context, D1Database, Env};
@@ -20,22 +22,58 @@ use crate::edge::config::{IsolateConfig, isolate_config};
 /// (It holds the JS `ExecutionContext`, which wasm-bindgen types cannot clone except as a
 /// plain `JsValue`.)
 #[derive(Clone)]
-pub struct Background(JsValue);
+pub struct Background(Waiter);
+
+#[derive(Clone)]
+enum Waiter {
+    /// A fetch's `ExecutionContext`.
+    Request(JsValue),
+    /// A scheduled run's work, awaited by the run itself before it ends
+    /// ([`Background::drain`]): its context is not reachable from Rust.
+    Collected(Rc<RefCell<Vec<LocalBoxFuture<'static, ()>>>>),
+}
 
 impl Background {
     pub fn new(ctx: &Context) -> Self {
         let js: &worker::worker_sys::Context = ctx.as_ref();
-        Self(JsValue::from(js))
+        Self(Waiter::Request(JsValue::from(js)))
+    }
+
+    /// A background that keeps its work for [`Background::drain`].
+    pub fn collected() -> Self {
+        Self(Waiter::Collected(Rc::default()))
     }
 
     pub fn spawn(&self, work: impl Future<Output = ()> + 'static) {
-        let promise = future_to_promise(async move {
-            work.await;
-            Ok(JsValue::UNDEFINED)
-        });
-        let ctx: &worker::worker_sys::Context = self.0.unchecked_ref();
-        if let Err(e) = ctx.wait_until(&promise) {
-            worker::console_warn!("[gemgate] background work refused: {e:?}");
+        match &self.0 {
+            Waiter::Request(ctx) => {
+                let promise = future_to_promise(async move {
+                    work.await;
+                    Ok(JsValue::UNDEFINED)
+                });
+                let ctx: &worker::worker_sys::Context = ctx.unchecked_ref();
+                if let Err(e) = ctx.wait_until(&promise) {
+                    worker::console_warn!("[gemgate] background work refused: {e:?}");
+                }
+            }
+            Waiter::Collected(queue) => queue.borrow_mut().push(work.boxed_local()),
+        }
+    }
+
+    /// Runs the collected work, and the work it spawns, to the end (a
+    /// request's background is its runtime's to finish: nothing to do).
+    pub async fn drain(&self) {
+        let Waiter::Collected(queue) = &self.0 else {
+            return;
+        };
+        // Each round takes what is queued; work may queue more, but only
+        // as much as the jobs' bounded calls make, so this ends.
+        for _ in 0..100 {
+            let work: Vec<_> = queue.borrow_mut().drain(..).collect();
+            if work.is_empty() {
+                return;
+            }
+            futures::future::join_all(work).await;
         }
     }
 }
@@ -49,6 +87,11 @@ pub struct App {
     pub rate: RefCell<Option<RateView>>,
     /// The incoming request's signal: it aborts when the client disconnects.
     pub client_signal: Option<worker::web_sys::AbortSignal>,
+    /// The request's `x-request-id` (the client's own, or one made here): on the
+    /// response, in its log row, its upstream errors and the worker's log lines.
+    pub request_id: String,
+    /// The API surface the route belongs to (`openai`, `gemini`, `admin`), once routed.
+    pub surface: Cell<&'static str>,
 }
 
 impl App {
@@ -56,6 +99,7 @@ impl App {
         env: Env,
         ctx: &Context,
         client_signal: Option<worker::web_sys::AbortSignal>,
+        request_id: String,
     ) -> Self {
         let config = isolate_config(&env);
         Self {
@@ -64,6 +108,8 @@ impl App {
             config,
             rate: RefCell::new(None),
             client_signal,
+            request_id,
+            surface: Cell::new(""),
         }
     }
 
@@ -79,6 +125,23 @@ impl App {
             config: Rc::clone(&self.config),
             rate: RefCell::new(None),
             client_signal: self.client_signal.clone(),
+            request_id: self.request_id.clone(),
+            surface: Cell::new(self.surface.get()),
+        }
+    }
+
+    /// The context of a scheduled run: no client, background work collected
+    /// for the run to await.
+    pub fn for_cron(env: Env, run_id: String) -> Self {
+        let config = isolate_config(&env);
+        Self {
+            env,
+            background: Background::collected(),
+            config,
+            rate: RefCell::new(None),
+            client_signal: None,
+            request_id: run_id,
+            surface: Cell::new("cron"),
         }
     }
 

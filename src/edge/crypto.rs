@@ -113,6 +113,23 @@ pub fn random_hex<const N: usize>() -> Result<String, GatewayError> {
     Ok(crate::domain::sha256::to_hex(&bytes))
 }
 
+/// `N` random bytes (a request id); zeros in the unlikely case the runtime gives
+/// no randomness, mixed with the clock so ids still differ.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    if getrandom::fill(&mut bytes).is_err() {
+        for (i, b) in crate::edge::now_ms()
+            .to_le_bytes()
+            .iter()
+            .enumerate()
+            .take(N)
+        {
+            bytes[i] = *b;
+        }
+    }
+    bytes
+}
+
 /// A random number (a rotation's starting point, a gate's incarnation); the
 /// clock in the unlikely case the runtime gives no randomness.
 pub fn random_u64() -> u64 {

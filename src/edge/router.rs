@@ -6,6 +6,7 @@ use worker::{Context, Env, Headers, Method, Request, Response, Result};
 
 use crate::domain::auth::{Credentials, bearer};
 use crate::domain::error::GatewayError;
+use crate::domain::ops::{self, REQUEST_ID_HEADER};
 use crate::domain::route::{self, Hints, OpenAiRoute, PublicRoute, Route, RouteError, Surface};
 use crate::domain::session::CSRF_HEADER;
 use crate::edge::access::admin::Presented;
@@ -18,7 +19,7 @@ use crate::edge::{admin, api};
 /// Response headers a browser may read on the API surfaces.
 const EXPOSED_HEADERS: &str = "retry-after, x-ratelimit-limit-requests, \
      x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
-     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, x-gemgate-adjusted";
+     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, x-gemgate-adjusted, x-request-id";
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let url = req.url()?;
@@ -27,12 +28,16 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     // a bearer token: answer their preflight and let them read the answer.
     // The admin surface stays same-origin.
     let cors = route::surface_of(&path, Hints::default()) != Surface::Admin;
+    let sent_id = req.headers().get(REQUEST_ID_HEADER).ok().flatten();
+    let request_id = ops::client_request_id(sent_id.as_deref())
+        .unwrap_or_else(|| ops::new_request_id(crate::edge::crypto::random_bytes()));
     if cors && req.method() == Method::Options {
-        return preflight(&req);
+        return with_request_id(preflight(&req)?, &request_id);
     }
-    let app = App::new(env, &ctx, Some(req.inner().signal()));
+    let app = App::new(env, &ctx, Some(req.inner().signal()), request_id);
     crate::edge::upstream::accounts::import_env_once(&app);
-    let mut resp = route_and_dispatch(&app, req, &url, &path).await?;
+    let resp = route_and_dispatch(&app, req, &url, &path).await?;
+    let mut resp = with_request_id(resp, &app.request_id)?;
     if let Some(rate) = app.rate.borrow().as_ref() {
         billing::apply_rate_headers(&mut resp, rate);
     }
@@ -44,6 +49,23 @@ pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
         let _ = headers.set("access-control-expose-headers", EXPOSED_HEADERS);
     }
     Ok(resp)
+}
+
+/// Every response names its request. The runtime's own responses (static
+/// assets) have immutable headers: those are copied into a new response.
+fn with_request_id(mut resp: Response, id: &str) -> Result<Response> {
+    if resp.headers_mut().set(REQUEST_ID_HEADER, id).is_ok() {
+        return Ok(resp);
+    }
+    let headers = Headers::new();
+    for (name, value) in resp.headers() {
+        headers.append(&name, &value)?;
+    }
+    headers.set(REQUEST_ID_HEADER, id)?;
+    let status = resp.status_code();
+    Ok(Response::from_body(resp.body().clone())?
+        .with_status(status)
+        .with_headers(headers))
 }
 
 fn preflight(req: &Request) -> Result<Response> {
@@ -92,6 +114,7 @@ async fn route_and_dispatch(
         Err(e) => return unrouted(app, &headers, e).await,
     };
     let surface = route.surface();
+    app.surface.set(surface.name());
     let mut resp = match serve(app, req, route, url, &headers, &method).await {
         Ok(resp) => resp,
         Err(e) => render::error(surface, &e)?,

@@ -131,7 +131,7 @@ test('logs: the CSV export holds every filtered row', async () => {
   assert.match(res.headers.get('content-type'), /^text\/csv/);
   assert.match(res.headers.get('content-disposition'), /attachment/);
   const lines = (await res.text()).trim().split('\r\n');
-  assert.equal(lines[0], 'id,ts,user_id,user_name,model,key_id,key_masked,status,prompt_tokens,completion_tokens,reasoning_tokens,credits,latency_ms,stream,error');
+  assert.equal(lines[0], 'id,ts,user_id,user_name,model,key_id,key_masked,status,prompt_tokens,completion_tokens,reasoning_tokens,credits,latency_ms,stream,error,request_id,surface');
   assert.equal(lines.length, 1 + 4);
   assert.ok(lines.slice(1).every((l) => l.includes(',200,') && l.includes('stats-alice')));
 });

@@ -59,13 +59,21 @@ export async function upstreamCallsDuring(stack, fn) {
 
 // ---------------------------------------------------------------- the worker's cron
 
-/** Fires the worker's five-minute cron through wrangler's test route and waits (bounded) until it is done. */
+/**
+ * Fires the worker's five-minute cron through wrangler's test route and waits (bounded) until
+ * that run is done: its own `cron ... done` line, counted, so a second run waits for its own.
+ * (wrangler's route sets the scheduled time to now; tests that need "days later" move the
+ * stored timestamps back instead.)
+ */
 export async function runCron(stack) {
+  const doneRe = /\[gemgate\] cron \*\/5 \* \* \* \* done/g;
+  const before = (stack.log.match(doneRe) ?? []).length;
   const res = await fetch(`${stack.url}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`, {
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   assert.equal(res.status, 200);
-  await stack.waitForLog(/\[gemgate\] cron \*\/5 \* \* \* \* done/);
+  const counted = { test: (log) => (log.match(doneRe) ?? []).length > before };
+  await stack.waitForLog(counted, 30_000);
 }
 
 // ---------------------------------------------------------------- the usage ledger

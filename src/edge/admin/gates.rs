@@ -1,6 +1,6 @@
-//! What the model gates report: each concurrency-limited model's queue for
-//! the dashboard, and one gate's counters (tests read them to prove the
-//! common path makes no gate call).
+//! What the model gates and the pool report: each concurrency-limited
+//! model's queue for the dashboard, one gate's counters (tests read them to
+//! prove the common path makes no gate call), and `/metrics`.
 
 use futures::future::join_all;
 use serde_json::{Value, json};
@@ -8,13 +8,17 @@ use worker::Response;
 
 use crate::domain::error::GatewayError;
 use crate::domain::gate::{GateRequest, GateResponse};
-use crate::domain::limits::limits_for;
+use crate::domain::limits::{Concurrency, QueueView, limits_for};
+use crate::domain::ops::{self, QueueGauge};
 use crate::domain::quota::glob_match;
 use crate::edge::app::App;
 use crate::edge::http::render;
+use crate::edge::now_ms;
 use crate::edge::objects::gate;
 use crate::edge::snapshot;
+use crate::edge::store::ops as ops_store;
 use crate::edge::upstream::models;
+use crate::edge::upstream::readiness;
 
 type HandlerResult = Result<Response, GatewayError>;
 
@@ -24,6 +28,56 @@ const MAX_QUEUES: usize = 50;
 /// `GET /admin/api/models/queues`: every model with a concurrency limit
 /// (the upstream list's models and the exact names in `model_limits`).
 pub async fn queues(app: &App) -> HandlerResult {
+    let out: Vec<Value> = limited_queues(app)
+        .await?
+        .into_iter()
+        .map(|(model, limit, queue)| {
+            let mut row = json!({
+                "model": model,
+                "max_concurrency": limit.max,
+                "max_wait_ms": limit.max_wait_ms,
+            });
+            if let (Value::Object(row), Ok(Value::Object(queue))) =
+                (&mut row, serde_json::to_value(&queue))
+            {
+                row.extend(queue);
+            }
+            row
+        })
+        .collect();
+    render::json(200, &json!({ "models": out }))
+}
+
+/// `GET /metrics`: Prometheus text. Counters come from D1's never-pruned
+/// totals, gauges from the pool's health now and the limited models' gates.
+pub async fn metrics(app: &App) -> HandlerResult {
+    let db = app.db()?;
+    let now = now_ms();
+    let (totals, health, queues, errors) = futures::try_join!(
+        ops_store::metric_totals(&db),
+        readiness::model_health(app, now),
+        limited_queues(app),
+        ops_store::recent_error_counts(&db, now.saturating_sub(3_600_000)),
+    )?;
+    let queues: Vec<QueueGauge> = queues
+        .into_iter()
+        .map(|(model, _, q)| QueueGauge {
+            model,
+            in_flight: q.in_flight as u64,
+            waiting: q.queued as u64,
+        })
+        .collect();
+    let text = ops::prometheus(&ops::Metrics {
+        totals: &totals,
+        health: &health,
+        queues: &queues,
+        upstream_errors: &errors,
+    });
+    render::text(200, "text/plain; version=0.0.4; charset=utf-8", &text)
+}
+
+/// Each concurrency-limited model, its limit and its gate's queue now.
+async fn limited_queues(app: &App) -> Result<Vec<(String, Concurrency, QueueView)>, GatewayError> {
     let snap = snapshot::snapshot(app).await?;
     let rows = &snap.settings.model_limits;
     let mut names: Vec<String> = rows
@@ -57,24 +111,14 @@ pub async fn queues(app: &App) -> HandlerResult {
             .map(|(name, _)| gate::call(&app.env, name, &GateRequest::Snapshot)),
     )
     .await;
-    let mut out = Vec::new();
-    for ((model, limit), answer) in limited.iter().zip(answers) {
-        let Ok(GateResponse::Snapshot { queue, .. }) = answer else {
-            continue;
-        };
-        let mut row = json!({
-            "model": model,
-            "max_concurrency": limit.max,
-            "max_wait_ms": limit.max_wait_ms,
-        });
-        if let (Value::Object(row), Ok(Value::Object(queue))) =
-            (&mut row, serde_json::to_value(&queue))
-        {
-            row.extend(queue);
-        }
-        out.push(row);
-    }
-    render::json(200, &json!({ "models": out }))
+    Ok(limited
+        .into_iter()
+        .zip(answers)
+        .filter_map(|((model, limit), answer)| match answer {
+            Ok(GateResponse::Snapshot { queue, .. }) => Some((model, limit, queue)),
+            _ => None,
+        })
+        .collect())
 }
 
 /// `GET /admin/api/models/{model}/gate`.

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod gates;
 pub mod keys;
 pub mod models;
+pub mod ops;
 pub mod page;
 pub mod projects;
 pub mod session;
@@ -62,5 +63,11 @@ pub async fn serve(
         AdminRoute::LimitPresets => projects::presets(),
         AdminRoute::ModelQueues => gates::queues(app).await,
         AdminRoute::ModelGate(model) => gates::gate(app, &model).await,
+        AdminRoute::Jobs => ops::jobs(app).await,
+        AdminRoute::Errors => ops::errors(app, req).await,
+        AdminRoute::ArchivedKeys => ops::archived(app).await,
+        AdminRoute::RestoreKeys => ops::restore(app, req).await,
+        AdminRoute::PurgeKeys => ops::purge(app, req).await,
+        AdminRoute::Metrics => gates::metrics(app).await,
     }
 }

@@ -136,11 +136,13 @@ fn entry_json(e: &LogEntry) -> Value {
         "latency_ms": int(e.latency_ms),
         "stream": e.stream != 0.0,
         "error": e.error,
+        "request_id": e.request_id,
+        "surface": e.surface,
     })
 }
 
 const CSV_HEADER: &str = "id,ts,user_id,user_name,model,key_id,key_masked,status,prompt_tokens,\
-    completion_tokens,reasoning_tokens,credits,latency_ms,stream,error\r\n";
+    completion_tokens,reasoning_tokens,credits,latency_ms,stream,error,request_id,surface\r\n";
 
 fn csv_line(e: &LogEntry) -> String {
     let cells = [
@@ -159,6 +161,8 @@ fn csv_line(e: &LogEntry) -> String {
         int(e.latency_ms).to_string(),
         (e.stream != 0.0).to_string(),
         e.error.clone().unwrap_or_default(),
+        e.request_id.clone().unwrap_or_default(),
+        e.surface.clone().unwrap_or_default(),
     ];
     let mut line = cells
         .iter()

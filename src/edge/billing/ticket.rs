@@ -96,6 +96,8 @@ struct Admission {
     model: String,
     stream: bool,
     started_ms: u64,
+    request_id: String,
+    surface: &'static str,
 }
 
 impl Ticket {
@@ -296,6 +298,8 @@ pub async fn admit_scaled(
         model: model.to_owned(),
         stream,
         started_ms: now_ms(),
+        request_id: app.request_id.clone(),
+        surface: app.surface.get(),
     };
     let ticket = |admission| Ticket {
         env: app.env.clone(),
@@ -500,6 +504,8 @@ impl Admission {
             latency_ms: now_ms().saturating_sub(self.started_ms),
             stream: self.stream,
             error: outcome.error,
+            request_id: self.request_id,
+            surface: self.surface,
         }
     }
 }

@@ -13,6 +13,16 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, GatewayErr
     Ok(Response::from_json(value)?.with_status(status))
 }
 
+/// A text response with its content type (Prometheus, CSV).
+pub fn text(status: u16, content_type: &str, body: &str) -> Result<Response, GatewayError> {
+    let headers = Headers::new();
+    headers.set("content-type", content_type)?;
+    headers.set("cache-control", "no-store")?;
+    Ok(Response::ok(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
 /// Renders an error in the surface's own shape, with `Retry-After` when one applies.
 pub fn error(surface: Surface, err: &GatewayError) -> worker::Result<Response> {
     let status = err.status();

@@ -244,7 +244,8 @@ pub async fn list(db: &D1Database, now_ms: u64) -> Result<Vec<KeyView>, GatewayE
         .batch(vec![
             db.prepare(
                 "SELECT id, secret, masked, label, project, weight, class, enabled, \
-                 disabled_reason, source, created_at FROM upstream_keys ORDER BY created_at, id",
+                 disabled_reason, source, created_at FROM upstream_keys \
+                 WHERE archived_at IS NULL ORDER BY created_at, id",
             ),
             db.prepare(
                 "SELECT key_id, model, cooldown_until, consecutive_failures, last_error, updated_at \
@@ -293,7 +294,7 @@ pub async fn get(db: &D1Database, id: &str, now_ms: u64) -> Result<Option<KeyVie
 
 /// The masked form stored at insert, or for rows written before it was
 /// stored, one made from the plaintext; a sealed value is never shown.
-fn listed_mask(stored: &str, masked: Option<&str>) -> String {
+pub fn listed_mask(stored: &str, masked: Option<&str>) -> String {
     match (masked, sealed::parse(stored)) {
         (Some(m), _) => m.to_owned(),
         (None, Stored::Plain(plain)) => mask_secret(plain),
@@ -488,7 +489,7 @@ pub async fn health_counts(db: &D1Database, now_ms: u64) -> Result<HealthCounts,
              (SELECT COUNT(DISTINCT h.key_id) FROM key_model_health h \
               JOIN upstream_keys k ON k.id = h.key_id \
               WHERE k.enabled = 1 AND h.cooldown_until > ?1) AS cooling \
-             FROM upstream_keys",
+             FROM upstream_keys WHERE archived_at IS NULL",
         )
         .bind(&[js_int(now_ms)])
         .map_err(internal("bind health counts"))?

@@ -6,6 +6,7 @@ use worker::wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 
 use crate::domain::error::GatewayError;
+use crate::domain::ops::{MetricRow, aggregate_metrics};
 use crate::domain::usage::{
     DAY_MS, HOUR_MS, LATENCY_BUCKETS, LogRow, MINUTE_MS, Totals, aggregate, aggregate_dims,
     user_credits,
@@ -27,8 +28,9 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
         statements.push(
             db.prepare(
                 "INSERT INTO request_log (ts, user_id, model, key_id, status, prompt_tokens, \
-                 completion_tokens, reasoning_tokens, credits, latency_ms, stream, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 completion_tokens, reasoning_tokens, credits, latency_ms, stream, error, \
+                 request_id, surface) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )
             .bind(&[
                 js_int(row.ts),
@@ -43,6 +45,8 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
                 js_int(row.latency_ms),
                 js_int(u64::from(row.stream)),
                 js_opt(row.error.as_deref()),
+                row.request_id.as_str().into(),
+                row.surface.into(),
             ])
             .map_err(internal("bind log"))?,
         );
@@ -82,8 +86,43 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
                 .map_err(internal("bind credits"))?,
         );
     }
+    for m in aggregate_metrics(rows) {
+        statements.push(metric_upsert(db, &m)?);
+    }
     db.batch(statements).await.map_err(internal("write log"))?;
     Ok(())
+}
+
+/// Adds a batch's increments to the never-pruned totals behind `/metrics`.
+fn metric_upsert(db: &D1Database, m: &MetricRow) -> Result<D1PreparedStatement, GatewayError> {
+    let latency: Vec<String> = (0..LATENCY_BUCKETS).map(|i| format!("lat_{i}")).collect();
+    let params: Vec<String> = (0..LATENCY_BUCKETS)
+        .map(|i| format!("?{}", 6 + i))
+        .collect();
+    let updates: Vec<String> = latency
+        .iter()
+        .zip(&params)
+        .map(|(c, p)| format!("{c} = {c} + {p}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO metric_totals (surface, model, outcome, requests, latency_ms, {}) \
+         VALUES (?1, ?2, ?3, ?4, ?5, {}) ON CONFLICT (surface, model, outcome) DO UPDATE SET \
+         requests = requests + ?4, latency_ms = latency_ms + ?5, {}",
+        latency.join(", "),
+        params.join(", "),
+        updates.join(", ")
+    );
+    let mut binds: Vec<JsValue> = vec![
+        m.surface.as_str().into(),
+        m.model.as_str().into(),
+        m.outcome.as_str().into(),
+        js_int(m.requests),
+        js_int(m.latency_ms),
+    ];
+    binds.extend(m.buckets.iter().map(|&n| js_int(n)));
+    db.prepare(sql)
+        .bind(&binds)
+        .map_err(internal("bind metric totals"))
 }
 
 /// Adds one rollup delta to `table`, whose time column is `bucket` and whose other key
@@ -175,13 +214,17 @@ pub async fn prune(
             db.prepare("DELETE FROM usage_minute WHERE minute < ?1")
                 .bind(&[js_int(minute_cutoff_ms)])
                 .map_err(internal("bind minute retention"))?,
+            // The error view's raw rows live as long as the request log.
+            db.prepare("DELETE FROM upstream_errors WHERE ts < ?1")
+                .bind(&[js_int(log_cutoff_ms)])
+                .map_err(internal("bind error retention"))?,
         ])
         .await
         .map_err(internal("retention"))?;
-    let [log, rollups, dims, minutes] = crate::edge::store::batch_of(results)?;
+    let [log, rollups, dims, daily, minutes, errors] = crate::edge::store::batch_of(results)?;
     Ok((
-        changes(&log),
-        changes(&rollups) + changes(&dims),
+        changes(&log) + changes(&errors),
+        changes(&rollups) + changes(&dims) + changes(&daily),
         changes(&minutes),
     ))
 }

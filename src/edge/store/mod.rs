@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod keys;
 pub mod log;
 pub mod meta;
+pub mod ops;
 pub mod projects;
 pub mod sessions;
 pub mod settings;

@@ -316,6 +316,8 @@ pub struct LogEntry {
     pub latency_ms: f64,
     pub stream: f64,
     pub error: Option<String>,
+    pub request_id: Option<String>,
+    pub surface: Option<String>,
 }
 
 impl LogEntry {
@@ -337,8 +339,8 @@ pub async fn logs(
     let mut sql = String::from(
         "SELECT l.id, l.ts, l.user_id, u.name AS user_name, l.model, l.key_id, \
          k.masked AS key_masked, l.status, l.prompt_tokens, l.completion_tokens, \
-         l.reasoning_tokens, l.credits, l.latency_ms, l.stream, l.error \
-         FROM request_log l LEFT JOIN users u ON u.id = l.user_id \
+         l.reasoning_tokens, l.credits, l.latency_ms, l.stream, l.error, l.request_id, \
+         l.surface FROM request_log l LEFT JOIN users u ON u.id = l.user_id \
          LEFT JOIN upstream_keys k ON k.id = l.key_id WHERE l.ts >= ?1 AND l.ts < ?2",
     );
     let mut params = vec![js_int(q.from_ms), js_int(q.to_ms)];

@@ -624,13 +624,7 @@ pub fn import_env_once(app: &App) {
     if found.is_empty() {
         return;
     }
-    let detached = App {
-        env: app.env.clone(),
-        background: app.background.clone(),
-        config: app.config.clone(),
-        rate: RefCell::new(None),
-        client_signal: None,
-    };
+    let detached = app.detached();
     app.background.spawn(async move {
         for (name, raw) in found {
             if let Err(e) = import_env_secret(&detached, &name, &raw).await {

@@ -10,6 +10,7 @@ pub mod health;
 pub mod local;
 pub mod media;
 pub mod models;
+pub mod readiness;
 pub mod urls;
 
 use std::future::Future;
@@ -28,6 +29,7 @@ use crate::domain::outcome::{Outcome, project_of_error};
 use crate::edge::app::App;
 use crate::edge::now_ms;
 use crate::edge::snapshot::{Snapshot, UpstreamKey};
+use crate::edge::store::ops as ops_store;
 use crate::edge::upstream::accounts::AccountAttempt;
 use crate::edge::upstream::fetch::{Attempt, attempt};
 pub use crate::edge::upstream::fetch::{
@@ -271,9 +273,11 @@ async fn note_failure(
     detail: &str,
     attention: Option<Attention>,
 ) {
+    record_failure_in_background(app, id, &req.gate, outcome, detail);
     if is_account(id) {
         worker::console_warn!(
-            "[gemgate] {} on account {id} for {}: {detail}",
+            "[gemgate] req={} {} on account {id} for {}: {detail}",
+            app.request_id,
             outcome.label(),
             req.gate,
         );
@@ -287,7 +291,8 @@ async fn note_failure(
         return;
     }
     worker::console_warn!(
-        "[gemgate] {} on key {} for {}: {detail}",
+        "[gemgate] req={} {} on key {} for {}: {detail}",
+        app.request_id,
         outcome.label(),
         mask_secret(secret),
         req.gate,
@@ -295,6 +300,32 @@ async fn note_failure(
     if let Outcome::KeyInvalid { reason } = outcome {
         disable_in_background(app, id, reason);
     }
+}
+
+/// Puts a failed attempt on record for the error view, off the request's path.
+fn record_failure_in_background(app: &App, id: &str, model: &str, outcome: &Outcome, detail: &str) {
+    let Ok(db) = app.db() else { return };
+    let (request_id, id, model, detail) = (
+        app.request_id.clone(),
+        id.to_owned(),
+        model.to_owned(),
+        detail.to_owned(),
+    );
+    let (class, status) = (outcome.label(), outcome.status());
+    app.background.spawn(async move {
+        let failure = ops_store::UpstreamFailure {
+            ts: now_ms(),
+            request_id: &request_id,
+            upstream_id: &id,
+            model: &model,
+            class,
+            status,
+            message: &detail,
+        };
+        if let Err(e) = ops_store::record_failure(&db, &failure).await {
+            worker::console_warn!("[gemgate] could not record an upstream error: {e}");
+        }
+    });
 }
 
 /// The model a key probe counts tokens on, and whose gate records the outcome.
@@ -314,12 +345,25 @@ pub struct Probe {
 /// Tries one key with a cheap call (`countTokens` on [`PROBE_MODEL`]) and records the outcome
 /// like any other: reported to the model's gate, and an invalid key disabled.
 pub async fn probe(app: &App, snap: &Snapshot, key: &UpstreamKey) -> Probe {
+    probe_on(app, snap, key, PROBE_MODEL, true).await
+}
+
+/// [`probe`] on `model`. With `record`, the outcome goes to the model's gate (and
+/// the D1 mirror) as any attempt's would, and an invalid key is disabled;
+/// without, nothing is recorded (a disabled key has nothing at the gate).
+pub async fn probe_on(
+    app: &App,
+    snap: &Snapshot,
+    key: &UpstreamKey,
+    model: &str,
+    record: bool,
+) -> Probe {
     let request = UpstreamRequest {
         method: worker::Method::Post,
         url: match urls::action(
             &app.config.env.gemini_api_base,
             urls::Version::V1Beta,
-            PROBE_MODEL,
+            model,
             "countTokens",
             [],
         ) {
@@ -337,7 +381,7 @@ pub async fn probe(app: &App, snap: &Snapshot, key: &UpstreamKey) -> Probe {
         },
         body: Some(r#"{"contents":[{"role":"user","parts":[{"text":"ping"}]}]}"#.to_owned()),
         stream: false,
-        gate: PROBE_MODEL.to_owned(),
+        gate: model.to_owned(),
         code_assist: None,
     };
     let timeout = Duration::from_millis(snap.settings.upstream_timeout_ms.min(30_000));
@@ -358,20 +402,19 @@ pub async fn probe(app: &App, snap: &Snapshot, key: &UpstreamKey) -> Probe {
         .as_ref()
         .err()
         .map(|body| scrub(&failure_detail(&outcome, Some(body)), &key.secret));
-    if let Outcome::KeyInvalid { reason } = &outcome {
+    // A key re-checked while disabled keeps the time it was first found
+    // invalid: the archive counts from it.
+    if let (true, Outcome::KeyInvalid { reason }) = (record, &outcome) {
         disable_in_background(app, &key.id, reason);
     }
-    record_last(
-        app,
-        snap,
-        PROBE_MODEL,
-        Report {
+    if record {
+        let report = Report {
             key_id: key.id.clone(),
             outcome: outcome.clone(),
             latency_ms,
-        },
-    )
-    .await;
+        };
+        record_last(app, snap, model, report).await;
+    }
     Probe {
         id: key.id.clone(),
         ok: outcome == Outcome::Ok,
