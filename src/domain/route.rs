@@ -159,6 +159,8 @@ pub enum AdminRoute {
     ModelQueues,
     /// `GET /admin/api/models/{model}/gate`: one model gate's counters and queue.
     ModelGate(String),
+    /// `GET /admin/api/secrets`: encryption at rest and a key rotation's progress.
+    Secrets,
 }
 
 /// Who may call a route.
@@ -373,6 +375,7 @@ fn admin_api(rest: &str) -> Option<Matched> {
             methods(vec![("PATCH", A::UpdateModel(id(1)))])
         }
         ["stats"] => methods(vec![("GET", A::Stats)]),
+        ["secrets"] => methods(vec![("GET", A::Secrets)]),
         ["logs"] => methods(vec![("GET", A::Logs)]),
         ["accounts"] => methods(vec![("GET", A::ListAccounts), ("POST", A::ImportAccounts)]),
         ["accounts", "export"] => methods(vec![("GET", A::ExportAccounts)]),
@@ -692,6 +695,7 @@ mod tests {
             "/admin/api/models/gemini-2.5-flash",
             "/admin/api/stats",
             "/admin/api/logs",
+            "/admin/api/secrets",
         ];
         let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
         let mut checked = 0;
@@ -704,7 +708,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 21, "every admin route and method was walked");
+        assert_eq!(checked, 22, "every admin route and method was walked");
         // Anything else under /admin/api/ resolves to no route at all.
         assert!(resolve("GET", "/admin/api/unknown", Hints::default()).is_err());
     }

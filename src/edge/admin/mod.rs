@@ -8,6 +8,7 @@ pub mod keys;
 pub mod models;
 pub mod page;
 pub mod projects;
+pub mod secrets;
 pub mod session;
 pub mod settings;
 pub mod stats;
@@ -62,5 +63,6 @@ pub async fn serve(
         AdminRoute::LimitPresets => projects::presets(),
         AdminRoute::ModelQueues => gates::queues(app).await,
         AdminRoute::ModelGate(model) => gates::gate(app, &model).await,
+        AdminRoute::Secrets => secrets::get(app).await,
     }
 }

@@ -1,6 +1,8 @@
 //! Scheduled maintenance (Cron Triggers). Each job is idempotent and bounded,
 //! and a failing job is logged without stopping the others.
 
+mod reseal;
+
 use worker::{D1Database, Env, ScheduleContext, ScheduledEvent};
 
 use crate::domain::accounts::oauth::REFRESH_AHEAD_MS;
@@ -42,6 +44,15 @@ pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
             "[gemgate] cron retention: {log} log row(s), {rollups} hourly and {minutes} minute rollup(s) deleted"
         ),
         Err(e) => worker::console_warn!("[gemgate] cron retention failed: {e}"),
+    }
+    match reseal::run(&env, &db).await {
+        Ok(r) => worker::console_log!(
+            "[gemgate] cron reseal: {} re-sealed, {} remaining, {} failed",
+            r.resealed,
+            r.remaining,
+            r.failed
+        ),
+        Err(e) => worker::console_warn!("[gemgate] cron reseal failed: {e}"),
     }
     worker::console_log!("[gemgate] cron {cron} done");
 }

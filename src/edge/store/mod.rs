@@ -7,6 +7,7 @@ pub mod keys;
 pub mod log;
 pub mod meta;
 pub mod projects;
+pub mod sealed;
 pub mod sessions;
 pub mod settings;
 pub mod stats;
