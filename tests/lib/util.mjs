@@ -59,13 +59,19 @@ export async function upstreamCallsDuring(stack, fn) {
 
 // ---------------------------------------------------------------- the worker's cron
 
-/** Fires the worker's five-minute cron through wrangler's test route and waits (bounded) until it is done. */
+/**
+ * Fires the worker's five-minute cron through wrangler's test route and waits
+ * (bounded) until this run is done: one more "done" line than before it, so
+ * a second run never returns on the first one's line.
+ */
 export async function runCron(stack) {
+  const doneLines = () => stack.log.match(/\[gemgate\] cron \*\/5 \* \* \* \* done/g)?.length ?? 0;
+  const before = doneLines();
   const res = await fetch(`${stack.url}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`, {
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   assert.equal(res.status, 200);
-  await stack.waitForLog(/\[gemgate\] cron \*\/5 \* \* \* \* done/);
+  await stack.waitForLog({ test: () => doneLines() > before, toString: () => `cron run ${before + 1} done` });
 }
 
 // ---------------------------------------------------------------- the usage ledger
