@@ -8,7 +8,14 @@ use serde_json::{Map, Value};
 
 /// The jobs, in the order a run performs them. Names are the contract of
 /// `GET /admin/api/jobs` and of the `job_runs` table.
-pub const JOBS: [&str; 5] = ["import", "probe", "archive", "tokens", "retention"];
+pub const JOBS: [&str; 6] = [
+    "import",
+    "probe",
+    "archive",
+    "tokens",
+    "retention",
+    "reseal",
+];
 
 /// Runs of each job kept in `job_runs`.
 pub const RUNS_KEPT: u32 = 50;

@@ -182,6 +182,8 @@ pub enum AdminRoute {
     PurgeKeys,
     /// `GET /metrics`: Prometheus text, with admin credentials.
     Metrics,
+    /// `GET /admin/api/secrets`: encryption at rest and a key rotation's progress.
+    Secrets,
 }
 
 /// Who may call a route.
@@ -402,6 +404,7 @@ fn admin_api(rest: &str) -> Option<Matched> {
             methods(vec![("PATCH", A::UpdateModel(id(1)))])
         }
         ["stats"] => methods(vec![("GET", A::Stats)]),
+        ["secrets"] => methods(vec![("GET", A::Secrets)]),
         ["logs"] => methods(vec![("GET", A::Logs)]),
         ["accounts"] => methods(vec![("GET", A::ListAccounts), ("POST", A::ImportAccounts)]),
         ["accounts", "export"] => methods(vec![("GET", A::ExportAccounts)]),
@@ -727,6 +730,7 @@ mod tests {
             "/admin/api/keys/archive/restore",
             "/admin/api/keys/archive/purge",
             "/metrics",
+            "/admin/api/secrets",
         ];
         let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
         let mut checked = 0;
@@ -739,7 +743,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 28, "every admin route and method was walked");
+        assert_eq!(checked, 29, "every admin route and method was walked");
         // Anything else under /admin/api/ resolves to no route at all.
         assert!(resolve("GET", "/admin/api/unknown", Hints::default()).is_err());
     }

@@ -366,12 +366,12 @@ test('6. no refresh or access token in D1, in an admin answer (export aside), or
     assert.ok(!/ya29\./.test(text), 'an admin answer carries an access token');
   }
   const rows = await stack.d1('SELECT refresh_token, client_secret FROM accounts');
-  // Sealed values are `enc:v1:<base64>`; base64 may contain `1//` by chance,
+  // Sealed values are `enc:v2:<key fingerprint>:<base64>`; base64 may contain `1//` by chance,
   // so the check is the prefix and the absence of a mock token's slug.
   for (const row of rows) {
-    assert.match(row.refresh_token, /^enc:v1:[A-Za-z0-9+/=]+$/, 'a refresh token is stored in plaintext');
+    assert.match(row.refresh_token, /^enc:v2:[0-9a-f]{12}:[A-Za-z0-9+/=]+$/, 'a refresh token is stored in plaintext');
     assert.ok(!/1\/\/[a-z]{3}/.test(row.refresh_token), 'a refresh token is stored in plaintext');
-    assert.match(row.client_secret, /^enc:v1:/, 'a client secret is stored in plaintext');
+    assert.match(row.client_secret, /^enc:v2:[0-9a-f]{12}:/, 'a client secret is stored in plaintext');
     assert.ok(!row.client_secret.includes('env-secret') && !row.client_secret.startsWith('GOCSPX'), 'a client secret is stored in plaintext');
   }
   // The export with secrets gives what re-imports, and is logged.

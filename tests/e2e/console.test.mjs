@@ -213,6 +213,30 @@ const PAGES = [
     async prepare(page) {
       const failed = await page.$('.settings-form > .notice-info');
       assert.equal(failed && await failed.innerText(), null, 'the settings page could not load the defaults');
+      // The stack runs with ENCRYPTION_KEY: the secrets card shows the key, not the plaintext warning.
+      await page.waitForSelector('#secrets-done', { timeout: UI_TIMEOUT });
+      assert.equal(await page.$('#secrets-plaintext'), null);
+    },
+  },
+  {
+    // A key rotation half done, as GET /admin/api/secrets answers mid-way
+    // (rotation.test.mjs drives a real one).
+    name: 'settings-rotating', path: '/admin/settings', ready: '#secrets-progress',
+    async route(page) {
+      await page.route('**/admin/api/secrets', (r) => r.fulfill({ json: {
+        encryption: 'on', current_fingerprint: '134b01671e9e', previous_set: true, previous_fingerprint: 'e69a593d54f3', batch_size: 50,
+        remaining: { keys: 1210, accounts: 3, sign_ins: 0 }, plaintext: { keys: 4, accounts: 0, sign_ins: 0 }, unknown_key: { keys: 2, accounts: 0, sign_ins: 0 },
+      } }));
+    },
+  },
+  {
+    // The plaintext fallback: no ENCRYPTION_KEY.
+    name: 'settings-plaintext', path: '/admin/settings', ready: '#secrets-plaintext',
+    async route(page) {
+      await page.route('**/admin/api/secrets', (r) => r.fulfill({ json: {
+        encryption: 'off', current_fingerprint: null, previous_set: false, previous_fingerprint: null, batch_size: 50,
+        remaining: { keys: 0, accounts: 0, sign_ins: 0 }, plaintext: { keys: 115, accounts: 1, sign_ins: 0 }, unknown_key: { keys: 0, accounts: 0, sign_ins: 0 },
+      } }));
     },
   },
   { name: 'logs', path: '/admin/logs', ready: '.logs-table tbody tr' },

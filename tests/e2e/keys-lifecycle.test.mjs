@@ -53,7 +53,7 @@ test('D1 stores upstream keys encrypted, with only their masked form in clear', 
   const rows = await stack.d1('SELECT secret, masked FROM upstream_keys');
   assert.equal(rows.length, 3);
   for (const row of rows) {
-    assert.match(row.secret, /^enc:v1:[A-Za-z0-9+/=]+$/);
+    assert.match(row.secret, /^enc:v2:[0-9a-f]{12}:[A-Za-z0-9+/=]+$/);
     assert.match(row.masked, /…/);
     for (const k of ENV_KEYS) {
       assert.ok(!row.secret.includes(k) && !row.masked.includes(k), `${k} stored in clear`);

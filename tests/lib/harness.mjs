@@ -142,20 +142,24 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
   mkdirSync(STATE_ROOT, { recursive: true });
   const persistDir = mkdtempSync(join(STATE_ROOT, 'run-'));
   const envFile = join(persistDir, 'test.env');
-  const secretLines = {
+  // A secret given as null is left out (e.g. ENCRYPTION_KEY, to run the plaintext fallback).
+  let secretLines = {
     ADMIN_PASSWORD,
     ACCESS_TOKENS: `${CLIENT_TOKEN},sk-second-token`,
     ENCRYPTION_KEY: 'test-encryption-key-0123456789abcdef',
-    ...secrets,
   };
-  writeFileSync(
-    envFile,
-    // dotenv keeps a single-quoted value literally (a JSON credential), and
-    // expands only \n in a double-quoted one.
-    Object.entries(secretLines)
-      .map(([k, v]) => `${k}=${v.includes('"') && !v.includes("'") && !v.includes('\n') ? `'${v}'` : JSON.stringify(v)}`)
-      .join('\n') + '\n',
-  );
+  const writeSecrets = (changes) => {
+    secretLines = Object.fromEntries(Object.entries({ ...secretLines, ...changes }).filter(([, v]) => v !== null && v !== undefined));
+    writeFileSync(
+      envFile,
+      // dotenv keeps a single-quoted value literally (a JSON credential), and
+      // expands only \n in a double-quoted one.
+      Object.entries(secretLines)
+        .map(([k, v]) => `${k}=${v.includes('"') && !v.includes("'") && !v.includes('\n') ? `'${v}'` : JSON.stringify(v)}`)
+        .join('\n') + '\n',
+    );
+  };
+  writeSecrets(secrets);
   await migrate(persistDir, assetsDir);
   // The mock's media endpoint is the one private target image_url fetches may reach.
   // Every Google endpoint points at the mock: the Gemini API, Code Assist and OAuth.
@@ -211,9 +215,13 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
       });
     },
     persistDir,
-    /** Stops and starts `wrangler dev` on the same state dir and port. */
-    async restart() {
+    /**
+     * Stops and starts `wrangler dev` on the same state dir and port;
+     * `secrets` changes the secrets it starts with (null removes one).
+     */
+    async restart({ secrets: changes } = {}) {
       await stopChild(worker.child);
+      if (changes) writeSecrets(changes);
       worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort, assetsDir });
     },
     async stop() {

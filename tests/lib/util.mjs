@@ -60,20 +60,18 @@ export async function upstreamCallsDuring(stack, fn) {
 // ---------------------------------------------------------------- the worker's cron
 
 /**
- * Fires the worker's five-minute cron through wrangler's test route and waits (bounded) until
- * that run is done: its own `cron ... done` line, counted, so a second run waits for its own.
- * (wrangler's route sets the scheduled time to now; tests that need "days later" move the
- * stored timestamps back instead.)
+ * Fires the worker's five-minute cron through wrangler's test route and waits
+ * (bounded) until this run is done: one more "done" line than before it, so
+ * a second run never returns on the first one's line.
  */
 export async function runCron(stack) {
-  const doneRe = /\[gemgate\] cron \*\/5 \* \* \* \* done/g;
-  const before = (stack.log.match(doneRe) ?? []).length;
+  const doneLines = () => stack.log.match(/\[gemgate\] cron \*\/5 \* \* \* \* done/g)?.length ?? 0;
+  const before = doneLines();
   const res = await fetch(`${stack.url}/__scheduled?cron=${encodeURIComponent('*/5 * * * *')}`, {
     signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
   });
   assert.equal(res.status, 200);
-  const counted = { test: (log) => (log.match(doneRe) ?? []).length > before };
-  await stack.waitForLog(counted, 30_000);
+  await stack.waitForLog({ test: () => doneLines() > before, toString: () => `cron run ${before + 1} done` });
 }
 
 // ---------------------------------------------------------------- the usage ledger

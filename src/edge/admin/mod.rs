@@ -9,6 +9,7 @@ pub mod models;
 pub mod ops;
 pub mod page;
 pub mod projects;
+pub mod secrets;
 pub mod session;
 pub mod settings;
 pub mod stats;
@@ -69,5 +70,6 @@ pub async fn serve(
         AdminRoute::RestoreKeys => ops::restore(app, req).await,
         AdminRoute::PurgeKeys => ops::purge(app, req).await,
         AdminRoute::Metrics => gates::metrics(app).await,
+        AdminRoute::Secrets => secrets::get(app).await,
     }
 }

@@ -1,6 +1,8 @@
 //! Scheduled maintenance (Cron Triggers). Each job is idempotent and bounded,
 //! and a failing job is logged without stopping the others.
 
+mod reseal;
+
 use std::future::Future;
 
 use serde_json::{Map, Value};
@@ -39,6 +41,7 @@ pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     job(&db, "archive", archive(&app, &db, now)).await;
     job(&db, "tokens", refresh_tokens(&app, &db)).await;
     job(&db, "retention", retention(&db, now)).await;
+    job(&db, "reseal", reseal_secrets(&app, &db)).await;
     // What the jobs left in the background (health mirrors, disables).
     app.background.drain().await;
     worker::console_log!("[gemgate] cron {cron} done (scheduled at {now})");
@@ -159,6 +162,22 @@ async fn probe(app: &App, db: &D1Database, now: u64) -> Result<Map<String, Value
         ("probed", probed),
         ("recovered", recovered),
         ("still_failing", failing),
+    ]))
+}
+
+/// Re-seals, in a batch, secrets not sealed under the current `ENCRYPTION_KEY`.
+async fn reseal_secrets(app: &App, db: &D1Database) -> Result<Map<String, Value>, GatewayError> {
+    let r = reseal::run(&app.env, db).await?;
+    worker::console_log!(
+        "[gemgate] cron reseal: {} re-sealed, {} remaining, {} failed",
+        r.resealed,
+        r.remaining,
+        r.failed
+    );
+    Ok(jobs::counts([
+        ("resealed", r.resealed as u64),
+        ("remaining", r.remaining),
+        ("failed", r.failed as u64),
     ]))
 }
 

@@ -24,7 +24,7 @@ use crate::domain::sealed::{self, Stored};
 use crate::domain::sha256::sha256_hex;
 use crate::edge::app::App;
 use crate::edge::config::secret;
-use crate::edge::crypto::SecretBox;
+use crate::edge::crypto::Keyring;
 use crate::edge::store::accounts::{self as account_store, StoredAccount};
 use crate::edge::store::keys::{self as key_store, StoredKey, weight_of};
 use crate::edge::store::{batch_of, meta, settings as settings_store};
@@ -296,7 +296,7 @@ pub async fn snapshot(app: &App) -> Result<Rc<Snapshot>, GatewayError> {
 /// D1 batch.
 async fn load(
     db: &D1Database,
-    sealer: Option<Rc<SecretBox>>,
+    sealer: Option<Rc<Keyring>>,
     now: u64,
 ) -> Result<(Snapshot, Option<String>), GatewayError> {
     let results = db
@@ -325,15 +325,11 @@ pub async fn keys_by_id(app: &App, ids: &[String]) -> Result<Vec<UpstreamKey>, G
 /// Opens the stored secrets. A key that cannot be opened (wrong or missing
 /// `ENCRYPTION_KEY`) is left out and logged by id, so one bad row never
 /// takes the whole pool down.
-async fn open_all(sealer: Option<Rc<SecretBox>>, stored: Vec<StoredKey>) -> Vec<UpstreamKey> {
+async fn open_all(sealer: Option<Rc<Keyring>>, stored: Vec<StoredKey>) -> Vec<UpstreamKey> {
     let opened = join_all(stored.into_iter().map(|key| {
         let sealer = sealer.clone();
         async move {
-            let result = match (&sealer, sealed::parse(&key.secret)) {
-                (_, Stored::Plain(_)) => Ok(key.secret.clone()),
-                (Some(sealer), _) => sealer.open(&key.secret).await,
-                (None, _) => Err(GatewayError::Internal("ENCRYPTION_KEY is not set".into())),
-            };
+            let result = open_secret(sealer.as_deref(), &key.secret).await;
             match result {
                 Ok(secret) => Some(UpstreamKey {
                     candidate: Candidate {
@@ -357,19 +353,20 @@ async fn open_all(sealer: Option<Rc<SecretBox>>, stored: Vec<StoredKey>) -> Vec<
     opened.into_iter().flatten().collect()
 }
 
-/// Opens one stored secret: sealed ones need the box, plain ones (stored
+/// Opens one stored secret: sealed ones need the keyring (which tries the
+/// key they name, or each key for an old `v1` value), plain ones (stored
 /// without `ENCRYPTION_KEY`) are taken as they are.
-pub async fn open_secret(sealer: Option<&SecretBox>, stored: &str) -> Result<String, GatewayError> {
+pub async fn open_secret(sealer: Option<&Keyring>, stored: &str) -> Result<String, GatewayError> {
     match (sealer, sealed::parse(stored)) {
-        (_, Stored::Plain(_)) => Ok(stored.to_owned()),
-        (Some(sealer), _) => sealer.open(stored).await,
+        (Some(ring), _) => ring.open(stored).await,
+        (None, Stored::Plain(_)) => Ok(stored.to_owned()),
         (None, _) => Err(GatewayError::Internal("ENCRYPTION_KEY is not set".into())),
     }
 }
 
 /// Opens an account's refresh token and client secret.
 pub async fn open_account(
-    sealer: Option<&SecretBox>,
+    sealer: Option<&Keyring>,
     account: StoredAccount,
 ) -> Result<UpstreamAccount, GatewayError> {
     let refresh_token = open_secret(sealer, &account.refresh_token).await?;
@@ -393,7 +390,7 @@ pub async fn open_account(
 
 /// Opens the accounts' secrets, leaving out (and logging by id) any that cannot be opened.
 async fn open_accounts(
-    sealer: Option<Rc<SecretBox>>,
+    sealer: Option<Rc<Keyring>>,
     stored: Vec<StoredAccount>,
 ) -> Vec<UpstreamAccount> {
     let opened = join_all(stored.into_iter().map(|account| {
@@ -410,10 +407,16 @@ async fn open_accounts(
     opened.into_iter().flatten().collect()
 }
 
-/// The isolate's secret box, when `ENCRYPTION_KEY` is set.
-pub async fn sealer(env: &Env) -> Result<Option<Rc<SecretBox>>, GatewayError> {
+/// The isolate's keyring, when `ENCRYPTION_KEY` is set: that key, and
+/// `ENCRYPTION_KEY_PREVIOUS` during a rotation (ignored without the first).
+pub async fn sealer(env: &Env) -> Result<Option<Rc<Keyring>>, GatewayError> {
     match secret(env, "ENCRYPTION_KEY") {
-        Some(key) => SecretBox::for_isolate(&key).await.map(Some),
+        Some(key) => {
+            let previous = secret(env, "ENCRYPTION_KEY_PREVIOUS");
+            Keyring::for_isolate(&key, previous.as_deref())
+                .await
+                .map(Some)
+        }
         None => Ok(None),
     }
 }

@@ -12,7 +12,7 @@ use crate::domain::keypool::KeyHealthView;
 use crate::domain::mask::{key_id, mask_secret};
 use crate::domain::sealed::{self, Stored};
 use crate::domain::sha256::sha256_hex;
-use crate::edge::crypto::SecretBox;
+use crate::edge::crypto::Keyring;
 use crate::edge::store::{changes, meta};
 use crate::edge::{int, internal, js_int, js_opt};
 
@@ -106,7 +106,7 @@ pub async fn import(
     db: &D1Database,
     secrets: &[String],
     meta: &KeyMeta,
-    sealer: Option<&SecretBox>,
+    sealer: Option<&Keyring>,
     now_ms: u64,
 ) -> Result<ImportCounts, GatewayError> {
     if secrets.is_empty() {
@@ -168,7 +168,7 @@ pub async fn import(
 pub async fn import_env_if_changed(
     db: &D1Database,
     raw: &str,
-    sealer: Option<&SecretBox>,
+    sealer: Option<&Keyring>,
     stored_digest: Option<&str>,
     now_ms: u64,
 ) -> Result<bool, GatewayError> {

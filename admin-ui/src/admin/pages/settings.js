@@ -299,6 +299,49 @@ function SettingsForm({ current, defaults, defaultsError, onSaved }) {
     </form>`;
 }
 
+const sum = (counts) => Object.values(counts ?? {}).reduce((s, n) => s + (Number(n) || 0), 0);
+
+/**
+ * Secrets at rest (`GET /admin/api/secrets`): the plaintext fallback's
+ * warning when ENCRYPTION_KEY is unset, else the key's fingerprint and a
+ * rotation's progress (rows not yet under the current key).
+ */
+function SecretsCard() {
+  const { data, error } = useLoad(() => api.get('/admin/api/secrets', { quiet: true }), []);
+  if (!data && !error) return null;
+  const breakdown = (c) => t('secrets.breakdown', { keys: num(c?.keys ?? 0), accounts: num(c?.accounts ?? 0), signIns: num(c?.sign_ins ?? 0) });
+  let body;
+  if (!data) {
+    body = html`<p class="notice-info" role="status">${t('secrets.loadFailed')} <span translate=${false}>${error.message}</span></p>`;
+  } else if (data.encryption === 'off') {
+    const plain = sum(data.plaintext);
+    body = html`
+      <p class="notice-warn" id="secrets-plaintext" role="alert">${t('secrets.plaintextWarning')}</p>
+      ${plain > 0 && html`<p class="hint">${t('secrets.plaintextCount', { n: num(plain) })} ${breakdown(data.plaintext)}</p>`}`;
+  } else {
+    const remaining = sum(data.remaining);
+    const unknown = sum(data.unknown_key);
+    body = html`
+      <dl class="detail-list secrets-list">
+        <div><dt>${t('secrets.current')}</dt><dd><code translate=${false}>${data.current_fingerprint}</code></dd></div>
+        <div><dt>${t('secrets.previous')}</dt><dd>${data.previous_fingerprint
+          ? html`<code translate=${false}>${data.previous_fingerprint}</code>` : t('secrets.previousUnset')}</dd></div>
+        <div><dt>${t('secrets.remaining')}</dt><dd id="secrets-remaining">${num(remaining)}</dd></div>
+        <div><dt>${t('secrets.plaintext')}</dt><dd>${num(sum(data.plaintext))}</dd></div>
+      </dl>
+      ${remaining > 0
+        ? html`<p class="notice-info" id="secrets-progress" role="status">
+            ${t('secrets.rotating', { n: num(remaining), batch: num(data.batch_size ?? 50) })} ${breakdown(data.remaining)}</p>`
+        : html`<p class="hint" id="secrets-done">${data.previous_set ? t('secrets.donePrevious') : t('secrets.done')}</p>`}
+      ${unknown > 0 && html`<p class="notice-warn" role="alert">${t('secrets.unknownKey', { n: num(unknown) })}</p>`}`;
+  }
+  return html`
+    <section class="card secrets-card" aria-labelledby="secrets-title">
+      <h2 id="secrets-title">${t('secrets.title')}</h2>
+      ${body}
+    </section>`;
+}
+
 export function Settings() {
   const { data, error, reload } = useLoad(async () => {
     const [current, defaults] = await Promise.allSettled([
@@ -319,6 +362,7 @@ export function Settings() {
         <h1 id="page-title" tabindex="-1">${t('nav.settings')}</h1>
         <p class="muted">${t('settings.intro')}</p>
       </div>
+      <${SecretsCard} />
       ${error && !data ? html`<${LoadError} error=${error} onRetry=${() => reload()} />`
         : !data ? html`<${Loading} />`
         : html`<${SettingsForm} key=${data.at} current=${data.current} defaults=${data.defaults} defaultsError=${data.defaultsError}
