@@ -147,7 +147,7 @@ test('an upstream failure is in the error view at once, with the request it touc
   assert.equal(bad.status, 400);
   assert.equal((await bad.json()).error.param, 'class');
   // The worker's log line names the request too.
-  assert.match(stack.log, new RegExp(`req=${view.events[0].request_id} rate_limited on key`));
+  await stack.waitForLog(new RegExp(`req=${view.events[0].request_id} rate_limited on key`));
 
   // A cooldown still running is not probed.
   await runCron(stack);
