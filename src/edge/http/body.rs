@@ -8,6 +8,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Request, js_sys, wasm_bindgen::JsValue, web_sys};
 
 use crate::domain::error::GatewayError;
+use crate::domain::translate::json_kind;
 
 /// Reads the whole body, refusing it once it passes `limit` bytes. A
 /// `Content-Length` over the limit is refused before reading anything; a body
@@ -59,8 +60,22 @@ pub async fn read_capped(req: &mut Request, limit: u64) -> Result<Vec<u8>, Gatew
 /// Admin request bodies are small; this cap is fixed.
 const ADMIN_BODY_LIMIT: u64 = 1024 * 1024;
 
-/// An admin API body as JSON; an empty body is `{}`.
+/// An admin API body as a JSON object; an empty body is `{}`. Anything but an object is a
+/// 400 here, before a handler's serde would fill a struct from an array by position.
 pub async fn read_admin_json(req: &mut Request) -> Result<Value, GatewayError> {
+    let value = read_admin_value(req).await?;
+    if !value.is_object() {
+        return Err(GatewayError::invalid(format!(
+            "The body must be a JSON object, not {}.",
+            json_kind(&value)
+        )));
+    }
+    Ok(value)
+}
+
+/// An admin API body as any JSON value (a list of credentials is a body of its own); an
+/// empty body is `{}`.
+pub async fn read_admin_value(req: &mut Request) -> Result<Value, GatewayError> {
     let raw = read_capped(req, ADMIN_BODY_LIMIT).await?;
     if raw.is_empty() {
         return Ok(Value::Object(serde_json::Map::new()));
