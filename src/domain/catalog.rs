@@ -335,7 +335,8 @@ pub struct ModelPatch {
     pub thinking_default: Option<Option<ThinkingDefaultView>>,
 }
 
-/// Tells `null` (Some(None)) from absent (None).
+/// Tells `null` (Some(None)) from absent (None). A row is a JSON object: serde would also
+/// fill a struct from an array, by position (`[]` an empty row), which no client means.
 #[expect(
     clippy::option_option,
     reason = "absent keeps a row, null removes it, a value sets it"
@@ -343,9 +344,20 @@ pub struct ModelPatch {
 fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
+    T: serde::de::DeserializeOwned,
 {
-    Option::<T>::deserialize(deserializer).map(Some)
+    use serde::de::Error as _;
+    match Option::<Value>::deserialize(deserializer)? {
+        None => Ok(Some(None)),
+        Some(row @ Value::Object(_)) => T::deserialize(row)
+            .map(Some)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(other) => Err(D::Error::custom(format!(
+            "expected an object or null, not {}",
+            super::translate::json_kind(&other)
+        ))),
+    }
 }
 
 impl ModelPatch {
@@ -627,6 +639,30 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.openai_param(), Some("aliases"));
         assert!(serde_json::from_value::<ModelPatch>(json!({"colour": 1})).is_err());
+    }
+
+    /// Found by the hostile e2e table: `{"thinking_default": []}` was read as an empty row
+    /// (serde fills a struct from an array by position) and stored.
+    #[test]
+    fn a_row_written_as_an_array_is_refused() {
+        for patch in [
+            json!({"thinking_default": []}),
+            json!({"thinking_default": [1024]}),
+            json!({"cost": []}),
+            json!({"cost": [1, 2, 3]}),
+            json!({"thinking_default": "high"}),
+        ] {
+            let err = serde_json::from_value::<ModelPatch>(patch.clone()).unwrap_err();
+            assert!(
+                err.to_string().contains("expected an object or null"),
+                "{patch}: {err}"
+            );
+        }
+        let patch: ModelPatch =
+            serde_json::from_value(json!({"thinking_default": {"thinking_budget": 8}})).unwrap();
+        assert!(matches!(patch.thinking_default, Some(Some(_))));
+        let patch: ModelPatch = serde_json::from_value(json!({"cost": null})).unwrap();
+        assert!(matches!(patch.cost, Some(None)));
     }
 
     #[test]

@@ -295,6 +295,13 @@ impl Settings {
                 ));
             };
             let value = if value.is_null() { default } else { value };
+            if nests_arrays(value) {
+                // serde would fill a row's struct from an array, by position.
+                return Err(GatewayError::invalid_param(
+                    format!("Invalid value for `{name}`: each row is a JSON object, not an array."),
+                    name.clone(),
+                ));
+            }
             check_type(name, value)?;
             merged.insert(name.clone(), value.clone());
         }
@@ -335,6 +342,18 @@ pub(super) fn check(name: &str, value: u64, min: u64, max: u64) -> Result<(), Ga
         format!("`{name}` must be between {min} and {max}, got {value}."),
         name,
     ))
+}
+
+/// Whether an array sits directly inside an array anywhere in `value`. No setting takes a
+/// list of lists, so such a value is a row written as an array.
+fn nests_arrays(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .any(|item| item.is_array() || nests_arrays(item)),
+        Value::Object(map) => map.values().any(nests_arrays),
+        _ => false,
+    }
 }
 
 /// Deserializes `{name: value}` alone, so a type error names its field
@@ -646,6 +665,48 @@ mod tests {
         s.apply_patch(&json!({"max_body_bytes": 104_857_600, "upstream_timeout_ms": 600_000}))
             .unwrap();
         assert_eq!(s.max_body_bytes, 100 * 1024 * 1024);
+    }
+
+    /// Found by the hostile e2e table: serde fills a row's struct from an array by position,
+    /// so `[["gemini-x*", 5]]` became a concurrency limit of 5 on `gemini-x*`.
+    #[test]
+    fn rows_written_as_arrays_are_refused_by_name() {
+        let mut s = Settings::default();
+        for (patch, field) in [
+            (json!({"model_limits": [["gemini-x*", 5]]}), "model_limits"),
+            (
+                json!({"model_costs": [["gemini-x*", 1, 2, 3]]}),
+                "model_costs",
+            ),
+            (
+                json!({"prompt_injection": [["*", "system", "hi"]]}),
+                "prompt_injection",
+            ),
+            (
+                json!({"default_safety_settings": [["HARM_CATEGORY_HARASSMENT", "OFF"]]}),
+                "default_safety_settings",
+            ),
+            (
+                json!({"thinking_defaults": [["gemini-*"]]}),
+                "thinking_defaults",
+            ),
+            (
+                json!({"thinking_defaults": [{"pattern": "x", "n": [[1]]}]}),
+                "thinking_defaults",
+            ),
+        ] {
+            let err = s.apply_patch(&patch).unwrap_err();
+            assert_eq!(err.openai_param(), Some(field), "{patch}");
+            assert!(err.client_message().contains("not an array"), "{patch}");
+        }
+        assert_eq!(s, Settings::default());
+        // Lists of strings and of objects are what they always were.
+        s.apply_patch(&json!({
+            "disabled_models": ["gemini-1.0-*"],
+            "model_limits": [{"pattern": "gemini-x*", "max_concurrency": 5}]
+        }))
+        .unwrap();
+        assert_eq!(s.model_limits.len(), 1);
     }
 
     #[test]

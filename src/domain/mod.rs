@@ -39,3 +39,6 @@ pub mod translate;
 pub mod usage;
 pub mod userkey;
 pub mod users;
+
+#[cfg(test)]
+mod properties;

@@ -16,8 +16,19 @@ pub struct SseEvent {
     pub retry: Option<u64>,
 }
 
+/// The most one event may hold while it is read: its unfinished line and the fields it has
+/// gathered (`data:` lines joined, `event:`, `id:`). An upstream event is a JSON chunk of
+/// kilobytes, an inline image a few megabytes; a stream that passes this (garbage without a
+/// line break, endless `data:` lines without the blank line that ends an event) is broken,
+/// and holding it would exhaust the isolate's memory.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
 /// Decodes a byte stream into events, whatever the chunk boundaries: split lines, a split
 /// `\r\n`, or a multi-byte UTF-8 character split across chunks.
+///
+/// Holds at most its cap ([`MAX_EVENT_BYTES`] unless [`SseDecoder::with_cap`] says otherwise)
+/// between calls. An event that would pass it ends the decoding: the decoder drops what it
+/// holds, reports [`SseDecoder::overflowed`], and ignores any further input.
 #[derive(Debug)]
 pub struct SseDecoder {
     /// Bytes of the line being read, up to (excluding) its terminator.
@@ -27,6 +38,10 @@ pub struct SseDecoder {
     /// No line has been completed yet, so a UTF-8 BOM may still need stripping.
     at_start: bool,
     pending: Pending,
+    /// The most [`Self::buffered`] may reach.
+    cap: usize,
+    /// An event passed the cap; the stream is over.
+    overflowed: bool,
 }
 
 /// The event being assembled from field lines.
@@ -39,14 +54,17 @@ struct Pending {
     retry: Option<u64>,
 }
 
+impl Pending {
+    fn size(&self) -> usize {
+        self.data.len()
+            + self.event.as_ref().map_or(0, String::len)
+            + self.id.as_ref().map_or(0, String::len)
+    }
+}
+
 impl Default for SseDecoder {
     fn default() -> Self {
-        Self {
-            line: Vec::new(),
-            skip_lf: false,
-            at_start: true,
-            pending: Pending::default(),
-        }
+        Self::with_cap(MAX_EVENT_BYTES)
     }
 }
 
@@ -57,9 +75,35 @@ impl SseDecoder {
         Self::default()
     }
 
-    /// Feeds bytes; returns the events completed by them.
+    /// A decoder that holds at most `cap` bytes of one event.
+    pub fn with_cap(cap: usize) -> Self {
+        Self {
+            line: Vec::new(),
+            skip_lf: false,
+            at_start: true,
+            pending: Pending::default(),
+            cap,
+            overflowed: false,
+        }
+    }
+
+    /// Whether an event passed the cap. The events completed before it were returned; none
+    /// are after it.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Bytes held for the event being read: never more than the cap between calls.
+    pub fn buffered(&self) -> usize {
+        self.line.len() + self.pending.size()
+    }
+
+    /// Feeds bytes; returns the events completed by them (none once it has overflowed).
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
+        if self.overflowed {
+            return events;
+        }
         let mut rest = bytes;
         if self.skip_lf && !rest.is_empty() {
             self.skip_lf = false;
@@ -68,22 +112,48 @@ impl SseDecoder {
             }
         }
         while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&rest[..end]);
+            if !self.hold(&rest[..end]) {
+                return events;
+            }
             self.end_line(&mut events);
+            if self.buffered() > self.cap {
+                // A `data:` line with bytes that are not UTF-8 grows as it is decoded.
+                self.overflow();
+                return events;
+            }
             let crlf = rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n');
             if rest[end] == b'\r' && end + 1 == rest.len() {
                 self.skip_lf = true;
             }
             rest = &rest[end + if crlf { 2 } else { 1 }..];
         }
-        self.line.extend_from_slice(rest);
+        self.hold(rest);
         events
+    }
+
+    /// Adds bytes to the line being read, unless that passes the cap (then it overflows).
+    fn hold(&mut self, bytes: &[u8]) -> bool {
+        if self.buffered().saturating_add(bytes.len()) > self.cap {
+            self.overflow();
+            return false;
+        }
+        self.line.extend_from_slice(bytes);
+        true
+    }
+
+    fn overflow(&mut self) {
+        self.overflowed = true;
+        self.line = Vec::new();
+        self.pending = Pending::default();
     }
 
     /// Ends the stream. Unlike a browser, it dispatches a final event that lacks its closing
     /// blank line: an upstream cut right after its last `data:` line still delivers it.
     pub fn finish(mut self) -> Vec<SseEvent> {
         let mut events = Vec::new();
+        if self.overflowed {
+            return events;
+        }
         if !self.line.is_empty() {
             self.end_line(&mut events);
         }
@@ -323,6 +393,43 @@ mod tests {
         assert_eq!(encode_data("{\"a\":1}"), "data: {\"a\":1}\n\n");
         assert_eq!(DONE, "data: [DONE]\n\n");
         assert_eq!(encode_data(""), "data: \n\n");
+    }
+
+    #[test]
+    fn a_line_past_the_cap_overflows_and_ends_the_decoding() {
+        let mut decoder = SseDecoder::with_cap(10);
+        assert!(decoder.push(b"data: 0123").is_empty());
+        assert_eq!(decoder.buffered(), 10);
+        assert!(!decoder.overflowed());
+        assert!(decoder.push(b"4").is_empty());
+        assert!(decoder.overflowed());
+        assert_eq!(decoder.buffered(), 0, "what it held is dropped");
+        assert!(decoder.push(b"\n\ndata: late\n\n").is_empty());
+        assert!(decoder.finish().is_empty());
+    }
+
+    #[test]
+    fn events_before_the_overflow_are_still_returned() {
+        let mut decoder = SseDecoder::with_cap(16);
+        let events = decoder.push(b"data: a\n\ndata: 0123456789abcdef");
+        assert_eq!(events, vec![data("a")]);
+        assert!(decoder.overflowed());
+    }
+
+    #[test]
+    fn data_lines_without_the_blank_line_count_towards_the_cap() {
+        let mut decoder = SseDecoder::with_cap(20);
+        assert!(decoder.push(b"data: aaaaaaaaaa\n").is_empty());
+        assert!(!decoder.overflowed());
+        assert!(decoder.push(b"data: bbbbbbbbbb\n").is_empty());
+        assert!(
+            decoder.overflowed(),
+            "21 bytes of data held under a cap of 20"
+        );
+        // The default cap holds any real event.
+        let mut decoder = SseDecoder::new();
+        let big = format!("data: {}\n\n", "x".repeat(1 << 20));
+        assert_eq!(decoder.push(big.as_bytes()).len(), 1);
     }
 
     #[test]

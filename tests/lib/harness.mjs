@@ -83,13 +83,13 @@ async function migrate(persistDir, assetsDir) {
  * Starts `wrangler dev` and resolves once it reports ready. Secrets come from
  * an env file the harness writes, never from a developer's .dev.vars.
  */
-async function startWrangler({ persistDir, envFile, vars, port, inspectorPort, assetsDir }) {
+async function startWrangler({ persistDir, envFile, vars, port, inspectorPort, assetsDir, config = null }) {
   const args = [
     'dev', '--ip', '127.0.0.1', '--port', String(port),
     '--inspector-port', String(inspectorPort),
     '--persist-to', persistDir, '--env-file', envFile,
     '--test-scheduled', '--show-interactive-dev-session=false', '--log-level', 'log',
-    '--config', testConfig(assetsDir),
+    '--config', config ?? testConfig(assetsDir),
   ];
   for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`);
   const child = spawn(WRANGLER, args, { cwd: ROOT, env: baseEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
@@ -130,6 +130,53 @@ async function stopChild(child) {
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * A bare JavaScript worker (`script`, an ES module) under the same `wrangler
+ * dev`, with the same flags, compatibility date and flags as the gateway: a
+ * baseline that tells the runtime's own behaviour from the gateway's.
+ * `vars` become its env. Resolves with `{ url, log, stop }`.
+ */
+export async function startScriptWorker({ script, vars = {} }) {
+  mkdirSync(STATE_ROOT, { recursive: true });
+  const dir = mkdtempSync(join(STATE_ROOT, 'script-'));
+  const toml = readFileSync(join(ROOT, 'wrangler.toml'), 'utf8');
+  const date = /^compatibility_date = "(.*)"$/m.exec(toml)?.[1];
+  const flags = /^compatibility_flags = (\[.*\])$/m.exec(toml)?.[1] ?? '[]';
+  if (!date) throw new Error('wrangler.toml has no compatibility_date');
+  writeFileSync(join(dir, 'worker.mjs'), script);
+  const config = join(dir, 'wrangler.toml');
+  writeFileSync(config, `name = "script"\nmain = "worker.mjs"\ncompatibility_date = "${date}"\ncompatibility_flags = ${flags}\n`);
+  // State and env file apart from the script, so nothing written while it runs sits beside its sources.
+  const persistDir = mkdtempSync(join(STATE_ROOT, 'run-'));
+  const envFile = join(persistDir, 'test.env');
+  writeFileSync(envFile, '');
+  const cleanup = () => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(persistDir, { recursive: true, force: true });
+  };
+  let worker;
+  for (let attempt = 1; !worker; attempt += 1) {
+    const port = await freePort();
+    const inspectorPort = await freePort();
+    try {
+      worker = await startWrangler({ persistDir, envFile, vars, port, inspectorPort, config });
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test(String(e.message))) {
+        cleanup();
+        throw e;
+      }
+    }
+  }
+  return {
+    url: worker.url,
+    get log() { return worker.log.join(''); },
+    async stop() {
+      await stopChild(worker.child);
+      cleanup();
+    },
+  };
 }
 
 /**

@@ -6,7 +6,10 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::render;
 use crate::domain::sse::{SseDecoder, encode_data};
+use crate::domain::translate::stream::event_too_large;
+use crate::domain::translate::to_json;
 
 /// The generate body for Code Assist. `request` is the Gemini body as JSON
 /// text (built by the translation, or the native client's own).
@@ -74,9 +77,24 @@ impl StreamUnwrapper {
         Self::default()
     }
 
+    /// The unwrapped events these bytes complete. An event over the decoder's cap ends the
+    /// stream with Google's error envelope as its last event; after that, nothing.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        if self.ended() {
+            return Vec::new();
+        }
         let events = self.decoder.push(bytes);
-        Self::render(events)
+        let mut out = Self::render(events);
+        if self.decoder.overflowed() {
+            let err = event_too_large();
+            out.extend_from_slice(encode_data(&to_json(&render::gemini_error(&err))).as_bytes());
+        }
+        out
+    }
+
+    /// Whether the stream is over (an event passed the cap): further input is ignored.
+    pub fn ended(&self) -> bool {
+        self.decoder.overflowed()
     }
 
     pub fn finish(self) -> Vec<u8> {
@@ -167,6 +185,22 @@ mod tests {
             v,
             json!({"request": {"model": "models/gemini-2.5-flash", "contents": [{"parts": [{"text": "a"}]}]}})
         );
+    }
+
+    #[test]
+    fn a_stream_event_past_the_cap_ends_with_googles_error() {
+        let mut unwrapper = StreamUnwrapper::new();
+        let first = unwrapper.push(b"data: {\"response\": {\"a\": 1}}\r\n\r\n");
+        assert_eq!(first, b"data: {\"a\":1}\n\n");
+        let out = unwrapper.push(&vec![b'x'; crate::domain::sse::MAX_EVENT_BYTES + 1]);
+        assert!(unwrapper.ended());
+        let mut d = SseDecoder::new();
+        let events = d.push(&out);
+        assert_eq!(events.len(), 1);
+        let err: Value = serde_json::from_str(&events[0].data).unwrap();
+        assert_eq!(err["error"]["code"], 502);
+        assert_eq!(err["error"]["status"], "UNAVAILABLE");
+        assert!(unwrapper.push(b"data: {}\n\n").is_empty());
     }
 
     #[test]

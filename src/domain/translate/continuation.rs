@@ -17,7 +17,9 @@ use crate::domain::gemini::{
 use crate::domain::quota::Usage;
 use crate::domain::sse::{self, SseDecoder};
 use crate::domain::translate::chat::{ChatContext, prompt_blocked};
-use crate::domain::translate::stream::{ChatStreamTranslator, error_events, parse_event};
+use crate::domain::translate::stream::{
+    ChatStreamTranslator, error_events, event_too_large, parse_event,
+};
 use crate::domain::translate::to_json;
 use crate::domain::usage::from_metadata;
 
@@ -401,6 +403,9 @@ impl ContinuedSsePipeline {
         let mut out = String::new();
         for event in self.decoder.push(upstream_bytes) {
             self.on_event(&event.data, &mut out);
+        }
+        if self.decoder.overflowed() && self.translator.take().is_some() {
+            out.push_str(&error_events(&event_too_large()));
         }
         out.into_bytes()
     }

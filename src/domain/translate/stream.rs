@@ -386,6 +386,10 @@ impl ChatSsePipeline {
         for event in events {
             self.on_event(&event.data, &mut out);
         }
+        if self.decoder.overflowed() && !self.ended {
+            out.push_str(&error_events(&event_too_large()));
+            self.ended = true;
+        }
         out.into_bytes()
     }
 
@@ -439,6 +443,14 @@ impl ChatSsePipeline {
             }
         }
     }
+}
+
+/// What a client is told when an upstream event passed the decoder's cap.
+pub(crate) fn event_too_large() -> GatewayError {
+    GatewayError::BadGateway(format!(
+        "The upstream stream sent an event larger than {} MiB; the stream was ended.",
+        sse::MAX_EVENT_BYTES / (1024 * 1024)
+    ))
 }
 
 /// One upstream event: a response, nothing (keep-alive, `[DONE]`), or an error to relay.
@@ -903,6 +915,30 @@ mod tests {
         ] {
             assert_eq!(parse_event(data).unwrap_err().status(), 400, "{data}");
         }
+    }
+
+    /// An upstream that streams without ever ending an event would make the decoder hold
+    /// it all: past the cap, the client gets an error event and `[DONE]`, and nothing after.
+    #[test]
+    fn an_upstream_event_past_the_cap_ends_the_stream_with_an_error() {
+        let mut pipeline = ChatSsePipeline::new(ctx(), false);
+        let opening = pipeline.push(&fixture("gemini_stream_truncated.sse"));
+        assert!(!opening.is_empty());
+        let garbage = vec![b'x'; sse::MAX_EVENT_BYTES + 1];
+        let out = pipeline.push(&garbage);
+        let events = payloads(&out);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0]["error"]["type"], "api_error");
+        assert!(
+            events[0]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("larger than 16 MiB"),
+            "{events:?}"
+        );
+        assert_eq!(events[1], "[DONE]");
+        assert!(pipeline.push(b"data: {}\n\n").is_empty());
+        assert!(pipeline.finish().is_empty());
     }
 
     #[test]

@@ -69,7 +69,7 @@ async fn import_answer(
 
 /// `POST /admin/api/accounts`: one credential, an array, or `{credentials, project_id}`.
 pub async fn import(app: &App, req: &mut Request) -> HandlerResult {
-    let batch = parse_batch_value(body::read_admin_json(req).await?).map_err(|why| {
+    let batch = parse_batch_value(body::read_admin_value(req).await?).map_err(|why| {
         GatewayError::invalid_param(format!("Not credential-shaped JSON: {why}."), "credentials")
     })?;
     let (mut added, mut existing) = (0, 0);

@@ -1,14 +1,20 @@
 //! Reading request bodies under a size cap, so an oversized body is a 413
-//! and never an out-of-memory isolate.
+//! and never an out-of-memory isolate; and reading bodies chunk by chunk.
 
-use futures::StreamExt;
 use serde_json::Value;
-use worker::Request;
+use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::{Request, js_sys, wasm_bindgen::JsValue, web_sys};
 
 use crate::domain::error::GatewayError;
+use crate::domain::translate::json_kind;
 
 /// Reads the whole body, refusing it once it passes `limit` bytes. A
-/// `Content-Length` over the limit is refused before reading anything.
+/// `Content-Length` over the limit is refused before reading anything; a body
+/// without one (chunked) is counted as it streams in, and its reader is
+/// cancelled at the first chunk past the limit, so no more than `limit` bytes
+/// (and one chunk) are ever held.
 pub async fn read_capped(req: &mut Request, limit: u64) -> Result<Vec<u8>, GatewayError> {
     let too_large = || GatewayError::PayloadTooLarge { limit_bytes: limit };
     let declared = req
@@ -32,16 +38,18 @@ pub async fn read_capped(req: &mut Request, limit: u64) -> Result<Vec<u8>, Gatew
         }
         return Ok(buf);
     }
-    let Ok(mut stream) = req.stream() else {
+    let Some(body) = req.inner().body() else {
         // No body at all.
         return Ok(Vec::new());
     };
-    let mut buf =
-        Vec::with_capacity(usize::try_from(declared.unwrap_or(0).min(limit)).unwrap_or(0));
-    while let Some(chunk) = stream.next().await {
+    let mut reader = BodyReader::new(&body);
+    let mut buf = Vec::new();
+    while let Some(chunk) = reader.next().await {
         let chunk = chunk
             .map_err(|e| GatewayError::invalid(format!("could not read the request body: {e}")))?;
         if (buf.len() + chunk.len()) as u64 > limit {
+            // Stop the upload here rather than pull the rest of it in.
+            reader.cancel().await;
             return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
@@ -52,8 +60,22 @@ pub async fn read_capped(req: &mut Request, limit: u64) -> Result<Vec<u8>, Gatew
 /// Admin request bodies are small; this cap is fixed.
 const ADMIN_BODY_LIMIT: u64 = 1024 * 1024;
 
-/// An admin API body as JSON; an empty body is `{}`.
+/// An admin API body as a JSON object; an empty body is `{}`. Anything but an object is a
+/// 400 here, before a handler's serde would fill a struct from an array by position.
 pub async fn read_admin_json(req: &mut Request) -> Result<Value, GatewayError> {
+    let value = read_admin_value(req).await?;
+    if !value.is_object() {
+        return Err(GatewayError::invalid(format!(
+            "The body must be a JSON object, not {}.",
+            json_kind(&value)
+        )));
+    }
+    Ok(value)
+}
+
+/// An admin API body as any JSON value (a list of credentials is a body of its own); an
+/// empty body is `{}`.
+pub async fn read_admin_value(req: &mut Request) -> Result<Value, GatewayError> {
     let raw = read_capped(req, ADMIN_BODY_LIMIT).await?;
     if raw.is_empty() {
         return Ok(Value::Object(serde_json::Map::new()));
@@ -72,7 +94,87 @@ pub async fn read_response(resp: &worker::Response) -> worker::Result<Vec<u8>> {
         worker::ResponseBody::Body(bytes) => return Ok(bytes.clone()),
         worker::ResponseBody::Empty => return Ok(Vec::new()),
     };
-    let whole = worker::web_sys::Response::new_with_opt_readable_stream(Some(&stream))?;
-    let buffer = worker::wasm_bindgen_futures::JsFuture::from(whole.array_buffer()?).await?;
-    Ok(worker::js_sys::Uint8Array::new(&buffer).to_vec())
+    let whole = web_sys::Response::new_with_opt_readable_stream(Some(&stream))?;
+    let buffer = JsFuture::from(whole.array_buffer()?).await?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// The result of a reader's `read()`: `{done, value}`, read with two getters.
+#[wasm_bindgen(wasm_bindgen = worker::wasm_bindgen)]
+extern "C" {
+    type ReadResult;
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &ReadResult) -> bool;
+    #[wasm_bindgen(method, getter)]
+    fn value(this: &ReadResult) -> js_sys::Uint8Array;
+
+    /// A reader's `releaseLock()`, which throws while a read is pending in some runtimes
+    /// (web-sys's binding would turn that into a trap).
+    type ReaderLock;
+    #[wasm_bindgen(method, catch, js_name = releaseLock)]
+    fn release_lock(this: &ReaderLock) -> Result<(), JsValue>;
+}
+
+/// A body (an upstream answer, a chunked upload) read chunk by chunk through
+/// its own reader. The worker crate's `ByteStream` (wasm-streams) costs more
+/// per chunk, and releases the reader's lock once the body ended, which
+/// workerd makes a visible share of a stream's CPU; an ended body needs no
+/// release. A reader dropped before the end still releases its lock, as
+/// `ByteStream` does.
+pub struct BodyReader {
+    reader: Option<web_sys::ReadableStreamDefaultReader>,
+}
+
+impl BodyReader {
+    pub fn new(body: &web_sys::ReadableStream) -> Self {
+        Self {
+            reader: Some(body.get_reader().unchecked_into()),
+        }
+    }
+
+    /// The next chunk; `None` at the end (an aborted body ends, as with `ByteStream`).
+    pub async fn next(&mut self) -> Option<Result<Vec<u8>, worker::Error>> {
+        let read = self.reader.as_ref()?.read();
+        let result = JsFuture::from(read).await;
+        match result {
+            Ok(result) => {
+                let result: ReadResult = result.unchecked_into();
+                if result.done() {
+                    self.reader = None;
+                    return None;
+                }
+                Some(Ok(result.value().to_vec()))
+            }
+            Err(e) => {
+                // The stream errored: its reader is released with it.
+                self.reader = None;
+                let e = worker::Error::from(e);
+                if e.to_string() == "Error: aborted" {
+                    None
+                } else {
+                    Some(Err(e))
+                }
+            }
+        }
+    }
+}
+
+impl BodyReader {
+    /// Cancels the body: the reader wants no more of it, and the runtime may
+    /// discard the rest rather than buffer it. A cancel that fails (the body
+    /// already errored) changes nothing for the caller.
+    pub async fn cancel(mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = JsFuture::from(reader.cancel()).await;
+        }
+    }
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            // An idle cut-off drops the reader with its read still pending.
+            let _ = reader.unchecked_ref::<ReaderLock>().release_lock();
+        }
+    }
 }

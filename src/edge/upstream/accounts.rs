@@ -205,6 +205,10 @@ fn unwrap_answer(body: &mut UpstreamBody) {
                         match upstream.next().await {
                             Some(Ok(bytes)) => {
                                 let out = unwrapper.push(&bytes);
+                                if unwrapper.ended() {
+                                    // An event over the cap ended the stream: stop reading.
+                                    return Some((Ok(out), None));
+                                }
                                 if !out.is_empty() {
                                     return Some((Ok(out), Some((upstream, unwrapper))));
                                 }

@@ -9,14 +9,13 @@ use std::time::Duration;
 use futures::future::{Either, select};
 use futures::{Stream, stream};
 use worker::wasm_bindgen::JsCast;
-use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{AbortController, Delay, Headers, Method, js_sys, wasm_bindgen::JsValue, web_sys};
 
 use crate::domain::error::GatewayError;
 use crate::domain::failover::client_error;
 use crate::domain::outcome::{Outcome, classify};
-use crate::edge::http::body::read_response;
+use crate::edge::http::body::{BodyReader, read_response};
 
 /// What a Code Assist call of one request is: which method, on which model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,74 +131,6 @@ impl From<StreamBreak> for worker::Error {
 /// The rest of an upstream stream, guarded so a stalled upstream cannot hold
 /// a client forever: a gap longer than the timeout ends it with `Idle`.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, StreamBreak>>>>;
-
-/// The result of a reader's `read()`: `{done, value}`, read with two getters.
-#[wasm_bindgen(wasm_bindgen = worker::wasm_bindgen)]
-extern "C" {
-    type ReadResult;
-    #[wasm_bindgen(method, getter)]
-    fn done(this: &ReadResult) -> bool;
-    #[wasm_bindgen(method, getter)]
-    fn value(this: &ReadResult) -> js_sys::Uint8Array;
-
-    /// A reader's `releaseLock()`, which throws while a read is pending in some runtimes
-    /// (web-sys's binding would turn that into a trap).
-    type ReaderLock;
-    #[wasm_bindgen(method, catch, js_name = releaseLock)]
-    fn release_lock(this: &ReaderLock) -> Result<(), JsValue>;
-}
-
-/// An upstream body read chunk by chunk through its own reader. The worker
-/// crate's `ByteStream` (wasm-streams) costs more per chunk, and releases the
-/// reader's lock once the body ended, which workerd makes a visible share of
-/// a stream's CPU; an ended body needs no release. A reader dropped before the
-/// end still releases its lock, as `ByteStream` does.
-pub struct BodyReader {
-    reader: Option<web_sys::ReadableStreamDefaultReader>,
-}
-
-impl BodyReader {
-    fn new(body: &web_sys::ReadableStream) -> Self {
-        Self {
-            reader: Some(body.get_reader().unchecked_into()),
-        }
-    }
-
-    /// The next chunk; `None` at the end (an aborted body ends, as with `ByteStream`).
-    async fn next(&mut self) -> Option<Result<Vec<u8>, worker::Error>> {
-        let read = self.reader.as_ref()?.read();
-        let result = JsFuture::from(read).await;
-        match result {
-            Ok(result) => {
-                let result: ReadResult = result.unchecked_into();
-                if result.done() {
-                    self.reader = None;
-                    return None;
-                }
-                Some(Ok(result.value().to_vec()))
-            }
-            Err(e) => {
-                // The stream errored: its reader is released with it.
-                self.reader = None;
-                let e = worker::Error::from(e);
-                if e.to_string() == "Error: aborted" {
-                    None
-                } else {
-                    Some(Err(e))
-                }
-            }
-        }
-    }
-}
-
-impl Drop for BodyReader {
-    fn drop(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            // An idle cut-off drops the reader with its read still pending.
-            let _ = reader.unchecked_ref::<ReaderLock>().release_lock();
-        }
-    }
-}
 
 fn idle_guarded(body: BodyReader, gap: Duration) -> BodyStream {
     Box::pin(stream::unfold(Some(body), move |state| async move {

@@ -522,3 +522,18 @@ fn a_system_as_user_model_gets_the_marker_instruction_in_its_first_user_turn() {
     let text = first["parts"][0]["text"].as_str().expect("text");
     assert!(text.contains("`[done]`"), "{text}");
 }
+
+#[test]
+fn an_upstream_event_past_the_cap_ends_the_continued_stream_with_an_error() {
+    let mut pipeline =
+        ContinuedSsePipeline::new(ctx(), false, Continuation::new(plan(3, false), original()));
+    let out = pipeline.push(&vec![b'x'; crate::domain::sse::MAX_EVENT_BYTES + 1]);
+    let events = payloads(&out);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events[0]["error"]["message"].is_string());
+    assert_eq!(events[1], "[DONE]");
+    assert!(pipeline.ended());
+    let end = pipeline.end_piece(None);
+    assert!(end.bytes.is_empty());
+    assert!(end.next.is_none(), "no continuation after the stream ended");
+}

@@ -15,7 +15,7 @@ use super::node::{
     null_schema,
 };
 use super::types::{ANY, ARRAY, BOOLEAN, INTEGER, NULL, NUMBER, STRING, Types, single_types};
-use super::{MAX_DEPTH, MAX_NODES, MAX_UNROLL};
+use super::{MAX_DEPTH, MAX_GROWTH, MAX_NODES, MAX_UNROLL, MIN_BUDGET};
 use crate::domain::translate::json_kind;
 
 pub(super) struct Converter<'a> {
@@ -24,6 +24,10 @@ pub(super) struct Converter<'a> {
     visited: usize,
     /// Pointers of the `$ref`s being expanded on the current path, to count recursion.
     active: Vec<String>,
+    /// Bytes of output written so far, against `budget`.
+    written: usize,
+    /// The most output this schema may become: [`MAX_GROWTH`] times its own size.
+    budget: usize,
 }
 
 impl<'a> Converter<'a> {
@@ -33,6 +37,10 @@ impl<'a> Converter<'a> {
             visited: 0,
             // The root counts as one expansion of `#`.
             active: vec![String::new()],
+            written: 0,
+            budget: json_size(root)
+                .saturating_mul(MAX_GROWTH)
+                .saturating_add(MIN_BUDGET),
         }
     }
 
@@ -44,6 +52,29 @@ impl<'a> Converter<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// A converted schema as the map it is written as, charged against the budget. Each map
+    /// is charged for what it holds itself; the subschemas under it were charged when they
+    /// were written. `$ref`s inlined many times over (a "billion laughs" of descriptions)
+    /// end here, before they hold the memory they would need.
+    fn write(&mut self, map: Map<String, Value>) -> Result<Map<String, Value>, String> {
+        self.written = self.written.saturating_add(own_size(&map));
+        if self.written > self.budget {
+            return Err(format!(
+                "the schema is too large: once `$ref`s are inlined it would be more than \
+                 {MAX_GROWTH} times its own size"
+            ));
+        }
+        Ok(map)
+    }
+
+    fn finish(&mut self, out: Out<'_>) -> Result<Map<String, Value>, String> {
+        self.write(out.finish())
+    }
+
+    fn null(&mut self) -> Result<Map<String, Value>, String> {
+        self.write(null_schema())
     }
 
     /// Adds `schema` and everything it pulls in through `$ref` and `allOf` to `parts`, keeping
@@ -215,7 +246,7 @@ impl<'a> Converter<'a> {
             if let Converted::Schema(out) =
                 self.convert_typed(node, single, values.as_deref(), branch, depth)?
             {
-                branches.push(Value::Object(out.finish()));
+                branches.push(Value::Object(self.finish(out)?));
             }
         }
         Ok(union_of(branches, node.annotations(), nullable))
@@ -263,13 +294,11 @@ impl<'a> Converter<'a> {
             only.annotations = only.annotations.overlaid_by(annotations);
             return Ok(Converted::Schema(only));
         }
-        let branches = converted
-            .into_iter()
-            .map(|mut out| {
-                out.annotations.nullable |= nullable;
-                Value::Object(out.finish())
-            })
-            .collect();
+        let mut branches = Vec::with_capacity(converted.len());
+        for mut out in converted {
+            out.annotations.nullable |= nullable;
+            branches.push(Value::Object(self.finish(out)?));
+        }
         Ok(union_of(branches, outer.annotations(), nullable))
     }
 
@@ -298,7 +327,7 @@ impl<'a> Converter<'a> {
                     // strict client-side parsers insist on.
                     let any = Out::json_text("any JSON value", Annotations::default());
                     out.map
-                        .insert("items".to_owned(), Value::Object(any.finish()));
+                        .insert("items".to_owned(), Value::Object(self.finish(any)?));
                     out.map.insert("maxItems".to_owned(), json!(0));
                     out.notes.push("always empty".to_owned());
                 }
@@ -326,7 +355,7 @@ impl<'a> Converter<'a> {
             Some(additional) => schemas.push(additional),
             None if tuple.is_empty() => {
                 let any = Out::json_text("any JSON value", Annotations::default());
-                return Ok(Some(Value::Object(any.finish())));
+                return Ok(Some(Value::Object(self.finish(any)?)));
             }
             None => {}
         }
@@ -334,8 +363,8 @@ impl<'a> Converter<'a> {
         let mut seen = BTreeSet::new();
         for schema in schemas {
             let item = match self.convert(&[schema], Vec::new(), depth + 1)? {
-                Converted::Schema(out) => Value::Object(out.finish()),
-                Converted::Null => Value::Object(null_schema()),
+                Converted::Schema(out) => Value::Object(self.finish(out)?),
+                Converted::Null => Value::Object(self.null()?),
                 Converted::Never => continue,
             };
             if seen.insert(item.to_string()) {
@@ -368,8 +397,8 @@ impl<'a> Converter<'a> {
         let mut properties = Map::new();
         for (name, schemas) in sources {
             let property = match self.convert(&schemas, Vec::new(), depth + 1)? {
-                Converted::Schema(out) => out.finish(),
-                Converted::Null => null_schema(),
+                Converted::Schema(out) => self.finish(out)?,
+                Converted::Null => self.null()?,
                 Converted::Never => continue,
             };
             properties.insert(name.to_owned(), Value::Object(property));
@@ -443,4 +472,40 @@ fn union_of(branches: Vec<Value>, annotations: Annotations<'_>, nullable: bool) 
             ..annotations
         },
     })
+}
+
+/// About how many bytes `value` takes as JSON text; no allocation.
+pub(super) fn json_size(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => items.iter().map(|v| json_size(v) + 1).sum::<usize>() + 2,
+        Value::Object(map) => {
+            map.iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+                + 2
+        }
+    }
+}
+
+/// The bytes a written schema map holds itself: everything but the subschemas under
+/// `properties`, `items` and `anyOf`, which were written (and charged) on their own.
+fn own_size(map: &Map<String, Value>) -> usize {
+    map.iter()
+        .map(|(k, v)| {
+            k.len()
+                + 4
+                + match (k.as_str(), v) {
+                    ("properties", Value::Object(properties)) => {
+                        properties.keys().map(|name| name.len() + 4).sum()
+                    }
+                    ("items" | "anyOf", _) => 2,
+                    _ => json_size(v),
+                }
+        })
+        .sum::<usize>()
+        + 2
 }

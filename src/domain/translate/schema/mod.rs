@@ -40,6 +40,13 @@ const MAX_DEPTH: usize = 32;
 const MAX_UNROLL: usize = 3;
 /// Subschemas visited while inlining; bounds the work a "billion laughs" of `$ref`s can cause.
 const MAX_NODES: usize = 10_000;
+/// The most the `OpenAPI` form of a schema may outgrow the schema, in bytes written per byte
+/// read: inlining copies a `$ref`'s target (descriptions, enums) into every place it is used,
+/// and a few nested `$ref`s, each used a few times, would otherwise turn kilobytes into
+/// gigabytes well within [`MAX_NODES`]. Real schemas stay far below it.
+const MAX_GROWTH: usize = 64;
+/// Room for the notes the conversion adds to a tiny schema (`{}` becomes a described STRING).
+const MIN_BUDGET: usize = 1024;
 /// Schema nesting [`to_json_schema`] accepts. `serde_json` already stops parsing at 128 levels
 /// of JSON, about half that in schema levels.
 const MAX_JSON_SCHEMA_DEPTH: usize = 64;

@@ -907,6 +907,41 @@ fn exponential_ref_fan_out_hits_the_size_cap() {
     assert!(to_json_schema(&schema).is_ok());
 }
 
+/// Found by the property tests: three levels of ten `$ref`s to a long description stay well
+/// under the subschema cap (1,111 nodes) yet copied the description a thousand times, 22 KB
+/// of schema into 20 MB of `OpenAPI`. The output is now capped at a multiple of the input.
+#[test]
+fn inlining_a_long_description_many_times_hits_the_growth_cap() {
+    let ten = |target: &str| {
+        let properties: Map<String, Value> = (0..10)
+            .map(|i| (format!("p{i}"), json!({"$ref": target})))
+            .collect();
+        json!({"type": "object", "properties": properties})
+    };
+    let laughs = json!({
+        "$defs": {
+            "a0": {"type": "string", "description": "x".repeat(10_000)},
+            "a1": ten("#/$defs/a0"),
+            "a2": ten("#/$defs/a1"),
+            "a3": ten("#/$defs/a2"),
+        },
+        "$ref": "#/$defs/a3",
+    });
+    let err = to_openapi(&laughs).unwrap_err();
+    assert!(err.contains("64 times its own size"), "{err}");
+    assert!(function_parameters_openapi(&laughs).is_err());
+    // Two levels of it (a hundred copies of a short description) inline: it is the growth
+    // that is refused, not the shape.
+    let mut small = laughs.clone();
+    small["$defs"]["a0"]["description"] = json!("a word");
+    small["$ref"] = json!("#/$defs/a2");
+    let out = to_openapi(&small).unwrap();
+    assert_eq!(nesting(&out, &["properties", "p0"]), 2);
+    // Ten uses of one description are fine however long it is.
+    let once = json!({"$defs": {"a0": {"type": "string", "description": "x".repeat(10_000)}, "a1": ten("#/$defs/a0")}, "$ref": "#/$defs/a1"});
+    assert!(to_openapi(&once).is_ok());
+}
+
 #[test]
 fn non_schemas_are_errors() {
     assert!(

@@ -1,0 +1,529 @@
+// Hostile requests generated systematically for tests/e2e/hostile.test.mjs:
+// every field of a surface with every wrong JSON type, bodies that are not
+// the JSON a route takes, oversize bodies, every route with methods it does
+// not take and with credentials that are not its own, paths that name
+// nothing, and query parameters out of range. Each row names its expected
+// status and the surface whose error shape the answer must have.
+//
+// A row: { name, method, path, headers, body, status, surface, upstream? }.
+// `headers` may be a function (the fixture users' keys exist only once the
+// stack runs). `upstream: true` marks a request the gateway passes on and
+// Google refuses; every other row must not reach the upstream at all.
+
+export const OPENAI = 'openai';
+export const GEMINI = 'gemini';
+/** The admin API answers in OpenAI's shape. */
+export const ADMIN = OPENAI;
+
+/** A JSON value in a row name. */
+const show = (v) => (v === undefined ? 'absent' : JSON.stringify(v).slice(0, 24));
+
+/** Values of every JSON type that a field of `kind` does not take. */
+export const WRONG = {
+  string: [42, true, [], {}],
+  number: ['0.5', true, [], {}],
+  uint: ['7', 1.5, -1, true, [], {}],
+  int: ['7', 1.5, true, [], {}],
+  bool: ['yes', 1, [], {}],
+  array: ['x', 5, true, {}],
+  object: ['x', 5, true, []],
+  stringOrArray: [42, true, {}],
+  stringOrObject: [42, true, []],
+};
+
+/**
+ * The bodies a JSON route must refuse before reading any field: JSON cut
+ * short, JSON with trailing bytes, a JSON value that is not an object, a
+ * form-encoded body, a byte-order mark, bytes that are not UTF-8.
+ */
+export function syntaxBodies(valid, { arrayIsABody = false } = {}) {
+  const text = JSON.stringify(valid);
+  const bodies = [
+    ['JSON cut short', text.slice(0, Math.max(1, Math.floor(text.length / 2)))],
+    ['JSON with trailing bytes', `${text} }`],
+    ['two JSON objects', `${text}${text}`],
+    ['a JSON array', `[${text}]`],
+    ['an empty JSON array', '[]'],
+    ['a JSON string', '"hello"'],
+    ['a JSON number', '42'],
+    ['JSON true', 'true'],
+    ['a form-encoded body', 'model=gemini-2.5-flash&messages=hi', { 'content-type': 'application/x-www-form-urlencoded' }],
+    ['a UTF-8 byte-order mark before the JSON', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)])],
+    ['a NUL byte before the JSON', `\u0000${text}`],
+    ['bytes that are not UTF-8', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d])],
+  ];
+  // Where a list is a body of its own (a batch of credentials), it is not a hostile one.
+  return arrayIsABody ? bodies.filter(([what]) => what !== 'a JSON array') : bodies;
+}
+
+/**
+ * Generates the rows. `ctx` holds the request pieces the table shares:
+ * `{ bearer, goog, admin, json, model, bodyCap, adminCap, users }`, where
+ * `users` is `{ active, disabled, rotated }` (functions giving each fixture
+ * user's key once it exists).
+ */
+export function generatedRows(ctx) {
+  const rows = [];
+  const add = (row) => rows.push(row);
+  const { bearer, goog, admin, json, model } = ctx;
+
+  // ---- OpenAI chat: every field with every wrong type --------------------------------
+  const chatBase = { model, messages: [{ role: 'user', content: 'hi' }] };
+  const chat = (name, body, status = 400, more = {}) => add({
+    name: `gen chat: ${name}`, method: 'POST', path: '/v1/chat/completions', headers: { ...bearer(), ...json },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body), status, surface: OPENAI, ...more,
+  });
+  const CHAT_FIELDS = {
+    model: 'string', messages: 'array', stream: 'bool', stream_options: 'object', temperature: 'number',
+    top_p: 'number', max_tokens: 'uint', max_completion_tokens: 'uint', n: 'uint', seed: 'int',
+    stop: 'stringOrArray', presence_penalty: 'number', frequency_penalty: 'number', user: 'string',
+    logprobs: 'bool', top_logprobs: 'uint', reasoning_effort: 'string', tools: 'array',
+    tool_choice: 'stringOrObject', response_format: 'object', parallel_tool_calls: 'bool',
+  };
+  for (const [field, kind] of Object.entries(CHAT_FIELDS)) {
+    for (const value of WRONG[kind]) chat(`${field} = ${show(value)}`, { ...chatBase, [field]: value });
+  }
+  // Out of range, though of the right type.
+  for (const [field, value] of [
+    ['temperature', 3], ['temperature', -0.5], ['top_p', 1.5], ['n', 0], ['n', 9], ['top_logprobs', 21],
+    ['presence_penalty', 2.5], ['frequency_penalty', -2.5], ['reasoning_effort', 'extreme'],
+    ['stop', ['a', 'b', 'c', 'd', 'e', 'f']], ['seed', 2 ** 40], ['max_tokens', 2 ** 33],
+  ]) chat(`${field} out of range (${show(value)})`, { ...chatBase, [field]: value });
+  // One message, each of its fields with every wrong type.
+  const MESSAGE_FIELDS = { role: 'string', content: 'string', name: 'string', tool_calls: 'array' };
+  for (const [field, kind] of Object.entries(MESSAGE_FIELDS)) {
+    const wrong = field === 'content' ? [42, true, {}] : WRONG[kind];
+    for (const value of wrong) {
+      const message = { role: field === 'tool_calls' ? 'assistant' : 'user', content: 'hi', [field]: value };
+      chat(`messages[0].${field} = ${show(value)}`, { model, messages: [message, { role: 'user', content: 'next' }] });
+    }
+  }
+  for (const [what, message] of [
+    ['a tool result without tool_call_id', { role: 'tool', content: 'r' }],
+    ['a tool result for a call never made', { role: 'tool', tool_call_id: 'call_nope', content: 'r' }],
+    ['a tool call whose arguments are not JSON', { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{nope' } }] }],
+    ['a tool call without a function', { role: 'assistant', tool_calls: [{ id: 'c1', type: 'function' }] }],
+    ['a content part without a type', { role: 'user', content: [{ text: 'x' }] }],
+    ['a text part whose text is a number', { role: 'user', content: [{ type: 'text', text: 5 }] }],
+    ['an image_url part without a url', { role: 'user', content: [{ type: 'image_url', image_url: {} }] }],
+    ['an input_audio part of an unknown format', { role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'midi' } }] }],
+  ]) chat(`messages: ${what}`, { model, messages: [message, { role: 'user', content: 'next' }] });
+  for (const [what, tools] of [
+    ['a tool without a function', [{ type: 'function' }]],
+    ['a function without a name', [{ type: 'function', function: { parameters: { type: 'object' } } }]],
+    ['parameters that are a string', [{ type: 'function', function: { name: 'f', parameters: 'object' } }]],
+    ['parameters whose $ref goes nowhere', [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { $ref: '#/$defs/none' } } } } }]],
+  ]) chat(`tools: ${what}`, { ...chatBase, tools });
+  chat('response_format json_schema without its json_schema', { ...chatBase, response_format: { type: 'json_schema' } });
+  chat('response_format json_schema whose schema is a string', { ...chatBase, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: 'object' } } });
+  chat('response_format of an unknown type', { ...chatBase, response_format: { type: 'yaml' } });
+  chat('tool_choice naming a function that is not a tool', { ...chatBase, tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } });
+  // Bodies that are not the JSON object the route takes.
+  for (const [what, body, headers] of syntaxBodies(chatBase)) {
+    add({ name: `gen chat: body is ${what}`, method: 'POST', path: '/v1/chat/completions',
+      headers: { ...bearer(), ...json, ...headers }, body, status: 400, surface: OPENAI });
+  }
+
+  // ---- OpenAI embeddings --------------------------------------------------------------
+  const embedBase = { model: 'gemini-embedding-001', input: 'x' };
+  const embed = (name, body) => add({
+    name: `gen embeddings: ${name}`, method: 'POST', path: '/v1/embeddings', headers: { ...bearer(), ...json },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body), status: 400, surface: OPENAI,
+  });
+  const EMBED_FIELDS = { model: 'string', input: 'stringOrArray', encoding_format: 'string', dimensions: 'uint', user: 'string' };
+  for (const [field, kind] of Object.entries(EMBED_FIELDS)) {
+    for (const value of WRONG[kind]) embed(`${field} = ${show(value)}`, { ...embedBase, [field]: value });
+  }
+  embed('input holds a number among strings', { ...embedBase, input: ['a', 5] });
+  embed('input holds an empty string', { ...embedBase, input: ['a', ''] });
+  for (const [what, body, headers] of syntaxBodies(embedBase)) {
+    add({ name: `gen embeddings: body is ${what}`, method: 'POST', path: '/v1/embeddings',
+      headers: { ...bearer(), ...json, ...headers }, body, status: 400, surface: OPENAI });
+  }
+
+  // ---- Gemini native: every prefix, every action --------------------------------------
+  const PREFIXES = [
+    ['/v1beta', goog],
+    ['/gemini/v1beta', goog],
+    // Under /v1 a Google client (x-goog-api-key) gets the native surface.
+    ['/v1', goog],
+  ];
+  const ACTIONS = [
+    ['generateContent', model],
+    ['streamGenerateContent', model],
+    ['countTokens', model],
+    ['embedContent', 'gemini-embedding-001'],
+    ['batchEmbedContents', 'gemini-embedding-001'],
+  ];
+  const genBody = { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] };
+  for (const [prefix, auth] of PREFIXES) {
+    for (const [action, actionModel] of ACTIONS) {
+      const path = `${prefix}/models/${actionModel}:${action}`;
+      const native = (name, body, status, headers = { ...auth(), ...json }, method = 'POST') => add({
+        name: `gen native ${prefix} ${action}: ${name}`, method, path, headers, body, status, surface: GEMINI,
+      });
+      native('JSON cut short', '{"contents": [', 400);
+      native('a JSON array', `[${JSON.stringify(genBody)}]`, 400);
+      native('a JSON number', '7', 400);
+      native('bytes that are not UTF-8', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), 400);
+      native('no key', JSON.stringify(genBody), 401, json);
+      native('an unknown key', JSON.stringify(genBody), 401, { 'x-goog-api-key': 'AIza-not-a-client-token', ...json });
+      native('wrong method (GET)', undefined, 405, auth(), 'GET');
+      native('wrong method (PUT)', JSON.stringify(genBody), 405, { ...auth(), ...json }, 'PUT');
+    }
+    // Model names no upstream URL may carry.
+    for (const [what, segment, status] of [
+      ['a traversal', '..', 400],
+      ['an encoded traversal', '%2e%2e%2fadmin', 400],
+      ['an encoded slash', 'gemini%2F2.5', 400],
+      ['a space', 'gemini%202.5', 400],
+      ['a quote', 'gemini%22x', 400],
+      ['a name of 200 characters', 'g'.repeat(200), 400],
+      ['a leading dash', '-gemini', 400],
+      ['an unknown action', `${model}:explode`, 404],
+    ]) {
+      const path = segment.includes(':') ? `${prefix}/models/${segment}` : `${prefix}/models/${segment}:generateContent`;
+      add({ name: `gen native ${prefix}: model with ${what}`, method: 'POST', path, headers: { ...auth(), ...json },
+        body: JSON.stringify(genBody), status, surface: GEMINI });
+    }
+    add({ name: `gen native ${prefix}: body over the cap`, method: 'POST', path: `${prefix}/models/${model}:generateContent`,
+      headers: { ...auth(), ...json }, body: JSON.stringify({ contents: [{ parts: [{ text: 'o'.repeat(ctx.bodyCap + 4096) }] }] }),
+      status: 413, surface: GEMINI });
+  }
+
+  // ---- OpenAI routes and the user usage API: credentials and methods --------------------
+  const OPENAI_ROUTES = [
+    ['POST', '/v1/chat/completions', JSON.stringify(chatBase)],
+    ['POST', '/chat/completions', JSON.stringify(chatBase)],
+    ['POST', '/v1/embeddings', JSON.stringify(embedBase)],
+    ['GET', '/v1/models'],
+    ['GET', `/v1/models/${model}`],
+    ['GET', '/v1/usage'],
+    ['GET', '/v1/dashboard/billing/subscription'],
+    ['GET', '/v1/dashboard/billing/usage'],
+  ];
+  const BAD_CLIENT_AUTH = [
+    ['no credentials', () => ({})],
+    ['an unknown bearer token', () => ({ authorization: 'Bearer sk-not-a-real-token' })],
+    ['an unknown user key', () => ({ authorization: `Bearer sk-${'A'.repeat(43)}` })],
+    ['a rotated user key', () => ({ authorization: `Bearer ${ctx.users.rotated()}` })],
+    ['a Basic scheme', () => ({ authorization: `Basic ${Buffer.from(`x:${ctx.token}`).toString('base64')}` })],
+  ];
+  for (const [method, path, body] of OPENAI_ROUTES) {
+    for (const [what, auth] of BAD_CLIENT_AUTH) {
+      add({ name: `gen openai ${method} ${path}: ${what}`, method, path, headers: () => ({ ...auth(), ...(body ? json : {}) }),
+        body, status: 401, surface: OPENAI });
+    }
+    for (const wrong of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((m) => m !== method)) {
+      add({ name: `gen openai ${path}: wrong method ${wrong}`, method: wrong, path, headers: { ...bearer(), ...json },
+        body: wrong === 'GET' ? undefined : '{}', status: 405, surface: OPENAI,
+        check: (_b, res) => if405(res, method) });
+    }
+  }
+  // A disabled user is refused on what it would spend, in the shape of its surface.
+  add({ name: 'gen openai: a disabled user\'s chat', method: 'POST', path: '/v1/chat/completions',
+    headers: () => ({ authorization: `Bearer ${ctx.users.disabled()}`, ...json }), body: JSON.stringify(chatBase),
+    status: 403, surface: OPENAI });
+  add({ name: 'gen native: a disabled user\'s generate', method: 'POST', path: `/v1beta/models/${model}:generateContent`,
+    headers: () => ({ 'x-goog-api-key': ctx.users.disabled(), ...json }), body: JSON.stringify(genBody),
+    status: 403, surface: GEMINI });
+  // The usage API's dates.
+  for (const [param, value] of [
+    ['start_date', 'yesterday'], ['start_date', '2024-02-31'], ['start_date', '1969-12-31'], ['start_date', '2024-13-01'],
+    ['end_date', '2024-1-1x'], ['end_date', '10000-01-01'], ['end_date', ''], ['start_date', '2024/01/01'],
+  ]) {
+    add({ name: `gen usage: billing usage with ${param}=${value || '(empty)'}`, method: 'GET',
+      path: `/v1/dashboard/billing/usage?${param}=${encodeURIComponent(value)}`,
+      headers: () => ({ authorization: `Bearer ${ctx.users.active()}` }), status: 400, surface: OPENAI });
+  }
+  for (const [what, path] of [
+    ['an unknown route', '/v1/completions'], ['an unknown route', '/v1/images/generations'],
+    ['a route under usage', '/v1/usage/extra'],
+    ['an unknown billing route', '/v1/dashboard/billing/invoices'], ['the assistants API', '/v1/assistants'],
+  ]) {
+    add({ name: `gen openai: ${what} (${path})`, method: 'GET', path, headers: bearer(), status: 404, surface: OPENAI });
+  }
+  add({ name: 'gen openai: a model id with a slash (/v1/models/a/b)', method: 'GET', path: '/v1/models/a/b',
+    headers: bearer(), status: 400, surface: OPENAI, check: (b) => paramIs(b, 'model') });
+  for (const [path, body] of [['/v1/chat/completions', chatBase], ['/v1/embeddings', { ...embedBase, input: 'e'.repeat(ctx.bodyCap + 4096) }]]) {
+    const big = path === '/v1/embeddings' ? body : { ...body, messages: [{ role: 'user', content: 'c'.repeat(ctx.bodyCap + 4096) }] };
+    add({ name: `gen openai ${path}: body over the cap`, method: 'POST', path, headers: { ...bearer(), ...json },
+      body: JSON.stringify(big), status: 413, surface: OPENAI });
+  }
+
+  // ---- Admin API: every route with credentials that are not the admin's, and wrong methods
+  const ADMIN_ROUTES = [
+    ['/admin/api/keys', ['GET', 'POST', 'DELETE']],
+    ['/admin/api/keys/test', ['POST']],
+    ['/admin/api/keys/project', ['POST']],
+    ['/admin/api/keys/k_missing', ['GET', 'PATCH', 'DELETE']],
+    ['/admin/api/settings', ['GET', 'PUT', 'PATCH']],
+    ['/admin/api/settings/defaults', ['GET']],
+    ['/admin/api/users', ['GET', 'POST']],
+    ['/admin/api/users/u_0000000000000000', ['GET', 'PATCH', 'DELETE']],
+    ['/admin/api/users/u_0000000000000000/rotate', ['POST']],
+    ['/admin/api/models', ['GET']],
+    [`/admin/api/models/${model}`, ['PATCH']],
+    ['/admin/api/models/queues', ['GET']],
+    [`/admin/api/models/${model}/gate`, ['GET']],
+    ['/admin/api/model-limits/presets', ['GET']],
+    ['/admin/api/projects', ['GET']],
+    ['/admin/api/stats', ['GET']],
+    ['/admin/api/logs', ['GET']],
+    ['/admin/api/accounts', ['GET', 'POST']],
+    ['/admin/api/accounts/export', ['GET']],
+    ['/admin/api/accounts/oauth/start', ['POST']],
+    ['/admin/api/accounts/oauth/finish', ['POST']],
+    ['/admin/api/accounts/a_missing', ['GET', 'PATCH', 'DELETE']],
+    ['/admin/api/accounts/a_missing/test', ['POST']],
+    ['/admin/api/accounts/a_missing/onboard', ['POST']],
+    ['/admin/api/accounts/a_missing/quota', ['GET']],
+  ];
+  // None of these is a password guess (only a Bearer is), so none counts
+  // against the login throttle.
+  const BAD_ADMIN_AUTH = [
+    ['no credentials', () => ({})],
+    ['the password as Basic auth', () => ({ authorization: `Basic ${Buffer.from(`admin:${ctx.adminPassword}`).toString('base64')}` })],
+    ['the password in x-goog-api-key', () => ({ 'x-goog-api-key': ctx.adminPassword })],
+    ['the password in x-api-key', () => ({ 'x-api-key': ctx.adminPassword })],
+    ['a forged session cookie', () => ({ cookie: 'gemgate_admin=eyJhbGciOiJIUzI1NiJ9.eyJzaWQiOiJ4In0.c2ln' })],
+  ];
+  for (const [path, methods] of ADMIN_ROUTES) {
+    const [first] = methods;
+    for (const [what, auth] of BAD_ADMIN_AUTH) {
+      add({ name: `gen admin ${first} ${path}: ${what}`, method: first, path, headers: () => ({ ...auth(), ...json }),
+        body: first === 'GET' ? undefined : '{}', status: 401, surface: ADMIN });
+    }
+    add({ name: `gen admin ${first} ${path}: the password in ?key=`, method: first,
+      path: `${path}?key=${encodeURIComponent(ctx.adminPassword)}`, headers: json,
+      body: first === 'GET' ? undefined : '{}', status: 401, surface: ADMIN });
+    for (const wrong of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((m) => !methods.includes(m))) {
+      add({ name: `gen admin ${path}: wrong method ${wrong}`, method: wrong, path, headers: { ...admin(), ...json },
+        body: wrong === 'GET' ? undefined : '{}', status: 405, surface: ADMIN, check: (_b, res) => if405(res, methods[0]) });
+    }
+  }
+  // Paths that name nothing.
+  for (const path of [
+    '/admin/api/keys/a%2Fb', '/admin/api/keys/k/extra', '/admin/api/users/u_1/rotate/again',
+    '/admin/api/users/u%2F..%2Fkeys', '/admin/api/settings/extra', '/admin/api/accounts/oauth/abort',
+    '/admin/api/accounts/a_missing/refresh', '/admin/api/models/..%2Fsettings', '/admin/api/models/%2e%2e/gate',
+    '/admin/api/model-limits', '/admin/api/model-limits/presets/free', '/admin/api/', '/admin/api/stats/extra',
+  ]) {
+    add({ name: `gen admin: no route at ${path}`, method: 'GET', path, headers: admin(), status: 404, surface: ADMIN });
+  }
+  for (const [method, path] of [
+    ['GET', '/admin/api/keys/k_missing'], ['DELETE', '/admin/api/keys/k_missing'], ['GET', '/admin/api/users/u_missing'],
+    ['DELETE', '/admin/api/users/u_missing'], ['GET', '/admin/api/accounts/a_missing'], ['DELETE', '/admin/api/accounts/a_missing'],
+    ['POST', '/admin/api/accounts/a_missing/test'], ['POST', '/admin/api/accounts/a_missing/onboard'],
+    ['GET', '/admin/api/accounts/a_missing/quota'],
+  ]) {
+    add({ name: `gen admin: ${method} of nothing at ${path}`, method, path, headers: admin(), status: 404, surface: ADMIN });
+  }
+
+  // ---- Admin API: bodies --------------------------------------------------------------
+  const adminBody = (route, name, body, status = 400) => add({
+    name: `gen admin ${route[0]} ${route[1]}: ${name}`, method: route[0], path: route[1], headers: { ...admin(), ...json },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body), status, surface: ADMIN,
+  });
+  const BODY_ROUTES = [
+    [['POST', '/admin/api/keys'], { keys: ['ok-hostile-never'] }],
+    [['DELETE', '/admin/api/keys'], { ids: ['k_missing'] }],
+    [['PATCH', '/admin/api/keys/k_missing'], { enabled: true }],
+    [['POST', '/admin/api/keys/test'], { ids: ['k_missing'] }],
+    [['POST', '/admin/api/keys/project'], { ids: ['k_missing'], project: 'p' }],
+    [['PUT', '/admin/api/settings'], { max_retries: 3 }],
+    [['PATCH', '/admin/api/settings'], { max_retries: 3 }],
+    [['POST', '/admin/api/users'], { name: 'never' }],
+    [['PATCH', '/admin/api/users/u_missing'], { rpm: 5 }],
+    [[`PATCH`, `/admin/api/models/${model}`], { enabled: true }],
+    [['POST', '/admin/api/accounts'], { credentials: [] }],
+    [['PATCH', '/admin/api/accounts/a_missing'], { enabled: true }],
+    [['POST', '/admin/api/accounts/oauth/finish'], { callback_url: 'http://localhost:8085/' }],
+    [['POST', '/admin/api/login'], { password: 'x' }],
+  ];
+  for (const [route, valid] of BODY_ROUTES) {
+    // Login is only taken from the gateway's own origin.
+    const origin = () => (route[1].endsWith('/login') ? { origin: ctx.origin() } : {});
+    for (const [what, body, headers] of syntaxBodies(valid, { arrayIsABody: route[1] === '/admin/api/accounts' })) {
+      add({ name: `gen admin ${route[0]} ${route[1]}: body is ${what}`, method: route[0], path: route[1],
+        headers: () => ({ ...admin(), ...json, ...headers, ...origin() }), body, status: 400, surface: ADMIN });
+    }
+    add({ name: `gen admin ${route[0]} ${route[1]}: body over the cap`, method: route[0], path: route[1],
+      headers: () => ({ ...admin(), ...json, ...origin() }), body: JSON.stringify({ ...valid, padding: 'p'.repeat(ctx.adminCap + 4096) }),
+      status: 413, surface: ADMIN });
+  }
+  // Keys.
+  const keys = ['POST', '/admin/api/keys'];
+  for (const value of [42, true, {}, [42], [['k']], null]) adminBody(keys, `keys = ${show(value)}`, { keys: value });
+  adminBody(keys, 'no keys field', { label: 'x' });
+  for (const [field, value] of [['class', 'gold'], ['class', 5], ['weight', 'x'], ['weight', -1], ['weight', 1.5], ['label', 5], ['project', []]]) {
+    adminBody(keys, `${field} = ${show(value)}`, { keys: ['ok-hostile-never'], [field]: value });
+  }
+  const keyPatch = ['PATCH', '/admin/api/keys/k_missing'];
+  for (const [field, value] of [['enabled', 'yes'], ['enabled', 1], ['weight', -1], ['weight', 'x'], ['label', 5], ['project', {}], ['secret', 'x']]) {
+    adminBody(keyPatch, `${field} = ${show(value)}`, { [field]: value });
+  }
+  const keyDelete = ['DELETE', '/admin/api/keys'];
+  for (const [what, body] of [['no ids', {}], ['ids = "x"', { ids: 'x' }], ['ids = [1]', { ids: [1] }], ['all = "yes"', { all: 'yes' }], ['an unknown field', { every: true }]]) {
+    adminBody(keyDelete, what, body);
+  }
+  const keyTest = ['POST', '/admin/api/keys/test'];
+  for (const [what, body] of [['no ids', {}], ['ids empty', { ids: [] }], ['ids = "k"', { ids: 'k' }], ['ids = [1]', { ids: [1] }],
+    ['51 ids', { ids: Array.from({ length: 51 }, (_, i) => `k_${i}`) }], ['an unknown field', { ids: ['k'], all: true }]]) {
+    adminBody(keyTest, what, body);
+  }
+  adminBody(keyTest, 'an id that is no key', { ids: ['k_missing'] }, 404);
+  const keyProject = ['POST', '/admin/api/keys/project'];
+  for (const [what, body] of [['no ids', { project: 'p' }], ['ids empty', { ids: [], project: 'p' }], ['ids = "k"', { ids: 'k' }],
+    ['ids = [1]', { ids: [1], project: 'p' }], ['project = 5', { ids: ['k'], project: 5 }], ['an unknown field', { ids: ['k'], team: 'x' }]]) {
+    adminBody(keyProject, what, body);
+  }
+  // Users: every field with every wrong type.
+  const USER_FIELDS = {
+    name: 'string', note: 'string', enabled: 'bool', expires_at: 'uint', allowed_models: 'array', credit_quota: 'uint',
+    rpm: 'uint', rpd: 'uint', tpm: 'uint', max_concurrency: 'uint',
+  };
+  for (const [field, kind] of Object.entries(USER_FIELDS)) {
+    for (const value of WRONG[kind]) {
+      if (field === 'note' && value === null) continue;
+      adminBody(['POST', '/admin/api/users'], `${field} = ${show(value)}`, { name: 'x', [field]: value });
+      adminBody(['PATCH', '/admin/api/users/u_missing'], `${field} = ${show(value)}`, { [field]: value });
+    }
+  }
+  adminBody(['POST', '/admin/api/users'], 'a limit over 2^53', { name: 'x', rpm: 2 ** 54 });
+  adminBody(['POST', '/admin/api/users'], 'a name of 201 characters', { name: 'n'.repeat(201) });
+  adminBody(['POST', '/admin/api/users'], '101 model globs', { name: 'x', allowed_models: Array(101).fill('gemini-*') });
+  adminBody(['PATCH', '/admin/api/users/u_missing'], 'a valid edit of a user that does not exist', { rpm: 5 }, 404);
+  // Models.
+  const modelPatch = ['PATCH', `/admin/api/models/${model}`];
+  for (const [field, kind] of Object.entries({ enabled: 'bool', aliases: 'array', cost: 'object', thinking_default: 'object' })) {
+    for (const value of WRONG[kind]) adminBody(modelPatch, `${field} = ${show(value)}`, { [field]: value });
+  }
+  adminBody(modelPatch, 'an alias with a traversal', { aliases: ['../x'] });
+  adminBody(modelPatch, 'an unknown field', { hidden: true });
+  // Accounts.
+  const accounts = ['POST', '/admin/api/accounts'];
+  for (const [what, body] of [['an empty list', []], ['credentials = 5', { credentials: 5 }], ['credentials = "x"', { credentials: 'x' }],
+    ['an empty credentials list', { credentials: [] }], ['project_id = 5', { credentials: [{}], project_id: 5 }],
+    ['project_id with spaces', { credentials: [{}], project_id: 'not a project' }],
+    ['101 credentials', Array.from({ length: 101 }, () => ({ refresh_token: '1//x' }))]]) {
+    adminBody(accounts, what, body);
+  }
+  const accountPatch = ['PATCH', '/admin/api/accounts/a_missing'];
+  for (const [what, body] of [['enabled = "yes"', { enabled: 'yes' }], ['project_id = 5', { project_id: 5 }],
+    ['project_id with spaces', { project_id: 'not a project' }], ['an unknown field', { email: 'x@example.com' }]]) {
+    adminBody(accountPatch, what, body);
+  }
+  const finish = ['POST', '/admin/api/accounts/oauth/finish'];
+  for (const [what, body] of [['no callback_url', {}], ['callback_url = 5', { callback_url: 5 }],
+    ['a callback_url that is no URL', { callback_url: 'not a url' }], ['a callback_url without a code', { callback_url: 'http://localhost:8085/?state=x' }],
+    ['a forged state', { callback_url: 'http://localhost:8085/?state=forged&code=4%2Fx' }],
+    ['project_id = 5', { callback_url: 'http://localhost:8085/?state=x&code=y', project_id: 5 }],
+    ['an unknown field', { callback_url: 'http://localhost:8085/?state=x&code=y', scope: 'all' }]]) {
+    adminBody(finish, what, body);
+  }
+  // Login and logout (no wrong password: that would be a guess the throttle counts).
+  const login = (name, body, status, headers = {}) => add({
+    name: `gen admin login: ${name}`, method: 'POST', path: '/admin/api/login',
+    headers: () => ({ ...json, origin: ctx.origin(), ...headers }), body: JSON.stringify(body), status, surface: ADMIN,
+  });
+  for (const value of [42, true, [], {}, null]) login(`password = ${show(value)}`, { password: value }, 400);
+  login('no password field', { user: 'admin' }, 400);
+  login('from another origin', { password: 'x' }, 403, { origin: 'https://evil.example' });
+  login('the password as a one-element array', ['not-the-password'], 400);
+  for (const value of ['yes', 1, [], {}]) {
+    add({ name: `gen admin logout: everywhere = ${show(value)}`, method: 'POST', path: '/admin/api/logout',
+      headers: json, body: JSON.stringify({ everywhere: value }), status: 400, surface: ADMIN });
+  }
+  add({ name: 'gen admin logout: everywhere without a session or the password', method: 'POST', path: '/admin/api/logout',
+    headers: json, body: JSON.stringify({ everywhere: true }), status: 401, surface: ADMIN });
+
+  // ---- Admin API: settings, every field with every wrong type --------------------------
+  const SETTINGS = {
+    uint: ['max_retries', 'server_error_demote_ms', 'circuit_breaker_failures', 'circuit_open_ms', 'rate_limit_default_cooldown_ms',
+      'network_demote_ms', 'upstream_timeout_ms', 'max_body_bytes', 'models_cache_ttl_secs', 'log_retention_days',
+      'image_fetch_max_bytes', 'image_fetch_timeout_ms', 'default_max_output_tokens', 'rollup_retention_days',
+      'admin_session_hours', 'admin_login_global_limit', 'health_refresh_ms', 'fake_stream_interval_ms',
+      'anti_truncation_max_attempts'],
+    bool: ['include_thoughts', 'thoughts_in_content'],
+    enum: ['strategy', 'charging_mode', 'search_citations', 'quota_timezone'],
+    string: ['fake_stream_prefix', 'anti_truncation_prefix', 'anti_truncation_marker', 'default_model'],
+    globs: ['disabled_models', 'code_assist_models', 'fake_stream_models', 'anti_truncation_models', 'system_as_user_models',
+      'code_execution_models', 'url_context_models'],
+    rows: ['model_costs', 'model_variants', 'thinking_defaults', 'upstream_routing', 'model_limits', 'prompt_injection',
+      'default_safety_settings'],
+    map: ['model_aliases'],
+  };
+  const SETTING_WRONG = {
+    uint: WRONG.uint,
+    bool: WRONG.bool,
+    enum: [...WRONG.string, 'no-such-choice'],
+    string: WRONG.string,
+    globs: [...WRONG.array, [5]],
+    rows: [...WRONG.array, [5], ['x']],
+    map: [...WRONG.object, { alias: 5 }],
+  };
+  for (const [kind, names] of Object.entries(SETTINGS)) {
+    for (const name of names) {
+      for (const value of SETTING_WRONG[kind]) {
+        add({ name: `gen admin settings: ${name} = ${show(value)}`, method: 'PUT', path: '/admin/api/settings',
+          headers: { ...admin(), ...json }, body: JSON.stringify({ [name]: value }), status: 400, surface: ADMIN,
+          check: (b) => namesParam(b, name) });
+      }
+    }
+  }
+  // A row written as an array: serde would fill its fields by position.
+  for (const name of ['model_costs', 'thinking_defaults', 'upstream_routing', 'model_limits', 'prompt_injection', 'default_safety_settings']) {
+    add({ name: `gen admin settings: ${name} with a row written as an array`, method: 'PATCH', path: '/admin/api/settings',
+      headers: { ...admin(), ...json }, body: JSON.stringify({ [name]: [['gemini-x*', 5, 'system']] }), status: 400,
+      surface: ADMIN, check: (b) => namesParam(b, name) });
+  }
+  // Model limits: every field of a row with every wrong type.
+  const LIMIT_FIELDS = { pattern: 'string', max_concurrency: 'uint', max_wait_ms: 'uint', key_rpm: 'uint', key_rpd: 'uint', key_tpm: 'uint' };
+  for (const [field, kind] of Object.entries(LIMIT_FIELDS)) {
+    for (const value of WRONG[kind]) {
+      add({ name: `gen admin model_limits: ${field} = ${show(value)}`, method: 'PUT', path: '/admin/api/settings',
+        headers: { ...admin(), ...json }, body: JSON.stringify({ model_limits: [{ pattern: 'gemini-x*', key_rpm: 5, [field]: value }] }),
+        status: 400, surface: ADMIN });
+    }
+  }
+  for (const [what, limits] of [
+    ['a row without a pattern', [{ key_rpm: 5 }]], ['an empty pattern', [{ pattern: '', key_rpm: 5 }]],
+    ['an unknown field', [{ pattern: 'gemini-x*', key_rps: 5 }]],
+  ]) {
+    add({ name: `gen admin model_limits: ${what}`, method: 'PUT', path: '/admin/api/settings',
+      headers: { ...admin(), ...json }, body: JSON.stringify({ model_limits: limits }), status: 400, surface: ADMIN });
+  }
+
+  // ---- Admin API: query parameters ------------------------------------------------------
+  for (const query of [
+    'limit=0', 'limit=501', 'limit=ten', 'limit=-1', 'status=3xx', 'stream=maybe', 'from=yesterday', 'to=2024-13-01',
+    'from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z', 'cursor=not-a-cursor', 'format=xml', 'sort=asc',
+    `q=${'q'.repeat(201)}`,
+  ]) {
+    add({ name: `gen admin logs: ?${query.slice(0, 60)}`, method: 'GET', path: `/admin/api/logs?${query}`,
+      headers: admin(), status: 400, surface: ADMIN });
+  }
+  for (const query of ['range=2h', 'range=24H', 'range=1y', 'period=24h', 'user=u&from=x']) {
+    add({ name: `gen admin stats: ?${query}`, method: 'GET', path: `/admin/api/stats?${query}`,
+      headers: admin(), status: 400, surface: ADMIN });
+  }
+  return rows;
+}
+
+/** A 405's `Allow` header names the method the route does take. */
+function if405(res, allowed) {
+  if (!new RegExp(`\\b${allowed}\\b`).test(res.headers.allow ?? '')) {
+    throw new Error(`405 without ${allowed} in Allow: ${res.headers.allow}`);
+  }
+}
+
+/** A refusal names `param`. */
+function paramIs(body, param) {
+  if (body.error.param !== param) throw new Error(`param ${body.error.param}, not ${param}: ${body.error.message}`);
+}
+
+/** A settings refusal names the setting as its `param`. */
+function namesParam(body, name) {
+  if (body.error.param !== name) throw new Error(`param ${body.error.param}, not ${name}: ${body.error.message}`);
+}
