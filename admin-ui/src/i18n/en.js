@@ -630,7 +630,7 @@ export default {
   'ops.healthIntro': 'Per model: how many keys and accounts can serve it now (not cooling, not disabled). A model with none is down.',
   'ops.healthKeys': 'Keys: {healthy} healthy of {total}',
   'ops.healthAccounts': 'Accounts: {active} active of {total}',
-  'ops.healthModel': '{keys} keys · {accounts} accounts · {total} usable',
+  'ops.healthModel': '{total} usable (keys {keys}, accounts {accounts})',
   'ops.healthNoModels': 'No model has been used yet.',
   'ops.errors': 'Upstream errors',
   'ops.errorsIntro': 'Failures of each key or account on each model, with Google\'s latest message. Refreshes every 30 s while this tab is visible.',

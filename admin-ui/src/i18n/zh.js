@@ -630,7 +630,7 @@ export default {
   'ops.healthIntro': '按模型统计当前可用（未冷却、未停用）的密钥和账号数。没有可用上游的模型即为不可用。',
   'ops.healthKeys': '密钥：{total} 个中 {healthy} 个健康',
   'ops.healthAccounts': '账号：{total} 个中 {active} 个可用',
-  'ops.healthModel': '{keys} 个密钥 · {accounts} 个账号 · 共 {total} 个可用',
+  'ops.healthModel': '可用 {total}（密钥 {keys}，账号 {accounts}）',
   'ops.healthNoModels': '还没有模型被调用过。',
   'ops.errors': '上游错误',
   'ops.errorsIntro': '按密钥或账号、模型汇总的失败，附 Google 最近一次返回的消息。页面可见时每 30 秒刷新一次。',

@@ -390,7 +390,7 @@ function Archive({ onRestored }) {
                     ${k.label && html`<span class="sub" translate=${false}>${k.label}</span>`}
                   </th>
                   <td data-label=${t('keys.project')}><span translate=${false}>${k.project || '–'}</span></td>
-                  <td class="error-text" data-label=${t('archive.reason')}>${k.disabled_reason ? html`<span translate=${false}>${k.disabled_reason}</span>` : '–'}</td>
+                  <td class=${k.disabled_reason ? 'error-text' : 'muted'} data-label=${t('archive.reason')}>${k.disabled_reason ? html`<span translate=${false}>${k.disabled_reason}</span>` : '–'}</td>
                   <td data-label=${t('archive.disabledAt')}>${dateTime(k.disabled_at)}</td>
                   <td data-label=${t('archive.archivedAt')}>${dateTime(k.archived_at)}</td>
                 </tr>`)}

@@ -133,8 +133,8 @@ function Errors() {
                     <td class="ops-message" data-label=${t('ops.message')}>${g.message ? html`<span translate=${false}>${g.message}</span>` : '–'}</td>
                     <td class="num" data-label=${t('ops.failures')}>${num(g.failures)}</td>
                     <td class="num" data-label=${t('ops.requests')}>${num(g.requests)}</td>
-                    <td data-label=${t('ops.lastSeen')}><span title=${dateTime(g.last_at)}>${ago(g.last_at, now)}</span></td>
-                    <td data-label=${t('ops.coolsUntil')}>${g.cooldown_until > now ? dateTime(g.cooldown_until) : '—'}</td>
+                    <td class="when" data-label=${t('ops.lastSeen')}><span title=${dateTime(g.last_at)}>${ago(g.last_at, now)}</span></td>
+                    <td class="when" data-label=${t('ops.coolsUntil')}>${g.cooldown_until > now ? dateTime(g.cooldown_until) : '—'}</td>
                   </tr>`)}
               </tbody>
             </table>
