@@ -1,7 +1,8 @@
 // The admin console and /usage in headless Chromium, against a stack with
 // keys in every state, users and logged requests:
 //
-// - every page at 1440×900 and 375×812, in Chinese and English, light and
+// - every page at 1440×900 and 375×812 (the operations section and the
+//   keys' archive at 390×844 too), in Chinese and English, light and
 //   dark, screenshotted into tests/.screenshots/ (git-ignored), with no
 //   page exception, no CSP violation and no sideways scrolling;
 // - both dictionaries have the same keys, and every page in each language
@@ -13,6 +14,10 @@
 // - login (wrong password, the throttle's wait), the language and theme
 //   switches, adding keys in bulk, users (the key shown once and copied),
 //   a setting refused beside its field, and logging out.
+//
+// The operations section and the keys' archive are shown with stubbed
+// answers holding every kind of row, and the operations page once more with
+// the stack's own; console-ops.test.mjs drives them for real.
 //
 // The scheduling states (the model_limits editor and its preset, the
 // projects view and the bulk project dialog, the dashboard's queues) are
@@ -33,6 +38,8 @@ import { UI_TIMEOUT, axeViolations, dictionaries, keepLocal, logIn, placeholders
 const SHOTS = join(ROOT, 'tests/.screenshots');
 const SEEDED = ['ok-console-a', 'ok-console-b', 'rl-minute-600s-console', 'invalid-console', 'err503-console'];
 const SIZES = [[1440, 900], [375, 812]];
+/** The new sections are shot at a 390 px phone too. */
+const WITH_390 = [[1440, 900], [390, 844], [375, 812]];
 const LANGS = { zh: 'zh-CN', en: 'en-US' };
 const THEMES = ['light', 'dark'];
 
@@ -119,6 +126,68 @@ async function ready(page, selector, label) {
   }
 }
 
+// The operations section's answers (GET /admin/api/errors, /jobs and /health)
+// and the keys' archive, with every kind of row they can hold: a long message
+// from Google, an account, a key cooling and a disabled one, a failed job
+// run and a count name the console does not know.
+const NOW = Date.now();
+const MIN = 60_000;
+const LONG_MESSAGE = 'Resource has been exhausted (e.g. check quota). Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 10, model: gemini-2.5-pro. Please retry in 41.2s.';
+const OPS_ERRORS = {
+  since: NOW - 60 * MIN,
+  now: NOW,
+  groups: [
+    { upstream_id: 'k1a2b3c4d5e6f7a8', kind: 'key', name: 'AIza…Xy9Q', label: 'team-a', model: 'gemini-2.5-pro', class: 'rate_limited', status: 429, message: LONG_MESSAGE, failures: 37, requests: 21, first_at: NOW - 50 * MIN, last_at: NOW - 2 * MIN, cooldown_until: NOW + 9 * MIN, disabled: false },
+    { upstream_id: 'k9f8e7d6c5b4a3f2', kind: 'key', name: 'AIza…b7Kd', label: null, model: 'gemini-2.5-flash', class: 'key_invalid', status: 400, message: 'API key not valid. Please pass a valid API key.', failures: 1, requests: 1, first_at: NOW - 40 * MIN, last_at: NOW - 40 * MIN, cooldown_until: 0, disabled: true },
+    { upstream_id: 'acct-7', kind: 'account', name: 'research.team.long-address@example-university.edu', label: 'cli', model: 'gemini-2.5-pro-preview-06-05', class: 'server_error', status: 503, message: 'The model is overloaded. Please try again later.', failures: 4, requests: 3, first_at: NOW - 30 * MIN, last_at: NOW - 5 * 3600e3, cooldown_until: 0, disabled: false },
+    { upstream_id: 'k1a2b3c4d5e6f7a8', kind: 'key', name: 'AIza…Xy9Q', label: 'team-a', model: 'gemini-2.5-flash', class: 'timeout', status: null, message: null, failures: 2, requests: 2, first_at: NOW - 20 * MIN, last_at: NOW - 20 * MIN, cooldown_until: 0, disabled: false },
+  ],
+  events: [
+    { ts: NOW - 2 * MIN, request_id: 'req_0123456789abcdef01234567', upstream_id: 'k1a2b3c4d5e6f7a8', model: 'gemini-2.5-pro', class: 'rate_limited', status: 429, message: LONG_MESSAGE },
+    { ts: NOW - 20 * MIN, request_id: 'req_89abcdef0123456789abcdef', upstream_id: 'k1a2b3c4d5e6f7a8', model: 'gemini-2.5-flash', class: 'timeout', status: null, message: null },
+    { ts: NOW - 40 * MIN, request_id: 'client-supplied-id-42', upstream_id: 'k9f8e7d6c5b4a3f2', model: 'gemini-2.5-flash', class: 'key_invalid', status: 400, message: 'API key not valid. Please pass a valid API key.' },
+    { ts: NOW - 45 * MIN, request_id: 'req_fedcba9876543210fedcba98', upstream_id: 'acct-7', model: 'gemini-2.5-pro-preview-06-05', class: 'network', status: null, message: 'connection reset by peer' },
+  ],
+};
+const run = (job, agoMin, counts, ok = true, error = null) => ({ job, started_at: NOW - agoMin * MIN, duration_ms: 40 + agoMin * 7, ok, counts, error });
+const OPS_JOBS = {
+  jobs: [
+    { name: 'import', schedule: '*/5 * * * *', runs: [run('import', 3, { changed: 0 }), run('import', 8, { changed: 1 })] },
+    { name: 'probe', schedule: '*/5 * * * *', runs: [run('probe', 3, { due: 4, probed: 4, recovered: 3, still_failing: 1 }), run('probe', 8, { due: 0, probed: 0, recovered: 0, still_failing: 0 }), run('probe', 13, { due: 2, probed: 2, recovered: 0, still_failing: 2, shadowed: 1 })] },
+    { name: 'archive', schedule: '*/5 * * * *', runs: [run('archive', 3, { archived: 2 })] },
+    { name: 'tokens', schedule: '*/5 * * * *', runs: [run('tokens', 3, { refreshed: 0, fresh: 0, refused: 0, failed: 1 }, false, 'D1_ERROR: too many SQL variables while refreshing account acct-7'), run('tokens', 8, { refreshed: 1, fresh: 2, refused: 0, failed: 0 })] },
+    { name: 'retention', schedule: '*/5 * * * *', runs: [] },
+  ].map((j) => ({ ...j, last: j.runs[0] ?? null })),
+};
+const OPS_HEALTH = {
+  status: 'degraded',
+  keys: { total: 12, enabled: 10, healthy: 7 },
+  accounts: { total: 2, active: 1, needs_attention: 1, disabled: 0 },
+  models: [
+    { model: 'gemini-2.5-flash', keys: 7, accounts: 1, total: 8 },
+    { model: 'gemini-2.5-pro', keys: 0, accounts: 1, total: 1 },
+    { model: 'gemini-2.5-pro-preview-06-05', keys: 0, accounts: 0, total: 0 },
+  ],
+};
+const ARCHIVE = {
+  total: 3,
+  keys: [
+    { id: 'a1b2c3d4e5f60718', masked: 'AIza…Qm3k', label: 'old batch', project: 'proj-legacy-001', disabled_reason: 'API key not valid. Please pass a valid API key.', disabled_at: NOW - 5 * 86400e3, archived_at: NOW - 2 * 86400e3 },
+    { id: 'b2c3d4e5f6071829', masked: 'AIza…zz01', label: null, project: null, disabled_reason: 'API key expired. Please renew the API key.', disabled_at: NOW - 9 * 86400e3, archived_at: NOW - 6 * 86400e3 },
+    { id: 'c3d4e5f607182930', masked: 'inva…ole3', label: 'seeded', project: 'console-test', disabled_reason: null, disabled_at: NOW - 4 * 86400e3, archived_at: NOW - 3600e3 },
+  ],
+};
+const stubOps = async (page) => {
+  await page.route((url) => url.pathname === '/admin/api/errors', (r) => r.fulfill({ json: OPS_ERRORS }));
+  await page.route((url) => url.pathname === '/admin/api/jobs', (r) => r.fulfill({ json: OPS_JOBS }));
+  await page.route((url) => url.pathname === '/health', (r) => r.fulfill({ json: OPS_HEALTH }));
+};
+const stubArchive = (page) => page.route((url) => url.pathname === '/admin/api/keys/archive', (r) => r.fulfill({ json: ARCHIVE }));
+const openArchive = async (page) => {
+  await page.click('.page > .segmented button:nth-child(3)');
+  await page.waitForSelector('.archive-table tbody tr', { timeout: UI_TIMEOUT });
+};
+
 /**
  * The pages and states under test. `ready` is what shows the page has its
  * data; `prepare` opens a part that is closed at first; `dialog` marks a
@@ -171,6 +240,30 @@ const PAGES = [
       await page.check('#select-page');
       await page.click('#set-project');
       await page.waitForSelector('dialog[open] #bulk-project', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    name: 'keys-archive', path: '/admin/keys', ready: '.keys-table tbody tr', sizes: WITH_390, route: stubArchive,
+    async prepare(page) {
+      await openArchive(page);
+      await page.check('.archive-table tbody tr:first-child .check input');
+    },
+  },
+  {
+    name: 'keys-archive-purge', dialog: true, path: '/admin/keys', ready: '.keys-table tbody tr', route: stubArchive,
+    async prepare(page) {
+      await openArchive(page);
+      await page.check('#archive-select-all');
+      await page.click('#archive-purge');
+      await page.waitForSelector('dialog[open] .btn-danger', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
+    // Empty (nothing archived yet), as the stack answers.
+    name: 'keys-archive-empty', path: '/admin/keys', ready: '.keys-table tbody tr',
+    async prepare(page) {
+      await page.click('.page > .segmented button:nth-child(3)');
+      await ready(page, '.archive-view .empty', 'the empty archive');
     },
   },
   { name: 'users', path: '/admin/users', ready: '.users-table tbody tr' },
@@ -241,6 +334,22 @@ const PAGES = [
   },
   { name: 'logs', path: '/admin/logs', ready: '.logs-table tbody tr' },
   {
+    name: 'ops', path: '/admin/ops', ready: '.errors-table tbody tr', sizes: WITH_390, route: stubOps,
+    async prepare(page) {
+      await page.waitForSelector('.job-card[data-job="retention"] .job-never', { timeout: UI_TIMEOUT });
+      await page.waitForSelector('#health-status', { timeout: UI_TIMEOUT });
+      await page.click('.job-card[data-job="probe"] .job-runs > summary');
+    },
+  },
+  {
+    // The stack's own answers: the seeded invalid and 503 keys' failures, no cron run yet.
+    name: 'ops-live', path: '/admin/ops', ready: '.errors-table tbody tr',
+    async prepare(page) {
+      await page.waitForSelector('.jobs-grid .job-card', { timeout: UI_TIMEOUT });
+      await page.waitForSelector('#health-status', { timeout: UI_TIMEOUT });
+    },
+  },
+  {
     name: 'logs-detail', dialog: true, path: '/admin/logs', ready: '.logs-table tbody tr',
     async prepare(page) {
       await page.click('.logs-table tbody tr:first-child th button');
@@ -299,14 +408,15 @@ test('both dictionaries have the same keys, placeholders and no empty text; ever
 });
 
 for (const p of PAGES) {
-  browserTest(`screenshots: ${p.name}, 1440×900 and 375×812, zh and en, light and dark`, { timeout: 300_000 }, async () => {
+  const sizes = p.sizes ?? SIZES;
+  browserTest(`screenshots: ${p.name}, ${sizes.map((z) => z.join('×')).join(', ')}, zh and en, light and dark`, { timeout: 300_000 }, async () => {
     mkdirSync(SHOTS, { recursive: true });
     const name = (lang, theme, size) => `${p.name}-${lang}-${theme}-${size.join('x')}.png`;
     // No screenshot of an earlier run is left to pass for this one's.
-    for (const lang of Object.keys(LANGS)) for (const theme of THEMES) for (const size of SIZES) rmSync(join(SHOTS, name(lang, theme, size)), { force: true });
+    for (const lang of Object.keys(LANGS)) for (const theme of THEMES) for (const size of sizes) rmSync(join(SHOTS, name(lang, theme, size)), { force: true });
     for (const lang of Object.keys(LANGS)) {
       for (const theme of THEMES) {
-        for (const size of SIZES) {
+        for (const size of sizes) {
           const { page, errors } = await visit(p, { lang, theme, size });
           try {
             const file = name(lang, theme, size);

@@ -20,6 +20,7 @@ import { Users } from './pages/users.js';
 import { Models } from './pages/models.js';
 import { Settings } from './pages/settings.js';
 import { Logs } from './pages/logs.js';
+import { Ops } from './pages/ops.js';
 
 // Set by the cache-busting test's build; empty (and dropped) otherwise.
 // eslint-disable-next-line no-undef
@@ -34,6 +35,7 @@ export const SECTIONS = [
   { path: 'models', title: 'nav.models', Page: Models },
   { path: 'settings', title: 'nav.settings', Page: Settings },
   { path: 'logs', title: 'nav.logs', Page: Logs },
+  { path: 'ops', title: 'nav.ops', Page: Ops },
 ];
 
 const current = () => location.pathname.replace(/^\/admin\/?/, '').replace(/\/+$/, '').replace(/^index\.html$/, '');

@@ -92,3 +92,14 @@ export function localInput(at) {
   const d = new Date(at);
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
+
+/** How long ago `value` was, from `now`: just now, 5 min ago, 3 h ago, 2 d ago. */
+export function ago(value, now = Date.now()) {
+  const at = toMs(value);
+  if (at === null) return '–';
+  const s = Math.max(0, (now - at) / 1000);
+  if (s < 60) return t('time.justNow');
+  if (s < 3600) return t('time.minutesAgo', { n: Math.floor(s / 60) });
+  if (s < 86400) return t('time.hoursAgo', { n: Math.floor(s / 3600) });
+  return t('time.daysAgo', { n: Math.floor(s / 86400) });
+}

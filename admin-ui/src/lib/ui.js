@@ -257,3 +257,28 @@ export function useAction(fn) {
   };
   return [run, busy];
 }
+
+/**
+ * A filter <select> with "All" first; `options`: `[{ value, label }]`,
+ * data values (not translated) unless `data` is false.
+ */
+export function FilterSelect({ id, label, value, options, onChange, data = true }) {
+  return html`
+    <div class="field field-compact">
+      <label for=${id}>${label}</label>
+      <select id=${id} value=${value} onChange=${(e) => onChange(e.currentTarget.value)}>
+        <option value="">${t('dash.all')}</option>
+        ${options.map((o) => html`<option key=${o.value} value=${o.value} translate=${data ? false : undefined}>${o.label}</option>`)}
+      </select>
+    </div>`;
+}
+
+/** Remembers the options seen so far, so a filtered answer does not shrink the list. */
+export function useOptions(list, toOption) {
+  const seen = useRef(new Map());
+  for (const item of list ?? []) {
+    const o = toOption(item);
+    if (o.value) seen.current.set(o.value, o);
+  }
+  return [...seen.current.values()].sort((a, b) => a.label.localeCompare(b.label));
+}

@@ -2,14 +2,14 @@
 // a range, filterable by model, key and user; the split by each; the keys
 // failing most; the pool's capacity per model; the queue of each model with
 // a concurrency limit. Refreshes every 30 s while the tab is visible.
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api } from '../../lib/api.js';
 import { Chart } from '../../lib/chart.js';
 import { clock, dateTime, ms, num, pct, short, toMs } from '../../lib/format.js';
 import { html } from '../../lib/html.js';
 import { lang, t } from '../../lib/i18n.js';
 import { useStore } from '../../lib/store.js';
-import { Bar, Empty, LoadError, Loading, Segmented, StackBar, useLoad, useNow, useVisibleInterval } from '../../lib/ui.js';
+import { Bar, Empty, FilterSelect, LoadError, Loading, Segmented, StackBar, useLoad, useNow, useOptions, useVisibleInterval } from '../../lib/ui.js';
 
 const RANGES = ['1h', '24h', '7d', '30d'];
 const REFRESH_MS = 30_000;
@@ -21,27 +21,6 @@ function Kpi({ label, value, sub }) {
       <p class="kpi-value">${value}</p>
       ${sub && html`<p class="kpi-sub">${sub}</p>`}
     </div>`;
-}
-
-function FilterSelect({ id, label, value, options, onChange }) {
-  return html`
-    <div class="field field-compact">
-      <label for=${id}>${label}</label>
-      <select id=${id} value=${value} onChange=${(e) => onChange(e.currentTarget.value)}>
-        <option value="">${t('dash.all')}</option>
-        ${options.map((o) => html`<option key=${o.value} value=${o.value} translate=${false}>${o.label}</option>`)}
-      </select>
-    </div>`;
-}
-
-/** Remembers the options seen so far, so a filtered answer does not shrink the list. */
-function useOptions(list, toOption) {
-  const seen = useRef(new Map());
-  for (const item of list ?? []) {
-    const o = toOption(item);
-    if (o.value) seen.current.set(o.value, o);
-  }
-  return [...seen.current.values()].sort((a, b) => a.label.localeCompare(b.label));
 }
 
 function Capacity({ rows }) {

@@ -2,7 +2,8 @@
 // page on the server, test the selected ones now, edit, enable or disable,
 // set or clear the project of many at once, delete in bulk, and read each
 // key's per-model health with a live cooldown countdown. A second view
-// lists the projects with their keys and capacity.
+// lists the projects with their keys and capacity; a third the archive of
+// keys invalid for too long, to restore or purge.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, confirmDone, seg } from '../../lib/api.js';
 import { clock, dateTime, ms, num } from '../../lib/format.js';
@@ -325,6 +326,82 @@ function Projects({ onShowKeys }) {
     </div>`;
 }
 
+/** Keys invalid for too long (GET /admin/api/keys/archive): restore or purge. */
+function Archive({ onRestored }) {
+  const { data, error, reload } = useLoad(() => api.get('/admin/api/keys/archive', { quiet: true }), []);
+  const [selected, setSelected] = useState(new Set());
+  const [purging, setPurging] = useState(null);
+  const list = data?.keys ?? [];
+  const ids = list.map((k) => k.id);
+  const chosen = ids.filter((id) => selected.has(id));
+  const allChosen = ids.length > 0 && chosen.length === ids.length;
+  const toggle = (id) => {
+    const next = new Set(selected);
+    if (next.has(id)) next.delete(id); else next.add(id);
+    setSelected(next);
+  };
+  const toggleAll = () => setSelected(allChosen ? new Set() : new Set(ids));
+  const [restore, restoring] = useAction(async () => {
+    const r = await api.post('/admin/api/keys/archive/restore', { ids: chosen });
+    confirmDone(t('archive.restoredN', { n: r?.restored ?? 0 }));
+    setSelected(new Set());
+    reload({ silent: true });
+    onRestored();
+  });
+  const [purge, busy] = useAction(async () => {
+    const r = await api.post('/admin/api/keys/archive/purge', { ids: purging });
+    confirmDone(t('archive.purgedN', { n: r?.purged ?? 0 }));
+    setPurging(null);
+    setSelected(new Set());
+    reload({ silent: true });
+  });
+  return html`
+    <div class="stack archive-view">
+      <p class="hint archive-intro">${t('archive.intro')}</p>
+      <div class="bulkbar" role="region" aria-label=${t('keys.bulk')}>
+        <label class="check-label bulk-select">
+          <input type="checkbox" id="archive-select-all" checked=${allChosen} disabled=${!ids.length} onChange=${toggleAll} />
+          ${t('archive.selectAll')}
+        </label>
+        <span class="muted">${t('keys.selected', { n: chosen.length })}</span>
+        <button type="button" class="btn" id="archive-restore" disabled=${!chosen.length || restoring} onClick=${restore}>${t('archive.restore')}</button>
+        <button type="button" class="btn btn-danger" id="archive-purge" disabled=${!chosen.length} onClick=${() => setPurging(chosen)}>${t('archive.purge')}</button>
+      </div>
+      ${error && !data ? html`<${LoadError} error=${error} onRetry=${() => reload()} />`
+        : !data ? html`<${Loading} />`
+        : !list.length ? html`<${Empty} text=${t('archive.none')} />`
+        : html`
+        <div class="table-wrap">
+          <table class="table table-cards keys-table archive-table">
+            <thead><tr>
+              <th scope="col" class="check"><input type="checkbox" aria-label=${t('archive.selectAll')} checked=${allChosen} onChange=${toggleAll} /></th>
+              <th scope="col">${t('common.key')}</th>
+              <th scope="col">${t('keys.project')}</th>
+              <th scope="col">${t('archive.reason')}</th>
+              <th scope="col">${t('archive.disabledAt')}</th>
+              <th scope="col">${t('archive.archivedAt')}</th>
+            </tr></thead>
+            <tbody>
+              ${list.map((k) => html`
+                <tr key=${k.id} data-id=${k.id} class=${selected.has(k.id) ? 'selected' : ''}>
+                  <td class="check"><input type="checkbox" aria-label=${t('keys.select', { key: k.masked })} checked=${selected.has(k.id)} onChange=${() => toggle(k.id)} /></td>
+                  <th scope="row" data-label=${t('common.key')}>
+                    <code translate=${false}>${k.masked}</code>
+                    ${k.label && html`<span class="sub" translate=${false}>${k.label}</span>`}
+                  </th>
+                  <td data-label=${t('keys.project')}><span translate=${false}>${k.project || '–'}</span></td>
+                  <td class=${k.disabled_reason ? 'error-text' : 'muted'} data-label=${t('archive.reason')}>${k.disabled_reason ? html`<span translate=${false}>${k.disabled_reason}</span>` : '–'}</td>
+                  <td data-label=${t('archive.disabledAt')}>${dateTime(k.disabled_at)}</td>
+                  <td data-label=${t('archive.archivedAt')}>${dateTime(k.archived_at)}</td>
+                </tr>`)}
+            </tbody>
+          </table>
+        </div>`}
+      <${Confirm} open=${!!purging} title=${t('archive.purgeTitle')} text=${t('archive.purgeText', { n: purging?.length ?? 0 })}
+        confirmLabel=${t('archive.purge')} busy=${busy} onConfirm=${purge} onClose=${() => setPurging(null)} />
+    </div>`;
+}
+
 export function Keys() {
   const [status, setStatus] = useState('');
   const [search, setSearch] = useState('');
@@ -404,8 +481,9 @@ export function Keys() {
         <p class="muted">${data ? t('keys.summary', { total: num(data.total), healthy: num(counts?.healthy ?? 0), cooling: num(counts?.cooling ?? 0), disabled: num(counts?.disabled ?? 0) }) : ''}</p>
       </div>
       <${Segmented} label=${t('keys.view')} value=${view} onChange=${setView}
-        options=${[{ value: 'keys', label: t('keys.viewKeys') }, { value: 'projects', label: t('keys.viewProjects') }]} />
-      ${view === 'projects' ? html`<${Projects} onShowKeys=${(p) => { setSearch(p); setView('keys'); }} />` : html`
+        options=${[{ value: 'keys', label: t('keys.viewKeys') }, { value: 'projects', label: t('keys.viewProjects') }, { value: 'archive', label: t('keys.viewArchive') }]} />
+      ${view === 'projects' ? html`<${Projects} onShowKeys=${(p) => { setSearch(p); setView('keys'); }} />`
+        : view === 'archive' ? html`<${Archive} onRestored=${() => reload({ silent: true })} />` : html`
       <${AddKeys} onAdded=${() => reload({ silent: true })} />
       <div class="toolbar toolbar-wrap">
         <${Segmented} label=${t('keys.filter')} value=${status} options=${filterOptions}

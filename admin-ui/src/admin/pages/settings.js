@@ -19,6 +19,7 @@ const META = {
   circuit_open_ms: { group: 'pool', unit: 'ms' },
   upstream_routing: { group: 'pool' },
   code_assist_models: { group: 'pool', list: true },
+  archive_invalid_after_days: { group: 'pool', unit: 'days' },
   model_limits: { group: 'limits' },
   health_refresh_ms: { group: 'limits', unit: 'ms' },
   upstream_timeout_ms: { group: 'upstream', unit: 'ms' },
