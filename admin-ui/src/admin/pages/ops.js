@@ -105,7 +105,7 @@ function Errors() {
         : html`
         ${error && html`<p class="form-error" role="alert"><span translate=${false}>${error.message}</span></p>`}
         ${!groups.length ? html`<${Empty} text=${t('ops.noErrors')} />` : html`
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex="0" role="region" aria-labelledby="errors-title">
             <table class="table table-cards errors-table">
               <thead><tr>
                 <th scope="col">${t('ops.upstream')}</th>
@@ -139,9 +139,9 @@ function Errors() {
               </tbody>
             </table>
           </div>`}
-        <h3 class="ops-subtitle">${t('ops.events')}</h3>
+        <h3 class="ops-subtitle" id="events-title">${t('ops.events')}</h3>
         ${!events.length ? html`<${Empty} text=${t('ops.noEvents')} />` : html`
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex="0" role="region" aria-labelledby="events-title">
             <table class="table table-cards events-table">
               <thead><tr>
                 <th scope="col">${t('logs.time')}</th>
