@@ -26,6 +26,9 @@ function ClassBadge({ value }) {
   return html`<span class=${`pill ${CLASS_TONE[value]}`}>${t(`ops.class.${value}`)}</span>`;
 }
 
+/** An account's e-mail may wrap; a masked key stays on one line. */
+const nameClass = (name) => (String(name ?? '').includes('@') ? 'ops-name ops-email' : 'ops-name');
+
 /** GET /health answers 503 when down, with the same body: read it either way. */
 async function loadHealth() {
   const res = await fetch('/health', { headers: { accept: 'application/json' }, cache: 'no-store' });
@@ -105,7 +108,7 @@ function Errors() {
         : html`
         ${error && html`<p class="form-error" role="alert"><span translate=${false}>${error.message}</span></p>`}
         ${!groups.length ? html`<${Empty} text=${t('ops.noErrors')} />` : html`
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex="0" role="region" aria-labelledby="errors-title">
             <table class="table table-cards errors-table">
               <thead><tr>
                 <th scope="col">${t('ops.upstream')}</th>
@@ -123,7 +126,7 @@ function Errors() {
                   <tr key=${`${g.upstream_id}|${g.model}|${g.class}`} data-upstream=${g.upstream_id}>
                     <th scope="row" data-label=${t('ops.upstream')}>
                       <span class="pill pill-muted ops-kind">${t(g.kind === 'account' ? 'ops.kind.account' : 'ops.kind.key')}</span>
-                      ${' '}<code translate=${false} class="ops-name">${g.name ?? g.upstream_id}</code>
+                      ${' '}<code translate=${false} class=${nameClass(g.name)}>${g.name ?? g.upstream_id}</code>
                       ${g.label && html`<span class="sub" translate=${false}>${g.label}</span>`}
                       ${g.disabled && html`<span class="pill pill-danger">${t('keys.disabled')}</span>`}
                     </th>
@@ -134,14 +137,14 @@ function Errors() {
                     <td class="num" data-label=${t('ops.failures')}>${num(g.failures)}</td>
                     <td class="num" data-label=${t('ops.requests')}>${num(g.requests)}</td>
                     <td class="when" data-label=${t('ops.lastSeen')}><span title=${dateTime(g.last_at)}>${ago(g.last_at, now)}</span></td>
-                    <td class="when" data-label=${t('ops.coolsUntil')}>${g.cooldown_until > now ? dateTime(g.cooldown_until) : '—'}</td>
+                    <td data-label=${t('ops.coolsUntil')}>${g.cooldown_until > now ? dateTime(g.cooldown_until) : '—'}</td>
                   </tr>`)}
               </tbody>
             </table>
           </div>`}
-        <h3 class="ops-subtitle">${t('ops.events')}</h3>
+        <h3 class="ops-subtitle" id="events-title">${t('ops.events')}</h3>
         ${!events.length ? html`<${Empty} text=${t('ops.noEvents')} />` : html`
-          <div class="table-wrap">
+          <div class="table-wrap" tabindex="0" role="region" aria-labelledby="events-title">
             <table class="table table-cards events-table">
               <thead><tr>
                 <th scope="col">${t('logs.time')}</th>
@@ -156,7 +159,7 @@ function Errors() {
                   <tr key=${`${e.ts}-${e.request_id}-${i}`}>
                     <th scope="row" data-label=${t('logs.time')}>${dateTime(e.ts)}</th>
                     <td class="req-id" data-label=${t('ops.requestId')}><code translate=${false}>${e.request_id ?? '–'}</code></td>
-                    <td data-label=${t('ops.upstream')}><code translate=${false} class="ops-name">${names[e.upstream_id] ?? e.upstream_id}</code></td>
+                    <td data-label=${t('ops.upstream')}><code translate=${false} class=${nameClass(names[e.upstream_id])}>${names[e.upstream_id] ?? e.upstream_id}</code></td>
                     <td data-label=${t('common.model')}><span translate=${false}>${e.model ?? '–'}</span></td>
                     <td data-label=${t('ops.class')}><${ClassBadge} value=${e.class} />${e.status ? html` <span class="muted small">${e.status}</span>` : ''}</td>
                     <td class="ops-message" data-label=${t('ops.message')}>${e.message ? html`<span translate=${false}>${e.message}</span>` : '–'}</td>
