@@ -22,6 +22,7 @@ pub mod mask;
 pub mod media;
 pub mod openai;
 pub mod outcome;
+pub mod pipe;
 pub mod projects;
 pub mod quota;
 pub mod render;
