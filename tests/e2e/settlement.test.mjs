@@ -255,8 +255,10 @@ const openaiStream = (model) => ({
  * A user key (room for one request at a time) starts a stream, reads until
  * `started` shows in the body, and disconnects. Then: the request settled
  * once, its reservation and slot are free (the next request is admitted),
- * and, when `upstream` is the scripted slow stream, the gateway stopped
- * reading it: the mock saw its connection closed before the last event.
+ * and, when `upstreamAbandoned`, the upstream stream was dropped: the mock
+ * saw its connection closed before the last event. (The local runtime may
+ * close it along with the client too; that the writer itself stops at a
+ * failed write is unit-tested in `domain::pipe`.)
  */
 async function leaveMidStream(t, { name, model, request, started, script, upstreamAbandoned }) {
   const { id, key } = await createUser(name);
