@@ -24,6 +24,7 @@ pub mod media;
 pub mod openai;
 pub mod ops;
 pub mod outcome;
+pub mod pipe;
 pub mod projects;
 pub mod quota;
 pub mod render;

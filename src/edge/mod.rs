@@ -7,7 +7,7 @@
 //!
 //! | layer | modules | holds |
 //! |---|---|---|
-//! | 1 | `http`, `crypto`, `config`, `google` | request bodies, responses, Web Crypto, the isolate's env, Google's OAuth endpoints |
+//! | 1 | `http`, `crypto`, `config`, `google` | request bodies, responses (streamed ones through the runtime's pipe), Web Crypto, the isolate's env, Google's OAuth endpoints |
 //! | 2 | `app` | the per-request context |
 //! | 3 | `store`, `objects` | D1 repositories; Durable Object shells and their clients |
 //! | 4 | `snapshot` | the per-isolate caches (keys, settings, users) and their invalidation |

@@ -2,7 +2,9 @@
 // upstream answered 200: a body that does not parse (chat, embeddings) and
 // an embeddings answer with fewer vectors than inputs. Unsettled, such a
 // request keeps the user's concurrency slot and reserved credits until its
-// lease expires (minutes) and leaves no request-log row.
+// lease expires (minutes) and leaves no request-log row. So is a stream whose
+// client leaves in the middle, on every surface that streams: the gateway
+// stops reading the upstream and settles it once.
 //
 // Each test uses its own user key (max_concurrency 1, a credit quota) and
 // model name. A control case (an upstream 400, settled today) runs the same
@@ -13,7 +15,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startStack } from '../lib/harness.mjs';
-import { settlements, sqlStr, waitForSettlements } from '../lib/util.mjs';
+import { mockCondition, settlements, sqlStr, waitForSettlements } from '../lib/util.mjs';
 
 /** Default per-request costs: Flash-class models, and models that are neither Flash nor Pro. */
 const FLASH_COST = 2;
@@ -207,5 +209,156 @@ test('embeddings: an upstream 200 with fewer embeddings than inputs is settled',
     bad: (client) => embedTwo(client, model),
     next: (client) => embedTwo(client, model),
     error: { status: 502, type: 'api_error', message: /embeddings/i },
+  });
+});
+
+// ---------------------------------------------------------------- a client that leaves mid-stream
+
+/** Upstream events of a slow stream: the mock would take LEAVE_EVENTS x LEAVE_GAP_MS (10 s) to end it. */
+const LEAVE_EVENTS = 40;
+const LEAVE_GAP_MS = 250;
+
+/** `LEAVE_EVENTS` one-word stream events in Gemini's shape, the last one finished. */
+function slowChunks(model) {
+  return Array.from({ length: LEAVE_EVENTS }, (_, i) => ({
+    candidates: [{
+      content: { role: 'model', parts: [{ text: `word${i} ` }] },
+      ...(i === LEAVE_EVENTS - 1 ? { finishReason: 'STOP' } : {}),
+      index: 0,
+    }],
+    usageMetadata: { promptTokenCount: 5, candidatesTokenCount: i + 1, totalTokenCount: 6 + i },
+    modelVersion: model,
+    responseId: 'settle-leave',
+  }));
+}
+
+/** Reads `reader` until the text so far matches `pattern` (bounded reads); returns the text. */
+async function readUntil(reader, pattern, maxReads = 200) {
+  const decoder = new TextDecoder();
+  let text = '';
+  for (let i = 0; i < maxReads; i += 1) {
+    const { value, done } = await reader.read();
+    if (done) return assert.fail(`the stream ended before ${pattern}: ${text.slice(0, 400)}`);
+    text += decoder.decode(value, { stream: true });
+    if (pattern.test(text)) return text;
+  }
+  return assert.fail(`no ${pattern} within ${maxReads} reads: ${text.slice(0, 400)}`);
+}
+
+const openaiStream = (model) => ({
+  path: '/v1/chat/completions',
+  headers: (key) => ({ authorization: `Bearer ${key}` }),
+  body: { model, stream: true, messages: [{ role: 'user', content: 'leave early' }] },
+});
+
+/**
+ * A user key (room for one request at a time) starts a stream, reads until
+ * `started` shows in the body, and disconnects. Then: the request settled
+ * once, its reservation and slot are free (the next request is admitted),
+ * and, when `upstreamAbandoned`, the upstream stream was dropped: the mock
+ * saw its connection closed before the last event. (The local runtime may
+ * close it along with the client too; that the writer itself stops at a
+ * failed write is unit-tested in `domain::pipe`.)
+ */
+async function leaveMidStream(t, { name, model, request, started, script, upstreamAbandoned }) {
+  const { id, key } = await createUser(name);
+  await stack.mockApi.script({ model, times: 1, ...script });
+  const controller = new AbortController();
+  const res = await fetch(`${stack.url}${request.path}`, {
+    method: 'POST',
+    headers: { ...request.headers(key), 'content-type': 'application/json' },
+    body: JSON.stringify(request.body),
+    signal: controller.signal,
+  });
+  assert.equal(res.status, 200, `${name}: ${res.status}`);
+  const reader = res.body.getReader();
+  await readUntil(reader, started);
+  controller.abort();
+  await reader.cancel().catch(() => {}); // already errored by the abort
+
+  const charged = await settlementNo(id, 1);
+  const [call] = stack.mock.state.findCalls({ model });
+  await mockCondition(stack.mock.state, () => call.finishedAt, `${name}: the upstream call ending`);
+  const afterLeaving = await usageOf(key);
+  const nextStartedAt = Date.now();
+  let next;
+  try {
+    await chatOnce(openaiFor(key), model, 'after leaving');
+    next = { status: 200 };
+  } catch (e) {
+    next = { status: e.status ?? e.name, message: e.error?.message ?? e.message };
+  }
+  await settlementNo(id, 2);
+  const rows = await pollLog(id, (rs) => rs.some((r) => r.ts >= nextStartedAt));
+  const observed = {
+    settlement: charged === null ? `no settlement line within ${SETTLE_WAIT_MS} ms` : 'settled',
+    afterLeaving: { reserved: afterLeaving.reserved, used: afterLeaving.used === charged },
+    nextRequest: next,
+    // One line and one row per request: the stream settled exactly once.
+    settlements: settlements(stack, id).length,
+    requestLog: rows.map((r) => r.status),
+    upstream: upstreamAbandoned
+      ? { abandoned: typeof call.abandonedAt === 'number', eventsSent: call.eventTimes?.length < LEAVE_EVENTS }
+      : 'not checked',
+  };
+  t.diagnostic(`${name}: ${JSON.stringify(observed)}; mock sent ${call.eventTimes?.length ?? 0} events, charged ${charged}`);
+  assert.deepEqual(observed, {
+    settlement: 'settled',
+    afterLeaving: { reserved: 0, used: true },
+    nextRequest: { status: 200 },
+    settlements: 2,
+    requestLog: [200, 200],
+    upstream: upstreamAbandoned ? { abandoned: true, eventsSent: true } : 'not checked',
+  });
+}
+
+test('a client that leaves mid-stream: the upstream read stops, and the request settles once (OpenAI, anti-truncation, Gemini, fake stream)', { timeout: 300_000 }, async (t) => {
+  const slow = (model) => ({ chunks: slowChunks(model), eventDelayMs: LEAVE_GAP_MS });
+  const content = /"content":"word0/;
+
+  const openaiModel = 'gemini-2.5-flash-settle-leave-openai';
+  await leaveMidStream(t, {
+    name: 'settle-leave-openai',
+    model: openaiModel,
+    request: openaiStream(openaiModel),
+    started: content,
+    script: slow(openaiModel),
+    upstreamAbandoned: true,
+  });
+
+  const continuedModel = 'gemini-2.5-flash-settle-leave-at';
+  await leaveMidStream(t, {
+    name: 'settle-leave-anti-truncation',
+    model: continuedModel,
+    request: openaiStream(`anti-trunc/${continuedModel}`),
+    started: content,
+    script: slow(continuedModel),
+    upstreamAbandoned: true,
+  });
+
+  const nativeModel = 'gemini-2.5-flash-settle-leave-native';
+  await leaveMidStream(t, {
+    name: 'settle-leave-native',
+    model: nativeModel,
+    request: {
+      path: `/v1beta/models/${nativeModel}:streamGenerateContent?alt=sse`,
+      headers: (key) => ({ 'x-goog-api-key': key }),
+      body: { contents: [{ role: 'user', parts: [{ text: 'leave early' }] }] },
+    },
+    started: /"text": ?"word0/,
+    script: slow(nativeModel),
+    upstreamAbandoned: true,
+  });
+
+  // A fake stream's one upstream call runs on its own (it may finish after the client
+  // left); its ticket settles once either way.
+  const fakeModel = 'gemini-2.5-flash-settle-leave-fake';
+  await leaveMidStream(t, {
+    name: 'settle-leave-fake-stream',
+    model: fakeModel,
+    request: openaiStream(`fake-stream/${fakeModel}`),
+    started: /"role":"assistant"/,
+    script: { action: 'generateContent', latencyMs: 2_000 },
+    upstreamAbandoned: false,
   });
 });

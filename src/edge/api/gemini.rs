@@ -19,6 +19,7 @@ use crate::edge::billing::meter::{Meter, Metering};
 use crate::edge::billing::ticket::{Outcome, metered_send};
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
+use crate::edge::http::stream::piped;
 use crate::edge::relay::fake_stream;
 use crate::edge::snapshot::{self, Snapshot};
 use crate::edge::upstream::accounts;
@@ -86,7 +87,7 @@ async fn list_models(app: &App, url: &Url) -> HandlerResult {
     let target = urls::models(&app.config.env.gemini_api_base, version(url), pairs(&query))?;
     let answered = list_call(app, &snap, target).await;
     let Some(mut page) = parsed::<ListModelsResponse>(&answered) else {
-        return answer(answered, None);
+        return answer(app, answered, None);
     };
     // The Code Assist models join the last page, when accounts exist.
     let last_page = page.next_page_token.as_deref().is_none_or(str::is_empty);
@@ -104,7 +105,7 @@ async fn get_model(app: &App, url: &Url, id: &str) -> HandlerResult {
     let upstream_url = urls::model(&app.config.env.gemini_api_base, version(url), &target)?;
     let answered = list_call(app, &snap, upstream_url).await;
     let Some(mut model) = parsed::<Model>(&answered).filter(|_| target != id) else {
-        return answer(answered, None);
+        return answer(app, answered, None);
     };
     model.name = ModelName::parse(id)?;
     render::json(200, &model)
@@ -191,7 +192,7 @@ async fn model_action(
     };
     if action == NativeAction::CountTokens {
         // Counting spends no generation: authenticated, but neither reserved nor logged.
-        return answer(upstream::send(app, &snap, &request).await, None);
+        return answer(app, upstream::send(app, &snap, &request).await, None);
     }
     let default_max = snap.settings.default_max_output_tokens;
     let estimate = || estimate_native(&parsed, body_len, default_max);
@@ -200,7 +201,7 @@ async fn model_action(
     }
     let (ticket, ok) = match metered_send(app, caller, &snap, &request, estimate).await {
         Ok(admitted) => admitted,
-        Err(e) => return answer(Err(e), None),
+        Err(e) => return answer(app, Err(e), None),
     };
     let meter = match &ok.body {
         UpstreamBody::Full(bytes) => {
@@ -214,7 +215,7 @@ async fn model_action(
             Metering::Scan,
         )),
     };
-    answer(Ok(ok), meter)
+    answer(app, Ok(ok), meter)
 }
 
 /// The body of a model action: refused as Google would refuse it (not JSON, not an
@@ -277,9 +278,13 @@ fn code_assist_call(
 
 /// Relays an upstream answer: a success unchanged (metered when a meter is given), a client
 /// error with Google's own body.
-fn answer(result: Result<UpstreamOk, UpstreamError>, meter: Option<Meter>) -> HandlerResult {
+fn answer(
+    app: &App,
+    result: Result<UpstreamOk, UpstreamError>,
+    meter: Option<Meter>,
+) -> HandlerResult {
     match result {
-        Ok(ok) => relay(ok, meter),
+        Ok(ok) => relay(app, ok, meter),
         Err(UpstreamError::Client { status, body }) => {
             let headers = Headers::new();
             headers.set("content-type", "application/json; charset=UTF-8")?;
@@ -291,7 +296,7 @@ fn answer(result: Result<UpstreamOk, UpstreamError>, meter: Option<Meter>) -> Ha
     }
 }
 
-fn relay(ok: UpstreamOk, meter: Option<Meter>) -> HandlerResult {
+fn relay(app: &App, ok: UpstreamOk, meter: Option<Meter>) -> HandlerResult {
     let headers = Headers::new();
     headers.set(
         "content-type",
@@ -300,7 +305,7 @@ fn relay(ok: UpstreamOk, meter: Option<Meter>) -> HandlerResult {
             .unwrap_or("application/json; charset=UTF-8"),
     )?;
     let resp = match ok.body {
-        UpstreamBody::Full(bytes) => Response::from_bytes(bytes)?,
+        UpstreamBody::Full(bytes) => Response::from_bytes(bytes)?.with_headers(headers),
         UpstreamBody::Stream { first, rest } => {
             // A stalled or broken upstream ends the relayed stream abruptly,
             // as the connection to Google itself would have.
@@ -314,8 +319,10 @@ fn relay(ok: UpstreamOk, meter: Option<Meter>) -> HandlerResult {
                     }
                     chunk
                 });
-            Response::from_stream(body)?
+            let (resp, pump) = piped(body, headers)?;
+            app.background.spawn(pump);
+            resp
         }
     };
-    Ok(resp.with_status(ok.status).with_headers(headers))
+    Ok(resp.with_status(ok.status))
 }

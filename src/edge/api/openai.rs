@@ -2,9 +2,10 @@
 //! embeddings and models. Translation is `domain::translate`; this file only
 //! wires bodies, upstream calls and responses together.
 
+use std::convert::Infallible;
 use std::rc::Rc;
 
-use futures::{StreamExt, future::ready, stream};
+use futures::{StreamExt, stream};
 use worker::{Method, Request, Response};
 
 use crate::domain::compat::Modes;
@@ -23,9 +24,10 @@ use crate::domain::usage;
 use crate::edge::access::Caller;
 use crate::edge::app::App;
 use crate::edge::billing::meter::{Meter, Metering};
-use crate::edge::billing::ticket::{Outcome, admit, metered_send_scaled};
+use crate::edge::billing::ticket::{Outcome, Ticket, admit, metered_send_scaled};
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
+use crate::edge::http::stream::piped;
 use crate::edge::now_ms;
 use crate::edge::relay::continuation::{self, ContinuedChat};
 use crate::edge::relay::fake_stream::{self, Continued};
@@ -122,13 +124,8 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         };
         continuation::respond(app, Rc::clone(&snap), ticket, ok, chat).await?
     } else if prepared.stream {
-        let meter = ticket.settle_when_done(
-            app,
-            ok.key_id.clone(),
-            snap.settings.upstream_timeout_ms,
-            Metering::Told,
-        );
-        sse_response(ok, ChatSsePipeline::new(ctx, prepared.include_usage), meter)?
+        let pipeline = ChatSsePipeline::new(ctx, prepared.include_usage);
+        sse_response(app, &snap, ticket, ok, pipeline)?
     } else {
         let key_id = ok.key_id.clone();
         let answer: GenerateContentResponse = ticket.check(ok.json())?;
@@ -191,8 +188,22 @@ impl Pump {
 }
 
 /// Streams the translated SSE to the client, chunk by chunk as upstream
-/// chunks arrive; nothing is buffered whole.
-fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline, meter: Meter) -> HandlerResult {
+/// chunks arrive (through the runtime's pipe, written by a background task);
+/// nothing is buffered whole.
+/// The ticket settles once the stream is done ([`Ticket::settle_when_done`]).
+fn sse_response(
+    app: &App,
+    snap: &Snapshot,
+    ticket: Ticket,
+    ok: UpstreamOk,
+    pipeline: ChatSsePipeline,
+) -> HandlerResult {
+    let meter = ticket.settle_when_done(
+        app,
+        ok.key_id.clone(),
+        snap.settings.upstream_timeout_ms,
+        Metering::Told,
+    );
     let (first, rest) = match ok.body {
         UpstreamBody::Stream { first, rest } => (first, Some(rest)),
         UpstreamBody::Full(bytes) => (bytes, None),
@@ -238,9 +249,10 @@ fn sse_response(ok: UpstreamOk, pipeline: ChatSsePipeline, meter: Meter) -> Hand
             }
         }
     })
-    .filter(|chunk| ready(!chunk.is_empty()))
-    .map(Ok::<Vec<u8>, worker::Error>);
-    Ok(Response::from_stream(body)?.with_headers(render::sse_headers()?))
+    .map(Ok::<Vec<u8>, Infallible>);
+    let (response, pump) = piped(body, render::sse_headers()?)?;
+    app.background.spawn(pump);
+    Ok(response)
 }
 
 pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> HandlerResult {

@@ -1,7 +1,7 @@
 //! Metering a stream for its settlement. A [`Meter`] lives inside the
 //! response stream and learns the usage as the stream goes; when it is
-//! dropped (the stream ended, broke, or the runtime cancelled it because the
-//! client left) it hands the last usage to the settlement.
+//! dropped (the stream ended, broke, or the task writing it found the client
+//! gone, see `http::stream`) it hands the last usage to the settlement.
 //!
 //! A client that disconnects can also take the request's pending I/O with
 //! it: the stream then waits forever on an upstream read and is never

@@ -3,9 +3,10 @@
 //! upstream call with failover (`upstream::send`), and its pieces go through
 //! the same pipeline, so the client sees one stream or one answer.
 
+use std::convert::Infallible;
 use std::rc::Rc;
 
-use futures::{StreamExt, future::ready, stream};
+use futures::{StreamExt, stream};
 use worker::Response;
 
 use crate::domain::error::GatewayError;
@@ -17,6 +18,7 @@ use crate::edge::app::App;
 use crate::edge::billing::meter::{Meter, Metering};
 use crate::edge::billing::ticket::{Outcome, Ticket};
 use crate::edge::http::render;
+use crate::edge::http::stream::piped;
 use crate::edge::relay::generate_request;
 use crate::edge::snapshot::Snapshot;
 use crate::edge::upstream::{self, BodyStream, StreamBreak, UpstreamBody, UpstreamOk};
@@ -59,7 +61,10 @@ pub async fn respond(
         );
         let pipeline =
             ContinuedSsePipeline::new(ctx.clone(), include_usage, Continuation::new(plan, body));
-        return sse_response(Relay::new(app, snap, model, ctx.model, ok, pipeline, meter));
+        return sse_response(
+            app,
+            Relay::new(app, snap, model, ctx.model, ok, pipeline, meter),
+        );
     }
     let key_id = ok.key_id.clone();
     let first: GenerateContentResponse = ticket.check(ok.json())?;
@@ -293,13 +298,14 @@ fn break_error(broke: &StreamBreak) -> GatewayError {
     }
 }
 
-/// Streams the continued completion to the client as the pieces arrive.
-fn sse_response(relay: Relay) -> Result<Response, GatewayError> {
+/// Streams the continued completion to the client as the pieces arrive, through the
+/// runtime's pipe.
+fn sse_response(app: &App, relay: Relay) -> Result<Response, GatewayError> {
     let body = stream::unfold(relay, |mut relay| async move {
         let out = relay.step().await?;
-        Some((out, relay))
-    })
-    .filter(|chunk| ready(!chunk.is_empty()))
-    .map(Ok::<Vec<u8>, worker::Error>);
-    Ok(Response::from_stream(body)?.with_headers(render::sse_headers()?))
+        Some((Ok::<Vec<u8>, Infallible>(out), relay))
+    });
+    let (resp, pump) = piped(body, render::sse_headers()?)?;
+    app.background.spawn(pump);
+    Ok(resp)
 }

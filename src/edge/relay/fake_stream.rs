@@ -1,7 +1,9 @@
 //! Fake streaming at the edge: a client that asked for a stream gets its
 //! response at once, while the gateway makes one non-stream upstream call.
 //! The response body races that call against a heartbeat timer; every byte it
-//! writes is decided by `domain::translate::fake_stream`.
+//! writes is decided by `domain::translate::fake_stream`, and written into the
+//! response by a background task (`http::stream`), which stops at the first
+//! heartbeat the client is no longer there to take.
 //!
 //! Admission (the user's ledger, the model's queue) runs before the response
 //! starts, so a refusal is still a plain HTTP error. The upstream call is a
@@ -12,6 +14,7 @@
 //! work, so it neither waits for the client to read nor dies with the body,
 //! and it settles the ticket when it resolves.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
@@ -32,6 +35,7 @@ use crate::edge::access::Caller;
 use crate::edge::app::App;
 use crate::edge::billing::ticket::{Outcome, Pending, Ticket, admit_call};
 use crate::edge::http::render;
+use crate::edge::http::stream::piped;
 use crate::edge::relay::continuation::{Calls, Stitched, Unfinished, stitch};
 use crate::edge::snapshot::Snapshot;
 use crate::edge::upstream::{self, UpstreamBody, UpstreamOk, UpstreamRequest};
@@ -264,8 +268,10 @@ where
         };
         Some((out, b))
     });
-    let bytes = bytes.map(Ok::<Vec<u8>, worker::Error>);
-    Ok(Response::from_stream(bytes)?.with_headers(headers))
+    let bytes = bytes.map(Ok::<Vec<u8>, Infallible>);
+    let (resp, pump) = piped(bytes, headers)?;
+    app.background.spawn(pump);
+    Ok(resp)
 }
 
 /// The response body's state: the writer, and where the answer will arrive.
