@@ -24,7 +24,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startStack } from '../lib/harness.mjs';
 import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
-import { REQUEST_TIMEOUT_MS } from '../lib/util.mjs';
+import { REQUEST_TIMEOUT_MS, closeWithin, inSteps } from '../lib/util.mjs';
 import { UI_TIMEOUT, axeViolations, dictionaries, keepLocal, logIn, placeholders, untranslated, watchErrors } from '../lib/console.mjs';
 
 const SHOTS = join(ROOT, 'tests/.screenshots');
@@ -148,205 +148,220 @@ browserTest('accounts: files imported, a needs-attention account explained in bo
   const page = await context.newPage();
   const errors = watchErrors(page);
   try {
-    // 1. The section is in the navigation, between Keys and Users.
-    await page.goto(`${stack.url}/admin/`, { timeout: UI_TIMEOUT });
-    await ready(page, 'nav.nav', 'the console');
-    const nav = await page.$$eval('nav.nav a', (as) => as.map((a) => a.getAttribute('href')));
-    assert.deepEqual(nav.slice(nav.indexOf('/admin/keys'), nav.indexOf('/admin/keys') + 3), ['/admin/keys', '/admin/accounts', '/admin/users']);
-    await page.click('nav.nav a[href="/admin/accounts"]');
-    await textIs(page, 'h1#page-title', dicts.en['nav.accounts']);
-    await ready(page, '.accounts-table, .empty', 'the accounts list');
-    assert.equal(await page.textContent('.empty'), dicts.en['accounts.none'], 'no account yet');
+    await inSteps(270_000, async (step) => {
+      step('1. navigation');
+      // 1. The section is in the navigation, between Keys and Users.
+      await page.goto(`${stack.url}/admin/`, { timeout: UI_TIMEOUT });
+      await ready(page, 'nav.nav', 'the console');
+      const nav = await page.$$eval('nav.nav a', (as) => as.map((a) => a.getAttribute('href')));
+      assert.deepEqual(nav.slice(nav.indexOf('/admin/keys'), nav.indexOf('/admin/keys') + 3), ['/admin/keys', '/admin/accounts', '/admin/users']);
+      await page.click('nav.nav a[href="/admin/accounts"]');
+      await textIs(page, 'h1#page-title', dicts.en['nav.accounts']);
+      await ready(page, '.accounts-table, .empty', 'the accounts list');
+      assert.equal(await page.textContent('.empty'), dicts.en['accounts.none'], 'no account yet');
 
-    // 2. Three files picked at once: gemini-cli's oauth_creds.json, an
-    // authorized_user file, and one that is JSON but no credential.
-    await openBox(page, '.import-box');
-    await page.setInputFiles('#import-files', [
-      { name: 'oauth_creds.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(ALICE)) },
-      { name: 'bob.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(BOB)) },
-      { name: 'notes.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ note: 'not a credential' })) },
-    ]);
-    await textIs(page, '#import-accounts', dicts.en['accounts.importButton'].replace('{n}', '3'));
-    const [imported] = await Promise.all([
-      page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/admin/api/accounts'), { timeout: 60_000 }),
-      page.click('#import-accounts'),
-    ]);
-    assert.equal(imported.status(), 200, `POST /admin/api/accounts answered ${imported.status()}`);
-    const sent = JSON.parse(imported.request().postData());
-    assert.deepEqual(sent, { credentials: [ALICE, BOB, { note: 'not a credential' }] }, 'each file is one entry of the credentials array');
-    await ready(page, '#import-result', 'the import result');
-    assert.deepEqual(numbers(await page.textContent('#import-result .result')), [2, 0, 1], 'added 2, already there 0, invalid 1');
-    const invalid = await page.$$eval('#import-result .invalid-list li', (lis) => lis.map((li) => li.textContent));
-    assert.equal(invalid.length, 1);
-    assert.match(invalid[0], /^notes\.json/, 'the refused entry is named by its file');
-
-    const alice = await byEmail('alice@example.com');
-    const bob = await byEmail('validate-bob@example.com');
-    assert.equal(alice?.status, 'active', `alice: ${JSON.stringify(alice)}`);
-    assert.equal(bob?.status, 'needs_attention', `bob: ${JSON.stringify(bob)}`);
-    assert.equal(bob.reason, 'validation_required');
-    assert.ok(bob.url, 'Google gave bob a link to verify the account');
-
-    // 3. Bob's row says what Google wants, in the console's words, with
-    // Google's own under them and its link: in English, then in Chinese.
-    const bobRow = rowOf(page, bob.id);
-    await bobRow.waitFor({ timeout: UI_TIMEOUT });
-    const attention = `.accounts-table tbody tr[data-id="${bob.id}"] .attention-text`;
-    const link = bobRow.locator('.attention-link');
-    await textIs(page, attention, dicts.en['accounts.reason.validation_required']);
-    assert.equal(await bobRow.locator('.status-cell .pill').textContent(), dicts.en['accounts.status.needs_attention']);
-    assert.equal(await link.getAttribute('href'), bob.url);
-    assert.equal(await link.getAttribute('target'), '_blank');
-    assert.match(await link.getAttribute('rel'), /noopener/);
-    assert.match(await link.textContent(), new RegExp(`^${dicts.en['accounts.link.validation_required']}`));
-    if (bob.message) assert.equal(await bobRow.locator('.attention-message').textContent(), bob.message);
-    await page.click('#lang');
-    await textIs(page, 'h1#page-title', dicts.zh['nav.accounts']);
-    await textIs(page, attention, dicts.zh['accounts.reason.validation_required']);
-    assert.equal(await link.getAttribute('href'), bob.url);
-    assert.match(await link.textContent(), new RegExp(`^${dicts.zh['accounts.link.validation_required']}`));
-    assert.equal(await bobRow.locator('.status-cell .pill').textContent(), dicts.zh['accounts.status.needs_attention']);
-    await page.click('#lang');
-    await textIs(page, 'h1#page-title', dicts.en['nav.accounts']);
-
-    // 4. The status filter, with counts.
-    const filter = page.locator('.toolbar .segmented button');
-    assert.deepEqual(await filter.evaluateAll((bs) => bs.map((b) => b.textContent.replace(/\s+/g, ' ').trim())),
-      [`${dicts.en['accounts.filterAll']} 2`, `${dicts.en['accounts.status.active']} 1`, `${dicts.en['accounts.status.needs_attention']} 1`, `${dicts.en['accounts.status.disabled']} 0`]);
-    await filter.nth(2).click();
-    await page.waitForFunction((id) => {
-      const rows = [...document.querySelectorAll('.accounts-table tbody tr[data-id]')];
-      return rows.length === 1 && rows[0].dataset.id === id;
-    }, bob.id, { timeout: UI_TIMEOUT });
-    await filter.nth(0).click();
-    await page.waitForFunction(() => document.querySelectorAll('.accounts-table tbody tr[data-id]').length === 2, null, { timeout: UI_TIMEOUT });
-
-    // 5. The sign-in wizard. Step 1 gives Google's sign-in link, to open in a new tab.
-    await openBox(page, '.oauth-box');
-    const [started] = await Promise.all([
-      page.waitForResponse((r) => r.url().endsWith('/admin/api/accounts/oauth/start'), { timeout: UI_TIMEOUT }),
-      page.click('#oauth-start'),
-    ]);
-    assert.equal(started.status(), 200, `oauth/start answered ${started.status()}`);
-    const { auth_url: authUrl } = await started.json();
-    await ready(page, '#oauth-link', 'the sign-in link');
-    assert.equal(await page.getAttribute('#oauth-link', 'href'), authUrl);
-    assert.equal(await page.getAttribute('#oauth-link', 'target'), '_blank');
-    assert.match(await page.textContent('#oauth-expiry'), /\d+:\d\d/, 'the link\'s time left is counted down');
-    // Google signs in and sends the browser to http://localhost:8085/?state=…&code=…
-    const landed = await signInAt(authUrl, 'free-carol');
-    // A tampered address is refused, beside the field.
-    await page.fill('#oauth-callback', landed.replace(/([?&]state=)[^&]+/, '$1tampered'));
-    await page.click('#oauth-finish');
-    await ready(page, '#oauth-callback-err', 'the refusal of a tampered address');
-    assert.equal(await page.getAttribute('#oauth-callback', 'aria-invalid'), 'true');
-    // Step 2: the whole address pasted back adds the account.
-    await page.fill('#oauth-callback', landed);
-    await page.click('#oauth-finish');
-    await ready(page, '#oauth-result', 'the sign-in result');
-    assert.deepEqual(numbers(await page.textContent('#oauth-result .result')), [1, 0, 0], 'added 1');
-    assert.equal(await page.$('#oauth-callback-err'), null, 'the earlier refusal is gone');
-    const carol = await byEmail('free-carol@example.com');
-    assert.equal(carol?.source, 'oauth', `carol: ${JSON.stringify(carol)}`);
-    assert.equal(carol.status, 'needs_attention');
-    assert.equal(carol.reason, 'client_unsupported');
-    await textIs(page, `.accounts-table tbody tr[data-id="${carol.id}"] .attention-text`, dicts.en['accounts.reason.client_unsupported']);
-    // The same address again: its state was used.
-    await page.fill('#oauth-callback', landed);
-    await page.click('#oauth-finish');
-    await ready(page, '#oauth-callback-err', 'the refusal of a reused address');
-    assert.equal((await stored()).length, 3);
-
-    // 6. Disable and enable alice with her switch.
-    const aliceRow = rowOf(page, alice.id);
-    const pill = `.accounts-table tbody tr[data-id="${alice.id}"] .status-cell .pill`;
-    for (const [enabled, status] of [[false, 'disabled'], [true, 'active']]) {
-      const [patched] = await Promise.all([
-        page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().endsWith(`/admin/api/accounts/${alice.id}`), { timeout: UI_TIMEOUT }),
-        aliceRow.locator('[role="switch"]').click(),
+      step('2. file import');
+      // 2. Three files picked at once: gemini-cli's oauth_creds.json, an
+      // authorized_user file, and one that is JSON but no credential.
+      await openBox(page, '.import-box');
+      await page.setInputFiles('#import-files', [
+        { name: 'oauth_creds.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(ALICE)) },
+        { name: 'bob.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(BOB)) },
+        { name: 'notes.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify({ note: 'not a credential' })) },
       ]);
-      assert.deepEqual(JSON.parse(patched.request().postData()), { enabled });
-      await textIs(page, pill, dicts.en[`accounts.status.${status}`]);
-      assert.equal(await aliceRow.locator('[role="switch"]').getAttribute('aria-checked'), String(enabled));
-      assert.equal((await byEmail('alice@example.com')).enabled, enabled);
-    }
-
-    // 7. Test alice: the outcome and latency shown in her row.
-    await aliceRow.getByRole('button', { name: dicts.en['accounts.test'], exact: true }).click();
-    await aliceRow.locator('.test-result .pill-ok').waitFor({ timeout: 60_000 });
-
-    // 8. Quota: alice's buckets, and bob's refusal in place.
-    await aliceRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
-    await ready(page, '.quota-table tbody tr', 'alice\'s quota');
-    const models = await page.$$eval('.quota-table tbody th code', (cs) => cs.map((c) => c.textContent));
-    assert.ok(models.includes('gemini-2.5-pro'), `quota buckets: ${models}`);
-    await aliceRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
-    await bobRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
-    await ready(page, '.quota-detail .load-error', 'bob\'s quota refusal');
-    await bobRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
-
-    // 9. A 429 cools alice for one model: after a refresh her row counts
-    // the cooldown down, live.
-    await coolAlice();
-    await page.click('#refresh-accounts');
-    const cooldown = aliceRow.locator('.cooldowns li', { has: page.locator('code', { hasText: COOLED_MODEL }) }).locator('.pill');
-    await cooldown.waitFor({ timeout: UI_TIMEOUT });
-    const [head, tail] = dicts.en['accounts.coolingFor'].split('{time}');
-    const first = (await cooldown.textContent()).trim();
-    assert.ok(first.startsWith(head) && first.endsWith(tail) && /\b(9|10):\d\d\b/.test(first), `a 600 s cooldown reads ${JSON.stringify(first)}`);
-    await page.waitForFunction(([id, model, was]) => {
-      const li = [...document.querySelectorAll(`.accounts-table tbody tr[data-id="${id}"] .cooldowns li`)].find((l) => l.querySelector('code')?.textContent === model);
-      const now = li?.querySelector('.pill')?.textContent.trim();
-      return now && now !== was;
-    }, [alice.id, COOLED_MODEL, first], { timeout: UI_TIMEOUT });
-
-    // 10. Re-check bob: the answer is said, and his row stays explained.
-    const [onboarded] = await Promise.all([
-      page.waitForResponse((r) => r.url().endsWith(`/admin/api/accounts/${bob.id}/onboard`), { timeout: 60_000 }),
-      bobRow.getByRole('button', { name: dicts.en['accounts.recheck'], exact: true }).click(),
-    ]);
-    assert.equal(onboarded.status(), 200);
-    const rechecked = dicts.en['accounts.rechecked'].replace('{email}', bob.email).replace('{status}', dicts.en['accounts.status.needs_attention']);
-    await textIs(page, '.banner-ok .banner-text', rechecked);
-    await textIs(page, attention, dicts.en['accounts.reason.validation_required']);
-
-    // 11. Carol's project set, then cleared by an empty value.
-    const carolRow = rowOf(page, carol.id);
-    for (const value of ['carol-project', '']) {
-      await carolRow.locator('.project-edit').click();
-      await page.fill('dialog[open] #account-project', value);
-      const [patched] = await Promise.all([
-        page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().endsWith(`/admin/api/accounts/${carol.id}`), { timeout: UI_TIMEOUT }),
-        page.click('#save-project'),
+      await textIs(page, '#import-accounts', dicts.en['accounts.importButton'].replace('{n}', '3'));
+      const [imported] = await Promise.all([
+        page.waitForResponse((r) => r.request().method() === 'POST' && r.url().endsWith('/admin/api/accounts'), { timeout: 60_000 }),
+        page.click('#import-accounts'),
       ]);
-      assert.equal(patched.status(), 200, `PATCH project_id ${JSON.stringify(value)}: ${patched.status()}`);
+      assert.equal(imported.status(), 200, `POST /admin/api/accounts answered ${imported.status()}`);
+      const sent = JSON.parse(imported.request().postData());
+      assert.deepEqual(sent, { credentials: [ALICE, BOB, { note: 'not a credential' }] }, 'each file is one entry of the credentials array');
+      await ready(page, '#import-result', 'the import result');
+      assert.deepEqual(numbers(await page.textContent('#import-result .result')), [2, 0, 1], 'added 2, already there 0, invalid 1');
+      const invalid = await page.$$eval('#import-result .invalid-list li', (lis) => lis.map((li) => li.textContent));
+      assert.equal(invalid.length, 1);
+      assert.match(invalid[0], /^notes\.json/, 'the refused entry is named by its file');
+
+      const alice = await byEmail('alice@example.com');
+      const bob = await byEmail('validate-bob@example.com');
+      assert.equal(alice?.status, 'active', `alice: ${JSON.stringify(alice)}`);
+      assert.equal(bob?.status, 'needs_attention', `bob: ${JSON.stringify(bob)}`);
+      assert.equal(bob.reason, 'validation_required');
+      assert.ok(bob.url, 'Google gave bob a link to verify the account');
+
+      step('3. needs-attention row, en and zh');
+      // 3. Bob's row says what Google wants, in the console's words, with
+      // Google's own under them and its link: in English, then in Chinese.
+      const bobRow = rowOf(page, bob.id);
+      await bobRow.waitFor({ timeout: UI_TIMEOUT });
+      const attention = `.accounts-table tbody tr[data-id="${bob.id}"] .attention-text`;
+      const link = bobRow.locator('.attention-link');
+      await textIs(page, attention, dicts.en['accounts.reason.validation_required']);
+      assert.equal(await bobRow.locator('.status-cell .pill').textContent(), dicts.en['accounts.status.needs_attention']);
+      assert.equal(await link.getAttribute('href'), bob.url);
+      assert.equal(await link.getAttribute('target'), '_blank');
+      assert.match(await link.getAttribute('rel'), /noopener/);
+      assert.match(await link.textContent(), new RegExp(`^${dicts.en['accounts.link.validation_required']}`));
+      if (bob.message) assert.equal(await bobRow.locator('.attention-message').textContent(), bob.message);
+      await page.click('#lang');
+      await textIs(page, 'h1#page-title', dicts.zh['nav.accounts']);
+      await textIs(page, attention, dicts.zh['accounts.reason.validation_required']);
+      assert.equal(await link.getAttribute('href'), bob.url);
+      assert.match(await link.textContent(), new RegExp(`^${dicts.zh['accounts.link.validation_required']}`));
+      assert.equal(await bobRow.locator('.status-cell .pill').textContent(), dicts.zh['accounts.status.needs_attention']);
+      await page.click('#lang');
+      await textIs(page, 'h1#page-title', dicts.en['nav.accounts']);
+
+      step('4. status filter');
+      // 4. The status filter, with counts.
+      const filter = page.locator('.toolbar .segmented button');
+      assert.deepEqual(await filter.evaluateAll((bs) => bs.map((b) => b.textContent.replace(/\s+/g, ' ').trim())),
+        [`${dicts.en['accounts.filterAll']} 2`, `${dicts.en['accounts.status.active']} 1`, `${dicts.en['accounts.status.needs_attention']} 1`, `${dicts.en['accounts.status.disabled']} 0`]);
+      await filter.nth(2).click();
+      await page.waitForFunction((id) => {
+        const rows = [...document.querySelectorAll('.accounts-table tbody tr[data-id]')];
+        return rows.length === 1 && rows[0].dataset.id === id;
+      }, bob.id, { timeout: UI_TIMEOUT });
+      await filter.nth(0).click();
+      await page.waitForFunction(() => document.querySelectorAll('.accounts-table tbody tr[data-id]').length === 2, null, { timeout: UI_TIMEOUT });
+
+      step('5. sign-in wizard');
+      // 5. The sign-in wizard. Step 1 gives Google's sign-in link, to open in a new tab.
+      await openBox(page, '.oauth-box');
+      const [started] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith('/admin/api/accounts/oauth/start'), { timeout: UI_TIMEOUT }),
+        page.click('#oauth-start'),
+      ]);
+      assert.equal(started.status(), 200, `oauth/start answered ${started.status()}`);
+      const { auth_url: authUrl } = await started.json();
+      await ready(page, '#oauth-link', 'the sign-in link');
+      assert.equal(await page.getAttribute('#oauth-link', 'href'), authUrl);
+      assert.equal(await page.getAttribute('#oauth-link', 'target'), '_blank');
+      assert.match(await page.textContent('#oauth-expiry'), /\d+:\d\d/, 'the link\'s time left is counted down');
+      // Google signs in and sends the browser to http://localhost:8085/?state=…&code=…
+      const landed = await signInAt(authUrl, 'free-carol');
+      // A tampered address is refused, beside the field.
+      await page.fill('#oauth-callback', landed.replace(/([?&]state=)[^&]+/, '$1tampered'));
+      await page.click('#oauth-finish');
+      await ready(page, '#oauth-callback-err', 'the refusal of a tampered address');
+      assert.equal(await page.getAttribute('#oauth-callback', 'aria-invalid'), 'true');
+      // Step 2: the whole address pasted back adds the account.
+      await page.fill('#oauth-callback', landed);
+      await page.click('#oauth-finish');
+      await ready(page, '#oauth-result', 'the sign-in result');
+      assert.deepEqual(numbers(await page.textContent('#oauth-result .result')), [1, 0, 0], 'added 1');
+      assert.equal(await page.$('#oauth-callback-err'), null, 'the earlier refusal is gone');
+      const carol = await byEmail('free-carol@example.com');
+      assert.equal(carol?.source, 'oauth', `carol: ${JSON.stringify(carol)}`);
+      assert.equal(carol.status, 'needs_attention');
+      assert.equal(carol.reason, 'client_unsupported');
+      await textIs(page, `.accounts-table tbody tr[data-id="${carol.id}"] .attention-text`, dicts.en['accounts.reason.client_unsupported']);
+      // The same address again: its state was used.
+      await page.fill('#oauth-callback', landed);
+      await page.click('#oauth-finish');
+      await ready(page, '#oauth-callback-err', 'the refusal of a reused address');
+      assert.equal((await stored()).length, 3);
+
+      step('6. disable and enable');
+      // 6. Disable and enable alice with her switch.
+      const aliceRow = rowOf(page, alice.id);
+      const pill = `.accounts-table tbody tr[data-id="${alice.id}"] .status-cell .pill`;
+      for (const [enabled, status] of [[false, 'disabled'], [true, 'active']]) {
+        const [patched] = await Promise.all([
+          page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().endsWith(`/admin/api/accounts/${alice.id}`), { timeout: UI_TIMEOUT }),
+          aliceRow.locator('[role="switch"]').click(),
+        ]);
+        assert.deepEqual(JSON.parse(patched.request().postData()), { enabled });
+        await textIs(page, pill, dicts.en[`accounts.status.${status}`]);
+        assert.equal(await aliceRow.locator('[role="switch"]').getAttribute('aria-checked'), String(enabled));
+        assert.equal((await byEmail('alice@example.com')).enabled, enabled);
+      }
+
+      step('7. test');
+      // 7. Test alice: the outcome and latency shown in her row.
+      await aliceRow.getByRole('button', { name: dicts.en['accounts.test'], exact: true }).click();
+      await aliceRow.locator('.test-result .pill-ok').waitFor({ timeout: 60_000 });
+
+      step('8. quota');
+      // 8. Quota: alice's buckets, and bob's refusal in place.
+      await aliceRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
+      await ready(page, '.quota-table tbody tr', 'alice\'s quota');
+      const models = await page.$$eval('.quota-table tbody th code', (cs) => cs.map((c) => c.textContent));
+      assert.ok(models.includes('gemini-2.5-pro'), `quota buckets: ${models}`);
+      await aliceRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
+      await bobRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
+      await ready(page, '.quota-detail .load-error', 'bob\'s quota refusal');
+      await bobRow.getByRole('button', { name: dicts.en['accounts.quota'], exact: true }).click();
+
+      step('9. cooldown countdown');
+      // 9. A 429 cools alice for one model: after a refresh her row counts
+      // the cooldown down, live.
+      await coolAlice();
+      await page.click('#refresh-accounts');
+      const cooldown = aliceRow.locator('.cooldowns li', { has: page.locator('code', { hasText: COOLED_MODEL }) }).locator('.pill');
+      await cooldown.waitFor({ timeout: UI_TIMEOUT });
+      const [head, tail] = dicts.en['accounts.coolingFor'].split('{time}');
+      const first = (await cooldown.textContent()).trim();
+      assert.ok(first.startsWith(head) && first.endsWith(tail) && /\b(9|10):\d\d\b/.test(first), `a 600 s cooldown reads ${JSON.stringify(first)}`);
+      await page.waitForFunction(([id, model, was]) => {
+        const li = [...document.querySelectorAll(`.accounts-table tbody tr[data-id="${id}"] .cooldowns li`)].find((l) => l.querySelector('code')?.textContent === model);
+        const now = li?.querySelector('.pill')?.textContent.trim();
+        return now && now !== was;
+      }, [alice.id, COOLED_MODEL, first], { timeout: UI_TIMEOUT });
+
+      step('10. re-check');
+      // 10. Re-check bob: the answer is said, and his row stays explained.
+      const [onboarded] = await Promise.all([
+        page.waitForResponse((r) => r.url().endsWith(`/admin/api/accounts/${bob.id}/onboard`), { timeout: 60_000 }),
+        bobRow.getByRole('button', { name: dicts.en['accounts.recheck'], exact: true }).click(),
+      ]);
+      assert.equal(onboarded.status(), 200);
+      const rechecked = dicts.en['accounts.rechecked'].replace('{email}', bob.email).replace('{status}', dicts.en['accounts.status.needs_attention']);
+      await textIs(page, '.banner-ok .banner-text', rechecked);
+      await textIs(page, attention, dicts.en['accounts.reason.validation_required']);
+
+      step('11. project');
+      // 11. Carol's project set, then cleared by an empty value.
+      const carolRow = rowOf(page, carol.id);
+      for (const value of ['carol-project', '']) {
+        await carolRow.locator('.project-edit').click();
+        await page.fill('dialog[open] #account-project', value);
+        const [patched] = await Promise.all([
+          page.waitForResponse((r) => r.request().method() === 'PATCH' && r.url().endsWith(`/admin/api/accounts/${carol.id}`), { timeout: UI_TIMEOUT }),
+          page.click('#save-project'),
+        ]);
+        assert.equal(patched.status(), 200, `PATCH project_id ${JSON.stringify(value)}: ${patched.status()}`);
+        await page.waitForSelector('dialog[open]', { state: 'detached', timeout: UI_TIMEOUT });
+        assert.equal((await byEmail('free-carol@example.com')).project_id ?? '', value);
+      }
+
+      step('12. exports');
+      // 12. The exports: no secret without asking; with secrets after a
+      // confirmation that says it is logged.
+      const plain = await downloaded(page, () => page.click('#export'));
+      assert.match(plain.name, /\.json$/);
+      assert.deepEqual(plain.json.accounts.map((a) => a.email).sort(), ['alice@example.com', 'free-carol@example.com', 'validate-bob@example.com']);
+      assert.ok(plain.json.accounts.every((a) => !('refresh_token' in a)), 'no refresh token without secrets');
+      await page.click('#export-secrets');
+      await ready(page, 'dialog[open]', 'the confirmation');
+      assert.equal(await page.textContent('dialog[open] .dialog-body p'), dicts.en['accounts.exportSecretsText']);
+      const secret = await downloaded(page, () => page.click('dialog[open] .btn-danger'));
+      assert.equal(secret.json.accounts.find((a) => a.email === 'alice@example.com')?.refresh_token, ALICE.refresh_token);
       await page.waitForSelector('dialog[open]', { state: 'detached', timeout: UI_TIMEOUT });
-      assert.equal((await byEmail('free-carol@example.com')).project_id ?? '', value);
-    }
 
-    // 12. The exports: no secret without asking; with secrets after a
-    // confirmation that says it is logged.
-    const plain = await downloaded(page, () => page.click('#export'));
-    assert.match(plain.name, /\.json$/);
-    assert.deepEqual(plain.json.accounts.map((a) => a.email).sort(), ['alice@example.com', 'free-carol@example.com', 'validate-bob@example.com']);
-    assert.ok(plain.json.accounts.every((a) => !('refresh_token' in a)), 'no refresh token without secrets');
-    await page.click('#export-secrets');
-    await ready(page, 'dialog[open]', 'the confirmation');
-    assert.equal(await page.textContent('dialog[open] .dialog-body p'), dicts.en['accounts.exportSecretsText']);
-    const secret = await downloaded(page, () => page.click('dialog[open] .btn-danger'));
-    assert.equal(secret.json.accounts.find((a) => a.email === 'alice@example.com')?.refresh_token, ALICE.refresh_token);
-    await page.waitForSelector('dialog[open]', { state: 'detached', timeout: UI_TIMEOUT });
+      step('13. delete');
+      // 13. Carol deleted, after a confirmation.
+      await carolRow.getByRole('button', { name: dicts.en['common.delete'], exact: true }).click();
+      await ready(page, 'dialog[open]', 'the delete confirmation');
+      await page.click('dialog[open] .btn-danger');
+      await carolRow.waitFor({ state: 'detached', timeout: UI_TIMEOUT });
+      assert.equal(await byEmail('free-carol@example.com'), undefined);
 
-    // 13. Carol deleted, after a confirmation.
-    await carolRow.getByRole('button', { name: dicts.en['common.delete'], exact: true }).click();
-    await ready(page, 'dialog[open]', 'the delete confirmation');
-    await page.click('dialog[open] .btn-danger');
-    await carolRow.waitFor({ state: 'detached', timeout: UI_TIMEOUT });
-    assert.equal(await byEmail('free-carol@example.com'), undefined);
-
-    assert.deepEqual(errors, [], 'no error in the page');
+      assert.deepEqual(errors, [], 'no error in the page');
+    });
   } finally {
-    await context.close();
+    await closeWithin(context);
   }
 });
 

@@ -109,8 +109,12 @@ export async function axeViolations(page) {
 /**
  * Blocks and records every request not to the gateway: the pages must work
  * with the network cut (no CDN, no web font, nothing but the gateway's API).
+ * Also bounds every wait in the context at UI_TIMEOUT.
  */
 export async function keepLocal(context) {
+  // Every wait and action in the context is bounded, so a page that never
+  // shows what a test waits for fails that step instead of the whole test.
+  context.setDefaultTimeout(UI_TIMEOUT);
   const external = [];
   await context.route('**/*', (route) => {
     const url = new URL(route.request().url());

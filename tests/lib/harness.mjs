@@ -16,6 +16,8 @@ const STATE_ROOT = join(ROOT, 'tests/.state');
 
 export const ADMIN_PASSWORD = 'test-admin-password';
 export const CLIENT_TOKEN = 'sk-test-client-token';
+/** Bound on one admin API call: a worker that never answers fails the call, not the whole test. */
+const ADMIN_TIMEOUT_MS = 120_000;
 
 /** A free TCP port on 127.0.0.1. */
 export function freePort() {
@@ -288,12 +290,19 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
     },
     /** Admin API call with the admin bearer. */
     async admin(method, path, body) {
-      const res = await fetch(`${worker.url}/admin/api${path}`, {
-        method,
-        headers: { authorization: `Bearer ${ADMIN_PASSWORD}`, 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const text = await res.text();
+      let text;
+      let res;
+      try {
+        res = await fetch(`${worker.url}/admin/api${path}`, {
+          method,
+          headers: { authorization: `Bearer ${ADMIN_PASSWORD}`, 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(ADMIN_TIMEOUT_MS),
+        });
+        text = await res.text();
+      } catch (e) {
+        throw new Error(`admin ${method} ${path}: no answer (${e.name === 'TimeoutError' ? `not within ${ADMIN_TIMEOUT_MS} ms` : e.message})`);
+      }
       let json = null;
       try { json = JSON.parse(text); } catch { /* not JSON */ }
       if (!res.ok) throw new Error(`admin ${method} ${path}: ${res.status} ${text}`);

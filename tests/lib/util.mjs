@@ -161,3 +161,35 @@ export function mockCondition(state, predicate, what, timeoutMs = 15_000) {
   promise.catch(() => {}); // awaiting it still throws
   return promise;
 }
+
+/**
+ * Runs `fn(step)` and fails, naming the step it was in, when it has not
+ * ended within `limitMs`: a long test that hangs says where, instead of
+ * only "timed out". `step(label)` marks where `fn` is; keep `limitMs`
+ * below the test's own timeout.
+ */
+export async function inSteps(limitMs, fn) {
+  let at = 'before the first step';
+  let timer;
+  const stuck = new Promise((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`stuck for ${limitMs} ms in step: ${at}`)), limitMs);
+  });
+  try {
+    return await Promise.race([fn((label) => { at = label; }), stuck]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Closes a browser context, failing after `timeoutMs` instead of hanging the test. */
+export async function closeWithin(context, timeoutMs = 30_000) {
+  let timer;
+  try {
+    await Promise.race([
+      context.close(),
+      new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`the browser context did not close within ${timeoutMs} ms`)), timeoutMs); }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
