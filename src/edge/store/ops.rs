@@ -556,10 +556,31 @@ pub async fn archived(db: &D1Database) -> Result<Vec<ArchivedKey>, GatewayError>
 
 /// Ids among `ids` that are in the archive.
 pub async fn archived_among(db: &D1Database, ids: &[String]) -> Result<Vec<String>, GatewayError> {
-    let all = archived(db).await?;
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+    }
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(90) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+        let params: Vec<JsValue> = chunk.iter().map(|id| id.as_str().into()).collect();
+        let rows: Vec<Row> = db
+            .prepare(format!(
+                "SELECT id FROM upstream_keys WHERE archived_at IS NOT NULL AND id IN ({})",
+                marks.join(", ")
+            ))
+            .bind(&params)
+            .map_err(internal("bind archived ids"))?
+            .all()
+            .await
+            .map_err(internal("read archived ids"))?
+            .results()
+            .map_err(internal("decode archived ids"))?;
+        found.extend(rows.into_iter().map(|r| r.id));
+    }
     Ok(ids
         .iter()
-        .filter(|id| all.iter().any(|k| &k.id == *id))
+        .filter(|id| found.contains(id))
         .cloned()
         .collect())
 }
