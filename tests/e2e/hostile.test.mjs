@@ -363,7 +363,8 @@ test(`the table of ${TABLE.length} hostile requests (${GENERATED.length} generat
   assert.ok(TABLE.length >= 300, `only ${TABLE.length} rows`);
   assert.equal(new Set(TABLE.map((r) => r.name)).size, TABLE.length, 'row names must be unique');
   for (const surface of ['/v1/chat', '/v1/embeddings', '/v1beta/', '/gemini/', '/v1/usage', '/v1/dashboard/', '/admin/api/login',
-    '/admin/api/keys', '/admin/api/users', '/admin/api/settings', '/admin/api/accounts', '/admin/api/model-limits']) {
+    '/admin/api/keys', '/admin/api/users', '/admin/api/settings', '/admin/api/accounts', '/admin/api/model-limits',
+    '/admin/api/keys/archive', '/admin/api/jobs', '/admin/api/errors', '/admin/api/secrets', '/metrics']) {
     assert.ok(TABLE.filter((r) => r.path.startsWith(surface)).length >= 5, `few rows under ${surface}`);
   }
   // The model lookups a request may make are cached from here on: a refused

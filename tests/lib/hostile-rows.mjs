@@ -278,6 +278,12 @@ export function generatedRows(ctx) {
     ['/admin/api/accounts/a_missing/test', ['POST']],
     ['/admin/api/accounts/a_missing/onboard', ['POST']],
     ['/admin/api/accounts/a_missing/quota', ['GET']],
+    ['/admin/api/keys/archive', ['GET']],
+    ['/admin/api/keys/archive/restore', ['POST']],
+    ['/admin/api/keys/archive/purge', ['POST']],
+    ['/admin/api/jobs', ['GET']],
+    ['/admin/api/errors', ['GET']],
+    ['/admin/api/secrets', ['GET']],
   ];
   // None of these is a password guess (only a Bearer is), so none counts
   // against the login throttle.
@@ -308,6 +314,7 @@ export function generatedRows(ctx) {
     '/admin/api/users/u%2F..%2Fkeys', '/admin/api/settings/extra', '/admin/api/accounts/oauth/abort',
     '/admin/api/accounts/a_missing/refresh', '/admin/api/models/..%2Fsettings', '/admin/api/models/%2e%2e/gate',
     '/admin/api/model-limits', '/admin/api/model-limits/presets/free', '/admin/api/', '/admin/api/stats/extra',
+    '/admin/api/jobs/probe', '/admin/api/errors/extra', '/admin/api/secrets/reseal', '/admin/api/keys/archive/restore/all',
   ]) {
     add({ name: `gen admin: no route at ${path}`, method: 'GET', path, headers: admin(), status: 404, surface: ADMIN });
   }
@@ -340,6 +347,8 @@ export function generatedRows(ctx) {
     [['PATCH', '/admin/api/accounts/a_missing'], { enabled: true }],
     [['POST', '/admin/api/accounts/oauth/finish'], { callback_url: 'http://localhost:8085/' }],
     [['POST', '/admin/api/login'], { password: 'x' }],
+    [['POST', '/admin/api/keys/archive/restore'], { ids: ['k_missing'] }],
+    [['POST', '/admin/api/keys/archive/purge'], { ids: ['k_missing'] }],
   ];
   for (const [route, valid] of BODY_ROUTES) {
     // Login is only taken from the gateway's own origin.
@@ -377,6 +386,24 @@ export function generatedRows(ctx) {
   for (const [what, body] of [['no ids', { project: 'p' }], ['ids empty', { ids: [], project: 'p' }], ['ids = "k"', { ids: 'k' }],
     ['ids = [1]', { ids: [1], project: 'p' }], ['project = 5', { ids: ['k'], project: 5 }], ['an unknown field', { ids: ['k'], team: 'x' }]]) {
     adminBody(keyProject, what, body);
+  }
+  // The key archive: restore and purge take 1–500 ids of archived keys.
+  for (const route of [['POST', '/admin/api/keys/archive/restore'], ['POST', '/admin/api/keys/archive/purge']]) {
+    for (const [what, body] of [['no ids', {}], ['ids empty', { ids: [] }], ['ids = "k"', { ids: 'k' }], ['ids = [1]', { ids: [1] }],
+      ['501 ids', { ids: Array.from({ length: 501 }, (_, i) => `k_${i}`) }], ['an unknown field', { ids: ['k'], all: true }],
+      ['an id that is not archived', { ids: ['k_missing'] }]]) {
+      adminBody(route, what, body);
+    }
+  }
+  // Metrics: the admin password or nothing, never a client's token.
+  for (const [what, headers] of [['the client token', bearer], ...BAD_ADMIN_AUTH]) {
+    add({ name: `gen /metrics: ${what}`, method: 'GET', path: '/metrics', headers, status: 401, surface: ADMIN });
+  }
+  add({ name: 'gen /metrics: the password in ?key=', method: 'GET', path: `/metrics?key=${encodeURIComponent(ctx.adminPassword)}`,
+    headers: {}, status: 401, surface: ADMIN });
+  for (const wrong of ['POST', 'PUT', 'PATCH', 'DELETE']) {
+    add({ name: `gen /metrics: wrong method ${wrong}`, method: wrong, path: '/metrics', headers: { ...admin(), ...json },
+      body: '{}', status: 405, surface: ADMIN, check: (_b, res) => if405(res, 'GET') });
   }
   // Users: every field with every wrong type.
   const USER_FIELDS = {
@@ -502,6 +529,10 @@ export function generatedRows(ctx) {
     `q=${'q'.repeat(201)}`,
   ]) {
     add({ name: `gen admin logs: ?${query.slice(0, 60)}`, method: 'GET', path: `/admin/api/logs?${query}`,
+      headers: admin(), status: 400, surface: ADMIN });
+  }
+  for (const query of ['minutes=0', 'minutes=10081', 'minutes=hour', 'limit=0', 'limit=501', 'class=gold', 'since=0', 'minutes=-5']) {
+    add({ name: `gen admin errors: ?${query}`, method: 'GET', path: `/admin/api/errors?${query}`,
       headers: admin(), status: 400, surface: ADMIN });
   }
   for (const query of ['range=2h', 'range=24H', 'range=1y', 'period=24h', 'user=u&from=x']) {
