@@ -181,7 +181,12 @@ export async function inSteps(limitMs, fn) {
   }
 }
 
-/** Closes a browser context, failing after `timeoutMs` instead of hanging the test. */
+/**
+ * Closes a browser context, giving up after `timeoutMs` instead of hanging
+ * the test. Called from a `finally`, it reports a close that hangs on
+ * stderr rather than throwing, so the error that ended the test (if any)
+ * stays the one the test fails with.
+ */
 export async function closeWithin(context, timeoutMs = 30_000) {
   let timer;
   try {
@@ -189,6 +194,8 @@ export async function closeWithin(context, timeoutMs = 30_000) {
       context.close(),
       new Promise((_, fail) => { timer = setTimeout(() => fail(new Error(`the browser context did not close within ${timeoutMs} ms`)), timeoutMs); }),
     ]);
+  } catch (e) {
+    console.error(`closeWithin: ${e.message}`);
   } finally {
     clearTimeout(timer);
   }
