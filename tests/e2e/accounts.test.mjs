@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { ADMIN_PASSWORD, startStack } from '../lib/harness.mjs';
 import { genaiClient, openaiClient } from '../lib/clients.mjs';
-import { REQUEST_TIMEOUT_MS } from '../lib/util.mjs';
+import { REQUEST_TIMEOUT_MS, runCron } from '../lib/util.mjs';
 
 let stack;
 let openai;
@@ -404,11 +404,61 @@ test('models, health and the dashboard count the accounts; cron refreshes a toke
   // before it runs out; one with an hour left, only when the object holds none.
   const token = '1//short-ttl300-sam';
   await importOne({ refresh_token: token });
-  const { runCron } = await import('../lib/util.mjs');
   await runCron(stack);
   const since = await seq();
   await runCron(stack);
   const tokenCalls = (await stack.mockApi.calls({ since, action: 'token' }));
   assert.equal(tokenCalls.filter((c) => c.account === token).length, 1, 'cron refreshed the short-lived token');
   assert.equal(tokenCalls.filter((c) => c.account === '1//alice').length, 0, 'a token with an hour left is not refreshed');
+});
+
+test('7. an account cooled by a 429 is probed by the cron once its cooldown ends, and recovers', async () => {
+  const model = 'gemini-2.5-flash-acct-probe';
+  const token = '1//alice';
+  await admin('POST', '/accounts', { refresh_token: token }); // added, or already there from an earlier test
+  await route([{ pattern: model, kinds: ['account'] }], [model]);
+  const restore = await only('alice@example.com');
+  try {
+    const alice = (await admin('GET', '/accounts')).accounts.find((a) => a.email === 'alice@example.com');
+    assert.ok(alice?.enabled, JSON.stringify(alice));
+    await stack.mockApi.script({ key: token, model, fault: 'rate_limit_minute', retryDelay: '30s', times: 1 });
+    const res = await stack.call('POST', '/v1/chat/completions', {
+      body: { model, messages: [{ role: 'user', content: 'cool alice' }] }, timeoutMs: REQUEST_TIMEOUT_MS,
+    });
+    const text = await res.text();
+    assert.equal(res.status, 429, `alice was the only upstream and Google said 429: ${text}`);
+    const health = async () => (await stack.d1(
+      `SELECT cooldown_until, consecutive_failures FROM account_model_health WHERE account_id = '${alice.id}' AND model = '${model}'`,
+    ))[0];
+    // The failure reaches D1 in the background: poll (bounded).
+    let row;
+    for (let i = 0; i < 20 && !(row?.cooldown_until > Date.now()); i += 1) row = await health();
+    assert.ok(row?.cooldown_until > Date.now(), `alice cools on ${model}: ${JSON.stringify(row)}`);
+
+    const probes = async (since) => (await codeAssistCalls(token, since)).filter((c) => c.model === model);
+    // A cooldown still running is not probed.
+    let since = await seq();
+    await runCron(stack);
+    assert.equal((await probes(since)).length, 0, 'no probe while alice cools');
+    // The cooldown ends (moved back past now): one cheap generate on that model, and alice is clean again.
+    await stack.d1(`UPDATE account_model_health SET cooldown_until = cooldown_until - 3600000 WHERE account_id = '${alice.id}' AND model = '${model}'`);
+    since = await seq();
+    await runCron(stack);
+    const made = await probes(since);
+    assert.equal(made.length, 1, `one probe: ${JSON.stringify(made.map((c) => c.action))}`);
+    assert.match(made[0].action, /generateContent$/);
+    assert.equal(made[0].body?.request?.generationConfig?.maxOutputTokens, 1, 'the probe asks for one token');
+    const after = await health();
+    // (Only D1's copy of the time was moved; the gate still counts the real
+    // 30 s, and mirrors it back. In production the probe comes after the real end.)
+    assert.equal(after?.consecutive_failures ?? 0, 0, `alice recovered: ${JSON.stringify(after)}`);
+    const probe = (await admin('GET', '/jobs')).jobs.find((j) => j.name === 'probe');
+    assert.ok(probe.last.ok && probe.last.counts.recovered >= 1, JSON.stringify(probe.last));
+    // Recovered: the next run has nothing to probe on that model.
+    since = await seq();
+    await runCron(stack);
+    assert.equal((await probes(since)).length, 0, 'a recovered account is not probed again');
+  } finally {
+    await restore();
+  }
 });
