@@ -93,25 +93,38 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
     Ok(())
 }
 
+/// The latency histogram's columns, `lat_0`…
+fn latency_columns() -> impl Iterator<Item = String> {
+    (0..LATENCY_BUCKETS).map(|i| format!("lat_{i}"))
+}
+
+/// An insert into `table` that adds to the row its `keys` name when there is
+/// one: parameters `?1…` are the key columns, then the `sums`, in order.
+fn additive_upsert(table: &str, keys: &[&str], sums: &[String]) -> String {
+    let marks: Vec<String> = (1..=keys.len() + sums.len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    let updates: Vec<String> = sums
+        .iter()
+        .zip(&marks[keys.len()..])
+        .map(|(column, mark)| format!("{column} = {column} + {mark}"))
+        .collect();
+    let keys = keys.join(", ");
+    format!(
+        "INSERT INTO {table} ({keys}, {}) VALUES ({}) ON CONFLICT ({keys}) DO UPDATE SET {}",
+        sums.join(", "),
+        marks.join(", "),
+        updates.join(", ")
+    )
+}
+
 /// Adds a batch's increments to the never-pruned totals behind `/metrics`.
 fn metric_upsert(db: &D1Database, m: &MetricRow) -> Result<D1PreparedStatement, GatewayError> {
-    let latency: Vec<String> = (0..LATENCY_BUCKETS).map(|i| format!("lat_{i}")).collect();
-    let params: Vec<String> = (0..LATENCY_BUCKETS)
-        .map(|i| format!("?{}", 6 + i))
+    let sums: Vec<String> = ["requests".to_owned(), "latency_ms".to_owned()]
+        .into_iter()
+        .chain(latency_columns())
         .collect();
-    let updates: Vec<String> = latency
-        .iter()
-        .zip(&params)
-        .map(|(c, p)| format!("{c} = {c} + {p}"))
-        .collect();
-    let sql = format!(
-        "INSERT INTO metric_totals (surface, model, outcome, requests, latency_ms, {}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, {}) ON CONFLICT (surface, model, outcome) DO UPDATE SET \
-         requests = requests + ?4, latency_ms = latency_ms + ?5, {}",
-        latency.join(", "),
-        params.join(", "),
-        updates.join(", ")
-    );
+    let sql = additive_upsert("metric_totals", &["surface", "model", "outcome"], &sums);
     let mut binds: Vec<JsValue> = vec![
         m.surface.as_str().into(),
         m.model.as_str().into(),
@@ -136,39 +149,22 @@ fn upsert<const N: usize>(
     start: u64,
     t: &Totals,
 ) -> Result<D1PreparedStatement, GatewayError> {
-    // ?1 is the bucket, then the key columns, then the sums.
-    let first_sum = 2 + N;
-    let param = |i: usize| format!("?{}", first_sum + i);
-    let key = columns.join(", ");
-    let sums = [
+    let keys: Vec<&str> = std::iter::once(bucket)
+        .chain(columns.iter().copied())
+        .collect();
+    let sums: Vec<String> = [
         "requests",
         "errors",
         "prompt_tokens",
         "completion_tokens",
         "reasoning_tokens",
         "credits",
-    ];
-    let latency: Vec<String> = (0..LATENCY_BUCKETS).map(|i| format!("lat_{i}")).collect();
-    let all: Vec<&str> = sums
-        .iter()
-        .copied()
-        .chain(latency.iter().map(String::as_str))
-        .collect();
-    let key_params: Vec<String> = (0..N).map(|i| format!("?{}", 2 + i)).collect();
-    let sum_params: Vec<String> = (0..all.len()).map(param).collect();
-    let updates: Vec<String> = all
-        .iter()
-        .enumerate()
-        .map(|(i, column)| format!("{column} = {column} + {}", param(i)))
-        .collect();
-    let sql = format!(
-        "INSERT INTO {table} ({bucket}, {key}, {}) VALUES (?1, {}, {}) \
-         ON CONFLICT ({bucket}, {key}) DO UPDATE SET {}",
-        all.join(", "),
-        key_params.join(", "),
-        sum_params.join(", "),
-        updates.join(", "),
-    );
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(latency_columns())
+    .collect();
+    let sql = additive_upsert(table, &keys, &sums);
     let mut params = vec![js_int(start)];
     params.extend(values);
     params.extend([
