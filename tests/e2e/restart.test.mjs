@@ -5,8 +5,11 @@
 // keys that are not cooling, from wherever it starts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startStack } from '../lib/harness.mjs';
-import { upstreamCallsDuring } from '../lib/util.mjs';
+import { CLIENT_TOKEN, startStack } from '../lib/harness.mjs';
+import {
+  REQUEST_TIMEOUT_MS, charged, d1CreditsReach, gateQueue, ledgerOf, pollUntil,
+  upstreamCallsDuring, waitForSettlements,
+} from '../lib/util.mjs';
 
 let stack;
 const KEYS = ['ok-restart-1', 'ok-restart-2', 'ok-restart-3', 'ok-restart-4'];
@@ -16,45 +19,228 @@ before(async () => {
 });
 after(async () => stack?.stop());
 
-/** The upstream keys one chat request went through, in order. */
-async function chatKey(model) {
+/** The upstream keys one chat request (with `token`) went through, in order. */
+async function chatKey(model, token = CLIENT_TOKEN) {
   const { calls } = await upstreamCallsDuring(stack, async () => {
     const res = await stack.call('POST', '/v1/chat/completions', {
+      token,
       body: { model, messages: [{ role: 'user', content: 'hi' }] },
+      timeoutMs: REQUEST_TIMEOUT_MS,
     });
     assert.equal(res.status, 200, await res.clone().text());
   });
   return calls.map((c) => c.key);
 }
 
-test('key cooldowns survive a restart, and the rotation after it is still strict', async () => {
-  const model = 'gemini-2.5-flash-restart';
-  // One key is rate limited for a long time on this model only.
-  const cooled = 'ok-restart-2';
+/**
+ * Five requests with `cooled` rate limited for 600 s on `model` (its one
+ * 429 scripted here): the cooled key is tried once and never serves, and the
+ * others serve in a strict rotation. Returns `follow(key)`, the key that
+ * serves after `key` in that rotation.
+ */
+async function learnRotation(model, cooled, token) {
   await stack.mockApi.script({ key: cooled, model, fault: 'rate_limit_minute', retryDelay: '600s', times: 1 });
-
   const order = [];
-  for (let i = 0; i < 5; i += 1) order.push(await chatKey(model));
+  for (let i = 0; i < 5; i += 1) order.push(await chatKey(model, token));
   const served = order.map((keys) => keys.at(-1));
   assert.ok(order.flat().includes(cooled), 'the cooled key was never tried');
   assert.ok(!served.includes(cooled));
-
   // The rotation order is the candidates' (keys in D1 order); read it off
   // the first full cycle.
   const cycle = served.slice(0, KEYS.length - 1);
   assert.equal(new Set(cycle).size, cycle.length, `not a rotation: ${served}`);
   assert.deepEqual(served.slice(cycle.length), cycle.slice(0, served.length - cycle.length));
-  const follow = (k) => cycle[(cycle.indexOf(k) + 1) % cycle.length];
+  return (k) => cycle[(cycle.indexOf(k) + 1) % cycle.length];
+}
 
-  await stack.restart();
-
+/**
+ * Six requests after a restart: the cooled key is never tried (its 600 s
+ * cooldown survived), and every other key serves, in the cyclic order
+ * `follow` learned before the restart.
+ */
+async function assertRotationKept(model, cooled, follow, token) {
   const after = [];
-  for (let i = 0; i < 6; i += 1) after.push(await chatKey(model));
-  // The cooled key stays cooled: no restart forgot its 600 s cooldown.
+  for (let i = 0; i < 6; i += 1) after.push(await chatKey(model, token));
   assert.ok(!after.flat().includes(cooled), `cooled key retried after restart: ${after}`);
-  // Every non-cooling key serves, in the same cyclic order as before.
   const rotation = after.map((k) => k.at(-1));
   for (let i = 1; i < rotation.length; i += 1) {
     assert.equal(rotation[i], follow(rotation[i - 1]), `rotation broken after restart: ${rotation}`);
+  }
+}
+
+test('key cooldowns survive a restart, and the rotation after it is still strict', async () => {
+  const model = 'gemini-2.5-flash-restart';
+  // One key is rate limited for a long time on this model only.
+  const cooled = 'ok-restart-2';
+  const follow = await learnRotation(model, cooled, CLIENT_TOKEN);
+  await stack.restart();
+  await assertRotationKept(model, cooled, follow, CLIENT_TOKEN);
+});
+
+// ---------------------------------------------------------------- a crash under load
+
+const KILL_MODEL = 'gemini-2.5-flash-restart-kill';
+const IN_FLIGHT = 50;
+/** The lowest lease lifetimes the settings allow come from the upstream timeout. */
+const UPSTREAM_TIMEOUT_MS = 4_000;
+/** A model slot's lease: upstream_timeout_ms + 5 s (renewed while a stream flows). */
+const SLOT_LEASE_MS = UPSTREAM_TIMEOUT_MS + 5_000;
+/** A user ledger's lease (its reservation): 2 x upstream_timeout_ms + 60 s. */
+const LEDGER_LEASE_MS = 2 * UPSTREAM_TIMEOUT_MS + 60_000;
+/** Slack on a lease deadline for a busy machine. */
+const SLACK_MS = 15_000;
+const PROMPT_PRICE = 1;
+const COMPLETION_PRICE = 2;
+const chargeOfTokens = (t) => t.prompt * PROMPT_PRICE + (t.candidates + t.thoughts) * COMPLETION_PRICE;
+const sum = (values) => values.reduce((a, b) => a + b, 0);
+
+/** A stream of `n` one-word events that would take n x 250 ms: still flowing when the worker dies. */
+function longChunks(n) {
+  return Array.from({ length: n }, (_, i) => ({
+    candidates: [{
+      content: { role: 'model', parts: [{ text: `w${i} ` }] },
+      ...(i === n - 1 ? { finishReason: 'STOP' } : {}),
+      index: 0,
+    }],
+    usageMetadata: { promptTokenCount: 5, candidatesTokenCount: i + 1, totalTokenCount: 6 + i },
+    modelVersion: KILL_MODEL,
+  }));
+}
+
+/** Rejects after `ms` with `what`: a bound on a wait that has no timeout of its own. */
+function within(promise, ms, what) {
+  let timer;
+  const bound = new Promise((_, fail) => {
+    timer = setTimeout(() => fail(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+}
+
+/** Starts an OpenAI stream with `key` and reads it until its first content; returns the open reader. */
+async function openStream(key, i) {
+  const res = await fetch(`${stack.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: KILL_MODEL, stream: true, max_tokens: 64,
+      messages: [{ role: 'user', content: `in flight ${String(i).padStart(2, '0')}` }],
+    }),
+  });
+  assert.equal(res.status, 200, `stream ${i}: ${res.status} ${res.ok ? '' : await res.text()}`);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  for (let reads = 0; !/"content":"w0/.test(text); reads += 1) {
+    const { value, done } = await reader.read();
+    if (done || reads > 200) assert.fail(`stream ${i} ended before its first content: ${text.slice(0, 300)}`);
+    text += decoder.decode(value, { stream: true });
+  }
+  return reader;
+}
+
+test('SIGKILL with 50 requests in flight: health, rotation, slots, reservations and credits_used all come back', { timeout: 420_000 }, async (t) => {
+  const cooled = 'ok-restart-3';
+  await stack.admin('PUT', '/settings', {
+    upstream_timeout_ms: UPSTREAM_TIMEOUT_MS,
+    model_limits: [{ pattern: `${KILL_MODEL}*`, max_concurrency: IN_FLIGHT, max_wait_ms: 1_000 }],
+    charging_mode: 'token',
+    model_costs: [{ pattern: `${KILL_MODEL}*`, prompt_price: PROMPT_PRICE, completion_price: COMPLETION_PRICE }],
+  });
+  const readers = [];
+  try {
+    const created = await stack.admin('POST', '/users', { name: 'restart-kill', credit_quota: 1_000_000_000 });
+    const { key } = created;
+    const userId = created.user.id;
+
+    // 1. Before: one key cooled for 600 s, the rotation over the others learned,
+    // every completed request settled and in D1.
+    const follow = await learnRotation(KILL_MODEL, cooled, key);
+    const before = await waitForSettlements(stack, userId, 5, { where: charged });
+    const usedBefore = (await ledgerOf(stack, key)).used;
+    assert.equal(usedBefore, sum(before.map((s) => s.charged)), 'the ledger before the kill is its settlements');
+    await d1CreditsReach(stack, userId, usedBefore);
+
+    // 2. 50 streams in flight: each one admitted (a slot and a reservation),
+    // upstream, and past its first content when the worker dies.
+    await stack.mockApi.script({ model: KILL_MODEL, chunks: longChunks(400), eventDelayMs: 250, times: IN_FLIGHT });
+    const since = stack.mock.state.seq;
+    readers.push(...await within(
+      Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => openStream(key, i))),
+      120_000, `${IN_FLIGHT} streams reaching their first content`,
+    ));
+    const admittedBy = Date.now();
+    const doomed = stack.mock.state.findCalls({ model: KILL_MODEL, since });
+    assert.equal(doomed.length, IN_FLIGHT, 'one upstream call per stream');
+    assert.ok(doomed.every((c) => c.finishedAt === undefined), 'a stream ended before the kill');
+    const held = await ledgerOf(stack, key);
+    const R = held.reserved / IN_FLIGHT;
+    assert.ok(Number.isInteger(R) && R > 0, `reserved ${held.reserved} is not ${IN_FLIGHT} equal reservations`);
+    assert.equal(held.used, usedBefore, 'nothing settled while in flight');
+    assert.equal((await gateQueue(stack, KILL_MODEL)).in_flight, IN_FLIGHT, 'every stream holds a slot');
+
+    // 3. The crash: SIGKILL to wrangler and workerd at once, then a start on the same state.
+    const killAt = Date.now();
+    const { killed } = await stack.killAndRestart();
+    const upAt = Date.now();
+    t.diagnostic(`killed ${killed.length} processes; back up ${upAt - killAt} ms after the kill (${killAt - admittedBy} ms after the last admission)`);
+    const ends = await within(
+      Promise.all(readers.splice(0).map(async (r) => {
+        for (let reads = 0; reads < 10_000; reads += 1) if ((await r.read()).done) return 'ended';
+        return 'still open';
+      }).map((p) => p.catch((e) => e.cause?.code ?? e.name))),
+      30_000, 'the killed streams failing at their clients',
+    );
+    t.diagnostic(`the clients of the killed streams saw: ${[...new Set(ends)]}`);
+    assert.ok(!ends.includes('ended'), 'a killed stream ended cleanly');
+
+    // 4. Right after the restart the dead requests still hold what they took, and nothing was charged for them.
+    const after = await ledgerOf(stack, key);
+    const slots = await gateQueue(stack, KILL_MODEL);
+    t.diagnostic(`after the restart: reserved ${after.reserved} (${after.reserved / R} leases), slots ${JSON.stringify(slots)}`);
+    assert.equal(after.used, usedBefore, 'a killed request was charged');
+    assert.ok(after.reserved <= IN_FLIGHT * R && after.reserved % R === 0, `reserved ${after.reserved} is not whole leases of ${R}`);
+    assert.ok(slots.in_flight <= IN_FLIGHT);
+
+    // 5. The slots come back on their own, within a slot lease.
+    const freed = await pollUntil(() => gateQueue(stack, KILL_MODEL), (q) => q.in_flight === 0 && q.queued === 0,
+      admittedBy + SLOT_LEASE_MS + SLACK_MS, 'the killed requests\' slots expiring');
+    t.diagnostic(`every slot free ${Date.now() - admittedBy} ms after the last admission: ${JSON.stringify(freed)}`);
+
+    // 6. Health and cursor: the cooled key is still cooled, the rotation still strict.
+    await assertRotationKept(KILL_MODEL, cooled, follow, key);
+
+    // 7. New requests serve normally: all 50 slots can be taken at once again.
+    await stack.mockApi.script({ model: KILL_MODEL, latencyMs: 500, times: IN_FLIGHT });
+    const again = await Promise.all(Array.from({ length: IN_FLIGHT }, async (_, i) => {
+      const res = await stack.call('POST', '/v1/chat/completions', {
+        token: key, body: { model: KILL_MODEL, max_tokens: 64, messages: [{ role: 'user', content: `again ${i}` }] },
+        timeoutMs: REQUEST_TIMEOUT_MS,
+      });
+      await res.text();
+      return res.status;
+    }));
+    assert.deepEqual(again.filter((s) => s !== 200), [], 'a request after the restart was not served');
+
+    // 8. The reservations expire on their own, within a ledger lease.
+    const drained = await pollUntil(() => ledgerOf(stack, key), (u) => u.reserved === 0,
+      admittedBy + LEDGER_LEASE_MS + SLACK_MS, 'the killed requests\' reservations expiring', 1_000);
+    t.diagnostic(`every reservation released ${Date.now() - admittedBy} ms after the last admission`);
+
+    // 9. The ledger is exactly what the completed requests used (Google's
+    // usage at the prices), none of the killed ones; D1 converges to it.
+    const doomedSeqs = new Set(doomed.map((c) => c.seq));
+    const completed = stack.mock.state.findCalls({ model: KILL_MODEL })
+      .filter((c) => c.status === 200 && !doomedSeqs.has(c.seq) && c.tokens);
+    const expected = sum(completed.map((c) => chargeOfTokens(c.tokens)));
+    const newSettled = await waitForSettlements(stack, userId, 6 + IN_FLIGHT, { where: charged });
+    assert.equal(newSettled.length, 6 + IN_FLIGHT, 'one settlement per request after the restart');
+    assert.equal(sum(newSettled.map((s) => s.charged)), drained.used - usedBefore, 'settlements after the restart');
+    assert.equal(drained.used, expected, 'the ledger: Google\'s usage of the completed requests');
+    assert.equal(await d1CreditsReach(stack, userId, drained.used), drained.used, 'D1 credits_used');
+  } finally {
+    for (const r of readers) await r.cancel().catch(() => {});
+    await stack.admin('PUT', '/settings', {
+      upstream_timeout_ms: null, model_limits: null, charging_mode: null, model_costs: null,
+    });
   }
 });
