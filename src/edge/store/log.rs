@@ -1,5 +1,5 @@
 //! The request log (`request_log`), its hourly rollups (`usage_hourly`) and
-//! each user's settled total (`users.credits_used`): written together in one
+//! each user's settled total (`users.credits_used`, the ledger's figure): written together in one
 //! D1 batch, and pruned by retention.
 
 use worker::wasm_bindgen::JsValue;
@@ -9,7 +9,7 @@ use crate::domain::error::GatewayError;
 use crate::domain::ops::{MetricRow, aggregate_metrics};
 use crate::domain::usage::{
     DAY_MS, HOUR_MS, LATENCY_BUCKETS, LogRow, MINUTE_MS, Totals, aggregate, aggregate_dims,
-    user_credits,
+    user_totals,
 };
 use crate::edge::store::changes;
 use crate::edge::{internal, js_int, js_opt};
@@ -21,7 +21,7 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
     let minutely = aggregate(rows, MINUTE_MS);
     let dims = aggregate_dims(rows, HOUR_MS);
     let daily = aggregate_dims(rows, DAY_MS);
-    let credits = user_credits(rows);
+    let credits = user_totals(rows);
     let mut statements =
         Vec::with_capacity(rows.len() + hourly.len() + minutely.len() + dims.len() + credits.len());
     for row in rows {
@@ -81,7 +81,8 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
     }
     for (user, total) in &credits {
         statements.push(
-            db.prepare("UPDATE users SET credits_used = credits_used + ?1 WHERE id = ?2")
+            // Up to the ledger's total, never added to: a lost batch is made good by the next.
+            db.prepare("UPDATE users SET credits_used = MAX(credits_used, ?1) WHERE id = ?2")
                 .bind(&[js_int(*total), user.as_str().into()])
                 .map_err(internal("bind credits"))?,
         );
