@@ -7,14 +7,10 @@
 //              maxPerRequest: 2, seed: 7, slowMs: 2500 } }
 //
 // `spareKeys` lists keys that never draw a fault that takes a key out of a
-// gateway's rotation (a quota 429, an invalid or suspended key): a test that
-// draws those can so keep at least one key healthy, while the spare keys
-// still fail transiently at the same rate.
-//
-// The mock cannot see a gateway's client requests, but a gateway re-sends the
-// identical body on each failover attempt of one request, so a request is
-// identified by the SHA-256 of the raw request body. Tests make every body
-// unique (a counter in the prompt).
+// gateway's rotation: no quota 429 or invalid/suspended key, and never more
+// than SPARE_RUN faults in a row (so no run of transient failures opens a
+// circuit breaker). A test that draws quota faults can so keep keys healthy,
+// while the spare keys still fail transiently.
 
 import { createHash } from 'node:crypto';
 import { FAULTS } from './errors.mjs';
@@ -23,6 +19,8 @@ import { FAULTS } from './errors.mjs';
 export const FLAKY_FAULTS = [...FAULTS, 'slow'];
 /** Faults after which a gateway stops using the key for a while (or for good): never drawn on a spare key. */
 export const KEY_REMOVING_FAULTS = ['rate_limit_minute', 'rate_limit_day', 'key_invalid', 'permission_denied'];
+/** Most faults a spare key gets in a row (by arrival); a gateway's circuit breaker needs more. */
+export const SPARE_RUN = 2;
 const FIELDS = ['rate', 'faults', 'maxPerRequest', 'seed', 'slowMs', 'spareKeys'];
 
 /** Validates a rule's `flaky` value; returns an error string or null. */
@@ -60,6 +58,8 @@ export class Flaky {
     Object.assign(this, { rate, faults, maxPerRequest, seed, slowMs });
     this.spareKeys = new Set(spareKeys);
     this.spareFaults = faults.filter((f) => !KEY_REMOVING_FAULTS.includes(f));
+    /** Per spare key, how many of its latest calls in a row were failed. */
+    this.spareRuns = new Map();
     this.requests = new Map();
   }
 
@@ -67,10 +67,11 @@ export class Flaky {
    * Decides one call. Returns `{ request, attempt, fault }`: `request` is the
    * body's hash (hex, 16 characters), `attempt` counts this body's calls from
    * 0, `fault` is the fault name drawn, or null. The draw depends only on the
-   * seed, the body and the attempt (and, with `spareKeys`, whether `key`
-   * is a spare), so a run replays exactly. On a spare key the fault is drawn
-   * from the listed faults that do not take a key out; when none is left,
-   * the call is not failed.
+   * seed, the body and the attempt, so a run replays exactly, except on a
+   * spare key (`spareKeys`): there the fault is drawn from the listed faults
+   * that do not take a key out (none left: the call is not failed), and a
+   * call after SPARE_RUN failed ones in a row on that key is not failed,
+   * which depends on the order calls arrive in.
    */
   decide(rawBody, key) {
     const request = sha256(String(rawBody ?? '')).toString('hex').slice(0, 16);
@@ -81,15 +82,18 @@ export class Flaky {
     }
     const attempt = seen.calls;
     seen.calls += 1;
+    const spare = this.spareKeys.has(key);
+    const run = spare ? (this.spareRuns.get(key) ?? 0) : 0;
     let fault = null;
-    if (seen.faults < this.maxPerRequest) {
+    if (seen.faults < this.maxPerRequest && run < SPARE_RUN) {
       const draw = sha256(`${this.seed}\n${request}\n${attempt}`);
-      const from = this.spareKeys.has(key) ? this.spareFaults : this.faults;
+      const from = spare ? this.spareFaults : this.faults;
       if (from.length > 0 && draw.readUInt32BE(0) / 2 ** 32 < this.rate) {
         fault = from[draw.readUInt32BE(4) % from.length];
         seen.faults += 1;
       }
     }
+    if (spare) this.spareRuns.set(key, fault ? run + 1 : 0);
     return { request, attempt, fault };
   }
 }
