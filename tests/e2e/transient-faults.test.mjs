@@ -1,5 +1,5 @@
 // Upstream faults before the first byte must not reach clients (issue 13
-// §5.1): with five keys and the mock failing 30 % of calls (at most two
+// §5.1): with six keys and the mock failing 30 % of calls (at most two
 // faults per request), a mix of OpenAI and native requests, streamed and not,
 // with the static token and with user keys, at 20 concurrent, gives
 // 0 client-visible failures, every answer complete, and user ledgers that
@@ -14,7 +14,7 @@
 // are the rule's spares, which fail transiently like the others but never
 // draw the 429 (it takes a key out until its retryDelay) and never fail more
 // than twice in a row (five in a row open a key's circuit). So every request,
-// even after two faults, has an untried key in rotation; the other two keys
+// even after two faults, has an untried key in rotation; the other three keys
 // draw every fault, 429s included.
 // The upstream timeout is lowered to 3 s so a `slow` fault (8 s) is a
 // first-byte timeout, while an ordinary call on a loaded machine stays well
@@ -30,9 +30,9 @@ import { GoogleGenAI } from '@google/genai';
 import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
 import { pollD1, sqlStr, waitForSettlements, settlements } from '../lib/util.mjs';
 
-const KEYS = ['ok-tf-1', 'ok-tf-2', 'ok-tf-3', 'ok-tf-4', 'ok-tf-5'];
+const KEYS = ['ok-tf-1', 'ok-tf-2', 'ok-tf-3', 'ok-tf-4', 'ok-tf-5', 'ok-tf-6'];
 /** Never draw the per-minute 429 nor long runs of faults (the flaky rule's `spareKeys`). */
-const SPARE_KEYS = ['ok-tf-3', 'ok-tf-4', 'ok-tf-5'];
+const SPARE_KEYS = ['ok-tf-4', 'ok-tf-5', 'ok-tf-6'];
 const UPSTREAM_TIMEOUT_MS = 3000;
 const SLOW_MS = 8000;
 const RETRY_DELAY = '1s';
@@ -195,7 +195,7 @@ test('a call slower than upstream_timeout_ms is a first-byte timeout: abandoned 
 });
 
 test(
-  `5 keys, 30 % faults before the first byte (≤ 2 per request): ${REQUESTS} mixed requests at ${IN_FLIGHT} concurrent, 0 client-visible failures, exact ledgers`,
+  `6 keys, 30 % faults before the first byte (≤ 2 per request): ${REQUESTS} mixed requests at ${IN_FLIGHT} concurrent, 0 client-visible failures, exact ledgers`,
   { timeout: 300_000 + REQUESTS * 300 },
   async (t) => {
     const model = 'gemini-2.5-flash-tf-flaky';
