@@ -21,6 +21,11 @@
 // inside it; every other setting keeps its default, `max_retries` (3)
 // included, so at most two faults leave attempts to spare.
 //
+// One thing is not the gateway's: wrangler dev's proxy now and then loses a
+// POST before it reaches the worker (its own plain-text 503, see
+// RUNTIME_DISTURBANCE). Such a request is counted apart, and only if the
+// gateway provably never saw it; at most one per 1,000 is tolerated.
+//
 // GEMGATE_SOAK_REQUESTS sets the request count (default 300; `make soak`
 // runs 2,000). The test prints its figures as one JSON line.
 import { test, before, after } from 'node:test';
@@ -47,6 +52,16 @@ const MODEL_PATTERN = 'gemini-2.5-flash-tf-*';
 const PROMPT_PRICE = 1;
 const COMPLETION_PRICE = 2;
 const CLIENT_TIMEOUT_MS = 60_000;
+/**
+ * What wrangler dev's own proxy answers for a POST it lost on its way to the
+ * worker (a keep-alive race in the dev server, cloudflare/workers-sdk#14641;
+ * tests/e2e/body-cap.test.mjs shows a bare JS worker gets it too). Such a
+ * request never reaches the gateway: it is counted apart, and only when the
+ * gateway provably never saw it (no upstream call, no request_log row).
+ */
+const RUNTIME_DISTURBANCE = /Your worker restarted mid-request|Network connection lost/;
+/** At most this many requests of a run may meet that dev-server disturbance. */
+const MAX_DISTURBED = Math.ceil(REQUESTS / 1000);
 
 assert.ok(Number.isInteger(REQUESTS) && REQUESTS >= 16, `GEMGATE_SOAK_REQUESTS must be an integer ≥ 16, got ${process.env.GEMGATE_SOAK_REQUESTS}`);
 
@@ -241,6 +256,9 @@ test(
     const faulted = calls.filter((c) => c.fault).length;
     const share = faulted / calls.length;
     const failures = outcomes.flatMap((o, i) => (o.error ? [{ i, kind: kindOf(i), cred: credentials[credOf(i)].label, error: o.error }] : []));
+    const isDisturbed = (i) => RUNTIME_DISTURBANCE.test(outcomes[i].error ?? '') && perRequest[i].length === 0;
+    const disturbed = failures.filter((f) => isDisturbed(f.i));
+    const gatewayFailures = failures.filter((f) => !isDisturbed(f.i));
     const wrong = outcomes.flatMap((o, i) => (o.text !== undefined && o.text !== `echo: ${contentOf(i)}` ? [{ i, kind: kindOf(i), text: o.text }] : []));
     // Calls the gateway gave up on although the mock drew no fault for them:
     // its own first-byte timeout on a call the machine's load made slow.
@@ -262,6 +280,7 @@ test(
       callsPerKey: tally(calls.map((c) => c.key)),
       succeeded: outcomes.filter((o) => o.text !== undefined).length,
       failed: failures.length,
+      devServerDisturbed: disturbed.map((f) => f.i),
       failuresByError: tally(failures.map((f) => f.error)),
       failedRequests: failures.slice(0, 10).map((f) => ({ ...f, calls: perRequest[f.i].map((c) => `${c.key}:${c.fault ?? c.status}`) })),
       wrongText: wrong.length,
@@ -271,6 +290,7 @@ test(
     const checkRequests = () => {
       for (const [i, cs] of perRequest.entries()) {
         const label = `request ${i} (${kindOf(i)}, ${credentials[credOf(i)].label}: ${cs.map((c) => `${c.key}:${c.fault ?? c.status}${c.abandonedAt ? '/abandoned' : ''}`).join(' → ')})`;
+        if (isDisturbed(i)) continue;
         assert.ok(cs.length > 0, `${label} never reached the upstream`);
         assert.ok(cs.filter((c) => c.fault).length <= MAX_PER_REQUEST, `${label} got more than ${MAX_PER_REQUEST} faults`);
         const keys = cs.map((c) => c.key);
@@ -298,7 +318,7 @@ test(
       for (const [n, cred] of credentials.entries()) {
         if (!cred.user) continue;
         const { id, key } = cred.user;
-        const mine = outcomes.flatMap((_, i) => (credOf(i) === n ? [i] : []));
+        const mine = outcomes.flatMap((_, i) => (credOf(i) === n && !isDisturbed(i) ? [i] : []));
         const servedCalls = mine.flatMap((i) => perRequest[i].filter(servedBy));
         assert.ok(servedCalls.every((c) => c.tokens), `${cred.label}: a served call without usage`);
         const expected = sum(servedCalls.map((c) => chargeOfTokens(c.tokens)));
@@ -341,8 +361,18 @@ test(
       checkRequests();
       // ---- the acceptance: no client saw any of it
       assert.deepEqual(wrong, [], 'replies with the wrong text');
-      assert.equal(failures.length, 0, `${failures.length} of ${REQUESTS} requests failed: ${JSON.stringify(failures.slice(0, 5))}`);
+      assert.equal(gatewayFailures.length, 0, `${gatewayFailures.length} of ${REQUESTS} requests failed: ${JSON.stringify(gatewayFailures.slice(0, 5))}`);
+      assert.ok(disturbed.length <= MAX_DISTURBED, `${disturbed.length} requests lost by wrangler dev's proxy (at most ${MAX_DISTURBED})`);
       await checkLedgers();
+      // The gateway logs every request it got: the disturbed ones never reached it.
+      const [{ logged }] = await pollD1(
+        stack,
+        `SELECT COUNT(*) AS logged FROM request_log WHERE model = ${sqlStr(model)}`,
+        ([r]) => r.logged >= REQUESTS - disturbed.length,
+        40,
+      );
+      summary.requestLogRows = logged;
+      assert.equal(logged, REQUESTS - disturbed.length, 'one request_log row per request the gateway received');
     } finally {
       t.diagnostic(`transient faults: ${JSON.stringify({ ...summary, ledgers })}`);
     }
