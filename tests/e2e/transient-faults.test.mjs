@@ -33,7 +33,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { GoogleGenAI } from '@google/genai';
 import { startStack, CLIENT_TOKEN } from '../lib/harness.mjs';
-import { pollD1, sqlStr, waitForSettlements, settlements } from '../lib/util.mjs';
+import { pollD1, sqlStr } from '../lib/util.mjs';
 
 const KEYS = ['ok-tf-1', 'ok-tf-2', 'ok-tf-3', 'ok-tf-4', 'ok-tf-5', 'ok-tf-6'];
 /** Never draw the per-minute 429 nor long runs of faults (the flaky rule's `spareKeys`). */
@@ -325,15 +325,21 @@ test(
         const servedCalls = mine.flatMap((i) => perRequest[i].filter(servedBy));
         assert.ok(servedCalls.every((c) => c.tokens), `${cred.label}: a served call without usage`);
         const expected = sum(servedCalls.map((c) => chargeOfTokens(c.tokens)));
-        // Every request settles exactly once (a retried one too).
-        const settled = await waitForSettlements(stack, id, mine.length, { timeoutMs: 120_000 });
-        const usage = await (await stack.call('GET', '/v1/usage', { token: key })).json();
-        // D1's rows land off the hot path: read until they reach the total (bounded).
-        const [{ used: creditsUsed, logged }] = await pollD1(
+        // Each request settles once its answer is done, off the hot path: read
+        // the ledger until nothing is reserved and the total is reached
+        // (bounded; the worker's settle lines cannot be counted here, since
+        // the harness keeps only the log's tail).
+        let usage;
+        for (let n = 0, deadline = Date.now() + 60_000; n < 10_000 && Date.now() < deadline; n += 1) {
+          usage = await (await stack.call('GET', '/v1/usage', { token: key })).json();
+          if (usage.reserved === 0 && usage.used >= expected) break;
+        }
+        // D1's rows land off the hot path too: read until they reach the total (bounded).
+        const [{ used: creditsUsed, logged, rows: logRows }] = await pollD1(
           stack,
-          `SELECT credits_used AS used, (SELECT COALESCE(SUM(credits), 0) FROM request_log WHERE user_id = ${sqlStr(id)}) AS logged ` +
-            `FROM users WHERE id = ${sqlStr(id)}`,
-          ([r]) => r !== undefined && r.used >= expected && r.logged >= expected,
+          `SELECT credits_used AS used, (SELECT COALESCE(SUM(credits), 0) FROM request_log WHERE user_id = ${sqlStr(id)}) AS logged, ` +
+            `(SELECT COUNT(*) FROM request_log WHERE user_id = ${sqlStr(id)}) AS rows FROM users WHERE id = ${sqlStr(id)}`,
+          ([r]) => r !== undefined && r.used >= expected && r.logged >= expected && r.rows >= mine.length,
           40,
         );
         const row = {
@@ -341,8 +347,7 @@ test(
           requests: mine.length,
           servedCalls: servedCalls.length,
           mockUsage: expected,
-          settleLines: settlements(stack, id).length,
-          settled: sum(settled.map((s) => s.charged)),
+          requestLogRows: logRows,
           used: usage.used,
           reserved: usage.reserved,
           creditsUsed,
@@ -351,9 +356,8 @@ test(
         ledgers.push(row);
         assert.ok(expected > 0, `${cred.label}: the mock reported usage`);
         assert.equal(servedCalls.length, mine.length, `${cred.label}: one served call per request`);
-        assert.equal(row.settleLines, mine.length, `${cred.label}: one settlement per request`);
-        assert.equal(row.settled, expected, `${cred.label}: Σ settled charges = Σ the mock's usage`);
-        assert.equal(row.used, expected, `${cred.label}: /v1/usage used`);
+        assert.equal(row.requestLogRows, mine.length, `${cred.label}: one request_log row per request`);
+        assert.equal(row.used, expected, `${cred.label}: /v1/usage used = Σ the mock's usage`);
         assert.equal(row.reserved, 0, `${cred.label}: every reservation was settled`);
         assert.equal(row.creditsUsed, expected, `${cred.label}: D1 users.credits_used`);
         assert.equal(row.requestLogCredits, expected, `${cred.label}: Σ request_log.credits`);
