@@ -9,6 +9,8 @@ use super::error::GatewayError;
 pub enum Surface {
     OpenAi,
     Gemini,
+    /// Anthropic's Messages API.
+    Anthropic,
     Admin,
 }
 
@@ -18,6 +20,7 @@ impl Surface {
         match self {
             Self::OpenAi => "openai",
             Self::Gemini => "gemini",
+            Self::Anthropic => "anthropic",
             Self::Admin => "admin",
         }
     }
@@ -68,6 +71,8 @@ pub enum Route {
     OpenAi(OpenAiRoute),
     /// A client token; errors in Google's shape.
     Gemini(GeminiRoute),
+    /// A client token; errors in Anthropic's shape.
+    Anthropic(AnthropicRoute),
     /// `ADMIN_PASSWORD`; errors in `OpenAI`'s shape.
     Admin(AdminRoute),
 }
@@ -99,6 +104,15 @@ pub enum OpenAiRoute {
     /// `OpenAI`'s legacy billing endpoints that chat apps poll for a balance.
     BillingSubscription,
     BillingUsage,
+}
+
+/// Anthropic's Messages API, at `/v1/messages…` and `/anthropic/v1/messages…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnthropicRoute {
+    /// `POST /v1/messages`.
+    Messages,
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +215,7 @@ impl Route {
     pub fn access(&self) -> Access {
         match self {
             Self::Public(_) => Access::Public,
-            Self::OpenAi(_) | Self::Gemini(_) => Access::Client,
+            Self::OpenAi(_) | Self::Gemini(_) | Self::Anthropic(_) => Access::Client,
             Self::Admin(_) => Access::Admin,
         }
     }
@@ -219,6 +233,7 @@ impl Route {
                 Surface::OpenAi
             }
             Self::Gemini(_) => Surface::Gemini,
+            Self::Anthropic(_) => Surface::Anthropic,
         }
     }
 }
@@ -306,6 +321,8 @@ fn methods(routes: Vec<(&'static str, AdminRoute)>) -> Matched {
 pub fn surface_of(path: &str, hints: Hints) -> Surface {
     if path.starts_with("/admin") || path == "/metrics" {
         Surface::Admin
+    } else if path.starts_with("/anthropic/") || path.starts_with("/v1/messages") {
+        Surface::Anthropic
     } else if path.starts_with("/v1beta")
         || path.starts_with("/gemini/")
         || (path.starts_with("/v1/models") && (hints.google_client || path.contains(':')))
@@ -327,6 +344,12 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
             Some(post(Route::OpenAi(O::ChatCompletions)))
         }
         "/v1/embeddings" | "/embeddings" => Some(post(Route::OpenAi(O::Embeddings))),
+        "/v1/messages" | "/anthropic/v1/messages" => {
+            Some(post(Route::Anthropic(AnthropicRoute::Messages)))
+        }
+        "/v1/messages/count_tokens" | "/anthropic/v1/messages/count_tokens" => {
+            Some(post(Route::Anthropic(AnthropicRoute::CountTokens)))
+        }
         "/admin" | "/admin/" | "/admin/index.html" => Some(get(Route::Public(P::AdminPage))),
         "/v1/usage" => Some(get(Route::OpenAi(O::Usage))),
         "/usage" | "/usage/" => Some(get(Route::Public(P::UsagePage))),
@@ -537,6 +560,30 @@ mod tests {
 
     fn post(path: &str) -> Result<Route, RouteError> {
         resolve("POST", path, Hints::default())
+    }
+
+    #[test]
+    fn the_anthropic_routes_take_a_client_token_and_answer_in_anthropics_shape() {
+        for (path, want) in [
+            ("/v1/messages", AnthropicRoute::Messages),
+            ("/anthropic/v1/messages", AnthropicRoute::Messages),
+            ("/v1/messages/count_tokens", AnthropicRoute::CountTokens),
+            (
+                "/anthropic/v1/messages/count_tokens",
+                AnthropicRoute::CountTokens,
+            ),
+        ] {
+            let route = post(path).unwrap();
+            assert_eq!(route, Route::Anthropic(want), "{path}");
+            assert_eq!(route.access(), Access::Client);
+            assert_eq!(route.surface(), Surface::Anthropic);
+            let wrong = get(path).unwrap_err();
+            assert_eq!(wrong.surface, Surface::Anthropic);
+            assert_eq!(wrong.allow.as_deref(), Some("POST"));
+        }
+        let unknown = post("/anthropic/v1/nothing").unwrap_err();
+        assert_eq!(unknown.surface, Surface::Anthropic);
+        assert_eq!(unknown.error.status(), 404);
     }
 
     #[test]
