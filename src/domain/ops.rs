@@ -205,31 +205,31 @@ fn label(value: &str) -> String {
 /// The Prometheus text exposition (version 0.0.4) of the metrics.
 pub fn prometheus(m: &Metrics<'_>) -> String {
     let mut out = String::with_capacity(4096);
+    // Each row's label set, escaped once for both families.
+    let labels: Vec<String> = m
+        .totals
+        .iter()
+        .map(|r| {
+            format!(
+                "surface=\"{}\",model=\"{}\",outcome=\"{}\"",
+                label(&r.surface),
+                label(&r.model),
+                label(&r.outcome)
+            )
+        })
+        .collect();
     let _ = writeln!(
         out,
         "# HELP gemgate_requests_total Client requests settled, by surface, model and outcome.\n# TYPE gemgate_requests_total counter"
     );
-    for r in m.totals {
-        let _ = writeln!(
-            out,
-            "gemgate_requests_total{{surface=\"{}\",model=\"{}\",outcome=\"{}\"}} {}",
-            label(&r.surface),
-            label(&r.model),
-            label(&r.outcome),
-            r.requests
-        );
+    for (r, labels) in m.totals.iter().zip(&labels) {
+        let _ = writeln!(out, "gemgate_requests_total{{{labels}}} {}", r.requests);
     }
     let _ = writeln!(
         out,
         "# HELP gemgate_request_duration_seconds Client request latency, first byte to settlement.\n# TYPE gemgate_request_duration_seconds histogram"
     );
-    for r in m.totals {
-        let labels = format!(
-            "surface=\"{}\",model=\"{}\",outcome=\"{}\"",
-            label(&r.surface),
-            label(&r.model),
-            label(&r.outcome)
-        );
+    for (r, labels) in m.totals.iter().zip(&labels) {
         let mut cumulative = 0;
         for (i, bound) in LATENCY_BOUNDS_MS.iter().enumerate() {
             cumulative += r.buckets[i];
@@ -241,17 +241,11 @@ pub fn prometheus(m: &Metrics<'_>) -> String {
         }
         let _ = writeln!(
             out,
-            "gemgate_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-            r.requests
-        );
-        let _ = writeln!(
-            out,
-            "gemgate_request_duration_seconds_sum{{{labels}}} {}",
-            seconds(r.latency_ms)
-        );
-        let _ = writeln!(
-            out,
-            "gemgate_request_duration_seconds_count{{{labels}}} {}",
+            "gemgate_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n\
+             gemgate_request_duration_seconds_sum{{{labels}}} {}\n\
+             gemgate_request_duration_seconds_count{{{labels}}} {}",
+            r.requests,
+            seconds(r.latency_ms),
             r.requests
         );
     }
@@ -430,6 +424,9 @@ mod tests {
         )));
         assert!(text.contains(&format!(
             "gemgate_request_duration_seconds_sum{{{labels}}} 1.65\n"
+        )));
+        assert!(text.contains(&format!(
+            "gemgate_request_duration_seconds_count{{{labels}}} 3\n"
         )));
         assert!(text.contains("gemgate_usable_upstreams{model=\"m\",kind=\"account\"} 1\n"));
         assert!(text.contains("gemgate_queue_waiting{model=\"m\"} 5\n"));

@@ -266,10 +266,28 @@ enum Matched {
     BadModel(RouteError),
 }
 
+/// Prefixes other gateways serve their `OpenAI` surface under (gemini-balance's
+/// `/openai/v1/…` and `/hf/v1/…`): a client saved with one keeps working.
+const OPENAI_PREFIXES: [&str; 2] = ["/openai/v1/", "/hf/v1/"];
+
+/// The `/v1/…` path an aliased `OpenAI` path stands for, if it is one.
+fn unaliased(path: &str) -> Option<String> {
+    OPENAI_PREFIXES
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))
+        .map(|rest| format!("/v1/{rest}"))
+}
+
 /// Resolves a method and a (not yet percent-decoded) path.
 pub fn resolve(method: &str, path: &str, hints: Hints) -> Result<Route, RouteError> {
-    let surface = surface_of(path, hints);
-    let Some(matched) = match_path(path, hints) else {
+    // An aliased prefix says the client speaks OpenAI's API, whatever else it sends.
+    let aliased = unaliased(path);
+    let (lookup, hints) = match &aliased {
+        Some(p) => (p.as_str(), Hints::default()),
+        None => (path, hints),
+    };
+    let surface = surface_of(lookup, hints);
+    let Some(matched) = match_path(lookup, hints) else {
         return Err(RouteError {
             surface,
             error: GatewayError::RouteNotFound(format!("Unknown route: {method} {}", clip(path))),
@@ -281,6 +299,17 @@ pub fn resolve(method: &str, path: &str, hints: Hints) -> Result<Route, RouteErr
         Matched::BadModel(err) => return Err(err),
     };
     if let Some((_, route)) = routes.iter().find(|(m, _)| *m == method) {
+        // Under an OpenAI prefix, Google's native actions are no route.
+        if aliased.is_some() && matches!(route, Route::Gemini(_)) {
+            return Err(RouteError {
+                surface: Surface::OpenAi,
+                error: GatewayError::RouteNotFound(format!(
+                    "Unknown route: {method} {}; Gemini's native API is under /v1beta/.",
+                    clip(path)
+                )),
+                allow: None,
+            });
+        }
         return Ok(route.clone());
     }
     let allow = routes
@@ -614,6 +643,47 @@ mod tests {
             resolve("HEAD", "/v1/models", Hints::default()),
             Ok(Route::OpenAi(OpenAiRoute::ListModels))
         );
+    }
+
+    #[test]
+    fn gemini_balance_prefixes_answer_like_v1() {
+        let google = Hints {
+            google_client: true,
+        };
+        for prefix in ["/openai/v1", "/hf/v1"] {
+            for (method, path) in [
+                ("POST", "/chat/completions"),
+                ("POST", "/embeddings"),
+                ("GET", "/models"),
+                ("GET", "/models/gemini-2.5-flash"),
+                ("GET", "/usage"),
+            ] {
+                let plain = resolve(method, &format!("/v1{path}"), Hints::default());
+                assert!(plain.is_ok(), "{path}");
+                // The prefix says OpenAI, even to a client that looks like Google's.
+                assert_eq!(resolve(method, &format!("{prefix}{path}"), google), plain);
+            }
+            assert!(matches!(
+                post(&format!("{prefix}/nothing")),
+                Err(RouteError {
+                    surface: Surface::OpenAi,
+                    ..
+                })
+            ));
+        }
+        // Google's native actions are not under an OpenAI prefix.
+        assert!(matches!(
+            post("/openai/v1/models/gemini-2.5-flash:generateContent"),
+            Err(RouteError {
+                surface: Surface::OpenAi,
+                error: GatewayError::RouteNotFound(_),
+                ..
+            })
+        ));
+        assert!(post("/v1/models/gemini-2.5-flash:generateContent").is_ok());
+        // Only a whole segment is a prefix.
+        assert!(post("/openaiv1/chat/completions").is_err());
+        assert!(post("/hf/v2/chat/completions").is_err());
     }
 
     #[test]

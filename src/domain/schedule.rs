@@ -76,14 +76,26 @@ impl LocalPool {
     }
 
     /// Folds an attempt's outcome into this copy at once, so the isolate's
-    /// other requests see a failure before the gate has answered.
+    /// other requests see a failure before the gate has answered. Returns
+    /// whether the key had failures before it: a success then clears them,
+    /// and the gate must hear about it too. Deciding this when the success
+    /// arrives, not when its key was chosen, matters under concurrency: a
+    /// request that chose a clean key may succeed after another request's
+    /// failure on it, and a success the gate never hears about lets it count
+    /// failures with successes between them as "in a row" and open the key's
+    /// circuit.
     pub fn record(
         &mut self,
         report: &Report,
         candidates: &[Candidate],
         now_ms: u64,
         policy: &PoolPolicy,
-    ) {
+    ) -> bool {
+        let had_failures = self
+            .pool
+            .keys
+            .get(&report.key_id)
+            .is_some_and(|h| h.consecutive_failures > 0);
         self.pool.record(
             &report.key_id,
             &report.outcome,
@@ -92,6 +104,7 @@ impl LocalPool {
             now_ms,
             policy,
         );
+        had_failures
     }
 
     /// Takes the gate's view, unless a newer one of the same gate
@@ -156,6 +169,39 @@ mod tests {
             },
             latency_ms: 1,
         }
+    }
+
+    fn report(key: &str, outcome: Outcome) -> Report {
+        Report {
+            key_id: key.into(),
+            outcome,
+            latency_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_success_after_a_concurrent_failure_is_one_the_gate_must_hear_about() {
+        let c = candidates(&["a"]);
+        let policy = PoolPolicy::default();
+        let mut pool = LocalPool::new(0);
+        // Request 1 chooses the clean key: at that moment nothing is to clear.
+        let Decision::Chosen { report_success, .. } = pool.choose(&c, &[], 1, &policy) else {
+            panic!("no key");
+        };
+        assert!(!report_success);
+        // Request 2 fails on it meanwhile; then request 1 succeeds.
+        assert!(!pool.record(
+            &report("a", Outcome::ServerError { status: 500 }),
+            &c,
+            2,
+            &policy
+        ));
+        assert!(
+            pool.record(&report("a", Outcome::Ok), &c, 3, &policy),
+            "the success clears a failure: the gate must hear about it"
+        );
+        // Cleared: the next success has nothing to report.
+        assert!(!pool.record(&report("a", Outcome::Ok), &c, 4, &policy));
     }
 
     #[test]

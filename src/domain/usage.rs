@@ -219,6 +219,10 @@ pub struct LogRow {
     pub status: u16,
     pub usage: Usage,
     pub credits: u64,
+    /// The user's settled total in its ledger right after this request
+    /// settled (`None` when it was not settled there: a refusal, a static
+    /// token, a ledger that did not answer).
+    pub ledger_used: Option<u64>,
     pub latency_ms: u64,
     pub stream: bool,
     /// What the client was told when the request failed (already free of secrets).
@@ -380,18 +384,23 @@ pub fn aggregate_dims(rows: &[LogRow], bucket_ms: u64) -> Vec<DimRollup> {
     out
 }
 
-/// Each user's charged credits in a batch, so their settled total is written once.
-pub fn user_credits(rows: &[LogRow]) -> Vec<(String, u64)> {
-    let mut credits: Vec<(String, u64)> = Vec::new();
+/// Each user's settled total as of a batch: the highest ledger total among its
+/// rows. `users.credits_used` only ever moves up to it (`MAX`), never adds to
+/// it, so a batch lost with its isolate (a crash within the flush delay) is
+/// made good by the user's next batch, and batches written out of order never
+/// count a charge twice.
+pub fn user_totals(rows: &[LogRow]) -> Vec<(String, u64)> {
+    let mut totals: Vec<(String, u64)> = Vec::new();
     for row in rows {
-        if let Some(id) = row.user_id.as_ref().filter(|_| row.credits > 0) {
-            match credits.iter_mut().find(|(u, _)| u == id) {
-                Some((_, total)) => *total += row.credits,
-                None => credits.push((id.clone(), row.credits)),
-            }
+        let (Some(id), Some(used)) = (row.user_id.as_ref(), row.ledger_used) else {
+            continue;
+        };
+        match totals.iter_mut().find(|(u, _)| u == id) {
+            Some((_, total)) => *total = (*total).max(used),
+            None => totals.push((id.clone(), used)),
         }
     }
-    credits
+    totals
 }
 
 #[cfg(test)]
@@ -493,6 +502,7 @@ mod tests {
                 reasoning_tokens: 1,
             },
             credits,
+            ledger_used: None,
             latency_ms: 3,
             stream: false,
             error: None,
@@ -518,7 +528,11 @@ mod tests {
         assert_eq!(first.latency[latency_bucket(900)], 1);
         assert_eq!(rollups[1].bucket, 2 * HOUR_MS);
         assert_eq!(rollups[2].user_id, "");
-        assert_eq!(user_credits(&rows), vec![("u1".to_owned(), 6)]);
+        assert_eq!(
+            user_totals(&rows),
+            vec![],
+            "no row says what its ledger holds"
+        );
         let total: u64 = rollups.iter().map(|r| r.totals.requests).sum();
         assert_eq!(total, rows.len() as u64);
 
@@ -576,5 +590,66 @@ mod tests {
             serde_json::from_value(json!({"contents": []})).unwrap();
         assert_eq!(max_output_tokens(&bare, 8192), 8192);
         assert_eq!(thinking_budget(&bare), 0);
+    }
+
+    fn settled(user: Option<&str>, credits: u64, ledger_used: Option<u64>) -> LogRow {
+        LogRow {
+            ts: 0,
+            user_id: user.map(str::to_owned),
+            model: "m".to_owned(),
+            key_id: String::new(),
+            status: 200,
+            usage: Usage::default(),
+            credits,
+            ledger_used,
+            latency_ms: 0,
+            stream: false,
+            error: None,
+            request_id: String::new(),
+            surface: "openai",
+        }
+    }
+
+    #[test]
+    fn a_batch_carries_each_users_highest_ledger_total_never_a_sum() {
+        // Out of order (two isolates' settlements interleaved), a refusal with no
+        // ledger total, and a static token's row.
+        let rows = [
+            settled(Some("u1"), 5, Some(105)),
+            settled(Some("u2"), 3, Some(3)),
+            settled(Some("u1"), 10, Some(100)),
+            settled(Some("u1"), 0, None),
+            settled(None, 0, None),
+        ];
+        assert_eq!(
+            user_totals(&rows),
+            vec![("u1".to_owned(), 105), ("u2".to_owned(), 3)]
+        );
+    }
+
+    #[test]
+    fn a_lost_batch_is_made_good_by_the_next_and_nothing_counts_twice() {
+        // D1's total under `credits_used = MAX(credits_used, total)`.
+        let apply = |d1: u64, rows: &[LogRow]| {
+            user_totals(rows)
+                .into_iter()
+                .fold(d1, |d1, (_, total)| d1.max(total))
+        };
+        // Three settlements: 10, 5 and 7 credits, the ledger at 10, 15, 22.
+        let (a, b, c) = (
+            settled(Some("u1"), 10, Some(10)),
+            settled(Some("u1"), 5, Some(15)),
+            settled(Some("u1"), 7, Some(22)),
+        );
+        // The batch holding `b` died with its isolate; `c` arrives later.
+        let d1 = apply(apply(0, std::slice::from_ref(&a)), std::slice::from_ref(&c));
+        assert_eq!(d1, 22, "converged to the ledger");
+        // Every batch written, in any order: still the ledger, never more.
+        for order in [[&a, &b, &c], [&c, &b, &a], [&b, &a, &c]] {
+            let d1 = order
+                .iter()
+                .fold(0, |d1, row| apply(d1, std::slice::from_ref(*row)));
+            assert_eq!(d1, 22);
+        }
     }
 }

@@ -101,16 +101,7 @@ impl App {
         client_signal: Option<worker::web_sys::AbortSignal>,
         request_id: String,
     ) -> Self {
-        let config = isolate_config(&env);
-        Self {
-            env,
-            background: Background::new(ctx),
-            config,
-            rate: RefCell::new(None),
-            client_signal,
-            request_id,
-            surface: Cell::new(""),
-        }
+        Self::with(env, Background::new(ctx), client_signal, request_id, "")
     }
 
     /// Another handle on this request's bindings, owned, for work that outlives the
@@ -133,15 +124,25 @@ impl App {
     /// The context of a scheduled run: no client, background work collected
     /// for the run to await.
     pub fn for_cron(env: Env, run_id: String) -> Self {
+        Self::with(env, Background::collected(), None, run_id, "cron")
+    }
+
+    fn with(
+        env: Env,
+        background: Background,
+        client_signal: Option<worker::web_sys::AbortSignal>,
+        request_id: String,
+        surface: &'static str,
+    ) -> Self {
         let config = isolate_config(&env);
         Self {
             env,
-            background: Background::collected(),
+            background,
             config,
             rate: RefCell::new(None),
-            client_signal: None,
-            request_id: run_id,
-            surface: Cell::new("cron"),
+            client_signal,
+            request_id,
+            surface: Cell::new(surface),
         }
     }
 

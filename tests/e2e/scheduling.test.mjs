@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CLIENT_TOKEN, startStack } from '../lib/harness.mjs';
-import { REQUEST_TIMEOUT_MS, json, mockCondition as mockConditionOf } from '../lib/util.mjs';
+import { REQUEST_TIMEOUT_MS, json, mockCondition as mockConditionOf, pollUntil } from '../lib/util.mjs';
 
 let stack;
 
@@ -69,16 +69,7 @@ async function gateOf(model) {
  * Reads the gate until `ready(gate)` holds (at least once, paced 50 ms);
  * fails once `deadline` (a time) passes first. Returns the gate read.
  */
-async function pollGate(model, ready, deadline, what) {
-  let gate;
-  for (let i = 0; i < 2_000; i += 1) {
-    gate = await gateOf(model);
-    if (ready(gate)) return gate;
-    if (Date.now() >= deadline) break;
-    await delay(50);
-  }
-  return assert.fail(`${what}: not by the deadline; last gate read ${JSON.stringify(gate)}`);
-}
+const pollGate = (model, ready, deadline, what) => pollUntil(() => gateOf(model), ready, deadline, what, 50);
 
 /** A raw OpenAI chat completion (bounded). */
 const chat = (model, content, extra = {}) => stack.call('POST', '/v1/chat/completions', {

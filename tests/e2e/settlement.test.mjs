@@ -15,7 +15,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startStack } from '../lib/harness.mjs';
-import { mockCondition, settlements, sqlStr, waitForSettlements } from '../lib/util.mjs';
+import { ledgerOf, mockCondition, settlements, sqlStr, waitForSettlements } from '../lib/util.mjs';
 
 /** Default per-request costs: Flash-class models, and models that are neither Flash nor Pro. */
 const FLASH_COST = 2;
@@ -41,12 +41,7 @@ async function createUser(name) {
 
 const openaiFor = (key) => new OpenAI({ apiKey: key, baseURL: `${stack.url}/v1`, maxRetries: 0, timeout: 60_000 });
 
-async function usageOf(key) {
-  const res = await stack.call('GET', '/v1/usage', { token: key });
-  const body = await res.json();
-  assert.equal(res.status, 200, `/v1/usage: ${JSON.stringify(body)}`);
-  return body;
-}
+const usageOf = (key) => ledgerOf(stack, key);
 
 /** Waits (bounded) for the `count`-th settlement line of `userId`; resolves to its charge, or null if none came. */
 async function settlementNo(userId, count) {

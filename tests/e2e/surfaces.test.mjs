@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import OpenAI from 'openai';
 import { startStack, CLIENT_TOKEN, ADMIN_PASSWORD } from '../lib/harness.mjs';
 import { REQUEST_TIMEOUT_MS, decodeFloat32, json, upstreamCallsDuring } from '../lib/util.mjs';
 import { embeddingValues } from '../mock/lib/tokens.mjs';
@@ -371,4 +372,31 @@ test('chat and embeddings also answer without the /v1 prefix', async () => {
   });
   assert.equal(emb.status, 200);
   assert.equal((await emb.json()).data[0].embedding.length, 4);
+});
+
+test('gemini-balance\'s /openai/v1 and /hf/v1 prefixes answer like /v1, through the OpenAI SDK', async () => {
+  for (const prefix of ['/openai/v1', '/hf/v1']) {
+    const client = new OpenAI({ apiKey: CLIENT_TOKEN, baseURL: `${stack.url}${prefix}`, maxRetries: 0, timeout: REQUEST_TIMEOUT_MS });
+    const chat = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: `via ${prefix}` }] });
+    assert.equal(chat.choices[0].message.content, `echo: via ${prefix}`);
+    let streamed = '';
+    const stream = await client.chat.completions.create({ model: 'gemini-2.5-flash', messages: [{ role: 'user', content: 'streamed' }], stream: true });
+    for await (const chunk of stream) streamed += chunk.choices[0]?.delta?.content ?? '';
+    assert.equal(streamed, 'echo: streamed');
+    const models = await client.models.list();
+    assert.ok(models.data.some((m) => m.id === 'gemini-2.5-flash'), `${prefix}/models`);
+    const emb = await client.embeddings.create({ model: 'gemini-embedding-001', input: 'x', dimensions: 4 });
+    assert.equal(emb.data[0].embedding.length, 4);
+    // The prefix is OpenAI's: a client's token is still required, and errors come in OpenAI's shape.
+    const anonymous = await send('POST', `${prefix}/chat/completions`, { body: { model: 'gemini-2.5-flash', messages: [] } });
+    assert.equal(anonymous.status, 401);
+    assert.equal(typeof (await anonymous.json()).error.message, 'string');
+    const native = await stack.call('POST', `${prefix}/models/gemini-2.5-flash:generateContent`, {
+      body: { contents: [{ parts: [{ text: 'x' }] }] }, timeoutMs: REQUEST_TIMEOUT_MS,
+    });
+    assert.equal(native.status, 404, `${prefix}: a native action`);
+    const refused = await native.json();
+    assert.equal(typeof refused.error.type, 'string', 'OpenAI\'s error shape');
+    assert.match(refused.error.message, /\/v1beta\//);
+  }
 });

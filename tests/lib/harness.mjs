@@ -134,6 +134,77 @@ async function stopChild(child) {
   clearTimeout(timer);
 }
 
+/** The pids of `pid` and all its descendants (children first listed after their parent), from `ps`. */
+async function processTree(pid) {
+  const { stdout } = await execFileP('ps', ['-e', '-o', 'pid=,ppid='], { timeout: 10_000 });
+  const children = new Map();
+  for (const line of stdout.split('\n')) {
+    const [p, pp] = line.trim().split(/\s+/).map(Number);
+    if (!Number.isInteger(p) || !Number.isInteger(pp)) continue;
+    if (!children.has(pp)) children.set(pp, []);
+    children.get(pp).push(p);
+  }
+  const tree = [];
+  const queue = [pid];
+  while (queue.length && tree.length < 1_000) {
+    const p = queue.shift();
+    tree.push(p);
+    queue.push(...(children.get(p) ?? []));
+  }
+  return tree;
+}
+
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** Resolves once nothing listens on 127.0.0.1:`port` (bounded). */
+async function portFree(port, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const free = await new Promise((ok) => {
+      const srv = createServer();
+      srv.once('error', () => ok(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => ok(true)));
+    });
+    if (free) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} still taken ${timeoutMs} ms after the kill`);
+    await new Promise((ok) => setTimeout(ok, 50)); // pacing a bounded poll, not a synchronisation
+  }
+}
+
+/**
+ * Kills `wrangler dev` as a crash would: SIGKILL to wrangler's node process
+ * and every process under it (workerd above all, which holds the port and
+ * the state), all at once, so none of them runs a shutdown path. Resolves
+ * once every one of them is gone and the ports are free.
+ */
+async function killTree(child, ports) {
+  if (child.exitCode !== null || child.signalCode !== null) throw new Error('wrangler dev is not running');
+  const tree = await processTree(child.pid);
+  const exited = new Promise((ok) => child.once('exit', ok));
+  for (const pid of tree) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await exited;
+  const deadline = Date.now() + 15_000;
+  while (tree.some(alive)) {
+    if (Date.now() > deadline) throw new Error(`processes survived SIGKILL: ${tree.filter(alive)}`);
+    await new Promise((ok) => setTimeout(ok, 50)); // pacing a bounded poll
+  }
+  for (const port of ports) await portFree(port);
+  return tree;
+}
+
 /**
  * A bare JavaScript worker (`script`, an ES module) under the same `wrangler
  * dev`, with the same flags, compatibility date and flags as the gateway: a
@@ -272,6 +343,16 @@ export async function startStack({ keys = [], settings = null, vars = {}, secret
       await stopChild(worker.child);
       if (changes) writeSecrets(changes);
       worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort, assetsDir });
+    },
+    /**
+     * A crash and a restart: SIGKILLs `wrangler dev` and every process under
+     * it (workerd included) at once, then starts it on the same state dir and
+     * port. Resolves with `{ killed }`, the pids that were killed.
+     */
+    async killAndRestart() {
+      const killed = await killTree(worker.child, [port, inspectorPort]);
+      worker = await startWrangler({ persistDir, envFile, vars: allVars, port, inspectorPort, assetsDir });
+      return { killed };
     },
     async stop() {
       await stopChild(worker.child);

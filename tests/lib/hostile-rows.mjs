@@ -203,6 +203,10 @@ export function generatedRows(ctx) {
     ['GET', '/v1/usage'],
     ['GET', '/v1/dashboard/billing/subscription'],
     ['GET', '/v1/dashboard/billing/usage'],
+    // gemini-balance's prefixes answer exactly like /v1.
+    ['POST', '/openai/v1/chat/completions', JSON.stringify(chatBase)],
+    ['POST', '/hf/v1/embeddings', JSON.stringify(embedBase)],
+    ['GET', '/hf/v1/models'],
   ];
   const BAD_CLIENT_AUTH = [
     ['no credentials', () => ({})],
@@ -242,8 +246,17 @@ export function generatedRows(ctx) {
     ['an unknown route', '/v1/completions'], ['an unknown route', '/v1/images/generations'],
     ['a route under usage', '/v1/usage/extra'],
     ['an unknown billing route', '/v1/dashboard/billing/invoices'], ['the assistants API', '/v1/assistants'],
+    ['an unknown route under an OpenAI prefix', '/openai/v1/completions'],
+    ['an unknown route under an OpenAI prefix', '/hf/v1/nothing'],
+    ['a prefix that is not a whole segment', '/openaiv1/chat/completions'],
   ]) {
     add({ name: `gen openai: ${what} (${path})`, method: 'GET', path, headers: bearer(), status: 404, surface: OPENAI });
+  }
+  // Google's native actions are not served under an OpenAI prefix, even to a Google client.
+  for (const prefix of ['/openai/v1', '/hf/v1']) {
+    add({ name: `gen openai: a native action under ${prefix}`, method: 'POST',
+      path: `${prefix}/models/${model}:generateContent`, headers: { ...goog(), ...json }, body: JSON.stringify(genBody),
+      status: 404, surface: OPENAI });
   }
   add({ name: 'gen openai: a model id with a slash (/v1/models/a/b)', method: 'GET', path: '/v1/models/a/b',
     headers: bearer(), status: 400, surface: OPENAI, check: (b) => paramIs(b, 'model') });

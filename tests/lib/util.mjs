@@ -200,3 +200,48 @@ export async function closeWithin(context, timeoutMs = 30_000) {
     clearTimeout(timer);
   }
 }
+
+// ---------------------------------------------------------------- leases left behind
+
+/**
+ * Calls `read()` until `ready(value)` holds (at least once, paced `everyMs`);
+ * fails once `deadline` (a time) has passed first. Returns the value read.
+ * For state that changes on its own (a lease expiring), where there is no
+ * event to wait for.
+ */
+export async function pollUntil(read, ready, deadline, what, everyMs = 100) {
+  let value;
+  for (let i = 0; i < 100_000; i += 1) {
+    value = await read();
+    if (ready(value)) return value;
+    if (Date.now() >= deadline) break;
+    await new Promise((ok) => setTimeout(ok, everyMs)); // paces the poll; the deadline bounds it
+  }
+  return assert.fail(`${what}: not by the deadline; last read ${JSON.stringify(value)}`);
+}
+
+/** A concurrency-limited model's slots as its gate reports them: `{ in_flight, queued, … }`. */
+export async function gateQueue(stack, model) {
+  const gate = await stack.admin('GET', `/models/${encodeURIComponent(model)}/gate`);
+  assert.equal(typeof gate.queue?.in_flight, 'number', `gate of ${model}: ${JSON.stringify(gate)}`);
+  assert.equal(typeof gate.queue?.queued, 'number', `gate of ${model}: ${JSON.stringify(gate)}`);
+  return gate.queue;
+}
+
+/** A user key's ledger as `/v1/usage` reports it (`used`, `reserved`, …); reading it also expires dead leases. */
+export async function ledgerOf(stack, key) {
+  const res = await stack.call('GET', '/v1/usage', { token: key, timeoutMs: REQUEST_TIMEOUT_MS });
+  const body = await json(res, '/v1/usage');
+  assert.equal(res.status, 200, `/v1/usage: ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** Waits (bounded) until D1's `users.credits_used` for `userId` equals `credits`; returns it. */
+export async function d1CreditsReach(stack, userId, credits) {
+  const [row] = await pollD1(
+    stack,
+    `SELECT credits_used FROM users WHERE id = ${sqlStr(userId)}`,
+    ([r]) => r !== undefined && r.credits_used === credits,
+  );
+  return row.credits_used;
+}

@@ -1045,6 +1045,48 @@ describe('transient faults: drop, latency past a client timeout, flaky rules', (
     assert.ok(Object.values(a).flat().some(Boolean), 'some faults were drawn');
   });
 
+  test('flaky: a drawn rate_limit_minute is Google\'s per-minute 429 with the rule\'s retryDelay; spare keys never draw it, nor a long run', { timeout: 30_000 }, async () => {
+    const model = fresh();
+    const SPARE = 'spare-key-0001';
+    await client.script({
+      model,
+      retryDelay: '1s',
+      flaky: { rate: 0.5, faults: ['rate_limit_minute', 'server_503'], seed: 5, spareKeys: [SPARE] },
+    });
+    const N = 200;
+    const results = await pool(N, 20, async (i) => ({
+      other: await generate(model, ask(`quota body ${i}`)),
+      spare: await generate(model, ask(`quota body ${i}`), { key: SPARE }),
+    }));
+    const calls = await client.calls({ model });
+    assert.equal(calls.length, 2 * N);
+    const count = (key, fault) => calls.filter((c) => c.key === key && c.fault === fault).length;
+    for (const r of results) {
+      if (r.other.status !== 429) continue;
+      assert.equal(r.other.json.error.status, 'RESOURCE_EXHAUSTED');
+      const details = r.other.json.error.details;
+      const quota = details.find((d) => d['@type'] === 'type.googleapis.com/google.rpc.QuotaFailure');
+      assert.match(quota.violations[0].quotaId, /PerMinute/);
+      const retry = details.find((d) => d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo');
+      assert.equal(retry.retryDelay, '1s');
+    }
+    assert.ok(count(KEY, 'rate_limit_minute') > N * 0.5 * 0.5 * 0.5, `an ordinary key drew ${count(KEY, 'rate_limit_minute')} quota 429s`);
+    assert.equal(count(SPARE, 'rate_limit_minute'), 0, 'a spare key never draws a quota fault');
+    assert.ok(results.every((r) => r.spare.status !== 429));
+    // It still fails, with the faults that leave a key in rotation, but never
+    // more than SPARE_RUN (2) times in a row: at rate 0.5 that is 3/7 of its calls.
+    const spareShare = count(SPARE, 'server_503') / N;
+    assert.ok(Math.abs(spareShare - 3 / 7) < 0.1, `the spare key failed ${spareShare} of its calls`);
+    let run = 0;
+    let longest = 0;
+    for (const c of calls.filter((x) => x.key === SPARE)) {
+      run = c.fault ? run + 1 : 0;
+      longest = Math.max(longest, run);
+    }
+    assert.equal(longest, 2, 'a spare key fails at most twice in a row');
+    await assert.rejects(client.script({ model: fresh(), flaky: { rate: 0.1, faults: ['drop'], spareKeys: [''] } }), /spareKeys/);
+  });
+
   test('flaky: slow answers successfully after slowMs; a client that gives up first abandons it', T, async () => {
     const model = fresh();
     await client.script({ model, flaky: { rate: 1, faults: ['slow'], maxPerRequest: 1, slowMs: 3000 } });

@@ -110,7 +110,7 @@ impl Ticket {
         if admission.is_plain() {
             // Nothing to charge or give back: the row is queued now, and only
             // the flush it may start runs in the background.
-            if let Some(flush) = request_log::enqueue(&self.env, admission.row(outcome, 0)) {
+            if let Some(flush) = request_log::enqueue(&self.env, admission.row(outcome, 0, None)) {
                 self.background.spawn(flush);
             }
             return;
@@ -462,6 +462,7 @@ impl Admission {
             self.multiplier,
         );
         let mut charged = 0;
+        let mut ledger_used = None;
         // A static token is not charged; its row still records what the request used.
         if let (Some(user), Some(lease_id)) = (&self.user, &self.lease_id) {
             let tokens = outcome.usage.prompt_tokens
@@ -473,7 +474,12 @@ impl Admission {
                 tokens,
             };
             match ledger::call(&env, &user.id, &op).await {
-                Ok(LedgerResponse::Settled { charged: c, .. }) => charged = c,
+                Ok(LedgerResponse::Settled {
+                    charged: c, used, ..
+                }) => {
+                    charged = c;
+                    ledger_used = Some(used);
+                }
                 Ok(other) => worker::console_warn!("[gemgate] ledger settle answered {other:?}"),
                 Err(e) => worker::console_warn!("[gemgate] ledger settle failed: {e}"),
             }
@@ -483,7 +489,7 @@ impl Admission {
                 outcome.status
             );
         }
-        request_log::write(&env, self.row(outcome, charged)).await;
+        request_log::write(&env, self.row(outcome, charged, ledger_used)).await;
     }
 
     /// A static token's request that holds no slot and counts no tokens:
@@ -492,7 +498,7 @@ impl Admission {
         self.user.is_none() && self.slot.is_none() && !self.counts_tokens
     }
 
-    fn row(self, outcome: Outcome, charged: u64) -> LogRow {
+    fn row(self, outcome: Outcome, charged: u64, ledger_used: Option<u64>) -> LogRow {
         LogRow {
             ts: now_ms(),
             user_id: self.user.as_ref().map(|u| u.id.clone()),
@@ -501,6 +507,7 @@ impl Admission {
             status: outcome.status,
             usage: outcome.usage,
             credits: charged,
+            ledger_used,
             latency_ms: now_ms().saturating_sub(self.started_ms),
             stream: self.stream,
             error: outcome.error,

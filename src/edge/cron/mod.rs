@@ -99,6 +99,19 @@ async fn probe(app: &App, db: &D1Database, now: u64) -> Result<Map<String, Value
     let (mut probed, mut recovered, mut failing) = (0, 0, 0);
     if !plan.is_empty() {
         let snap = snapshot::snapshot(app).await?;
+        // The keys the plan names, opened in one read.
+        let key_ids: Vec<String> = plan
+            .iter()
+            .filter_map(|t| match t {
+                ProbeTarget::Cooled { upstream_id, .. } if !is_account(upstream_id) => {
+                    Some(upstream_id.clone())
+                }
+                ProbeTarget::Invalid { id } => Some(id.clone()),
+                ProbeTarget::Cooled { .. } => None,
+            })
+            .collect();
+        let keys = snapshot::keys_by_id(app, &key_ids).await?;
+        let key = |id: &str| keys.iter().find(|k| k.id == id);
         for target in plan {
             let (id, ok) = match target {
                 ProbeTarget::Cooled { upstream_id, model } if is_account(&upstream_id) => {
@@ -119,27 +132,21 @@ async fn probe(app: &App, db: &D1Database, now: u64) -> Result<Map<String, Value
                     (upstream_id, ok)
                 }
                 ProbeTarget::Cooled { upstream_id, model } => {
-                    let Some(key) = snapshot::keys_by_id(app, std::slice::from_ref(&upstream_id))
-                        .await?
-                        .pop()
-                    else {
+                    let Some(key) = key(&upstream_id) else {
                         continue;
                     };
-                    let result = upstream::probe_on(app, &snap, &key, &model, true).await;
+                    let result = upstream::probe_on(app, &snap, key, &model, true).await;
                     if result.ok {
                         ops_store::clear_health(db, &upstream_id, &model, now).await?;
                     }
                     (upstream_id, result.ok)
                 }
                 ProbeTarget::Invalid { id } => {
-                    let Some(key) = snapshot::keys_by_id(app, std::slice::from_ref(&id))
-                        .await?
-                        .pop()
-                    else {
+                    let Some(key) = key(&id) else {
                         continue;
                     };
                     let result =
-                        upstream::probe_on(app, &snap, &key, upstream::PROBE_MODEL, false).await;
+                        upstream::probe_on(app, &snap, key, upstream::PROBE_MODEL, false).await;
                     ops_store::mark_probed(db, &id, now).await?;
                     if result.ok {
                         ops_store::revive(db, std::slice::from_ref(&id), now).await?;

@@ -13,7 +13,7 @@ use crate::domain::mask::{key_id, mask_secret};
 use crate::domain::sealed::{self, Stored};
 use crate::domain::sha256::sha256_hex;
 use crate::edge::crypto::Keyring;
-use crate::edge::store::{changes, meta};
+use crate::edge::store::{changes, meta, select_by_ids};
 use crate::edge::{int, internal, js_int, js_opt};
 
 /// An enabled key as stored: its secret still sealed (or plain, without `ENCRYPTION_KEY`).
@@ -41,24 +41,13 @@ pub fn decode_enabled(result: &D1Result) -> Result<Vec<StoredKey>, GatewayError>
 
 /// Keys by id, enabled or not, in the order asked (ids that do not exist are left out).
 pub async fn stored_by_id(db: &D1Database, ids: &[String]) -> Result<Vec<StoredKey>, GatewayError> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(90) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
-        let params: Vec<JsValue> = chunk.iter().map(|id| id.as_str().into()).collect();
-        let rows: Vec<StoredKey> = db
-            .prepare(format!(
-                "SELECT id, secret, weight, project, updated_at FROM upstream_keys WHERE id IN ({})",
-                marks.join(", ")
-            ))
-            .bind(&params)
-            .map_err(internal("bind keys by id"))?
-            .all()
-            .await
-            .map_err(internal("read keys by id"))?
-            .results()
-            .map_err(internal("decode keys by id"))?;
-        out.extend(rows);
-    }
+    let mut out: Vec<StoredKey> = select_by_ids(
+        db,
+        "SELECT id, secret, weight, project, updated_at FROM upstream_keys WHERE id IN ({ids})",
+        ids,
+        "read keys by id",
+    )
+    .await?;
     out.sort_by_key(|k| ids.iter().position(|id| *id == k.id));
     Ok(out)
 }

@@ -1,5 +1,5 @@
 //! The request log (`request_log`), its hourly rollups (`usage_hourly`) and
-//! each user's settled total (`users.credits_used`): written together in one
+//! each user's settled total (`users.credits_used`, the ledger's figure): written together in one
 //! D1 batch, and pruned by retention.
 
 use worker::wasm_bindgen::JsValue;
@@ -9,7 +9,7 @@ use crate::domain::error::GatewayError;
 use crate::domain::ops::{MetricRow, aggregate_metrics};
 use crate::domain::usage::{
     DAY_MS, HOUR_MS, LATENCY_BUCKETS, LogRow, MINUTE_MS, Totals, aggregate, aggregate_dims,
-    user_credits,
+    user_totals,
 };
 use crate::edge::store::changes;
 use crate::edge::{internal, js_int, js_opt};
@@ -21,7 +21,7 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
     let minutely = aggregate(rows, MINUTE_MS);
     let dims = aggregate_dims(rows, HOUR_MS);
     let daily = aggregate_dims(rows, DAY_MS);
-    let credits = user_credits(rows);
+    let credits = user_totals(rows);
     let mut statements =
         Vec::with_capacity(rows.len() + hourly.len() + minutely.len() + dims.len() + credits.len());
     for row in rows {
@@ -81,7 +81,8 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
     }
     for (user, total) in &credits {
         statements.push(
-            db.prepare("UPDATE users SET credits_used = credits_used + ?1 WHERE id = ?2")
+            // Up to the ledger's total, never added to: a lost batch is made good by the next.
+            db.prepare("UPDATE users SET credits_used = MAX(credits_used, ?1) WHERE id = ?2")
                 .bind(&[js_int(*total), user.as_str().into()])
                 .map_err(internal("bind credits"))?,
         );
@@ -93,25 +94,38 @@ pub async fn write(db: &D1Database, rows: &[LogRow]) -> Result<(), GatewayError>
     Ok(())
 }
 
+/// The latency histogram's columns, `lat_0`…
+fn latency_columns() -> impl Iterator<Item = String> {
+    (0..LATENCY_BUCKETS).map(|i| format!("lat_{i}"))
+}
+
+/// An insert into `table` that adds to the row its `keys` name when there is
+/// one: parameters `?1…` are the key columns, then the `sums`, in order.
+fn additive_upsert(table: &str, keys: &[&str], sums: &[String]) -> String {
+    let marks: Vec<String> = (1..=keys.len() + sums.len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    let updates: Vec<String> = sums
+        .iter()
+        .zip(&marks[keys.len()..])
+        .map(|(column, mark)| format!("{column} = {column} + {mark}"))
+        .collect();
+    let keys = keys.join(", ");
+    format!(
+        "INSERT INTO {table} ({keys}, {}) VALUES ({}) ON CONFLICT ({keys}) DO UPDATE SET {}",
+        sums.join(", "),
+        marks.join(", "),
+        updates.join(", ")
+    )
+}
+
 /// Adds a batch's increments to the never-pruned totals behind `/metrics`.
 fn metric_upsert(db: &D1Database, m: &MetricRow) -> Result<D1PreparedStatement, GatewayError> {
-    let latency: Vec<String> = (0..LATENCY_BUCKETS).map(|i| format!("lat_{i}")).collect();
-    let params: Vec<String> = (0..LATENCY_BUCKETS)
-        .map(|i| format!("?{}", 6 + i))
+    let sums: Vec<String> = ["requests".to_owned(), "latency_ms".to_owned()]
+        .into_iter()
+        .chain(latency_columns())
         .collect();
-    let updates: Vec<String> = latency
-        .iter()
-        .zip(&params)
-        .map(|(c, p)| format!("{c} = {c} + {p}"))
-        .collect();
-    let sql = format!(
-        "INSERT INTO metric_totals (surface, model, outcome, requests, latency_ms, {}) \
-         VALUES (?1, ?2, ?3, ?4, ?5, {}) ON CONFLICT (surface, model, outcome) DO UPDATE SET \
-         requests = requests + ?4, latency_ms = latency_ms + ?5, {}",
-        latency.join(", "),
-        params.join(", "),
-        updates.join(", ")
-    );
+    let sql = additive_upsert("metric_totals", &["surface", "model", "outcome"], &sums);
     let mut binds: Vec<JsValue> = vec![
         m.surface.as_str().into(),
         m.model.as_str().into(),
@@ -136,39 +150,22 @@ fn upsert<const N: usize>(
     start: u64,
     t: &Totals,
 ) -> Result<D1PreparedStatement, GatewayError> {
-    // ?1 is the bucket, then the key columns, then the sums.
-    let first_sum = 2 + N;
-    let param = |i: usize| format!("?{}", first_sum + i);
-    let key = columns.join(", ");
-    let sums = [
+    let keys: Vec<&str> = std::iter::once(bucket)
+        .chain(columns.iter().copied())
+        .collect();
+    let sums: Vec<String> = [
         "requests",
         "errors",
         "prompt_tokens",
         "completion_tokens",
         "reasoning_tokens",
         "credits",
-    ];
-    let latency: Vec<String> = (0..LATENCY_BUCKETS).map(|i| format!("lat_{i}")).collect();
-    let all: Vec<&str> = sums
-        .iter()
-        .copied()
-        .chain(latency.iter().map(String::as_str))
-        .collect();
-    let key_params: Vec<String> = (0..N).map(|i| format!("?{}", 2 + i)).collect();
-    let sum_params: Vec<String> = (0..all.len()).map(param).collect();
-    let updates: Vec<String> = all
-        .iter()
-        .enumerate()
-        .map(|(i, column)| format!("{column} = {column} + {}", param(i)))
-        .collect();
-    let sql = format!(
-        "INSERT INTO {table} ({bucket}, {key}, {}) VALUES (?1, {}, {}) \
-         ON CONFLICT ({bucket}, {key}) DO UPDATE SET {}",
-        all.join(", "),
-        key_params.join(", "),
-        sum_params.join(", "),
-        updates.join(", "),
-    );
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(latency_columns())
+    .collect();
+    let sql = additive_upsert(table, &keys, &sums);
     let mut params = vec![js_int(start)];
     params.extend(values);
     params.extend([

@@ -32,3 +32,34 @@ pub fn changes(result: &worker::D1Result) -> usize {
         .and_then(|m| m.changes)
         .unwrap_or(0)
 }
+
+/// Ids per statement: D1 binds at most 100 parameters.
+pub const IDS_PER_STATEMENT: usize = 90;
+
+/// The rows of `sql` for every id in `ids`, read in statements of at most
+/// [`IDS_PER_STATEMENT`] ids: `sql` holds `{ids}` where the `IN` list goes
+/// (`… WHERE id IN ({ids})`). `what` names the read in errors.
+pub async fn select_by_ids<T: serde::de::DeserializeOwned>(
+    db: &worker::D1Database,
+    sql: &str,
+    ids: &[String],
+    what: &'static str,
+) -> Result<Vec<T>, crate::domain::error::GatewayError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
+        let params: Vec<worker::wasm_bindgen::JsValue> =
+            chunk.iter().map(|id| id.as_str().into()).collect();
+        let rows: Vec<T> = db
+            .prepare(sql.replace("{ids}", &marks.join(", ")))
+            .bind(&params)
+            .map_err(crate::edge::internal(what))?
+            .all()
+            .await
+            .map_err(crate::edge::internal(what))?
+            .results()
+            .map_err(crate::edge::internal(what))?;
+        out.extend(rows);
+    }
+    Ok(out)
+}

@@ -15,7 +15,7 @@ use crate::domain::jobs::{Cooling, Invalid, JobRun, RUNS_KEPT};
 use crate::domain::ops::MetricRow;
 use crate::domain::usage::LATENCY_BUCKETS;
 use crate::edge::store::keys::listed_mask;
-use crate::edge::store::{batch_of, changes};
+use crate::edge::store::{batch_of, changes, select_by_ids};
 use crate::edge::{int, internal, js_int, js_opt};
 
 /// The reason `set_enabled` writes when an admin disables a key: such keys
@@ -560,27 +560,16 @@ pub async fn archived_among(db: &D1Database, ids: &[String]) -> Result<Vec<Strin
     struct Row {
         id: String,
     }
-    let mut found = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(90) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("?{i}")).collect();
-        let params: Vec<JsValue> = chunk.iter().map(|id| id.as_str().into()).collect();
-        let rows: Vec<Row> = db
-            .prepare(format!(
-                "SELECT id FROM upstream_keys WHERE archived_at IS NOT NULL AND id IN ({})",
-                marks.join(", ")
-            ))
-            .bind(&params)
-            .map_err(internal("bind archived ids"))?
-            .all()
-            .await
-            .map_err(internal("read archived ids"))?
-            .results()
-            .map_err(internal("decode archived ids"))?;
-        found.extend(rows.into_iter().map(|r| r.id));
-    }
+    let found: Vec<Row> = select_by_ids(
+        db,
+        "SELECT id FROM upstream_keys WHERE archived_at IS NOT NULL AND id IN ({ids})",
+        ids,
+        "read archived ids",
+    )
+    .await?;
     Ok(ids
         .iter()
-        .filter(|id| found.contains(id))
+        .filter(|id| found.iter().any(|r| &r.id == *id))
         .cloned()
         .collect())
 }

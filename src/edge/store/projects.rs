@@ -8,11 +8,8 @@ use worker::wasm_bindgen::JsValue;
 
 use crate::domain::error::GatewayError;
 use crate::domain::projects::{CoolingCount, GroupCount, ModelCount};
-use crate::edge::store::{batch_of, changes};
+use crate::edge::store::{IDS_PER_STATEMENT, batch_of, changes};
 use crate::edge::{int, internal, js_int, js_opt};
-
-/// Ids per statement: D1 binds at most 100 parameters.
-const IDS_PER_STATEMENT: usize = 90;
 
 /// Sets (or, with `None`, clears) the project of the keys in `ids`, bumping
 /// their revision (`updated_at`) so the pools see the new grouping. One batch;

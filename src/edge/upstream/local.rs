@@ -99,7 +99,8 @@ pub fn choose(snap: &Snapshot, model: &str, exclude: &[String], policy: &PoolPol
 }
 
 /// Records an attempt's outcome in this isolate's copy at once.
-pub fn record(snap: &Snapshot, model: &str, report: &Report, policy: &PoolPolicy) {
+/// Returns whether the key had failures before (a success the gate must hear about).
+pub fn record(snap: &Snapshot, model: &str, report: &Report, policy: &PoolPolicy) -> bool {
     let candidates = snap.candidates(model);
-    with_pool(model, |p| p.record(report, &candidates, now_ms(), policy));
+    with_pool(model, |p| p.record(report, &candidates, now_ms(), policy))
 }

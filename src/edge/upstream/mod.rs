@@ -126,10 +126,14 @@ pub async fn send_admitted(
                             outcome: Outcome::Ok,
                             latency_ms,
                         };
-                        if let Chooser::Local = chooser {
-                            local::record(snap, &req.gate, &report, &policy);
-                        }
-                        if report_success {
+                        // The gate hears about a success that clears failures,
+                        // whether they were there when the key was chosen or
+                        // arrived from a concurrent request since.
+                        let clears = match chooser {
+                            Chooser::Local => local::record(snap, &req.gate, &report, &policy),
+                            Chooser::Gate(_) => false,
+                        };
+                        if report_success || clears {
                             report_in_background(app, snap, &req.gate, report);
                         }
                         Ok(ok)
@@ -151,7 +155,7 @@ pub async fn send_admitted(
                     // Recorded here at once, and at the gate before the next
                     // attempt: its answer brings this isolate up to date.
                     if let Some(report) = failover.take_report() {
-                        local::record(snap, &req.gate, &report, &policy);
+                        let _ = local::record(snap, &req.gate, &report, &policy);
                         record_last(app, snap, &req.gate, report).await;
                     }
                 }

@@ -187,7 +187,7 @@ export class MockState extends EventEmitter {
     if ('quotaResetTimeStamp' in rule && !('retryDelay' in rule)) delete base.retryDelay;
     const behaviour = { ...base, ...overrides };
     if (!rule.flakyState) return { behaviour, ruleId: rule.id };
-    const flaky = rule.flakyState.decide(body);
+    const flaky = rule.flakyState.decide(body, key);
     if (flaky.fault === 'slow') Object.assign(behaviour, { fault: null, latencyMs: rule.flakyState.slowMs, slow: true });
     else if (flaky.fault) behaviour.fault = flaky.fault;
     return { behaviour, ruleId: rule.id, flaky };
