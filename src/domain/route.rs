@@ -298,18 +298,24 @@ pub fn resolve(method: &str, path: &str, hints: Hints) -> Result<Route, RouteErr
         Matched::Methods(routes) => routes,
         Matched::BadModel(err) => return Err(err),
     };
+    // Under an OpenAI prefix, Google's native actions and Anthropic's Messages are no
+    // route, whatever the method.
+    let foreign = routes.iter().find_map(|(_, r)| match r {
+        Route::Gemini(_) => Some("Gemini's native API is under /v1beta/"),
+        Route::Anthropic(_) => Some("Anthropic's Messages API is under /v1/messages"),
+        _ => None,
+    });
+    if let (Some(_), Some(hint)) = (&aliased, foreign) {
+        return Err(RouteError {
+            surface: Surface::OpenAi,
+            error: GatewayError::RouteNotFound(format!(
+                "Unknown route: {method} {}; {hint}.",
+                clip(path)
+            )),
+            allow: None,
+        });
+    }
     if let Some((_, route)) = routes.iter().find(|(m, _)| *m == method) {
-        // Under an OpenAI prefix, Google's native actions are no route.
-        if aliased.is_some() && matches!(route, Route::Gemini(_)) {
-            return Err(RouteError {
-                surface: Surface::OpenAi,
-                error: GatewayError::RouteNotFound(format!(
-                    "Unknown route: {method} {}; Gemini's native API is under /v1beta/.",
-                    clip(path)
-                )),
-                allow: None,
-            });
-        }
         return Ok(route.clone());
     }
     let allow = routes
@@ -681,6 +687,22 @@ mod tests {
             })
         ));
         assert!(post("/v1/models/gemini-2.5-flash:generateContent").is_ok());
+        // Nor are Anthropic's Messages, with any method: the prefix still answers as OpenAI.
+        for path in ["/hf/v1/messages", "/openai/v1/messages/count_tokens"] {
+            for result in [post(path), get(path)] {
+                assert!(
+                    matches!(
+                        result,
+                        Err(RouteError {
+                            surface: Surface::OpenAi,
+                            error: GatewayError::RouteNotFound(_),
+                            allow: None,
+                        })
+                    ),
+                    "{path}"
+                );
+            }
+        }
         // Only a whole segment is a prefix.
         assert!(post("/openaiv1/chat/completions").is_err());
         assert!(post("/hf/v2/chat/completions").is_err());

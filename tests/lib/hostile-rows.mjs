@@ -257,6 +257,11 @@ export function generatedRows(ctx) {
     add({ name: `gen openai: a native action under ${prefix}`, method: 'POST',
       path: `${prefix}/models/${model}:generateContent`, headers: { ...goog(), ...json }, body: JSON.stringify(genBody),
       status: 404, surface: OPENAI });
+    // Nor are Anthropic's Messages, with any method.
+    for (const [method, path] of [['POST', '/messages'], ['GET', '/messages'], ['POST', '/messages/count_tokens']]) {
+      add({ name: `gen openai: Anthropic's ${method} ${path} under ${prefix}`, method, path: `${prefix}${path}`,
+        headers: { 'x-api-key': ctx.token, ...json }, body: method === 'GET' ? undefined : '{}', status: 404, surface: OPENAI });
+    }
   }
   add({ name: 'gen openai: a model id with a slash (/v1/models/a/b)', method: 'GET', path: '/v1/models/a/b',
     headers: bearer(), status: 400, surface: OPENAI, check: (b) => paramIs(b, 'model') });
