@@ -7,9 +7,7 @@ use worker::{Context, Env, Headers, Method, Request, Response, Result};
 use crate::domain::auth::{Credentials, bearer};
 use crate::domain::error::GatewayError;
 use crate::domain::ops::{self, REQUEST_ID_HEADER};
-use crate::domain::route::{
-    self, AnthropicRoute, Hints, OpenAiRoute, PublicRoute, Route, RouteError, Surface,
-};
+use crate::domain::route::{self, Hints, OpenAiRoute, PublicRoute, Route, RouteError, Surface};
 use crate::domain::session::CSRF_HEADER;
 use crate::edge::access::admin::Presented;
 use crate::edge::access::{self, Caller};
@@ -229,12 +227,7 @@ async fn serve(
         }
         Route::Anthropic(route) => {
             let caller = client_auth(app, &headers.credentials()).await?;
-            match route {
-                AnthropicRoute::Messages => api::anthropic::messages(app, &caller, req).await,
-                AnthropicRoute::CountTokens => {
-                    api::anthropic::count_tokens(app, &caller, req).await
-                }
-            }
+            api::anthropic::serve(app, &caller, req, route).await
         }
     }
 }

@@ -7,7 +7,7 @@ use worker::{Method, Request, Response};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::GenerateContentResponse;
 use crate::domain::openai::ChatCompletionRequest;
-use crate::domain::route::check_model_id;
+use crate::domain::route::{AnthropicRoute, check_model_id};
 use crate::domain::translate::anthropic::{
     self, MessagesContext, MessagesPlan, MessagesSsePipeline,
 };
@@ -27,13 +27,24 @@ use crate::edge::upstream::{self, UpstreamError, UpstreamRequest, media, models}
 
 type HandlerResult = Result<Response, GatewayError>;
 
-pub async fn messages(app: &App, caller: &Caller, mut req: Request) -> HandlerResult {
+/// Serves both routes: they share the parsing, the alias lookup and the translation (one
+/// future instead of two, which the wasm's size budget notices).
+pub async fn serve(
+    app: &App,
+    caller: &Caller,
+    mut req: Request,
+    route: AnthropicRoute,
+) -> HandlerResult {
+    let count_only = route == AnthropicRoute::CountTokens;
     let snap = snapshot::snapshot(app).await?;
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
-    let (parsed, plan) = anthropic::to_chat_request(&raw, false)?;
+    let (parsed, plan) = anthropic::to_chat_request(&raw, count_only)?;
     let client_model = parsed.model.clone();
     let prepared = prepare(app, &snap, parsed, &plan).await?;
     let model = upstream_model(&prepared.upstream_model)?;
+    if count_only {
+        return count_tokens(app, &snap, model, &prepared, &client_model).await;
+    }
     let request = generate_request(app, model, &prepared.body, prepared.stream)?;
     let ctx = MessagesContext {
         id: new_id("msg_"),
@@ -63,14 +74,14 @@ pub async fn messages(app: &App, caller: &Caller, mut req: Request) -> HandlerRe
 /// Counts through Gemini's `countTokens` with the whole generate request, so the system
 /// and the tools count; never an estimate. Like the native route, it spends no
 /// generation: authenticated, but neither reserved nor charged.
-pub async fn count_tokens(app: &App, _caller: &Caller, mut req: Request) -> HandlerResult {
-    let snap = snapshot::snapshot(app).await?;
-    let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
-    let (parsed, plan) = anthropic::to_chat_request(&raw, true)?;
-    let client_model = parsed.model.clone();
-    let prepared = prepare(app, &snap, parsed, &plan).await?;
-    let model = upstream_model(&prepared.upstream_model)?;
-    let body = anthropic::count_tokens_body(model, &prepared.body);
+async fn count_tokens(
+    app: &App,
+    snap: &Snapshot,
+    model: &str,
+    prepared: &PreparedChat,
+    client_model: &str,
+) -> HandlerResult {
+    let body = anthropic::count_tokens_body(model, &prepared.body)?;
     let request = UpstreamRequest {
         method: Method::Post,
         url: urls::action(
@@ -80,14 +91,14 @@ pub async fn count_tokens(app: &App, _caller: &Caller, mut req: Request) -> Hand
             "countTokens",
             [],
         )?,
-        body: Some(body.to_string()),
+        body: Some(body),
         stream: false,
         gate: model.to_owned(),
         code_assist: None,
     };
-    let ok = upstream::send(app, &snap, &request)
+    let ok = upstream::send(app, snap, &request)
         .await
-        .map_err(|e| client_error(e, &client_model))?;
+        .map_err(|e| client_error(e, client_model))?;
     let answer: serde_json::Value = ok.json()?;
     let counted = anthropic::count_tokens_response(&answer).ok_or_else(|| {
         GatewayError::BadGateway("The upstream countTokens answer was not an object.".into())

@@ -8,6 +8,7 @@ use futures::{StreamExt, stream};
 use worker::Response;
 
 use crate::domain::error::GatewayError;
+use crate::domain::quota::Usage;
 use crate::domain::translate::stream::SsePipeline;
 use crate::edge::app::App;
 use crate::edge::billing::meter::{Meter, Metering};
@@ -22,14 +23,40 @@ use crate::edge::upstream::{UpstreamBody, UpstreamOk};
 /// The state of a translated stream: the pipeline until it finished, the
 /// upstream body, the first chunk already read during failover, and the meter
 /// that settles the request when the pump is dropped.
-struct Pump<P> {
-    pipeline: Option<P>,
+struct Pump {
+    pipeline: Option<Box<dyn Relay>>,
     rest: Option<BodyStream>,
     first: Option<Vec<u8>>,
     meter: Meter,
 }
 
-impl<P: SsePipeline> Pump<P> {
+/// A pipeline behind a pointer, so one pump (its future, its stream) serves every surface:
+/// a copy per surface would cost the wasm several kilobytes.
+trait Relay {
+    fn usage(&self) -> Option<Usage>;
+    fn push(&mut self, upstream_bytes: &[u8]) -> Vec<u8>;
+    /// The pipeline's trailing bytes: its `finish`, or its `fail` with `err`.
+    fn end(self: Box<Self>, err: Option<&GatewayError>) -> Vec<u8>;
+}
+
+impl<P: SsePipeline> Relay for P {
+    fn usage(&self) -> Option<Usage> {
+        SsePipeline::usage(self)
+    }
+
+    fn push(&mut self, upstream_bytes: &[u8]) -> Vec<u8> {
+        SsePipeline::push(self, upstream_bytes)
+    }
+
+    fn end(self: Box<Self>, err: Option<&GatewayError>) -> Vec<u8> {
+        match err {
+            Some(err) => (*self).fail(err),
+            None => (*self).finish(),
+        }
+    }
+}
+
+impl Pump {
     /// Translates upstream bytes; the meter learns the usage the pipeline read.
     fn push(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
         let pipeline = self.pipeline.as_mut()?;
@@ -50,6 +77,16 @@ pub fn sse_response<P: SsePipeline + 'static>(
     ticket: Ticket,
     ok: UpstreamOk,
     pipeline: P,
+) -> Result<Response, GatewayError> {
+    relay(app, snap, ticket, ok, Box::new(pipeline))
+}
+
+fn relay(
+    app: &App,
+    snap: &Snapshot,
+    ticket: Ticket,
+    ok: UpstreamOk,
+    pipeline: Box<dyn Relay>,
 ) -> Result<Response, GatewayError> {
     let meter = ticket.settle_when_done(
         app,
@@ -94,11 +131,11 @@ pub fn sse_response<P: SsePipeline + 'static>(
                         GatewayError::BadGateway("The upstream stream was interrupted.".into())
                     }
                 };
-                Some((pipeline.fail(&err), p))
+                Some((pipeline.end(Some(&err)), p))
             }
             None => {
                 let pipeline = p.pipeline.take()?;
-                Some((pipeline.finish(), p))
+                Some((pipeline.end(None), p))
             }
         }
     })

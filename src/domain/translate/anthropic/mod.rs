@@ -10,8 +10,9 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use crate::domain::error::GatewayError;
 use crate::domain::gemini;
 use crate::domain::translate::names::NameMap;
 
@@ -32,14 +33,34 @@ pub struct MessagesContext {
     pub stop_sequences: Vec<String>,
 }
 
+/// A JSON object of `fields`, in one call where `json!` spends a `to_value`, an `unwrap`
+/// and an insert per field: this surface builds many small objects, and the wasm has a
+/// size budget.
+pub(super) fn object(fields: &mut [(&str, Value)]) -> Value {
+    Value::Object(
+        fields
+            .iter_mut()
+            .map(|(key, value)| ((*key).to_owned(), std::mem::take(value)))
+            .collect(),
+    )
+}
+
 /// The body of `countTokens` for a translated request: the whole generate request, so the
-/// system instruction and the tools count too.
-pub fn count_tokens_body(model: &str, body: &gemini::GenerateContentRequest) -> Value {
-    let mut request = serde_json::to_value(body).unwrap_or_else(|_| json!({}));
-    if let Some(object) = request.as_object_mut() {
-        object.insert("model".into(), Value::String(format!("models/{model}")));
-    }
-    json!({ "generateContentRequest": request })
+/// system instruction and the tools count too. Written as text around the request's own
+/// serialization (the one a generate call uses), not through a `Value`, which would cost
+/// the wasm a second serializer for every Gemini request type.
+pub fn count_tokens_body(
+    model: &str,
+    body: &gemini::GenerateContentRequest,
+) -> Result<String, GatewayError> {
+    let request = serde_json::to_string(body)
+        .map_err(|e| GatewayError::Internal(format!("encode countTokens request: {e}")))?;
+    let fields = request.strip_prefix('{').unwrap_or("}");
+    let comma = if fields.starts_with('}') { "" } else { "," };
+    let model = Value::String(format!("models/{model}"));
+    Ok(format!(
+        "{{\"generateContentRequest\":{{\"model\":{model}{comma}{fields}}}"
+    ))
 }
 
 /// `{"input_tokens": n}` from Gemini's `countTokens` answer.
@@ -48,5 +69,7 @@ pub fn count_tokens_response(answer: &Value) -> Option<Value> {
         .get("totalTokens")
         .and_then(Value::as_u64)
         .unwrap_or(0);
-    answer.is_object().then(|| json!({ "input_tokens": total }))
+    answer
+        .is_object()
+        .then(|| object(&mut [("input_tokens", total.into())]))
 }

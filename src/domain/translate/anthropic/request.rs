@@ -5,7 +5,9 @@
 //! Going through the chat request keeps one translation of roles, tools, images, files,
 //! thinking, the compatibility switches and the tool-result wrapping for both surfaces.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
+
+use super::object;
 
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{self, PartData, Role};
@@ -30,8 +32,8 @@ pub fn to_chat_request(
     body: &[u8],
     count_only: bool,
 ) -> Result<(ChatCompletionRequest, MessagesPlan), GatewayError> {
-    let mut object = crate::domain::translate::json_object(body)?;
-    let model = match object.remove("model") {
+    let mut fields = crate::domain::translate::json_object(body)?;
+    let model = match fields.remove("model") {
         Some(Value::String(model)) if !model.trim().is_empty() => model,
         Some(other) if !other.is_string() => return Err(wrong_type("model", "a string", &other)),
         _ => {
@@ -45,13 +47,13 @@ pub fn to_chat_request(
     chat.insert("model".into(), Value::String(model));
     let mut plan = MessagesPlan::default();
     let mut messages = Vec::new();
-    if let Some(system) = object.remove("system") {
+    if let Some(system) = fields.remove("system") {
         let text = system_text(system)?;
         if !text.is_empty() {
-            messages.push(json!({"role": "system", "content": text}));
+            messages.push(role_message("system", text.into()));
         }
     }
-    let Some(Value::Array(turns)) = object.remove("messages") else {
+    let Some(Value::Array(turns)) = fields.remove("messages") else {
         return Err(GatewayError::invalid_param(
             "messages: Field required (a list of messages)",
             "messages",
@@ -64,7 +66,7 @@ pub fn to_chat_request(
     messages.extend(turns_out.messages);
     plan.signatures = turns_out.signatures;
     chat.insert("messages".into(), Value::Array(messages));
-    match object.remove("max_tokens") {
+    match fields.remove("max_tokens") {
         Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
             chat.insert("max_tokens".into(), Value::Number(n));
         }
@@ -84,45 +86,50 @@ pub fn to_chat_request(
         ("top_p", "top_p"),
         ("top_k", "top_k"),
     ] {
-        if let Some(value) = object.remove(ours).filter(|v| !v.is_null()) {
+        if let Some(value) = fields.remove(ours).filter(|v| !v.is_null()) {
             if !value.is_number() {
                 return Err(wrong_type(ours, "a number", &value));
             }
             chat.insert(theirs.into(), value);
         }
     }
-    if let Some(stops) = object.remove("stop_sequences").filter(|v| !v.is_null()) {
-        let list: Vec<String> = serde_json::from_value(stops.clone())
-            .map_err(|_| wrong_type("stop_sequences", "a list of strings", &stops))?;
+    if let Some(stops) = fields.remove("stop_sequences").filter(|v| !v.is_null()) {
+        let list = stops.as_array().and_then(|list| {
+            list.iter()
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        });
         // Not sent upstream: the gateway cuts at them itself (see `find_stop`).
-        plan.stop_sequences = list;
+        plan.stop_sequences =
+            list.ok_or_else(|| wrong_type("stop_sequences", "a list of strings", &stops))?;
     }
     if !count_only {
-        plan.stream = match object.remove("stream") {
+        plan.stream = match fields.remove("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
             Some(other) => return Err(wrong_type("stream", "a boolean", &other)),
         };
         if plan.stream {
             chat.insert("stream".into(), Value::Bool(true));
-            chat.insert("stream_options".into(), json!({"include_usage": true}));
+            chat.insert(
+                "stream_options".into(),
+                object(&mut [("include_usage", true.into())]),
+            );
         }
     }
-    if let Some(tools) = object.remove("tools").filter(|v| !v.is_null()) {
+    if let Some(tools) = fields.remove("tools").filter(|v| !v.is_null()) {
         chat.insert("tools".into(), Value::Array(tools_of(tools)?));
     }
-    if let Some(choice) = object.remove("tool_choice").filter(|v| !v.is_null()) {
+    if let Some(choice) = fields.remove("tool_choice").filter(|v| !v.is_null()) {
         let (choice, parallel) = tool_choice(&choice)?;
         chat.insert("tool_choice".into(), choice);
         if let Some(parallel) = parallel {
             chat.insert("parallel_tool_calls".into(), Value::Bool(parallel));
         }
     }
-    let thinking = thinking_config(object.remove("thinking"))?;
-    chat.insert(
-        "extra_body".into(),
-        json!({"google": {"thinking_config": thinking}}),
-    );
+    let thinking = thinking_config(fields.remove("thinking"))?;
+    let google = object(&mut [("thinking_config", thinking)]);
+    chat.insert("extra_body".into(), object(&mut [("google", google)]));
     let bytes = serde_json::to_vec(&Value::Object(chat))
         .map_err(|e| GatewayError::Internal(format!("encode chat request: {e}")))?;
     Ok((parse_chat_request(&bytes)?, plan))
@@ -132,7 +139,7 @@ pub fn to_chat_request(
 /// `disabled` for none; absent, the model's own default without thoughts shown.
 fn thinking_config(thinking: Option<Value>) -> Result<Value, GatewayError> {
     let Some(thinking) = thinking.filter(|v| !v.is_null()) else {
-        return Ok(json!({"include_thoughts": false}));
+        return Ok(object(&mut [("include_thoughts", false.into())]));
     };
     match thinking.get("type").and_then(Value::as_str) {
         Some("enabled") => {
@@ -146,14 +153,42 @@ fn thinking_config(thinking: Option<Value>) -> Result<Value, GatewayError> {
                         "thinking.budget_tokens",
                     )
                 })?;
-            Ok(json!({"thinking_budget": budget, "include_thoughts": true}))
+            Ok(thinking_budget(budget, true))
         }
-        Some("disabled") => Ok(json!({"thinking_budget": 0, "include_thoughts": false})),
+        Some("disabled") => Ok(thinking_budget(0, false)),
         _ => Err(GatewayError::invalid_param(
             "thinking.type: must be `enabled` or `disabled`",
             "thinking.type",
         )),
     }
+}
+
+fn thinking_budget(budget: i32, include: bool) -> Value {
+    object(&mut [
+        ("thinking_budget", budget.into()),
+        ("include_thoughts", include.into()),
+    ])
+}
+
+/// `{"role": role, "content": content}`.
+fn role_message(role: &str, content: Value) -> Value {
+    object(&mut [("role", role.into()), ("content", content)])
+}
+
+fn text_part(text: &str) -> Value {
+    object(&mut [("type", "text".into()), ("text", text.into())])
+}
+
+/// A chat `image_url` part (a data URL, or a URL the edge fetches through its guard).
+fn image_part(url: String) -> Value {
+    let image = object(&mut [("url", url.into())]);
+    object(&mut [("type", "image_url".into()), ("image_url", image)])
+}
+
+/// An invalid `{at}.{field}`, the parameter named in the error.
+fn bad_field(at: &str, field: &str, why: &str) -> GatewayError {
+    let param = format!("{at}.{field}");
+    GatewayError::invalid_param(format!("{param}: {why}"), param)
 }
 
 fn wrong_type(path: &str, wanted: &str, value: &Value) -> GatewayError {
@@ -209,22 +244,20 @@ impl Turns {
         let path = format!("messages[{i}]");
         let role = turn.get("role").and_then(Value::as_str).unwrap_or_default();
         let content = match turn.get("content") {
-            Some(Value::String(text)) => vec![json!({"type": "text", "text": text})],
+            Some(Value::String(text)) => vec![text_part(text)],
             Some(Value::Array(blocks)) => blocks.clone(),
             _ => {
-                return Err(GatewayError::invalid_param(
-                    format!("{path}.content: Field required (a string or a list of blocks)"),
-                    format!("{path}.content"),
+                return Err(bad_field(
+                    &path,
+                    "content",
+                    "Field required (a string or a list of blocks)",
                 ));
             }
         };
         match role {
             "user" => self.user(&content, &path),
             "assistant" => self.assistant(&content, &path),
-            _ => Err(GatewayError::invalid_param(
-                format!("{path}.role: must be `user` or `assistant`"),
-                format!("{path}.role"),
-            )),
+            _ => Err(bad_field(&path, "role", "must be `user` or `assistant`")),
         }
     }
 
@@ -238,14 +271,12 @@ impl Turns {
                     let id = block
                         .get("tool_use_id")
                         .and_then(Value::as_str)
-                        .ok_or_else(|| {
-                            GatewayError::invalid_param(
-                                format!("{at}.tool_use_id: Field required"),
-                                format!("{at}.tool_use_id"),
-                            )
-                        })?;
-                    self.messages
-                        .push(json!({"role": "tool", "tool_call_id": id, "content": text}));
+                        .ok_or_else(|| bad_field(&at, "tool_use_id", "Field required"))?;
+                    self.messages.push(object(&mut [
+                        ("role", "tool".into()),
+                        ("tool_call_id", id.into()),
+                        ("content", text.into()),
+                    ]));
                     parts.extend(media);
                     self.last_was_model = false;
                 }
@@ -259,7 +290,7 @@ impl Turns {
         }
         if !parts.is_empty() {
             self.messages
-                .push(json!({"role": "user", "content": parts}));
+                .push(role_message("user", Value::Array(parts)));
             self.last_was_model = false;
         }
         Ok(())
@@ -292,34 +323,34 @@ impl Turns {
                 Some("redacted_thinking") => {}
                 Some("tool_use") => {
                     let id = block.get("id").and_then(Value::as_str).unwrap_or_default();
-                    let name = block.get("name").and_then(Value::as_str).ok_or_else(|| {
-                        GatewayError::invalid_param(
-                            format!("{at}.name: Field required"),
-                            format!("{at}.name"),
-                        )
-                    })?;
-                    let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
-                    calls.push(json!({
-                        "id": id,
-                        "type": "function",
-                        "function": {"name": name, "arguments": input.to_string()},
-                    }));
+                    let name = block
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| bad_field(&at, "name", "Field required"))?;
+                    let arguments = block
+                        .get("input")
+                        .map_or_else(|| "{}".to_owned(), Value::to_string);
+                    let function =
+                        object(&mut [("name", name.into()), ("arguments", arguments.into())]);
+                    calls.push(object(&mut [
+                        ("id", id.into()),
+                        ("type", "function".into()),
+                        ("function", function),
+                    ]));
                 }
                 other => {
-                    return Err(GatewayError::invalid_param(
-                        format!(
-                            "{at}.type: `{}` blocks are not supported in assistant turns",
-                            other.unwrap_or("?")
-                        ),
-                        format!("{at}.type"),
-                    ));
+                    let why = format!(
+                        "`{}` blocks are not supported in assistant turns",
+                        other.unwrap_or("?")
+                    );
+                    return Err(bad_field(&at, "type", &why));
                 }
             }
         }
         if text.is_empty() && calls.is_empty() {
             return Ok(());
         }
-        let mut message = json!({"role": "assistant", "content": text});
+        let mut message = role_message("assistant", text.into());
         if !calls.is_empty() {
             message["tool_calls"] = Value::Array(calls);
         }
@@ -344,20 +375,17 @@ fn user_part(block: &Value, at: &str) -> Result<Option<Value>, GatewayError> {
                 .get("text")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            Ok((!text.is_empty()).then(|| json!({"type": "text", "text": text})))
+            Ok((!text.is_empty()).then(|| text_part(text)))
         }
-        Some("image") => Ok(Some(json!({
-            "type": "image_url",
-            "image_url": {"url": source_url(block, at)?},
-        }))),
+        Some("image") => Ok(Some(image_part(source_url(block, at)?))),
         Some("document") => document(block, at).map(Some),
-        other => Err(GatewayError::invalid_param(
-            format!(
-                "{at}.type: `{}` blocks are not supported in user turns",
+        other => {
+            let why = format!(
+                "`{}` blocks are not supported in user turns",
                 other.unwrap_or("?")
-            ),
-            format!("{at}.type"),
-        )),
+            );
+            Err(bad_field(at, "type", &why))
+        }
     }
 }
 
@@ -374,11 +402,10 @@ fn source_url(block: &Value, at: &str) -> Result<String, GatewayError> {
     ) {
         (Some("base64"), Some(media), Some(data), _) => Ok(format!("data:{media};base64,{data}")),
         (Some("url"), _, _, Some(url)) => Ok(url.to_owned()),
-        _ => Err(GatewayError::invalid_param(
-            format!(
-                "{at}.source: must be {{type: base64, media_type, data}} or {{type: url, url}}"
-            ),
-            format!("{at}.source"),
+        _ => Err(bad_field(
+            at,
+            "source",
+            "must be {type: base64, media_type, data} or {type: url, url}",
         )),
     }
 }
@@ -392,7 +419,7 @@ fn document(block: &Value, at: &str) -> Result<Value, GatewayError> {
                 .get("data")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            Ok(json!({"type": "text", "text": text}))
+            Ok(text_part(text))
         }
         Some("content") => {
             let text = match source.get("content") {
@@ -404,16 +431,13 @@ fn document(block: &Value, at: &str) -> Result<Value, GatewayError> {
                     .join("\n"),
                 _ => String::new(),
             };
-            Ok(json!({"type": "text", "text": text}))
+            Ok(text_part(&text))
         }
-        Some("url") => Ok(json!({
-            "type": "image_url",
-            "image_url": {"url": source_url(block, at)?},
-        })),
-        _ => Ok(json!({
-            "type": "file",
-            "file": {"file_data": source_url(block, at)?},
-        })),
+        Some("url") => Ok(image_part(source_url(block, at)?)),
+        _ => {
+            let file = object(&mut [("file_data", source_url(block, at)?.into())]);
+            Ok(object(&mut [("type", "file".into()), ("file", file)]))
+        }
     }
 }
 
@@ -462,23 +486,22 @@ fn tools_of(tools: Value) -> Result<Vec<Value>, GatewayError> {
             match kind(&tool) {
                 None | Some("custom") => {}
                 Some(other) => {
-                    return Err(GatewayError::invalid_param(
-                        format!("{at}.type: the server tool `{other}` is not supported; declare client tools with a name and an input_schema"),
-                        format!("{at}.type"),
-                    ));
+                    let why = format!("the server tool `{other}` is not supported; declare client tools with a name and an input_schema");
+                    return Err(bad_field(&at, "type", &why));
                 }
             }
-            let name = tool.get("name").and_then(Value::as_str).ok_or_else(|| {
-                GatewayError::invalid_param(format!("{at}.name: Field required"), format!("{at}.name"))
-            })?;
-            let mut function = json!({"name": name});
+            let name = tool
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad_field(&at, "name", "Field required"))?;
+            let mut function = object(&mut [("name", name.into())]);
             if let Some(description) = tool.get("description").filter(|d| d.is_string()) {
                 function["description"] = description.clone();
             }
             if let Some(schema) = tool.get("input_schema").filter(|s| s.is_object()) {
                 function["parameters"] = schema.clone();
             }
-            Ok(json!({"type": "function", "function": function}))
+            Ok(function_tool(function))
         })
         .collect()
 }
@@ -491,9 +514,9 @@ fn tool_choice(choice: &Value) -> Result<(Value, Option<bool>), GatewayError> {
         .filter(|d| *d)
         .map(|_| false);
     let mapped = match kind(choice) {
-        Some("auto") => json!("auto"),
-        Some("any") => json!("required"),
-        Some("none") => json!("none"),
+        Some("auto") => "auto".into(),
+        Some("any") => "required".into(),
+        Some("none") => "none".into(),
         Some("tool") => {
             let name = choice.get("name").and_then(Value::as_str).ok_or_else(|| {
                 GatewayError::invalid_param(
@@ -501,7 +524,7 @@ fn tool_choice(choice: &Value) -> Result<(Value, Option<bool>), GatewayError> {
                     "tool_choice.name",
                 )
             })?;
-            json!({"type": "function", "function": {"name": name}})
+            function_tool(object(&mut [("name", name.into())]))
         }
         _ => {
             return Err(GatewayError::invalid_param(
@@ -511,6 +534,11 @@ fn tool_choice(choice: &Value) -> Result<(Value, Option<bool>), GatewayError> {
         }
     };
     Ok((mapped, parallel))
+}
+
+/// `{"type": "function", "function": function}`.
+fn function_tool(function: Value) -> Value {
+    object(&mut [("type", "function".into()), ("function", function)])
 }
 
 /// Puts each replayed model turn's thought signature back where Gemini gave it: on the

@@ -1,9 +1,9 @@
 //! A Gemini answer → an Anthropic message: thoughts as a thinking block whose signature is
 //! Gemini's thought signature, text blocks, and function calls as `tool_use` blocks.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::MessagesContext;
+use super::{MessagesContext, object};
 use crate::domain::gemini::{self, FinishReason, PartData};
 use crate::domain::translate::chat::prompt_blocked;
 
@@ -44,12 +44,15 @@ pub(super) fn stop_reason(
 pub(super) fn usage(meta: Option<&gemini::UsageMetadata>) -> Value {
     let meta = meta.copied().unwrap_or_default();
     let cached = meta.cached_content_token_count.min(meta.prompt_token_count);
-    json!({
-        "input_tokens": meta.prompt_token_count - cached,
-        "output_tokens": meta.candidates_token_count + meta.thoughts_token_count,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": cached,
-    })
+    object(&mut [
+        ("input_tokens", (meta.prompt_token_count - cached).into()),
+        (
+            "output_tokens",
+            (meta.candidates_token_count + meta.thoughts_token_count).into(),
+        ),
+        ("cache_creation_input_tokens", 0.into()),
+        ("cache_read_input_tokens", cached.into()),
+    ])
 }
 
 /// The earliest of the client's stop sequences in `text`: its byte offset and the sequence.
@@ -110,19 +113,26 @@ pub fn messages_response(answer: &gemini::GenerateContentResponse, ctx: &Message
                         let joined = format!("{}{text}", last["text"].as_str().unwrap_or_default());
                         last["text"] = Value::String(joined);
                     }
-                    _ => blocks.push(json!({"type": "text", "text": text})),
+                    _ => blocks.push(object(&mut [
+                        ("type", "text".into()),
+                        ("text", text.into()),
+                    ])),
                 }
             }
             PartData::FunctionCall(call) => {
                 if let Some(s) = &part.thought_signature {
                     call_signature.get_or_insert_with(|| s.clone());
                 }
-                blocks.push(json!({
-                    "type": "tool_use",
-                    "id": tool_id(ctx, call.id.as_deref(), calls),
-                    "name": ctx.names.to_client(&call.name),
-                    "input": call.args.clone().unwrap_or_else(|| json!({})),
-                }));
+                let input = call
+                    .args
+                    .clone()
+                    .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+                blocks.push(object(&mut [
+                    ("type", "tool_use".into()),
+                    ("id", tool_id(ctx, call.id.as_deref(), calls).into()),
+                    ("name", ctx.names.to_client(&call.name).into()),
+                    ("input", input),
+                ]));
                 calls += 1;
             }
             _ => {}
@@ -132,24 +142,24 @@ pub fn messages_response(answer: &gemini::GenerateContentResponse, ctx: &Message
     if !thinking.is_empty() || signature.is_some() {
         blocks.insert(
             0,
-            json!({
-                "type": "thinking",
-                "thinking": thinking,
-                "signature": signature.unwrap_or_default(),
-            }),
+            object(&mut [
+                ("type", "thinking".into()),
+                ("thinking", thinking.into()),
+                ("signature", signature.unwrap_or_default().into()),
+            ]),
         );
     }
     let finish = candidate.and_then(|c| c.finish_reason);
     let blocked = prompt_blocked(answer);
     let reason = stop_reason(finish, blocked, calls > 0, stopped);
-    json!({
-        "id": ctx.id,
-        "type": "message",
-        "role": "assistant",
-        "model": ctx.model,
-        "content": blocks,
-        "stop_reason": reason,
-        "stop_sequence": stopped,
-        "usage": usage(answer.usage_metadata.as_ref()),
-    })
+    object(&mut [
+        ("id", ctx.id.as_str().into()),
+        ("type", "message".into()),
+        ("role", "assistant".into()),
+        ("model", ctx.model.as_str().into()),
+        ("content", Value::Array(blocks)),
+        ("stop_reason", reason.into()),
+        ("stop_sequence", stopped.into()),
+        ("usage", usage(answer.usage_metadata.as_ref())),
+    ])
 }

@@ -7,10 +7,10 @@
 //! `stop_reason` and usage, and `message_stop`. An upstream failure ends the stream with an
 //! `error` event instead.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::MessagesContext;
 use super::response::{find_stop, stop_reason, tool_id, usage};
+use super::{MessagesContext, object};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{self, FinishReason, PartData};
 use crate::domain::quota::Usage;
@@ -70,7 +70,7 @@ impl MessagesStreamTranslator {
     }
 
     /// The events one upstream response becomes.
-    pub fn on_response(&mut self, resp: &gemini::GenerateContentResponse) -> Vec<(String, Value)> {
+    pub fn on_response(&mut self, resp: &gemini::GenerateContentResponse) -> Vec<Value> {
         let mut out = Vec::new();
         if let Some(meta) = &resp.usage_metadata {
             self.usage = Some(*meta);
@@ -100,14 +100,10 @@ impl MessagesStreamTranslator {
                 PartData::Text(text) if part.thought => {
                     if self.open != Some(Open::Thinking) {
                         self.close(&mut out);
-                        self.open_block(
-                            &mut out,
-                            Open::Thinking,
-                            &json!({"type": "thinking", "thinking": "", "signature": ""}),
-                        );
+                        self.open_block(&mut out, Open::Thinking);
                     }
                     if !text.is_empty() {
-                        out.push(self.delta(&json!({"type": "thinking_delta", "thinking": text})));
+                        out.push(self.delta("thinking_delta", "thinking", text));
                     }
                     if signature.is_some() {
                         self.pending_signature = signature;
@@ -143,17 +139,24 @@ impl MessagesStreamTranslator {
                     let name = self.ctx.names.to_client(&call.name).to_owned();
                     let index = self.next_index;
                     self.next_index += 1;
-                    out.push(event(
+                    let block = object(&mut [
+                        ("type", "tool_use".into()),
+                        ("id", id.into()),
+                        ("name", name.into()),
+                        ("input", Value::Object(serde_json::Map::new())),
+                    ]);
+                    out.push(block_event(
                         "content_block_start",
-                        json!({"type": "content_block_start", "index": index,
-                            "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+                        index,
+                        "content_block",
+                        block,
                     ));
-                    let args = call.args.clone().unwrap_or_else(|| json!({}));
-                    out.push(event(
-                        "content_block_delta",
-                        json!({"type": "content_block_delta", "index": index,
-                            "delta": {"type": "input_json_delta", "partial_json": args.to_string()}}),
-                    ));
+                    let args = call
+                        .args
+                        .as_ref()
+                        .map_or_else(|| "{}".to_owned(), Value::to_string);
+                    let delta = typed("input_json_delta", "partial_json", args.into());
+                    out.push(block_event("content_block_delta", index, "delta", delta));
                     out.push(stop_event(index));
                 }
                 _ => {}
@@ -164,7 +167,7 @@ impl MessagesStreamTranslator {
 
     /// The closing events: the open block closed, `message_delta` and `message_stop`; an
     /// error when the upstream ended without finishing.
-    pub fn finish(mut self) -> Result<Vec<(String, Value)>, GatewayError> {
+    pub fn finish(mut self) -> Result<Vec<Value>, GatewayError> {
         if !self.started || (self.finish.is_none() && !self.blocked && self.stopped.is_none()) {
             return Err(GatewayError::BadGateway(
                 "The upstream stream ended before the answer was complete.".into(),
@@ -178,37 +181,45 @@ impl MessagesStreamTranslator {
             self.calls > 0,
             self.stopped.as_deref(),
         );
-        out.push(event(
-            "message_delta",
-            json!({"type": "message_delta",
-                "delta": {"type": "message_delta", "stop_reason": reason, "stop_sequence": self.stopped},
-                "usage": usage(self.usage.as_ref())}),
-        ));
-        out.push(event("message_stop", json!({"type": "message_stop"})));
+        let delta = object(&mut [
+            ("stop_reason", reason.into()),
+            ("stop_sequence", self.stopped.take().into()),
+        ]);
+        out.push(object(&mut [
+            ("type", "message_delta".into()),
+            ("delta", delta),
+            ("usage", usage(self.usage.as_ref())),
+        ]));
+        out.push(only_type("message_stop"));
         Ok(out)
     }
 
-    fn start(&mut self, out: &mut Vec<(String, Value)>) {
+    fn start(&mut self, out: &mut Vec<Value>) {
         if self.started {
             return;
         }
         self.started = true;
         let mut usage = usage(self.usage.as_ref());
-        usage["output_tokens"] = json!(0);
-        out.push(event(
-            "message_start",
-            json!({"type": "message_start", "message": {
-                "id": self.ctx.id, "type": "message", "role": "assistant", "model": self.ctx.model,
-                "content": [], "stop_reason": null, "stop_sequence": null, "usage": usage}}),
-        ));
-        out.push(event("ping", json!({"type": "ping"})));
+        usage["output_tokens"] = 0.into();
+        let message = object(&mut [
+            ("id", self.ctx.id.as_str().into()),
+            ("type", "message".into()),
+            ("role", "assistant".into()),
+            ("model", self.ctx.model.as_str().into()),
+            ("content", Value::Array(Vec::new())),
+            ("stop_reason", Value::Null),
+            ("stop_sequence", Value::Null),
+            ("usage", usage),
+        ]);
+        out.push(typed("message_start", "message", message));
+        out.push(only_type("ping"));
     }
 
     /// Streams answer text, holding back what could begin a stop sequence.
-    fn text(&mut self, out: &mut Vec<(String, Value)>, text: &str) {
+    fn text(&mut self, out: &mut Vec<Value>, text: &str) {
         if self.open != Some(Open::Text) {
             self.close(out);
-            self.open_block(out, Open::Text, &json!({"type": "text", "text": ""}));
+            self.open_block(out, Open::Text);
         }
         self.held.push_str(text);
         let ready = if let Some((at, sequence)) = find_stop(&self.held, &self.ctx.stop_sequences) {
@@ -233,51 +244,56 @@ impl MessagesStreamTranslator {
             std::mem::replace(&mut self.held, rest)
         };
         if !ready.is_empty() {
-            out.push(self.delta(&json!({"type": "text_delta", "text": ready})));
+            out.push(self.delta("text_delta", "text", &ready));
         }
     }
 
-    fn open_block(&mut self, out: &mut Vec<(String, Value)>, open: Open, block: &Value) {
-        out.push(event(
+    fn open_block(&mut self, out: &mut Vec<Value>, open: Open) {
+        let block = match open {
+            Open::Text => typed("text", "text", "".into()),
+            Open::Thinking => object(&mut [
+                ("type", "thinking".into()),
+                ("thinking", "".into()),
+                ("signature", "".into()),
+            ]),
+        };
+        let index = self.next_index;
+        out.push(block_event(
             "content_block_start",
-            json!({"type": "content_block_start", "index": self.next_index, "content_block": block}),
+            index,
+            "content_block",
+            block,
         ));
         self.next_index += 1;
         self.open = Some(open);
     }
 
     /// A thinking block that only carries a signature.
-    fn signature_block(&mut self, out: &mut Vec<(String, Value)>, signature: String) {
-        self.open_block(
-            out,
-            Open::Thinking,
-            &json!({"type": "thinking", "thinking": "", "signature": ""}),
-        );
+    fn signature_block(&mut self, out: &mut Vec<Value>, signature: String) {
+        self.open_block(out, Open::Thinking);
         self.pending_signature = Some(signature);
         self.close(out);
     }
 
-    fn delta(&self, delta: &Value) -> (String, Value) {
-        event(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": self.next_index.saturating_sub(1), "delta": delta}),
-        )
+    /// A delta of the open block: `{"type": kind, field: text}`.
+    fn delta(&self, kind: &str, field: &str, text: &str) -> Value {
+        let index = self.next_index.saturating_sub(1);
+        let delta = typed(kind, field, text.into());
+        block_event("content_block_delta", index, "delta", delta)
     }
 
     /// Closes the open block: held text is flushed, a thinking block gets its signature.
-    fn close(&mut self, out: &mut Vec<(String, Value)>) {
+    fn close(&mut self, out: &mut Vec<Value>) {
         match self.open.take() {
             Some(Open::Text) => {
                 let held = std::mem::take(&mut self.held);
                 if !held.is_empty() {
-                    out.push(self.delta(&json!({"type": "text_delta", "text": held})));
+                    out.push(self.delta("text_delta", "text", &held));
                 }
             }
             Some(Open::Thinking) => {
                 if let Some(signature) = self.pending_signature.take() {
-                    out.push(
-                        self.delta(&json!({"type": "signature_delta", "signature": signature})),
-                    );
+                    out.push(self.delta("signature_delta", "signature", &signature));
                 }
             }
             None => return,
@@ -286,20 +302,35 @@ impl MessagesStreamTranslator {
     }
 }
 
-fn event(name: &str, data: Value) -> (String, Value) {
-    (name.to_owned(), data)
+/// `{"type": kind, field: value}`.
+fn typed(kind: &str, field: &str, value: Value) -> Value {
+    object(&mut [("type", kind.into()), (field, value)])
 }
 
-fn stop_event(index: u32) -> (String, Value) {
-    event(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": index}),
-    )
+fn only_type(kind: &str) -> Value {
+    object(&mut [("type", kind.into())])
 }
 
-fn encode(out: &mut String, (name, data): &(String, Value)) {
+/// `{"type": kind, "index": index, field: value}`.
+fn block_event(kind: &str, index: u32, field: &str, value: Value) -> Value {
+    object(&mut [
+        ("type", kind.into()),
+        ("index", index.into()),
+        (field, value),
+    ])
+}
+
+fn stop_event(index: u32) -> Value {
+    object(&mut [
+        ("type", "content_block_stop".into()),
+        ("index", index.into()),
+    ])
+}
+
+/// One SSE event; its name is the data's `type`.
+fn encode(out: &mut String, data: &Value) {
     out.push_str("event: ");
-    out.push_str(name);
+    out.push_str(data["type"].as_str().unwrap_or("error"));
     out.push_str("\ndata: ");
     out.push_str(&data.to_string());
     out.push_str("\n\n");
@@ -307,7 +338,7 @@ fn encode(out: &mut String, (name, data): &(String, Value)) {
 
 fn error_event(err: &GatewayError) -> String {
     let mut out = String::new();
-    encode(&mut out, &("error".to_owned(), anthropic_error(err)));
+    encode(&mut out, &anthropic_error(err));
     out
 }
 

@@ -455,7 +455,8 @@ fn count_tokens_sends_the_whole_generate_request() {
         "tools": [{"name": "f", "input_schema": {"type": "object"}}],
         "messages": [{"role": "user", "content": "x"}],
     }));
-    let wire = count_tokens_body("gemini-2.5-flash", &body);
+    let wire: Value =
+        serde_json::from_str(&count_tokens_body("gemini-2.5-flash", &body).unwrap()).unwrap();
     let inner = &wire["generateContentRequest"];
     assert_eq!(inner["model"], "models/gemini-2.5-flash");
     assert_eq!(inner["systemInstruction"]["parts"][0]["text"], "sys");
