@@ -8,6 +8,8 @@ pub struct Credentials<'a> {
     pub authorization: Option<&'a str>,
     pub goog_api_key: Option<&'a str>,
     pub x_api_key: Option<&'a str>,
+    /// `anthropic-auth-token`, as some Anthropic clients send it.
+    pub anthropic_auth_token: Option<&'a str>,
     pub query_key: Option<&'a str>,
 }
 
@@ -19,14 +21,20 @@ pub fn bearer(authorization: &str) -> Option<&str> {
 
 impl Credentials<'_> {
     /// The first token present: `Authorization: Bearer`, `x-goog-api-key`,
-    /// `x-api-key`, then `?key=`.
+    /// `x-api-key`, `anthropic-auth-token`, then `?key=`.
     pub fn token(&self) -> Option<&str> {
         let bearer = self.authorization.and_then(bearer);
-        [bearer, self.goog_api_key, self.x_api_key, self.query_key]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .find(|t| !t.is_empty())
+        [
+            bearer,
+            self.goog_api_key,
+            self.x_api_key,
+            self.anthropic_auth_token,
+            self.query_key,
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .find(|t| !t.is_empty())
     }
 }
 
@@ -61,6 +69,7 @@ mod tests {
             authorization: Some("Bearer  tok-1 "),
             goog_api_key: Some("tok-2"),
             x_api_key: None,
+            anthropic_auth_token: Some("tok-4"),
             query_key: Some("tok-3"),
         };
         assert_eq!(c.token(), Some("tok-1"));
@@ -80,6 +89,11 @@ mod tests {
             query_key: Some("q"),
             ..Default::default()
         };
+        let a = Credentials {
+            anthropic_auth_token: Some("a"),
+            ..Default::default()
+        };
+        assert_eq!(a.token(), Some("a"));
         assert_eq!(
             (g.token(), x.token(), q.token()),
             (Some("g"), Some("x"), Some("q"))

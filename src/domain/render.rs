@@ -35,11 +35,31 @@ pub fn gemini_error(err: &GatewayError) -> ErrorBody {
     }
 }
 
+/// Anthropic's error envelope, `{"type": "error", "error": {"type", "message"}}`, with its
+/// documented types.
+pub fn anthropic_error(err: &GatewayError) -> Value {
+    let kind = match err.status() {
+        400 | 405 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    };
+    serde_json::json!({
+        "type": "error",
+        "error": {"type": kind, "message": err.client_message()},
+    })
+}
+
 /// The error body a request on `surface` gets.
 pub fn error_body(surface: Surface, err: &GatewayError) -> Value {
     let body = match surface {
         Surface::OpenAi | Surface::Admin => serde_json::to_value(openai_error(err)),
         Surface::Gemini => serde_json::to_value(gemini_error(err)),
+        Surface::Anthropic => Ok(anthropic_error(err)),
     };
     // Both envelopes are plain structs of strings and numbers.
     body.unwrap_or(Value::Null)

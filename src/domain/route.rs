@@ -9,6 +9,8 @@ use super::error::GatewayError;
 pub enum Surface {
     OpenAi,
     Gemini,
+    /// Anthropic's Messages API.
+    Anthropic,
     Admin,
 }
 
@@ -18,6 +20,7 @@ impl Surface {
         match self {
             Self::OpenAi => "openai",
             Self::Gemini => "gemini",
+            Self::Anthropic => "anthropic",
             Self::Admin => "admin",
         }
     }
@@ -68,6 +71,8 @@ pub enum Route {
     OpenAi(OpenAiRoute),
     /// A client token; errors in Google's shape.
     Gemini(GeminiRoute),
+    /// A client token; errors in Anthropic's shape.
+    Anthropic(AnthropicRoute),
     /// `ADMIN_PASSWORD`; errors in `OpenAI`'s shape.
     Admin(AdminRoute),
 }
@@ -99,6 +104,15 @@ pub enum OpenAiRoute {
     /// `OpenAI`'s legacy billing endpoints that chat apps poll for a balance.
     BillingSubscription,
     BillingUsage,
+}
+
+/// Anthropic's Messages API, at `/v1/messages…` and `/anthropic/v1/messages…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnthropicRoute {
+    /// `POST /v1/messages`.
+    Messages,
+    /// `POST /v1/messages/count_tokens`.
+    CountTokens,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +215,7 @@ impl Route {
     pub fn access(&self) -> Access {
         match self {
             Self::Public(_) => Access::Public,
-            Self::OpenAi(_) | Self::Gemini(_) => Access::Client,
+            Self::OpenAi(_) | Self::Gemini(_) | Self::Anthropic(_) => Access::Client,
             Self::Admin(_) => Access::Admin,
         }
     }
@@ -219,6 +233,7 @@ impl Route {
                 Surface::OpenAi
             }
             Self::Gemini(_) => Surface::Gemini,
+            Self::Anthropic(_) => Surface::Anthropic,
         }
     }
 }
@@ -283,18 +298,24 @@ pub fn resolve(method: &str, path: &str, hints: Hints) -> Result<Route, RouteErr
         Matched::Methods(routes) => routes,
         Matched::BadModel(err) => return Err(err),
     };
+    // Under an OpenAI prefix, Google's native actions and Anthropic's Messages are no
+    // route, whatever the method.
+    let foreign = routes.iter().find_map(|(_, r)| match r {
+        Route::Gemini(_) => Some("Gemini's native API is under /v1beta/"),
+        Route::Anthropic(_) => Some("Anthropic's Messages API is under /v1/messages"),
+        _ => None,
+    });
+    if let (Some(_), Some(hint)) = (&aliased, foreign) {
+        return Err(RouteError {
+            surface: Surface::OpenAi,
+            error: GatewayError::RouteNotFound(format!(
+                "Unknown route: {method} {}; {hint}.",
+                clip(path)
+            )),
+            allow: None,
+        });
+    }
     if let Some((_, route)) = routes.iter().find(|(m, _)| *m == method) {
-        // Under an OpenAI prefix, Google's native actions are no route.
-        if aliased.is_some() && matches!(route, Route::Gemini(_)) {
-            return Err(RouteError {
-                surface: Surface::OpenAi,
-                error: GatewayError::RouteNotFound(format!(
-                    "Unknown route: {method} {}; Gemini's native API is under /v1beta/.",
-                    clip(path)
-                )),
-                allow: None,
-            });
-        }
         return Ok(route.clone());
     }
     let allow = routes
@@ -335,6 +356,8 @@ fn methods(routes: Vec<(&'static str, AdminRoute)>) -> Matched {
 pub fn surface_of(path: &str, hints: Hints) -> Surface {
     if path.starts_with("/admin") || path == "/metrics" {
         Surface::Admin
+    } else if path.starts_with("/anthropic/") || path.starts_with("/v1/messages") {
+        Surface::Anthropic
     } else if path.starts_with("/v1beta")
         || path.starts_with("/gemini/")
         || (path.starts_with("/v1/models") && (hints.google_client || path.contains(':')))
@@ -356,6 +379,12 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
             Some(post(Route::OpenAi(O::ChatCompletions)))
         }
         "/v1/embeddings" | "/embeddings" => Some(post(Route::OpenAi(O::Embeddings))),
+        "/v1/messages" | "/anthropic/v1/messages" => {
+            Some(post(Route::Anthropic(AnthropicRoute::Messages)))
+        }
+        "/v1/messages/count_tokens" | "/anthropic/v1/messages/count_tokens" => {
+            Some(post(Route::Anthropic(AnthropicRoute::CountTokens)))
+        }
         "/admin" | "/admin/" | "/admin/index.html" => Some(get(Route::Public(P::AdminPage))),
         "/v1/usage" => Some(get(Route::OpenAi(O::Usage))),
         "/usage" | "/usage/" => Some(get(Route::Public(P::UsagePage))),
@@ -569,6 +598,30 @@ mod tests {
     }
 
     #[test]
+    fn the_anthropic_routes_take_a_client_token_and_answer_in_anthropics_shape() {
+        for (path, want) in [
+            ("/v1/messages", AnthropicRoute::Messages),
+            ("/anthropic/v1/messages", AnthropicRoute::Messages),
+            ("/v1/messages/count_tokens", AnthropicRoute::CountTokens),
+            (
+                "/anthropic/v1/messages/count_tokens",
+                AnthropicRoute::CountTokens,
+            ),
+        ] {
+            let route = post(path).unwrap();
+            assert_eq!(route, Route::Anthropic(want), "{path}");
+            assert_eq!(route.access(), Access::Client);
+            assert_eq!(route.surface(), Surface::Anthropic);
+            let wrong = get(path).unwrap_err();
+            assert_eq!(wrong.surface, Surface::Anthropic);
+            assert_eq!(wrong.allow.as_deref(), Some("POST"));
+        }
+        let unknown = post("/anthropic/v1/nothing").unwrap_err();
+        assert_eq!(unknown.surface, Surface::Anthropic);
+        assert_eq!(unknown.error.status(), 404);
+    }
+
+    #[test]
     fn openai_routes_resolve() {
         assert_eq!(
             post("/v1/chat/completions"),
@@ -634,6 +687,22 @@ mod tests {
             })
         ));
         assert!(post("/v1/models/gemini-2.5-flash:generateContent").is_ok());
+        // Nor are Anthropic's Messages, with any method: the prefix still answers as OpenAI.
+        for path in ["/hf/v1/messages", "/openai/v1/messages/count_tokens"] {
+            for result in [post(path), get(path)] {
+                assert!(
+                    matches!(
+                        result,
+                        Err(RouteError {
+                            surface: Surface::OpenAi,
+                            error: GatewayError::RouteNotFound(_),
+                            allow: None,
+                        })
+                    ),
+                    "{path}"
+                );
+            }
+        }
         // Only a whole segment is a prefix.
         assert!(post("/openaiv1/chat/completions").is_err());
         assert!(post("/hf/v2/chat/completions").is_err());

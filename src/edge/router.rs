@@ -72,7 +72,9 @@ fn preflight(req: &Request) -> Result<Response> {
     let requested = req
         .headers()
         .get("access-control-request-headers")?
-        .unwrap_or_else(|| "authorization, content-type, x-goog-api-key, x-api-key".to_owned());
+        .unwrap_or_else(|| {
+            "authorization, content-type, x-goog-api-key, x-api-key, anthropic-version".to_owned()
+        });
     let headers = Headers::new();
     headers.set("access-control-allow-origin", "*")?;
     headers.set("access-control-allow-methods", "GET, POST, OPTIONS")?;
@@ -96,6 +98,7 @@ async fn route_and_dispatch(
         authorization: header("authorization"),
         goog: header("x-goog-api-key"),
         x_api: header("x-api-key"),
+        anthropic: header("anthropic-auth-token"),
         cookie: header("cookie"),
         origin: header("origin"),
         client_ip: header("cf-connecting-ip"),
@@ -130,6 +133,7 @@ struct RequestHeaders {
     authorization: Option<String>,
     goog: Option<String>,
     x_api: Option<String>,
+    anthropic: Option<String>,
     query_key: Option<String>,
     cookie: Option<String>,
     origin: Option<String>,
@@ -144,6 +148,7 @@ impl RequestHeaders {
             authorization: self.authorization.as_deref(),
             goog_api_key: self.goog.as_deref(),
             x_api_key: self.x_api.as_deref(),
+            anthropic_auth_token: self.anthropic.as_deref(),
             query_key: self.query_key.as_deref(),
         }
     }
@@ -219,6 +224,10 @@ async fn serve(
         Route::Gemini(route) => {
             let caller = client_auth(app, &headers.credentials()).await?;
             api::gemini::serve(app, &caller, req, url, route).await
+        }
+        Route::Anthropic(route) => {
+            let caller = client_auth(app, &headers.credentials()).await?;
+            api::anthropic::serve(app, &caller, req, route).await
         }
     }
 }

@@ -326,7 +326,18 @@ function assertShape(row, res) {
   assert.equal(typeof body?.error, 'object', `${label}: no error object: ${res.text.slice(0, 300)}`);
   assert.ok(body.error !== null, `${label}: error is null`);
   const e = body.error;
-  if (row.surface === OPENAI) {
+  if (row.surface === 'anthropic') {
+    assert.deepEqual(Object.keys(body).sort(), ['error', 'type'], `${label}: not Anthropic's envelope`);
+    assert.equal(body.type, 'error', `${label}: type`);
+    assert.match(e.type, /^(authentication_error|permission_error|not_found_error|invalid_request_error|rate_limit_error|api_error|overloaded_error|request_too_large)$/,
+      `${label}: error.type ${e.type}`);
+    assert.equal(typeof e.message, 'string', `${label}: error.message`);
+    assert.ok(e.message.length > 0, `${label}: empty error.message`);
+    assert.deepEqual(Object.keys(e).sort(), ['message', 'type'], `${label}: error keys`);
+    const byStatus = { 400: 'invalid_request_error', 401: 'authentication_error', 403: 'permission_error', 404: 'not_found_error',
+      405: 'invalid_request_error', 413: 'request_too_large', 429: 'rate_limit_error' };
+    if (byStatus[res.status]) assert.equal(e.type, byStatus[res.status], `${label}: error.type for ${res.status}`);
+  } else if (row.surface === OPENAI) {
     assert.equal(typeof e.message, 'string', `${label}: error.message`);
     assert.ok(e.message.length > 0, `${label}: empty error.message`);
     assert.equal(typeof e.type, 'string', `${label}: error.type`);
@@ -364,7 +375,8 @@ test(`the table of ${TABLE.length} hostile requests (${GENERATED.length} generat
   assert.equal(new Set(TABLE.map((r) => r.name)).size, TABLE.length, 'row names must be unique');
   for (const surface of ['/v1/chat', '/v1/embeddings', '/v1beta/', '/gemini/', '/v1/usage', '/v1/dashboard/', '/admin/api/login',
     '/admin/api/keys', '/admin/api/users', '/admin/api/settings', '/admin/api/accounts', '/admin/api/model-limits',
-    '/admin/api/keys/archive', '/admin/api/jobs', '/admin/api/errors', '/admin/api/secrets', '/metrics']) {
+    '/admin/api/keys/archive', '/admin/api/jobs', '/admin/api/errors', '/admin/api/secrets', '/metrics',
+    '/v1/messages', '/anthropic/']) {
     assert.ok(TABLE.filter((r) => r.path.startsWith(surface)).length >= 5, `few rows under ${surface}`);
   }
   // The model lookups a request may make are cached from here on: a refused

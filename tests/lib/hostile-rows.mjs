@@ -12,6 +12,8 @@
 
 export const OPENAI = 'openai';
 export const GEMINI = 'gemini';
+/** Anthropic's `{"type": "error", "error": {"type", "message"}}`. */
+export const ANTHROPIC = 'anthropic';
 /** The admin API answers in OpenAI's shape. */
 export const ADMIN = OPENAI;
 
@@ -255,6 +257,11 @@ export function generatedRows(ctx) {
     add({ name: `gen openai: a native action under ${prefix}`, method: 'POST',
       path: `${prefix}/models/${model}:generateContent`, headers: { ...goog(), ...json }, body: JSON.stringify(genBody),
       status: 404, surface: OPENAI });
+    // Nor are Anthropic's Messages, with any method.
+    for (const [method, path] of [['POST', '/messages'], ['GET', '/messages'], ['POST', '/messages/count_tokens']]) {
+      add({ name: `gen openai: Anthropic's ${method} ${path} under ${prefix}`, method, path: `${prefix}${path}`,
+        headers: { 'x-api-key': ctx.token, ...json }, body: method === 'GET' ? undefined : '{}', status: 404, surface: OPENAI });
+    }
   }
   add({ name: 'gen openai: a model id with a slash (/v1/models/a/b)', method: 'GET', path: '/v1/models/a/b',
     headers: bearer(), status: 400, surface: OPENAI, check: (b) => paramIs(b, 'model') });
@@ -262,6 +269,77 @@ export function generatedRows(ctx) {
     const big = path === '/v1/embeddings' ? body : { ...body, messages: [{ role: 'user', content: 'c'.repeat(ctx.bodyCap + 4096) }] };
     add({ name: `gen openai ${path}: body over the cap`, method: 'POST', path, headers: { ...bearer(), ...json },
       body: JSON.stringify(big), status: 413, surface: OPENAI });
+  }
+
+  // ---- Anthropic Messages: every field with every wrong type, credentials, methods ------
+  const messagesBase = { model, max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] };
+  const xApi = (token = ctx.token) => ({ 'x-api-key': token });
+  const messages = (name, body, path = '/v1/messages', status = 400, more = {}) => add({
+    name: `gen anthropic: ${name}`, method: 'POST', path, headers: { ...xApi(), ...json },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body), status, surface: ANTHROPIC, ...more,
+  });
+  const MESSAGES_FIELDS = {
+    model: 'string', messages: 'array', max_tokens: 'uint', stream: 'bool', temperature: 'number', top_p: 'number',
+    top_k: 'number', stop_sequences: 'array', system: 'stringOrArray', tools: 'array', tool_choice: 'object', thinking: 'object',
+  };
+  for (const [field, kind] of Object.entries(MESSAGES_FIELDS)) {
+    for (const value of WRONG[kind]) messages(`${field} = ${show(value)}`, { ...messagesBase, [field]: value });
+  }
+  for (const [what, turn] of [
+    ['a turn without a role', { content: 'x' }],
+    ['a turn of an unknown role', { role: 'system', content: 'x' }],
+    ['a turn without content', { role: 'user' }],
+    ['a block of an unknown type', { role: 'user', content: [{ type: 'video', source: {} }] }],
+    ['an image without a source', { role: 'user', content: [{ type: 'image' }] }],
+    ['an image whose source is of an unknown type', { role: 'user', content: [{ type: 'image', source: { type: 'file', file_id: 'f' } }] }],
+    ['an image URL that is not http(s)', { role: 'user', content: [{ type: 'image', source: { type: 'url', url: 'file:///etc/passwd' } }] }],
+    ['a tool result without tool_use_id', { role: 'user', content: [{ type: 'tool_result', content: 'r' }] }],
+    ['a tool result for a call never made', { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_nope', content: 'r' }] }],
+    ['a tool_use without a name', { role: 'assistant', content: [{ type: 'tool_use', id: 't', input: {} }] }],
+  ]) messages(`messages: ${what}`, { ...messagesBase, messages: [turn, { role: 'user', content: 'next' }] });
+  for (const [what, extra] of [
+    ['thinking enabled without budget_tokens', { thinking: { type: 'enabled' } }],
+    ['thinking of an unknown type', { thinking: { type: 'maybe' } }],
+    ['tool_choice of an unknown type', { tool_choice: { type: 'some' } }],
+    ['tool_choice tool without a name', { tool_choice: { type: 'tool' } }],
+    ['a server tool', { tools: [{ type: 'web_search_20250305', name: 'web_search' }] }],
+    ['a tool without a name', { tools: [{ input_schema: { type: 'object' } }] }],
+    ['a system block that is not text', { system: [{ type: 'image' }] }],
+    ['max_tokens of zero', { max_tokens: 0 }],
+  ]) messages(what, { ...messagesBase, ...extra });
+  for (const [what, body, headers] of syntaxBodies(messagesBase)) {
+    add({ name: `gen anthropic: body is ${what}`, method: 'POST', path: '/v1/messages',
+      headers: { ...xApi(), ...json, ...headers }, body, status: 400, surface: ANTHROPIC });
+  }
+  messages('count_tokens: body is not JSON', '{"model":', '/v1/messages/count_tokens');
+  messages('count_tokens: messages missing', { model }, '/v1/messages/count_tokens');
+  messages('count_tokens under /anthropic: model is a number', { model: 5, messages: [] }, '/anthropic/v1/messages/count_tokens');
+  messages('body over the cap', { ...messagesBase, messages: [{ role: 'user', content: 'c'.repeat(ctx.bodyCap + 4096) }] },
+    '/v1/messages', 413);
+  const ANTHROPIC_ROUTES = ['/v1/messages', '/anthropic/v1/messages', '/v1/messages/count_tokens', '/anthropic/v1/messages/count_tokens'];
+  const BAD_ANTHROPIC_AUTH = [
+    ['no credentials', () => ({})],
+    ['an unknown x-api-key', () => xApi('sk-not-a-real-token')],
+    ['an unknown bearer token', () => ({ authorization: 'Bearer sk-not-a-real-token' })],
+    ['an unknown anthropic-auth-token', () => ({ 'anthropic-auth-token': 'sk-not-a-real-token' })],
+    ['a rotated user key', () => xApi(ctx.users.rotated())],
+  ];
+  for (const path of ANTHROPIC_ROUTES) {
+    for (const [what, auth] of BAD_ANTHROPIC_AUTH) {
+      add({ name: `gen anthropic POST ${path}: ${what}`, method: 'POST', path, headers: () => ({ ...auth(), ...json }),
+        body: JSON.stringify(messagesBase), status: 401, surface: ANTHROPIC });
+    }
+    for (const wrong of ['GET', 'PUT', 'PATCH', 'DELETE']) {
+      add({ name: `gen anthropic ${path}: wrong method ${wrong}`, method: wrong, path, headers: { ...xApi(), ...json },
+        body: wrong === 'GET' ? undefined : '{}', status: 405, surface: ANTHROPIC, check: (_b, res) => if405(res, 'POST') });
+    }
+  }
+  add({ name: 'gen anthropic: a disabled user\'s message', method: 'POST', path: '/v1/messages',
+    headers: () => ({ ...xApi(ctx.users.disabled()), ...json }), body: JSON.stringify(messagesBase),
+    status: 403, surface: ANTHROPIC });
+  for (const path of ['/anthropic/v1/complete', '/anthropic/v1/messages/batches', '/v1/messages/extra', '/anthropic/']) {
+    add({ name: `gen anthropic: an unknown route (${path})`, method: 'POST', path, headers: { ...xApi(), ...json },
+      body: '{}', status: 404, surface: ANTHROPIC });
   }
 
   // ---- Admin API: every route with credentials that are not the admin's, and wrong methods

@@ -5,6 +5,7 @@
 //! Pure functions and state machines over `openai` and `gemini` types: no I/O, no clock, no
 //! randomness (ids and timestamps are passed in).
 
+pub mod anthropic;
 pub mod chat;
 pub mod continuation;
 pub mod embeddings;

@@ -445,6 +445,36 @@ impl ChatSsePipeline {
     }
 }
 
+/// A translated stream as the edge drives it: upstream bytes in, the surface's SSE out.
+pub trait SsePipeline {
+    /// Usage reported so far, what the stream is settled with even when cut.
+    fn usage(&self) -> Option<Usage>;
+    /// SSE bytes for the client; possibly empty.
+    fn push(&mut self, upstream_bytes: &[u8]) -> Vec<u8>;
+    /// The trailing events once the upstream ended.
+    fn finish(self) -> Vec<u8>;
+    /// Ends the stream with an error event, e.g. on an upstream read failure.
+    fn fail(self, err: &GatewayError) -> Vec<u8>;
+}
+
+impl SsePipeline for ChatSsePipeline {
+    fn usage(&self) -> Option<Usage> {
+        Self::usage(self)
+    }
+
+    fn push(&mut self, upstream_bytes: &[u8]) -> Vec<u8> {
+        Self::push(self, upstream_bytes)
+    }
+
+    fn finish(self) -> Vec<u8> {
+        Self::finish(self)
+    }
+
+    fn fail(self, err: &GatewayError) -> Vec<u8> {
+        Self::fail(self, err)
+    }
+}
+
 /// What a client is told when an upstream event passed the decoder's cap.
 pub(crate) fn event_too_large() -> GatewayError {
     GatewayError::BadGateway(format!(

@@ -1,6 +1,7 @@
 //! Handlers of the client surfaces. Each parses, calls the domain and the
 //! layers below, and renders; none uses another (`make boundary`).
 
+pub mod anthropic;
 pub mod gemini;
 pub mod health;
 pub mod openai;

@@ -2,10 +2,8 @@
 //! embeddings and models. Translation is `domain::translate`; this file only
 //! wires bodies, upstream calls and responses together.
 
-use std::convert::Infallible;
 use std::rc::Rc;
 
-use futures::{StreamExt, stream};
 use worker::{Method, Request, Response};
 
 use crate::domain::compat::Modes;
@@ -23,21 +21,17 @@ use crate::domain::translate::thinking::ModelVariant;
 use crate::domain::usage;
 use crate::edge::access::Caller;
 use crate::edge::app::App;
-use crate::edge::billing::meter::{Meter, Metering};
-use crate::edge::billing::ticket::{Outcome, Ticket, admit, metered_send_scaled};
+use crate::edge::billing::ticket::{Outcome, admit, metered_send_scaled};
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
-use crate::edge::http::stream::piped;
 use crate::edge::now_ms;
 use crate::edge::relay::continuation::{self, ContinuedChat};
 use crate::edge::relay::fake_stream::{self, Continued};
 use crate::edge::relay::generate_request;
+use crate::edge::relay::sse::{new_id, sse_response};
 use crate::edge::snapshot::{self, Snapshot};
-use crate::edge::upstream::fetch::{BodyStream, StreamBreak};
 use crate::edge::upstream::urls::{self, Version};
-use crate::edge::upstream::{
-    self, UpstreamBody, UpstreamError, UpstreamOk, UpstreamRequest, media, models,
-};
+use crate::edge::upstream::{self, UpstreamError, UpstreamRequest, media, models};
 
 type HandlerResult = Result<Response, GatewayError>;
 
@@ -166,95 +160,6 @@ async fn resolve_model(
     Ok(wanted)
 }
 
-/// The state of a translated stream: the pipeline until it finished, the
-/// upstream body, the first chunk already read during failover, and the meter
-/// that settles the request when the pump is dropped.
-struct Pump {
-    pipeline: Option<ChatSsePipeline>,
-    rest: Option<BodyStream>,
-    first: Option<Vec<u8>>,
-    meter: Meter,
-}
-
-impl Pump {
-    /// Translates upstream bytes; the meter learns the usage the pipeline read.
-    fn push(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let pipeline = self.pipeline.as_mut()?;
-        let out = pipeline.push(bytes);
-        self.meter.observe(bytes);
-        self.meter.record(pipeline.usage());
-        Some(out)
-    }
-}
-
-/// Streams the translated SSE to the client, chunk by chunk as upstream
-/// chunks arrive (through the runtime's pipe, written by a background task);
-/// nothing is buffered whole.
-/// The ticket settles once the stream is done ([`Ticket::settle_when_done`]).
-fn sse_response(
-    app: &App,
-    snap: &Snapshot,
-    ticket: Ticket,
-    ok: UpstreamOk,
-    pipeline: ChatSsePipeline,
-) -> HandlerResult {
-    let meter = ticket.settle_when_done(
-        app,
-        ok.key_id.clone(),
-        snap.settings.upstream_timeout_ms,
-        Metering::Told,
-    );
-    let (first, rest) = match ok.body {
-        UpstreamBody::Stream { first, rest } => (first, Some(rest)),
-        UpstreamBody::Full(bytes) => (bytes, None),
-    };
-    let pump = Pump {
-        pipeline: Some(pipeline),
-        rest,
-        first: Some(first),
-        meter,
-    };
-    let body = stream::unfold(pump, |mut p| async move {
-        // Once the pipeline finished, the upstream body (already ended) is never polled again.
-        p.pipeline.as_ref()?;
-        if let Some(first) = p.first.take() {
-            let out = p.push(&first)?;
-            return Some((out, p));
-        }
-        let next = match p.rest.as_mut() {
-            Some(rest) => rest.next().await,
-            None => None,
-        };
-        match next {
-            Some(Ok(bytes)) => {
-                let out = p.push(&bytes)?;
-                Some((out, p))
-            }
-            Some(Err(broke)) => {
-                worker::console_warn!("[gemgate] upstream stream ended early: {broke:?}");
-                let pipeline = p.pipeline.take()?;
-                let err = match broke {
-                    StreamBreak::Idle => GatewayError::UpstreamTimeout(
-                        "The upstream stream stalled and was cut off.".into(),
-                    ),
-                    StreamBreak::Failed(_) => {
-                        GatewayError::BadGateway("The upstream stream was interrupted.".into())
-                    }
-                };
-                Some((pipeline.fail(&err), p))
-            }
-            None => {
-                let pipeline = p.pipeline.take()?;
-                Some((pipeline.finish(), p))
-            }
-        }
-    })
-    .map(Ok::<Vec<u8>, Infallible>);
-    let (response, pump) = piped(body, render::sse_headers()?)?;
-    app.background.spawn(pump);
-    Ok(response)
-}
-
 pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
@@ -371,19 +276,4 @@ fn openai_error(err: UpstreamError, model: &str) -> GatewayError {
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, GatewayError> {
     serde_json::to_string(v)
         .map_err(|e| GatewayError::Internal(format!("encode upstream body: {e}")))
-}
-
-/// A response id such as `chatcmpl-3fJ…`: 24 random base62 characters.
-fn new_id(prefix: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut bytes = [0u8; 24];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Ids need uniqueness, not secrecy: fall back to the clock.
-        bytes[..8].copy_from_slice(&now_ms().to_le_bytes());
-    }
-    let tail: String = bytes
-        .iter()
-        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
-        .collect();
-    format!("{prefix}{tail}")
 }

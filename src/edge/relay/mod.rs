@@ -8,6 +8,7 @@
 
 pub mod continuation;
 pub mod fake_stream;
+pub mod sse;
 
 use worker::Method;
 
