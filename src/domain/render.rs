@@ -154,6 +154,13 @@ mod tests {
                 "UNAVAILABLE",
             ),
             (
+                GatewayError::NotFound("Response with id 'resp_x' not found.".into()),
+                404,
+                "invalid_request_error",
+                None,
+                "NOT_FOUND",
+            ),
+            (
                 GatewayError::BadGateway("broken".into()),
                 502,
                 "api_error",
@@ -228,6 +235,7 @@ mod tests {
             | GatewayError::Forbidden(_)
             | GatewayError::RouteNotFound(_)
             | GatewayError::ModelNotFound(_)
+            | GatewayError::NotFound(_)
             | GatewayError::MethodNotAllowed(_)
             | GatewayError::PayloadTooLarge { .. }
             | GatewayError::RateLimited { .. }
