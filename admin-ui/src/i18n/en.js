@@ -432,6 +432,8 @@ export default {
   'set.log_retention_days.help': 'Log rows older than this are deleted.',
   'set.rollup_retention_days': 'Keep hourly usage',
   'set.rollup_retention_days.help': 'Hourly usage totals older than this are deleted.',
+  'set.responses_ttl_days': 'Keep stored responses',
+  'set.responses_ttl_days.help': 'Responses API answers stored for retrieval and previous_response_id are deleted after this many days.',
   'set.admin_session_hours': 'Console session length',
   'set.admin_session_hours.help': 'How long a login lasts (1–720); applies to later logins.',
   'set.admin_login_global_limit': 'Wrong passwords before everyone waits',

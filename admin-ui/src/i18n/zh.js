@@ -432,6 +432,8 @@ export default {
   'set.log_retention_days.help': '超过此天数的日志会被删除。',
   'set.rollup_retention_days': '小时用量保留',
   'set.rollup_retention_days.help': '超过此天数的小时用量汇总会被删除。',
+  'set.responses_ttl_days': '已存储响应保留',
+  'set.responses_ttl_days.help': 'Responses API 存储的响应（用于查询和 previous_response_id）超过此天数后会被删除。',
   'set.admin_session_hours': '后台会话时长',
   'set.admin_session_hours.help': '一次登录的有效时长（1–720 小时），对之后的登录生效。',
   'set.admin_login_global_limit': '全局密码错误上限',

@@ -66,7 +66,9 @@ impl From<CompletionUsage> for ResponseUsage {
             },
             output_tokens: u.completion_tokens,
             output_tokens_details: ReasoningTokens {
-                reasoning_tokens: u.completion_tokens_details.map_or(0, |d| d.reasoning_tokens),
+                reasoning_tokens: u
+                    .completion_tokens_details
+                    .map_or(0, |d| d.reasoning_tokens),
             },
             total_tokens: u.total_tokens,
         }
@@ -142,7 +144,8 @@ pub fn from_chat(chat: ChatCompletion, meta: &ResponseMeta) -> ResponseObject {
     };
     let message = choice.message;
     if let Some(reasoning) = message.reasoning_content.filter(|r| !r.is_empty()) {
-        out.output.push(reasoning_item(meta, out.output.len(), reasoning));
+        out.output
+            .push(reasoning_item(meta, out.output.len(), reasoning));
     }
     let text = message.content.or(message.refusal).unwrap_or_default();
     if !text.is_empty() || message.tool_calls.is_empty() {

@@ -10,7 +10,9 @@ use super::items::{CONTENT_TYPES, ContentItem, ITEM_TYPES, Item, ItemContent, Me
 use crate::domain::error::GatewayError;
 use crate::domain::openai::{ChatCompletionRequest, ReasoningEffort};
 use crate::domain::translate::order::KeyOrders;
-use crate::domain::translate::{Check, check, field_error, first_field_error, json_object, required};
+use crate::domain::translate::{
+    Check, check, field_error, first_field_error, json_object, required,
+};
 
 /// A parsed `POST /v1/responses` body.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +118,10 @@ const TOP_LEVEL_FIELDS: &[(&str, Check)] = &[
 /// Fields of the Responses API this gateway cannot serve: refused rather than ignored.
 const UNSUPPORTED: &[(&str, &str)] = &[
     ("background", "background responses are not supported"),
-    ("conversation", "conversations are not supported; use previous_response_id"),
+    (
+        "conversation",
+        "conversations are not supported; use previous_response_id",
+    ),
     ("prompt", "prompt templates are not supported"),
 ];
 
@@ -133,12 +138,15 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedResponses, GatewayError> {
         match object.get(*field) {
             None | Some(Value::Null | Value::Bool(false)) => {}
             Some(_) => {
-                return Err(GatewayError::invalid_param(format!("{field}: {why}."), *field));
+                return Err(GatewayError::invalid_param(
+                    format!("{field}: {why}."),
+                    *field,
+                ));
             }
         }
     }
-    let fields = Fields::deserialize(Value::Object(object.clone()))
-        .map_err(|e| field_error("", &e))?;
+    let fields =
+        Fields::deserialize(Value::Object(object.clone())).map_err(|e| field_error("", &e))?;
     let input = match object.get("input") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(text)) => vec![Item::Message {
@@ -235,7 +243,10 @@ fn parse_item(value: &Value, path: &str) -> Result<Item, GatewayError> {
     let item = Item::deserialize(Value::Object(tagged)).map_err(|e| field_error(path, &e))?;
     if let Item::FunctionCall { arguments, .. } = &item
         && !arguments.trim().is_empty()
-        && !matches!(serde_json::from_str::<Value>(arguments), Ok(Value::Object(_)))
+        && !matches!(
+            serde_json::from_str::<Value>(arguments),
+            Ok(Value::Object(_))
+        )
     {
         let param = format!("{path}.arguments");
         return Err(GatewayError::invalid_param(
@@ -333,8 +344,14 @@ pub fn prepare(
     for (name, value) in [
         ("temperature", fields.temperature.map(Value::from)),
         ("top_p", fields.top_p.map(Value::from)),
-        ("max_completion_tokens", fields.max_output_tokens.map(Value::from)),
-        ("parallel_tool_calls", fields.parallel_tool_calls.map(Value::from)),
+        (
+            "max_completion_tokens",
+            fields.max_output_tokens.map(Value::from),
+        ),
+        (
+            "parallel_tool_calls",
+            fields.parallel_tool_calls.map(Value::from),
+        ),
     ] {
         if let Some(value) = value {
             chat.insert(name.into(), value);
@@ -396,7 +413,10 @@ fn conversation_messages(
                     "function": {"name": name, "arguments": arguments},
                 });
                 let last = messages.last_mut().filter(|_| open_calls);
-                match last.and_then(|m| m.get_mut("tool_calls")).and_then(Value::as_array_mut) {
+                match last
+                    .and_then(|m| m.get_mut("tool_calls"))
+                    .and_then(Value::as_array_mut)
+                {
                     Some(tool_calls) => tool_calls.push(call),
                     None => messages.push(json!({
                         "role": "assistant",
@@ -521,8 +541,13 @@ fn chat_tool_choice(choice: &Value) -> Result<Value, GatewayError> {
         )
     };
     let named = |tool: &Value| -> Result<Value, GatewayError> {
-        match (tool.get("type").and_then(Value::as_str), tool.get("name").and_then(Value::as_str)) {
-            (Some("function"), Some(name)) => Ok(json!({"type": "function", "function": {"name": name}})),
+        match (
+            tool.get("type").and_then(Value::as_str),
+            tool.get("name").and_then(Value::as_str),
+        ) {
+            (Some("function"), Some(name)) => {
+                Ok(json!({"type": "function", "function": {"name": name}}))
+            }
             _ => Err(invalid()),
         }
     };
@@ -533,7 +558,10 @@ fn chat_tool_choice(choice: &Value) -> Result<Value, GatewayError> {
         Value::Object(object) => match object.get("type").and_then(Value::as_str) {
             Some("function") => named(choice),
             Some("allowed_tools") => {
-                let mode = object.get("mode").cloned().unwrap_or_else(|| Value::from("auto"));
+                let mode = object
+                    .get("mode")
+                    .cloned()
+                    .unwrap_or_else(|| Value::from("auto"));
                 let tools = object
                     .get("tools")
                     .and_then(Value::as_array)
@@ -541,7 +569,9 @@ fn chat_tool_choice(choice: &Value) -> Result<Value, GatewayError> {
                     .iter()
                     .map(named)
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}}))
+                Ok(
+                    json!({"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": tools}}),
+                )
             }
             Some(kind) => Err(GatewayError::invalid_param(
                 format!(

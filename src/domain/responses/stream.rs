@@ -213,7 +213,12 @@ impl ResponsesSsePipeline {
         if let Some(text) = delta.reasoning_content.filter(|t| !t.is_empty()) {
             if !matches!(self.open, Some(Open::Reasoning { .. })) {
                 self.close(out);
-                self.open_item(Open::Reasoning { text: String::new() }, out);
+                self.open_item(
+                    Open::Reasoning {
+                        text: String::new(),
+                    },
+                    out,
+                );
             }
             let (item_id, output_index) = self.open_ids("rs");
             if let Some(Open::Reasoning { text: all }) = self.open.as_mut() {
@@ -360,7 +365,8 @@ impl ResponsesSsePipeline {
         let item = match open {
             Open::Reasoning { text } => {
                 let item_id = self.meta.item_id("rs", output_index);
-                let ids = json!({"item_id": item_id, "output_index": output_index, "summary_index": 0});
+                let ids =
+                    json!({"item_id": item_id, "output_index": output_index, "summary_index": 0});
                 self.emit(
                     "response.reasoning_summary_text.done",
                     with(&ids, "text", json!(text)),
@@ -375,7 +381,8 @@ impl ResponsesSsePipeline {
             }
             Open::Message { text, annotations } => {
                 let item_id = self.meta.item_id("msg", output_index);
-                let ids = json!({"item_id": item_id, "output_index": output_index, "content_index": 0});
+                let ids =
+                    json!({"item_id": item_id, "output_index": output_index, "content_index": 0});
                 let mut done = with(&ids, "text", json!(text));
                 done["logprobs"] = json!([]);
                 self.emit("response.output_text.done", done, out);
@@ -383,7 +390,11 @@ impl ResponsesSsePipeline {
                     text: text.clone(),
                     annotations: annotations.clone(),
                 };
-                self.emit("response.content_part.done", with(&ids, "part", json!(part)), out);
+                self.emit(
+                    "response.content_part.done",
+                    with(&ids, "part", json!(part)),
+                    out,
+                );
                 message_item(&self.meta, output_index, text, annotations)
             }
             Open::Call {

@@ -33,14 +33,24 @@ fn ctx() -> ChatContext {
 
 #[test]
 fn a_string_input_is_one_user_message_after_the_instructions() {
-    let parsed = parse(&json!({"model": "m", "input": "hello", "instructions": "Be brief."})).unwrap();
+    let parsed =
+        parse(&json!({"model": "m", "input": "hello", "instructions": "Be brief."})).unwrap();
     assert!(parsed.store, "store defaults to true");
     let prepared = prepare(parsed, Vec::new()).unwrap();
-    let roles: Vec<_> = prepared.chat.messages.iter().map(ChatMessage::role).collect();
+    let roles: Vec<_> = prepared
+        .chat
+        .messages
+        .iter()
+        .map(ChatMessage::role)
+        .collect();
     assert_eq!(roles.len(), 2);
     assert_eq!(roles[0].as_str(), "system");
     assert_eq!(roles[1].as_str(), "user");
-    assert_eq!(prepared.conversation.len(), 1, "instructions are not part of the conversation");
+    assert_eq!(
+        prepared.conversation.len(),
+        1,
+        "instructions are not part of the conversation"
+    );
 }
 
 #[test]
@@ -49,11 +59,23 @@ fn bad_input_names_the_field() {
         (json!({"input": "x"}), "model"),
         (json!({"model": 5, "input": "x"}), "model"),
         (json!({"model": "m", "input": 5}), "input"),
-        (json!({"model": "m", "input": [{"type": "bogus"}]}), "input[0].type"),
-        (json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_audio"}]}]}), "input[0].content[0].type"),
-        (json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{nope"}]}), "input[0].arguments"),
+        (
+            json!({"model": "m", "input": [{"type": "bogus"}]}),
+            "input[0].type",
+        ),
+        (
+            json!({"model": "m", "input": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
+            "input[0].content[0].type",
+        ),
+        (
+            json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{nope"}]}),
+            "input[0].arguments",
+        ),
         (json!({"model": "m", "input": "x", "store": "yes"}), "store"),
-        (json!({"model": "m", "input": "x", "background": true}), "background"),
+        (
+            json!({"model": "m", "input": "x", "background": true}),
+            "background",
+        ),
     ];
     for (body, want) in cases {
         let err = parse(&body).expect_err(&body.to_string());
@@ -64,7 +86,8 @@ fn bad_input_names_the_field() {
 
 #[test]
 fn built_in_tools_and_orphan_outputs_are_refused() {
-    let parsed = parse(&json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]})).unwrap();
+    let parsed =
+        parse(&json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]})).unwrap();
     let err = prepare(parsed, Vec::new()).unwrap_err();
     assert_eq!(param(&err).as_deref(), Some("tools[0].type"));
     assert!(err.client_message().contains("web_search"));
@@ -115,11 +138,18 @@ fn a_tool_loop_continues_the_history_as_chat_messages() {
     let chat = serde_json::to_value(&prepared.chat).unwrap();
     let messages = chat["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 4, "{messages:?}");
-    assert_eq!(messages[1]["tool_calls"].as_array().unwrap().len(), 2, "parallel calls are one turn");
+    assert_eq!(
+        messages[1]["tool_calls"].as_array().unwrap().len(),
+        2,
+        "parallel calls are one turn"
+    );
     assert_eq!(messages[1]["tool_calls"][0]["id"], "call_1__thought__c2ln");
     assert_eq!(messages[2]["role"], "tool");
     assert_eq!(chat["tools"][0]["function"]["name"], "get_weather");
-    assert_eq!(chat["tool_choice"], json!({"type": "function", "function": {"name": "get_weather"}}));
+    assert_eq!(
+        chat["tool_choice"],
+        json!({"type": "function", "function": {"name": "get_weather"}})
+    );
     assert_eq!(prepared.conversation.len(), 6);
 }
 
@@ -141,7 +171,13 @@ fn text_format_and_reasoning_map_to_chat() {
 
 /// Gemini SSE bytes of the given responses.
 fn sse(events: &[Value]) -> Vec<u8> {
-    events.iter().map(|e| format!("data: {e}\r\n\r\n")).collect::<String>().into_bytes()
+    let mut out = String::new();
+    for e in events {
+        out.push_str("data: ");
+        out.push_str(&e.to_string());
+        out.push_str("\r\n\r\n");
+    }
+    out.into_bytes()
 }
 
 fn events(bytes: &[u8]) -> Vec<Value> {
@@ -192,7 +228,10 @@ fn a_stream_follows_the_documented_event_order() {
             "response.completed",
         ]
     );
-    let seqs: Vec<u64> = events.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence_number"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
     let done = done.expect("a finished stream has a response to store");
     assert_eq!(done.status, "completed");
@@ -202,7 +241,13 @@ fn a_stream_follows_the_documented_event_order() {
     assert_eq!(last["response"]["usage"]["total_tokens"], 7);
     let call = &last["response"]["output"][2];
     assert_eq!(call["type"], "function_call");
-    assert!(call["call_id"].as_str().unwrap().ends_with("__thought__c2ln"), "{call}");
+    assert!(
+        call["call_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("__thought__c2ln"),
+        "{call}"
+    );
     assert_eq!(call["arguments"], "{\"a\":1}");
 }
 
@@ -229,7 +274,10 @@ fn a_length_cut_is_incomplete() {
     .unwrap();
     let out = from_chat(chat, &meta());
     assert_eq!(out.status, "incomplete");
-    assert_eq!(out.incomplete_details, Some(json!({"reason": "max_output_tokens"})));
+    assert_eq!(
+        out.incomplete_details,
+        Some(json!({"reason": "max_output_tokens"}))
+    );
     assert_eq!(out.usage.unwrap().output_tokens, 2);
 }
 

@@ -4,4 +4,5 @@
 pub mod gemini;
 pub mod health;
 pub mod openai;
+pub mod responses;
 pub mod usage;
