@@ -281,7 +281,7 @@ mod tests {
                     .to_owned()
             })
             .collect();
-        assert_eq!(names.len(), 14, "{names:?}");
+        assert_eq!(names.len(), 15, "{names:?}");
     }
 
     #[test]

@@ -19,7 +19,9 @@ mod tests;
 
 pub use items::{ContentItem, Item, ItemContent, MessageRole, SummaryText};
 pub use output::{ResponseObject, ResponseUsage, deleted, from_chat, not_found, scope_of};
-pub use request::{Echo, ParsedResponses, PreparedResponses, parse_request, prepare};
+pub use request::{
+    Echo, ParsedResponses, PreparedResponses, conversation_from_json, parse_request, prepare,
+};
 pub use stream::ResponsesSsePipeline;
 
 /// What a response object says of itself besides its output, fixed when the request arrives.

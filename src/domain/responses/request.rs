@@ -9,9 +9,10 @@ use serde_json::{Map, Value, json};
 use super::items::{CONTENT_TYPES, ContentItem, ITEM_TYPES, Item, ItemContent, MessageRole};
 use crate::domain::error::GatewayError;
 use crate::domain::openai::{ChatCompletionRequest, ReasoningEffort};
+use crate::domain::translate::chat::parse_chat_request;
 use crate::domain::translate::order::KeyOrders;
 use crate::domain::translate::{
-    Check, check, field_error, first_field_error, json_object, required,
+    Check, check, field_error, first_field_error, json_kind, json_object, required,
 };
 
 /// A parsed `POST /v1/responses` body.
@@ -133,6 +134,15 @@ pub fn parse_request(body: &[u8]) -> Result<ParsedResponses, GatewayError> {
     }
     if let Some(err) = first_field_error(&object, TOP_LEVEL_FIELDS, "") {
         return Err(err);
+    }
+    // serde reads a struct from an array too; these must be objects.
+    for field in ["text", "reasoning"] {
+        if let Some(value) = object.get(field).filter(|v| !v.is_null() && !v.is_object()) {
+            return Err(GatewayError::invalid_param(
+                format!("{field}: expected an object, not {}", json_kind(value)),
+                field,
+            ));
+        }
     }
     for (field, why) in UNSUPPORTED {
         match object.get(*field) {
@@ -257,6 +267,21 @@ fn parse_item(value: &Value, path: &str) -> Result<Item, GatewayError> {
     Ok(item)
 }
 
+/// A stored conversation (a JSON array of items) read back.
+pub fn conversation_from_json(json: &str) -> Result<Vec<Item>, GatewayError> {
+    let broken = |e: serde_json::Error| GatewayError::Internal(format!("stored conversation: {e}"));
+    match serde_json::from_str::<Value>(json).map_err(broken)? {
+        // Item by item from a `Value`, as input items are read: one deserializer for both.
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| Item::deserialize(item).map_err(broken))
+            .collect(),
+        _ => Err(GatewayError::Internal(
+            "stored conversation: not an array".into(),
+        )),
+    }
+}
+
 /// Values echoed into error messages are clipped.
 fn clip(s: &str) -> String {
     s.chars().take(64).collect()
@@ -357,8 +382,9 @@ pub fn prepare(
             chat.insert(name.into(), value);
         }
     }
-    let mut chat = ChatCompletionRequest::deserialize(Value::Object(chat))
-        .map_err(|e| GatewayError::invalid(format!("invalid request: {e}")))?;
+    // Through the chat parser itself (bytes, as a chat body arrives): one deserializer for
+    // both surfaces in the worker, and the same checks.
+    let mut chat = parse_chat_request(Value::Object(chat).to_string().as_bytes())?;
     chat.key_orders = key_orders;
     let summary = reasoning.summary.or(reasoning.generate_summary);
     let echo = Echo {

@@ -93,9 +93,7 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
                     "previous_response_id",
                 ));
             };
-            serde_json::from_str(&conversation).map_err(|e| {
-                GatewayError::Internal(format!("stored conversation of {previous}: {e}"))
-            })?
+            responses::conversation_from_json(&conversation)?
         }
     };
     parsed.model = models::resolve(app, &snap, &parsed.model, suffixless).await?;
