@@ -710,6 +710,7 @@ export default {
   'ops.count.rollups': 'hourly rollups',
   'ops.count.minute_rollups': 'minute rollups',
   'ops.count.health_rows': 'health rows',
+  'ops.count.responses': 'stored responses',
   'keys.viewArchive': 'Archive',
   'archive.intro': 'Keys that stayed invalid for longer than archive_invalid_after_days (Settings) leave the pool and wait here: restore them to try again, or purge them for good.',
   'archive.selectAll': 'Select all',

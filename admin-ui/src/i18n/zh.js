@@ -710,6 +710,7 @@ export default {
   'ops.count.rollups': '小时汇总',
   'ops.count.minute_rollups': '分钟汇总',
   'ops.count.health_rows': '健康记录',
+  'ops.count.responses': '已存储响应',
   'keys.viewArchive': '归档',
   'archive.intro': '无效时间超过 archive_invalid_after_days 天（见“设置”）的密钥会移出密钥池、存放在这里：可以恢复后重试，也可以彻底清除。',
   'archive.selectAll': '全选',

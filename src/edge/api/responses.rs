@@ -117,6 +117,7 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
         chat::fill_remote_media(&mut chat_prepared.body, fetched);
     }
     let model = upstream_model(&chat_prepared.upstream_model)?;
+    let adjusted = chat_prepared.adjustments.join(", ");
     let stream = chat_prepared.stream;
     let request = generate_request(app, model, &chat_prepared.body, stream)?;
     let tail = random_tail();
@@ -145,7 +146,8 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
         .map_err(|e| openai_error(e, &client_model))?;
     if stream {
         let pipeline = ResponsesSsePipeline::new(ctx, meta);
-        return sse_response(app, &snap, ticket, ok, pipeline, keep);
+        let resp = sse_response(app, &snap, ticket, ok, pipeline, keep)?;
+        return with_adjusted(resp, &adjusted);
     }
     let key_id = ok.key_id.clone();
     let answer: GenerateContentResponse = ticket.check(ok.json())?;
@@ -159,7 +161,15 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
     if let Some(keep) = keep {
         keep.store(&response).await;
     }
-    render::json(200, &response)
+    with_adjusted(render::json(200, &response)?, &adjusted)
+}
+
+/// Lists every request value moved to what the model accepts, as chat completions do.
+fn with_adjusted(resp: Response, adjusted: &str) -> HandlerResult {
+    if !adjusted.is_empty() {
+        resp.headers().set("x-gemgate-adjusted", adjusted)?;
+    }
+    Ok(resp)
 }
 
 pub async fn retrieve(app: &App, caller: &Caller, id: &str) -> HandlerResult {
