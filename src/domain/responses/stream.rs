@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 
 use super::ResponseMeta;
-use super::items::{ContentItem, Item, ItemContent, MessageRole, SummaryText};
+use super::items::{Item, ItemContent, MessageRole};
 use super::output::{
     ResponseObject, ResponseUsage, annotation, call_item, message_item, reasoning_item,
 };
@@ -22,6 +22,7 @@ use crate::domain::quota::Usage;
 use crate::domain::sse::SseDecoder;
 use crate::domain::translate::chat::ChatContext;
 use crate::domain::translate::stream::{ChatStreamTranslator, event_too_large, parse_event};
+use crate::domain::translate::to_json;
 
 /// Upstream SSE bytes in, Responses SSE bytes out.
 #[derive(Debug)]
@@ -144,7 +145,7 @@ impl ResponsesSsePipeline {
             "response.completed"
         };
         let response = self.response.clone();
-        self.emit(kind, json!({ "response": response }), &mut out);
+        self.emit_response(kind, &mut out);
         self.ended = true;
         (out.into_bytes(), Some(response))
     }
@@ -164,15 +165,13 @@ impl ResponsesSsePipeline {
         if std::mem::replace(&mut self.started, true) {
             return;
         }
-        let response = json!({ "response": self.response });
-        self.emit("response.created", response.clone(), out);
-        self.emit("response.in_progress", response, out);
+        self.emit_response("response.created", out);
+        self.emit_response("response.in_progress", out);
     }
 
     fn fail_into(&mut self, err: &GatewayError, out: &mut String) {
         self.response.fail(err);
-        let response = json!({ "response": self.response });
-        self.emit("response.failed", response, out);
+        self.emit_response("response.failed", out);
         self.ended = true;
     }
 
@@ -226,7 +225,7 @@ impl ResponsesSsePipeline {
             }
             self.emit(
                 "response.reasoning_summary_text.delta",
-                json!({"item_id": item_id, "output_index": output_index, "summary_index": 0, "delta": text}),
+                &json!({"item_id": item_id, "output_index": output_index, "summary_index": 0, "delta": text}),
                 out,
             );
         }
@@ -247,7 +246,7 @@ impl ResponsesSsePipeline {
             }
             self.emit(
                 "response.output_text.delta",
-                json!({"item_id": item_id, "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
+                &json!({"item_id": item_id, "output_index": output_index, "content_index": 0, "delta": text, "logprobs": []}),
                 out,
             );
         }
@@ -289,7 +288,7 @@ impl ResponsesSsePipeline {
             }
             self.emit(
                 "response.function_call_arguments.delta",
-                json!({"item_id": item_id, "output_index": output_index, "delta": arguments}),
+                &json!({"item_id": item_id, "output_index": output_index, "delta": arguments}),
                 out,
             );
         }
@@ -341,15 +340,11 @@ impl ResponsesSsePipeline {
             ),
         };
         let item_id = item_id(&item);
-        self.emit(
-            "response.output_item.added",
-            json!({"output_index": output_index, "item": item}),
-            out,
-        );
+        self.emit_item("response.output_item.added", output_index, &item, out);
         if let Some((kind, index_name, part)) = part {
             self.emit(
                 kind,
-                json!({"item_id": item_id, "output_index": output_index, index_name: 0, "part": part}),
+                &json!({"item_id": item_id, "output_index": output_index, index_name: 0, "part": part}),
                 out,
             );
         }
@@ -369,12 +364,12 @@ impl ResponsesSsePipeline {
                     json!({"item_id": item_id, "output_index": output_index, "summary_index": 0});
                 self.emit(
                     "response.reasoning_summary_text.done",
-                    with(&ids, "text", json!(text)),
+                    &with(&ids, "text", json!(text)),
                     out,
                 );
                 self.emit(
                     "response.reasoning_summary_part.done",
-                    with(&ids, "part", json!(SummaryText::new(text.clone()))),
+                    &with(&ids, "part", json!({"type": "summary_text", "text": text})),
                     out,
                 );
                 reasoning_item(&self.meta, output_index, text)
@@ -385,16 +380,9 @@ impl ResponsesSsePipeline {
                     json!({"item_id": item_id, "output_index": output_index, "content_index": 0});
                 let mut done = with(&ids, "text", json!(text));
                 done["logprobs"] = json!([]);
-                self.emit("response.output_text.done", done, out);
-                let part = ContentItem::OutputText {
-                    text: text.clone(),
-                    annotations: annotations.clone(),
-                };
-                self.emit(
-                    "response.content_part.done",
-                    with(&ids, "part", json!(part)),
-                    out,
-                );
+                self.emit("response.output_text.done", &done, out);
+                let part = json!({"type": "output_text", "text": text, "annotations": annotations});
+                self.emit("response.content_part.done", &with(&ids, "part", part), out);
                 message_item(&self.meta, output_index, text, annotations)
             }
             Open::Call {
@@ -406,7 +394,7 @@ impl ResponsesSsePipeline {
                 let item_id = self.meta.item_id("fc", output_index);
                 self.emit(
                     "response.function_call_arguments.done",
-                    json!({"item_id": item_id, "output_index": output_index, "name": name, "arguments": arguments}),
+                    &json!({"item_id": item_id, "output_index": output_index, "name": name, "arguments": arguments}),
                     out,
                 );
                 call_item(
@@ -421,26 +409,47 @@ impl ResponsesSsePipeline {
                 )
             }
         };
-        self.emit(
-            "response.output_item.done",
-            json!({"output_index": output_index, "item": item}),
-            out,
-        );
+        self.emit_item("response.output_item.done", output_index, &item, out);
         self.response.output.push(item);
     }
 
     /// One event: `event: <type>` and its JSON with `type` and `sequence_number`.
-    fn emit(&mut self, kind: &str, mut body: Value, out: &mut String) {
-        if let Some(object) = body.as_object_mut() {
-            object.insert("type".to_owned(), Value::from(kind));
-            object.insert("sequence_number".to_owned(), Value::from(self.seq));
-        }
-        self.seq += 1;
+    fn emit(&mut self, kind: &str, body: &Value, out: &mut String) {
+        self.emit_json(kind, &body.to_string(), out);
+    }
+
+    /// An event carrying the response object as it stands.
+    fn emit_response(&mut self, kind: &str, out: &mut String) {
+        let body = format!("{{\"response\":{}}}", to_json(&self.response));
+        self.emit_json(kind, &body, out);
+    }
+
+    fn emit_item(&mut self, kind: &str, output_index: usize, item: &Item, out: &mut String) {
+        let body = format!(
+            "{{\"output_index\":{output_index},\"item\":{}}}",
+            to_json(item)
+        );
+        self.emit_json(kind, &body, out);
+    }
+
+    /// Writes `object` (JSON object text) with `type` and `sequence_number` first. Items and
+    /// the response object are serialized straight to text, as they are for a JSON answer and
+    /// for storage, so the worker carries one serializer of each.
+    fn emit_json(&mut self, kind: &str, object: &str, out: &mut String) {
+        let rest = object.strip_prefix('{').unwrap_or("}");
+        let kind_json = Value::from(kind).to_string();
         out.push_str("event: ");
         out.push_str(kind);
-        out.push_str("\ndata: ");
-        out.push_str(&body.to_string());
+        out.push_str("\ndata: {\"type\":");
+        out.push_str(&kind_json);
+        out.push_str(",\"sequence_number\":");
+        out.push_str(&self.seq.to_string());
+        if rest != "}" {
+            out.push(',');
+        }
+        out.push_str(rest);
         out.push_str("\n\n");
+        self.seq += 1;
     }
 }
 

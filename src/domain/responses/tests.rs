@@ -288,3 +288,56 @@ fn scopes_differ_per_user_and_static_tokens_share_one() {
     assert_ne!(scope_of(Some("u_1")), scope_of(None));
     assert_eq!(not_found("resp_x").status(), 404);
 }
+
+#[test]
+fn output_items_sent_back_as_input_continue_statelessly() {
+    let chat: crate::domain::openai::ChatCompletion = serde_json::from_value(json!({
+        "id": "chatcmpl-abc", "object": "chat.completion", "created": 7, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": "Let me look.", "reasoning_content": "thinking",
+            "tool_calls": [{"id": "call_1__thought__c2ln", "type": "function",
+                            "function": {"name": "f", "arguments": "{\"a\":1}"}}]}}]
+    }))
+    .unwrap();
+    let first = from_chat(chat, &meta());
+    let kinds: Vec<_> = first
+        .output
+        .iter()
+        .map(|item| serde_json::to_value(item).unwrap()["type"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [json!("reasoning"), json!("message"), json!("function_call")]
+    );
+    // What an SDK client does: the whole output, then the tool's result, as the next input.
+    let mut input: Vec<Value> = first
+        .output
+        .iter()
+        .map(|item| serde_json::to_value(item).unwrap())
+        .collect();
+    input.insert(0, json!({"role": "user", "content": "go"}));
+    input.push(
+        json!({"type": "function_call_output", "call_id": "call_1__thought__c2ln", "output": "42"}),
+    );
+    let parsed = parse(&json!({"model": "m", "input": input})).unwrap();
+    let chat = serde_json::to_value(prepare(parsed, Vec::new()).unwrap().chat).unwrap();
+    let roles: Vec<_> = chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].clone())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            json!("user"),
+            json!("assistant"),
+            json!("assistant"),
+            json!("tool")
+        ]
+    );
+    assert_eq!(
+        chat["messages"][2]["tool_calls"][0]["id"],
+        "call_1__thought__c2ln"
+    );
+}
