@@ -73,6 +73,9 @@ pub struct Settings {
     pub default_max_output_tokens: u64,
     /// Hourly usage rollups older than this are deleted by cron (400 days).
     pub rollup_retention_days: u32,
+    /// How long a stored Responses API response can be retrieved and continued
+    /// (`previous_response_id`) before cron deletes it (30 days; 1–3650).
+    pub responses_ttl_days: u32,
     /// Model-name suffixes listed in `/v1/models` after each model that thinks, e.g.
     /// `["-search", "-nothinking"]` (none by default; suffixes work whether listed or not).
     pub model_variants: Vec<String>,
@@ -121,6 +124,7 @@ impl Default for Settings {
             quota_timezone: "UTC".to_owned(),
             default_max_output_tokens: 8_192,
             rollup_retention_days: 400,
+            responses_ttl_days: 30,
             model_variants: Vec::new(),
             admin_session_hours: 12,
             admin_login_global_limit: 50,
@@ -193,6 +197,12 @@ impl Settings {
         check(
             "rollup_retention_days",
             u64::from(self.rollup_retention_days),
+            1,
+            3_650,
+        )?;
+        check(
+            "responses_ttl_days",
+            u64::from(self.responses_ttl_days),
             1,
             3_650,
         )?;
@@ -529,6 +539,7 @@ mod tests {
         assert_eq!(s.max_body_bytes, 20 * 1024 * 1024);
         assert_eq!(s.models_cache_ttl_secs, 600);
         assert_eq!(s.log_retention_days, 30);
+        assert_eq!(s.responses_ttl_days, 30);
         assert!(!s.include_thoughts);
         assert!(s.validate().is_ok());
         assert_eq!(s.policy(), PoolPolicy::default());
@@ -645,6 +656,8 @@ mod tests {
                 "upstream_timeout_ms",
             ),
             (json!({"log_retention_days": 0}), "log_retention_days"),
+            (json!({"responses_ttl_days": 0}), "responses_ttl_days"),
+            (json!({"responses_ttl_days": 3651}), "responses_ttl_days"),
             (json!({"circuit_open_ms": 86_400_001}), "circuit_open_ms"),
         ] {
             let err = s.apply_patch(&patch).unwrap_err();

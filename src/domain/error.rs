@@ -22,6 +22,8 @@ pub enum GatewayError {
     RouteNotFound(String),
     /// The model does not exist upstream or is not served (404).
     ModelNotFound(String),
+    /// A stored object (a response) that does not exist for this caller (404).
+    NotFound(String),
     /// The route exists but not for this method (405).
     MethodNotAllowed(String),
     /// The request body exceeds the cap (413).
@@ -79,7 +81,7 @@ impl GatewayError {
             Self::InvalidRequest { .. } => 400,
             Self::Unauthorized(_) => 401,
             Self::Forbidden(_) => 403,
-            Self::RouteNotFound(_) | Self::ModelNotFound(_) => 404,
+            Self::RouteNotFound(_) | Self::ModelNotFound(_) | Self::NotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
             Self::PayloadTooLarge { .. } => 413,
             Self::RateLimited { .. } => 429,
@@ -98,6 +100,7 @@ impl GatewayError {
             | Self::Unauthorized(message)
             | Self::Forbidden(message)
             | Self::RouteNotFound(message)
+            | Self::NotFound(message)
             | Self::MethodNotAllowed(message)
             | Self::RateLimited { message, .. }
             | Self::Upstream { message, .. }
@@ -121,6 +124,7 @@ impl GatewayError {
             Self::InvalidRequest { .. }
             | Self::RouteNotFound(_)
             | Self::ModelNotFound(_)
+            | Self::NotFound(_)
             | Self::MethodNotAllowed(_)
             | Self::PayloadTooLarge { .. } => "invalid_request_error",
             Self::Unauthorized(_) => "authentication_error",
@@ -149,7 +153,7 @@ impl GatewayError {
     /// The `error.code` of an `OpenAI` error.
     pub fn openai_code(&self) -> Option<&'static str> {
         match self {
-            Self::InvalidRequest { .. } | Self::Upstream { .. } => None,
+            Self::InvalidRequest { .. } | Self::Upstream { .. } | Self::NotFound(_) => None,
             Self::Forbidden(_) => Some("forbidden"),
             Self::Unauthorized(_) => Some("invalid_api_key"),
             Self::RouteNotFound(_) => Some("unknown_url"),
@@ -180,7 +184,7 @@ impl GatewayError {
             Self::InvalidRequest { .. } | Self::PayloadTooLarge { .. } => "INVALID_ARGUMENT",
             Self::Unauthorized(_) => "UNAUTHENTICATED",
             Self::Forbidden(_) => "PERMISSION_DENIED",
-            Self::RouteNotFound(_) | Self::ModelNotFound(_) => "NOT_FOUND",
+            Self::RouteNotFound(_) | Self::ModelNotFound(_) | Self::NotFound(_) => "NOT_FOUND",
             Self::MethodNotAllowed(_) => "UNIMPLEMENTED",
             Self::RateLimited { .. } => "RESOURCE_EXHAUSTED",
             Self::Upstream {

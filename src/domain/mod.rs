@@ -28,6 +28,7 @@ pub mod pipe;
 pub mod projects;
 pub mod quota;
 pub mod render;
+pub mod responses;
 pub mod route;
 pub mod schedule;
 pub mod sealed;

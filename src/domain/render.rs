@@ -174,6 +174,13 @@ mod tests {
                 "UNAVAILABLE",
             ),
             (
+                GatewayError::NotFound("Response with id 'resp_x' not found.".into()),
+                404,
+                "invalid_request_error",
+                None,
+                "NOT_FOUND",
+            ),
+            (
                 GatewayError::BadGateway("broken".into()),
                 502,
                 "api_error",
@@ -248,6 +255,7 @@ mod tests {
             | GatewayError::Forbidden(_)
             | GatewayError::RouteNotFound(_)
             | GatewayError::ModelNotFound(_)
+            | GatewayError::NotFound(_)
             | GatewayError::MethodNotAllowed(_)
             | GatewayError::PayloadTooLarge { .. }
             | GatewayError::RateLimited { .. }
@@ -293,7 +301,7 @@ mod tests {
                     .to_owned()
             })
             .collect();
-        assert_eq!(names.len(), 14, "{names:?}");
+        assert_eq!(names.len(), 15, "{names:?}");
     }
 
     #[test]

@@ -104,6 +104,12 @@ pub enum OpenAiRoute {
     /// `OpenAI`'s legacy billing endpoints that chat apps poll for a balance.
     BillingSubscription,
     BillingUsage,
+    /// `POST /v1/responses`: the Responses API.
+    CreateResponse,
+    /// `GET /v1/responses/{id}`: a stored response of the caller's key.
+    GetResponse(String),
+    /// `DELETE /v1/responses/{id}`.
+    DeleteResponse(String),
 }
 
 /// Anthropic's Messages API, at `/v1/messages…` and `/anthropic/v1/messages…`.
@@ -385,6 +391,7 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
         "/v1/messages/count_tokens" | "/anthropic/v1/messages/count_tokens" => {
             Some(post(Route::Anthropic(AnthropicRoute::CountTokens)))
         }
+        "/v1/responses" | "/responses" => Some(post(Route::OpenAi(O::CreateResponse))),
         "/admin" | "/admin/" | "/admin/index.html" => Some(get(Route::Public(P::AdminPage))),
         "/v1/usage" => Some(get(Route::OpenAi(O::Usage))),
         "/usage" | "/usage/" => Some(get(Route::Public(P::UsagePage))),
@@ -410,6 +417,9 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
     }
     if path.starts_with("/admin/") {
         return Some(get(Route::Public(P::AdminPage)));
+    }
+    if let Some(id) = path.strip_prefix("/v1/responses/") {
+        return stored_response(id);
     }
     native_or_models(path, hints)
 }
@@ -478,6 +488,23 @@ fn admin_api(rest: &str) -> Option<Matched> {
         ["accounts", _, "quota"] if plain(1) => methods(vec![("GET", A::AccountQuota(id(1)))]),
         _ => return None,
     })
+}
+
+/// `/v1/responses/{id}`: read (GET, HEAD) or delete one stored response. An id that is not
+/// one plain segment is no route.
+fn stored_response(id: &str) -> Option<Matched> {
+    if !valid_segment(id) {
+        return None;
+    }
+    let get = || Route::OpenAi(OpenAiRoute::GetResponse(id.to_owned()));
+    Some(Matched::Methods(vec![
+        ("GET", get()),
+        ("HEAD", get()),
+        (
+            "DELETE",
+            Route::OpenAi(OpenAiRoute::DeleteResponse(id.to_owned())),
+        ),
+    ]))
 }
 
 fn native_or_models(path: &str, hints: Hints) -> Option<Matched> {
@@ -619,6 +646,37 @@ mod tests {
         let unknown = post("/anthropic/v1/nothing").unwrap_err();
         assert_eq!(unknown.surface, Surface::Anthropic);
         assert_eq!(unknown.error.status(), 404);
+    }
+
+    #[test]
+    fn responses_routes_resolve_with_client_access() {
+        use OpenAiRoute as O;
+        for path in ["/v1/responses", "/responses", "/openai/v1/responses"] {
+            let route = post(path).unwrap();
+            assert_eq!(route, Route::OpenAi(O::CreateResponse), "{path}");
+            assert_eq!(route.access(), Access::Client);
+        }
+        assert_eq!(
+            get("/v1/responses/resp_abc"),
+            Ok(Route::OpenAi(O::GetResponse("resp_abc".into())))
+        );
+        assert_eq!(
+            resolve("DELETE", "/v1/responses/resp_abc", Hints::default()),
+            Ok(Route::OpenAi(O::DeleteResponse("resp_abc".into())))
+        );
+        let wrong = post("/v1/responses/resp_abc").unwrap_err();
+        assert_eq!(wrong.allow.as_deref(), Some("GET, HEAD, DELETE"));
+        assert_eq!(wrong.surface, Surface::OpenAi);
+        let wrong = get("/v1/responses").unwrap_err();
+        assert_eq!(wrong.error.status(), 405);
+        for bad in [
+            "/v1/responses/a/b",
+            "/v1/responses/..",
+            "/v1/responses/%2e%2e",
+            "/v1/responses/",
+        ] {
+            assert_eq!(get(bad).unwrap_err().error.status(), 404, "{bad}");
+        }
     }
 
     #[test]

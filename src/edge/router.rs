@@ -77,7 +77,7 @@ fn preflight(req: &Request) -> Result<Response> {
         });
     let headers = Headers::new();
     headers.set("access-control-allow-origin", "*")?;
-    headers.set("access-control-allow-methods", "GET, POST, OPTIONS")?;
+    headers.set("access-control-allow-methods", "GET, POST, DELETE, OPTIONS")?;
     headers.set("access-control-allow-headers", &requested)?;
     headers.set("access-control-max-age", "86400")?;
     Ok(Response::empty()?.with_status(204).with_headers(headers))
@@ -219,6 +219,9 @@ async fn serve(
                 OpenAiRoute::Usage => api::usage::usage(app, caller).await,
                 OpenAiRoute::BillingSubscription => api::usage::subscription(app, caller).await,
                 OpenAiRoute::BillingUsage => api::usage::billing_usage(app, caller, url).await,
+                OpenAiRoute::CreateResponse => api::responses::create(app, caller, req).await,
+                OpenAiRoute::GetResponse(id) => api::responses::retrieve(app, caller, &id).await,
+                OpenAiRoute::DeleteResponse(id) => api::responses::delete(app, caller, &id).await,
             }
         }
         Route::Gemini(route) => {

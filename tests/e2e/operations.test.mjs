@@ -256,7 +256,7 @@ test('the job history records each run of each job, with its counts', async () =
     assert.equal(typeof job.last.counts, 'object');
   }
   assert.deepEqual(Object.keys(jobs.find((j) => j.name === 'retention').last.counts).sort(),
-    ['health_rows', 'log_rows', 'minute_rollups', 'rollups']);
+    ['health_rows', 'log_rows', 'minute_rollups', 'responses', 'rollups']);
   assert.deepEqual(Object.keys(jobs.find((j) => j.name === 'probe').last.counts).sort(),
     ['due', 'probed', 'recovered', 'still_failing']);
 });

@@ -560,7 +560,7 @@ export function generatedRows(ctx) {
   const SETTINGS = {
     uint: ['max_retries', 'server_error_demote_ms', 'circuit_breaker_failures', 'circuit_open_ms', 'rate_limit_default_cooldown_ms',
       'network_demote_ms', 'upstream_timeout_ms', 'max_body_bytes', 'models_cache_ttl_secs', 'log_retention_days',
-      'image_fetch_max_bytes', 'image_fetch_timeout_ms', 'default_max_output_tokens', 'rollup_retention_days',
+      'image_fetch_max_bytes', 'image_fetch_timeout_ms', 'default_max_output_tokens', 'rollup_retention_days', 'responses_ttl_days',
       'admin_session_hours', 'admin_login_global_limit', 'health_refresh_ms', 'fake_stream_interval_ms',
       'anti_truncation_max_attempts'],
     bool: ['include_thoughts', 'thoughts_in_content'],
@@ -630,6 +630,88 @@ export function generatedRows(ctx) {
     add({ name: `gen admin stats: ?${query}`, method: 'GET', path: `/admin/api/stats?${query}`,
       headers: admin(), status: 400, surface: ADMIN });
   }
+  rows.push(...responsesRows(ctx));
+  return rows;
+}
+
+/** The Responses API: every field with every wrong type, items the gateway cannot take, credentials, methods, paths. */
+function responsesRows(ctx) {
+  const rows = [];
+  const add = (row) => rows.push(row);
+  const { bearer, json, model } = ctx;
+  const base = { model, input: 'hi' };
+  const post = (name, body, status = 400, more = {}) => add({
+    name: `gen responses: ${name}`, method: 'POST', path: '/v1/responses', headers: { ...bearer(), ...json },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body), status, surface: OPENAI, ...more,
+  });
+  const FIELDS = {
+    model: 'string', input: 'stringOrArray', instructions: 'string', tools: 'array', text: 'object', reasoning: 'object',
+    previous_response_id: 'string', store: 'bool', stream: 'bool', temperature: 'number', top_p: 'number',
+    max_output_tokens: 'uint', parallel_tool_calls: 'bool', user: 'string', metadata: 'object',
+  };
+  for (const [field, kind] of Object.entries(FIELDS)) {
+    for (const value of WRONG[kind]) post(`${field} = ${show(value)}`, { ...base, [field]: value });
+  }
+  post('no model', { input: 'hi' }, 400, { check: (b) => paramIs(b, 'model') });
+  for (const [what, item, param] of [
+    ['an unknown item type', { type: 'computer_call_output', call_id: 'c' }, 'input[0].type'],
+    ['an item_reference', { type: 'item_reference', id: 'msg_1' }, 'input[0].type'],
+    ['an item that is a string', 'hi', 'input[0]'],
+    ['a message with an unknown role', { role: 'robot', content: 'x' }, null],
+    ['a message part of an unknown type', { role: 'user', content: [{ type: 'input_audio' }] }, 'input[0].content[0].type'],
+    ['a function_call whose arguments are not JSON', { type: 'function_call', call_id: 'c', name: 'f', arguments: '{nope' }, 'input[0].arguments'],
+    ['a function_call without a name', { type: 'function_call', call_id: 'c', arguments: '{}' }, 'input[0].name'],
+    ['a function_call_output for a call never made', { type: 'function_call_output', call_id: 'nope', output: 'r' }, 'input[0].call_id'],
+    ['an input_image by file id', { role: 'user', content: [{ type: 'input_image', file_id: 'file_1' }] }, 'input[0].content[0]'],
+  ]) post(`input: ${what}`, { model, input: [item] }, 400, param ? { check: (b) => paramIs(b, param) } : {});
+  for (const tool of ['web_search', 'web_search_preview', 'file_search', 'code_interpreter', 'computer_use_preview', 'image_generation', 'mcp']) {
+    post(`a built-in ${tool} tool`, { ...base, tools: [{ type: tool }] }, 400, { check: (b) => paramIs(b, 'tools[0].type') });
+  }
+  post('a function tool without a name', { ...base, tools: [{ type: 'function', parameters: { type: 'object' } }] });
+  post('tool_choice of a built-in tool', { ...base, tool_choice: { type: 'web_search' } });
+  post('tool_choice that is a number', { ...base, tool_choice: 3 });
+  post('text.format of an unknown type', { ...base, text: { format: { type: 'yaml' } } });
+  post('text.format json_schema without a name', { ...base, text: { format: { type: 'json_schema', schema: { type: 'object' } } } });
+  post('reasoning.effort out of range', { ...base, reasoning: { effort: 'extreme' } });
+  post('background mode', { ...base, background: true }, 400, { check: (b) => paramIs(b, 'background') });
+  post('an unknown previous_response_id', { ...base, previous_response_id: 'resp_nope' }, 400, { check: (b) => paramIs(b, 'previous_response_id') });
+  post('no input and nothing to continue', { model }, 400, { check: (b) => paramIs(b, 'input') });
+  for (const [what, body, headers] of syntaxBodies(base)) post(`body is ${what}`, body, 400, { headers: { ...bearer(), ...json, ...headers } });
+  post('body over the cap', { model, input: 'r'.repeat(ctx.bodyCap + 4096) }, 413);
+
+  const BAD_AUTH = [
+    ['no credentials', () => ({})],
+    ['an unknown bearer token', () => ({ authorization: 'Bearer sk-not-a-real-token' })],
+    ['a rotated user key', () => ({ authorization: `Bearer ${ctx.users.rotated()}` })],
+  ];
+  for (const [method, path, body] of [
+    ['POST', '/v1/responses', JSON.stringify(base)],
+    ['GET', '/v1/responses/resp_missing'],
+    ['DELETE', '/v1/responses/resp_missing'],
+  ]) {
+    for (const [what, auth] of BAD_AUTH) {
+      add({ name: `gen responses ${method} ${path}: ${what}`, method, path, headers: () => ({ ...auth(), ...(body ? json : {}) }),
+        body, status: 401, surface: OPENAI });
+    }
+  }
+  add({ name: 'gen responses: a disabled user\'s create', method: 'POST', path: '/v1/responses',
+    headers: () => ({ authorization: `Bearer ${ctx.users.disabled()}`, ...json }), body: JSON.stringify(base), status: 403, surface: OPENAI });
+  for (const wrong of ['GET', 'PUT', 'PATCH', 'DELETE']) {
+    add({ name: `gen responses /v1/responses: wrong method ${wrong}`, method: wrong, path: '/v1/responses', headers: { ...bearer(), ...json },
+      body: wrong === 'GET' ? undefined : '{}', status: 405, surface: OPENAI, check: (_b, res) => if405(res, 'POST') });
+  }
+  for (const wrong of ['POST', 'PUT', 'PATCH']) {
+    add({ name: `gen responses /v1/responses/{id}: wrong method ${wrong}`, method: wrong, path: '/v1/responses/resp_missing',
+      headers: { ...bearer(), ...json }, body: '{}', status: 405, surface: OPENAI, check: (_b, res) => if405(res, 'DELETE') });
+  }
+  for (const [what, path, method] of [
+    ['an unknown id', '/v1/responses/resp_missing', 'GET'],
+    ['an unknown id', '/v1/responses/resp_missing', 'DELETE'],
+    ['a nested path', '/v1/responses/resp_x/input_items', 'GET'],
+    ['a traversal', '/v1/responses/..', 'GET'],
+    ['an encoded slash', '/v1/responses/resp%2Fx', 'GET'],
+    ['an id of 200 characters', `/v1/responses/${'r'.repeat(200)}`, 'GET'],
+  ]) add({ name: `gen responses: ${method} ${what} (${path.slice(0, 40)})`, method, path, headers: bearer(), status: 404, surface: OPENAI });
   return rows;
 }
 

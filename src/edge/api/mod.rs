@@ -5,4 +5,5 @@ pub mod anthropic;
 pub mod gemini;
 pub mod health;
 pub mod openai;
+pub mod responses;
 pub mod usage;

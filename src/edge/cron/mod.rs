@@ -21,6 +21,7 @@ use crate::edge::objects::token::{self, TokenAnswer, TokenRequest};
 use crate::edge::store::accounts as account_store;
 use crate::edge::store::keys as key_store;
 use crate::edge::store::ops as ops_store;
+use crate::edge::store::responses as response_store;
 use crate::edge::store::{log as log_store, meta, settings as settings_store};
 use crate::edge::{int, now_ms, snapshot, upstream};
 
@@ -304,6 +305,8 @@ async fn retention(db: &D1Database, now: u64) -> Result<Map<String, Value>, Gate
     .await?;
     let health = key_store::prune_health(db, now.saturating_sub(DAY_MS)).await?;
     account_store::prune_sign_ins(db, now.saturating_sub(DAY_MS)).await?;
+    // Stored responses carry their own expiry (`responses_ttl_days` when stored).
+    let responses = response_store::prune(db, now).await?;
     worker::console_log!(
         "[gemgate] cron retention: {log} log row(s), {rollups} hourly and {minutes} minute rollup(s) deleted"
     );
@@ -312,5 +315,6 @@ async fn retention(db: &D1Database, now: u64) -> Result<Map<String, Value>, Gate
         ("rollups", rollups as u64),
         ("minute_rollups", minutes as u64),
         ("health_rows", health as u64),
+        ("responses", responses as u64),
     ]))
 }

@@ -8,6 +8,7 @@ pub mod log;
 pub mod meta;
 pub mod ops;
 pub mod projects;
+pub mod responses;
 pub mod sealed;
 pub mod sessions;
 pub mod settings;

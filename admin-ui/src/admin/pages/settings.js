@@ -39,6 +39,7 @@ const META = {
   default_max_output_tokens: { group: 'billing' },
   log_retention_days: { group: 'retention', unit: 'days' },
   rollup_retention_days: { group: 'retention', unit: 'days' },
+  responses_ttl_days: { group: 'retention', unit: 'days' },
   fake_stream_models: { group: 'streaming', list: true },
   fake_stream_prefix: { group: 'streaming' },
   fake_stream_interval_ms: { group: 'streaming', unit: 'ms' },
