@@ -62,6 +62,8 @@ pub struct Settings {
     pub image_fetch_max_bytes: u64,
     /// Deadline for fetching one `image_url`, connect to last byte (10 s).
     pub image_fetch_timeout_ms: u64,
+    /// How long a generated image's URL (`response_format: url`) serves it (3600 s; 1–604800).
+    pub image_url_ttl_secs: u64,
     /// How user keys are charged: a cost per request (default) or per token.
     pub charging_mode: ChargingMode,
     /// Per-model costs, first matching glob wins; unmatched models cost 10 (Pro-class),
@@ -116,6 +118,7 @@ impl Default for Settings {
             include_thoughts: false,
             image_fetch_max_bytes: 10 * MIB,
             image_fetch_timeout_ms: 10_000,
+            image_url_ttl_secs: 3_600,
             charging_mode: ChargingMode::Request,
             model_costs: Vec::new(),
             quota_timezone: "UTC".to_owned(),
@@ -184,6 +187,7 @@ impl Settings {
             500,
             60_000,
         )?;
+        check("image_url_ttl_secs", self.image_url_ttl_secs, 1, 7 * 86_400)?;
         check(
             "default_max_output_tokens",
             self.default_max_output_tokens,

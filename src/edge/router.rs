@@ -198,6 +198,7 @@ async fn serve(
         Route::Public(PublicRoute::AdminSession) => {
             admin::session::status(app, &headers.presented()).await
         }
+        Route::Public(PublicRoute::ImageFile(id)) => api::images::file(app, &id).await,
         Route::Admin(route) => {
             let changes_state = !matches!(*method, Method::Get | Method::Head);
             access::admin::authenticate(app, &headers.presented(), changes_state).await?;
@@ -214,6 +215,10 @@ async fn serve(
                 OpenAiRoute::Usage => api::usage::usage(app, caller).await,
                 OpenAiRoute::BillingSubscription => api::usage::subscription(app, caller).await,
                 OpenAiRoute::BillingUsage => api::usage::billing_usage(app, caller, url).await,
+                OpenAiRoute::ImageGenerations => {
+                    api::images::generations(app, caller, req, &headers.own_origin).await
+                }
+                OpenAiRoute::AudioSpeech => api::speech::speech(app, caller, req).await,
             }
         }
         Route::Gemini(route) => {

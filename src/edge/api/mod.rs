@@ -3,5 +3,7 @@
 
 pub mod gemini;
 pub mod health;
+pub mod images;
 pub mod openai;
+pub mod speech;
 pub mod usage;
