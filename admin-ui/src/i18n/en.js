@@ -420,6 +420,8 @@ export default {
   'set.image_fetch_max_bytes.help': 'Largest image_url the gateway downloads, per image (1 KiB–20 MiB).',
   'set.image_fetch_timeout_ms': 'Image fetch deadline',
   'set.image_fetch_timeout_ms.help': 'Deadline for downloading one image_url (500–60000 ms).',
+  'set.image_url_ttl_secs': 'Image link lifetime',
+  'set.image_url_ttl_secs.help': 'How long a generated image\'s URL (response_format url) serves it (1–604800 s).',
   'set.charging_mode': 'Charging',
   'set.charging_mode.help': 'Charge user keys a cost per request, or prices per token.',
   'set.model_costs': 'Model costs',

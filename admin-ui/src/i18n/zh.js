@@ -420,6 +420,8 @@ export default {
   'set.image_fetch_max_bytes.help': '网关为 image_url 下载的单张图片最大尺寸（1 KiB–20 MiB）。',
   'set.image_fetch_timeout_ms': '图片下载时限',
   'set.image_fetch_timeout_ms.help': '下载单个 image_url 的时限（500–60000 毫秒）。',
+  'set.image_url_ttl_secs': '图片链接有效期',
+  'set.image_url_ttl_secs.help': '生成图片的链接（response_format 为 url）可访问的时长（1–604800 秒）。',
   'set.charging_mode': '计费方式',
   'set.charging_mode.help': '对用户密钥按请求次数计费，或按 Token 计费。',
   'set.model_costs': '模型费用',
