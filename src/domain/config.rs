@@ -10,6 +10,7 @@ use super::accounts::routing::Routing;
 use super::catalog::Catalog;
 use super::compat::Compat;
 use super::error::GatewayError;
+use super::images::ChatImageOutput;
 use super::keypool::PoolPolicy;
 use super::limits::{self, ModelLimit};
 use super::quota::{ChargingMode, DayZone, ModelCost};
@@ -64,6 +65,9 @@ pub struct Settings {
     pub image_fetch_timeout_ms: u64,
     /// How long a generated image's URL (`response_format: url`) serves it (3600 s; 1–604800).
     pub image_url_ttl_secs: u64,
+    /// How chat completions return an image model's images: Markdown data URLs in `content`
+    /// (default) or `image_url` parts in the message's `images`.
+    pub chat_image_output: ChatImageOutput,
     /// How user keys are charged: a cost per request (default) or per token.
     pub charging_mode: ChargingMode,
     /// Per-model costs, first matching glob wins; unmatched models cost 10 (Pro-class),
@@ -119,6 +123,7 @@ impl Default for Settings {
             image_fetch_max_bytes: 10 * MIB,
             image_fetch_timeout_ms: 10_000,
             image_url_ttl_secs: 3_600,
+            chat_image_output: ChatImageOutput::Markdown,
             charging_mode: ChargingMode::Request,
             model_costs: Vec::new(),
             quota_timezone: "UTC".to_owned(),

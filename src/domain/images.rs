@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::error::GatewayError;
-use super::gemini::{GenerateContentResponse, PartData};
+use super::gemini::{Blob, GenerateContentResponse, GenerationConfig, PartData};
 use super::quota::Usage;
 use super::translate::json_object;
 
@@ -355,6 +355,48 @@ pub fn usage_per_image(kind: ModelKind, reported: Usage, prompt_tokens: u64, n: 
     }
 }
 
+/// How a chat completion returns the images an image model drew (`chat_image_output`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatImageOutput {
+    /// `![image](data:image/png;base64,…)` in `content`.
+    #[default]
+    Markdown,
+    /// `image_url` content parts in the message's `images` (`content` keeps the text).
+    Parts,
+}
+
+/// Whether a model draws images in chat (`gemini-2.5-flash-image`,
+/// `gemini-2.0-flash-preview-image-generation`, …).
+pub fn draws_images(model: &str) -> bool {
+    model.to_ascii_lowercase().contains("-image")
+}
+
+/// Shapes a chat request to an image model: asks for text and image output unless the
+/// client chose its modalities. Returns whether the reply carries images as parts.
+pub fn shape_chat(
+    mode: ChatImageOutput,
+    model: &str,
+    config: &mut Option<GenerationConfig>,
+) -> bool {
+    if !draws_images(model) {
+        return false;
+    }
+    let config = config.get_or_insert_with(GenerationConfig::default);
+    if config.response_modalities.is_empty() {
+        config.response_modalities = vec!["TEXT".to_owned(), "IMAGE".to_owned()];
+    }
+    mode == ChatImageOutput::Parts
+}
+
+/// An image as an `OpenAI` `image_url` content part with a data URL.
+pub fn image_part(blob: &Blob) -> Value {
+    json!({
+        "type": "image_url",
+        "image_url": {"url": format!("data:{};base64,{}", blob.mime_type, blob.data)},
+    })
+}
+
 /// What a stored image's KV entry carries beside its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredImage {
@@ -482,6 +524,44 @@ mod tests {
             {"text":"here"},{"inlineData":{"mimeType":"image/png","data":"BBBB"}}]}}]}))
             .unwrap();
         assert_eq!(images_from_answer(&resp)[0].b64, "BBBB");
+    }
+
+    #[test]
+    fn chat_with_an_image_model_asks_for_images() {
+        let mut config = None;
+        assert!(!shape_chat(
+            ChatImageOutput::Parts,
+            "gemini-2.5-flash",
+            &mut config
+        ));
+        assert!(config.is_none());
+        assert!(!shape_chat(
+            ChatImageOutput::Markdown,
+            "gemini-2.5-flash-image",
+            &mut config
+        ));
+        assert_eq!(
+            config.as_ref().map(|c| c.response_modalities.clone()),
+            Some(vec!["TEXT".to_owned(), "IMAGE".to_owned()])
+        );
+        let mut chosen = Some(GenerationConfig {
+            response_modalities: vec!["IMAGE".to_owned()],
+            ..GenerationConfig::default()
+        });
+        assert!(shape_chat(
+            ChatImageOutput::Parts,
+            "gemini-2.5-flash-image",
+            &mut chosen
+        ));
+        assert_eq!(
+            chosen.map(|c| c.response_modalities),
+            Some(vec!["IMAGE".to_owned()])
+        );
+        let part = image_part(&Blob {
+            mime_type: "image/png".into(),
+            data: "AAAA".into(),
+        });
+        assert_eq!(part["image_url"]["url"], "data:image/png;base64,AAAA");
     }
 
     #[test]

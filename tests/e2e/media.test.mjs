@@ -234,3 +234,39 @@ test('bad input is a 400 in OpenAI shape, before any upstream call', async () =>
     (e) => e instanceof OpenAI.BadRequestError && e.param === 'response_format',
   );
 });
+
+test('chat with an image model: Markdown data URLs by default, image_url parts by setting', async () => {
+  const model = 'gemini-2.5-flash-image-media9';
+  const ask = () => client.chat.completions.create({ model, messages: [{ role: 'user', content: 'draw a kite' }] });
+  const { result: markdown, calls } = await traced(ask);
+  assert.deepEqual(calls[0].body.generationConfig.responseModalities, ['TEXT', 'IMAGE']);
+  const content = markdown.choices[0].message.content;
+  const m = /!\[image\]\(data:image\/png;base64,([A-Za-z0-9+/=]+)\)/.exec(content);
+  assert.ok(m, content);
+  assert.ok(isPng(Buffer.from(m[1], 'base64')));
+  assert.equal(markdown.choices[0].message.images, undefined);
+
+  await stack.admin('PATCH', '/settings', { chat_image_output: 'parts' });
+  try {
+    const parts = await ask();
+    const message = parts.choices[0].message;
+    assert.ok(!message.content.includes('![image]'), message.content);
+    assert.equal(message.images.length, 1);
+    assert.equal(message.images[0].type, 'image_url');
+    assert.match(message.images[0].image_url.url, /^data:image\/png;base64,/);
+    // Streams carry the parts in a delta.
+    const stream = await client.chat.completions.create({ model, stream: true, messages: [{ role: 'user', content: 'draw a kite' }] });
+    const images = [];
+    let text = '';
+    for await (const chunk of stream) {
+      const delta = chunk.choices[0]?.delta ?? {};
+      images.push(...(delta.images ?? []));
+      text += delta.content ?? '';
+    }
+    assert.equal(images.length, 1);
+    assert.match(images[0].image_url.url, /^data:image\/png;base64,/);
+    assert.ok(!text.includes('![image]'));
+  } finally {
+    await stack.admin('PATCH', '/settings', { chat_image_output: null });
+  }
+});

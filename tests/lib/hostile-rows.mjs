@@ -529,7 +529,7 @@ export function generatedRows(ctx) {
       'admin_session_hours', 'admin_login_global_limit', 'health_refresh_ms', 'fake_stream_interval_ms',
       'anti_truncation_max_attempts'],
     bool: ['include_thoughts', 'thoughts_in_content'],
-    enum: ['strategy', 'charging_mode', 'search_citations', 'quota_timezone'],
+    enum: ['strategy', 'charging_mode', 'search_citations', 'quota_timezone', 'chat_image_output'],
     string: ['fake_stream_prefix', 'anti_truncation_prefix', 'anti_truncation_marker', 'default_model'],
     globs: ['disabled_models', 'code_assist_models', 'fake_stream_models', 'anti_truncation_models', 'system_as_user_models',
       'code_execution_models', 'url_context_models'],
