@@ -574,6 +574,24 @@ mod tests {
     }
 
     #[test]
+    fn image_settings_have_defaults_and_ranges() {
+        let mut s = Settings::default();
+        assert_eq!(s.image_url_ttl_secs, 3_600);
+        assert_eq!(s.chat_image_output, ChatImageOutput::Markdown);
+        s.apply_patch(&json!({"image_url_ttl_secs": 1, "chat_image_output": "parts"}))
+            .unwrap();
+        assert_eq!(s.image_url_ttl_secs, 1);
+        assert_eq!(s.chat_image_output, ChatImageOutput::Parts);
+        for bad in [
+            json!({"image_url_ttl_secs": 0}),
+            json!({"image_url_ttl_secs": 604_801}),
+            json!({"chat_image_output": "html"}),
+        ] {
+            assert!(s.apply_patch(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn patch_changes_only_the_named_fields() {
         let mut s = Settings::default();
         s.apply_patch(&json!({"max_retries": 0, "strategy": "weighted", "include_thoughts": true}))
