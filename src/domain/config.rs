@@ -10,6 +10,7 @@ use super::accounts::routing::Routing;
 use super::catalog::Catalog;
 use super::compat::Compat;
 use super::error::GatewayError;
+use super::images::ChatImageOutput;
 use super::keypool::PoolPolicy;
 use super::limits::{self, ModelLimit};
 use super::quota::{ChargingMode, DayZone, ModelCost};
@@ -62,6 +63,11 @@ pub struct Settings {
     pub image_fetch_max_bytes: u64,
     /// Deadline for fetching one `image_url`, connect to last byte (10 s).
     pub image_fetch_timeout_ms: u64,
+    /// How long a generated image's URL (`response_format: url`) serves it (3600 s; 1–604800).
+    pub image_url_ttl_secs: u64,
+    /// How chat completions return an image model's images: Markdown data URLs in `content`
+    /// (default) or `image_url` parts in the message's `images`.
+    pub chat_image_output: ChatImageOutput,
     /// How user keys are charged: a cost per request (default) or per token.
     pub charging_mode: ChargingMode,
     /// Per-model costs, first matching glob wins; unmatched models cost 10 (Pro-class),
@@ -119,6 +125,8 @@ impl Default for Settings {
             include_thoughts: false,
             image_fetch_max_bytes: 10 * MIB,
             image_fetch_timeout_ms: 10_000,
+            image_url_ttl_secs: 3_600,
+            chat_image_output: ChatImageOutput::Markdown,
             charging_mode: ChargingMode::Request,
             model_costs: Vec::new(),
             quota_timezone: "UTC".to_owned(),
@@ -188,6 +196,7 @@ impl Settings {
             500,
             60_000,
         )?;
+        check("image_url_ttl_secs", self.image_url_ttl_secs, 1, 7 * 86_400)?;
         check(
             "default_max_output_tokens",
             self.default_max_output_tokens,
@@ -573,6 +582,24 @@ mod tests {
         assert!(json.get("pool").is_none());
         let back: Settings = serde_json::from_value(json).unwrap();
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn image_settings_have_defaults_and_ranges() {
+        let mut s = Settings::default();
+        assert_eq!(s.image_url_ttl_secs, 3_600);
+        assert_eq!(s.chat_image_output, ChatImageOutput::Markdown);
+        s.apply_patch(&json!({"image_url_ttl_secs": 1, "chat_image_output": "parts"}))
+            .unwrap();
+        assert_eq!(s.image_url_ttl_secs, 1);
+        assert_eq!(s.chat_image_output, ChatImageOutput::Parts);
+        for bad in [
+            json!({"image_url_ttl_secs": 0}),
+            json!({"image_url_ttl_secs": 604_801}),
+            json!({"chat_image_output": "html"}),
+        ] {
+            assert!(s.apply_patch(&bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -500,6 +500,10 @@ pub struct ResponseMessage {
     /// Web citations of a grounded (`-search`) answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<Annotation>,
+    /// Generated images as `image_url` content parts, when `chat_image_output` is `parts`
+    /// (the field `OpenRouter`'s clients read); otherwise they are Markdown in `content`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Value>,
 }
 
 /// A message annotation; `OpenAI` defines only `url_citation`.
@@ -631,6 +635,9 @@ pub struct Delta {
     /// The message's web citations, sent once with the last content of a grounded answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub annotations: Vec<Annotation>,
+    /// Generated images as `image_url` content parts (`chat_image_output: parts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -948,6 +955,7 @@ mod tests {
             reasoning_content: None,
             tool_calls: vec![],
             annotations: vec![],
+            images: vec![],
         };
         assert_eq!(
             serde_json::to_value(&msg).unwrap(),

@@ -89,6 +89,9 @@ pub enum PublicRoute {
     AdminLogin,
     /// `POST /admin/api/logout`: ends the caller's session (or every session); idempotent.
     AdminLogout,
+    /// `GET /v1/images/files/{id}`: a generated image, until its URL expires. The id is
+    /// 128 random bits, so the link itself is the credential (chat apps embed it).
+    ImageFile(String),
     /// `GET /admin/api/session`: whether the caller has a session, and its CSRF token.
     AdminSession,
 }
@@ -110,6 +113,10 @@ pub enum OpenAiRoute {
     GetResponse(String),
     /// `DELETE /v1/responses/{id}`.
     DeleteResponse(String),
+    /// `POST /v1/images/generations`.
+    ImageGenerations,
+    /// `POST /v1/audio/speech`.
+    AudioSpeech,
 }
 
 /// Anthropic's Messages API, at `/v1/messages…` and `/anthropic/v1/messages…`.
@@ -235,9 +242,10 @@ impl Route {
                 | PublicRoute::AdminSession,
             )
             | Self::Admin(_) => Surface::Admin,
-            Self::Public(PublicRoute::Health | PublicRoute::UsagePage) | Self::OpenAi(_) => {
-                Surface::OpenAi
-            }
+            Self::Public(
+                PublicRoute::Health | PublicRoute::UsagePage | PublicRoute::ImageFile(_),
+            )
+            | Self::OpenAi(_) => Surface::OpenAi,
             Self::Gemini(_) => Surface::Gemini,
             Self::Anthropic(_) => Surface::Anthropic,
         }
@@ -401,6 +409,10 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
         "/v1/dashboard/billing/usage" | "/dashboard/billing/usage" => {
             Some(get(Route::OpenAi(O::BillingUsage)))
         }
+        "/v1/images/generations" | "/images/generations" => {
+            Some(post(Route::OpenAi(O::ImageGenerations)))
+        }
+        "/v1/audio/speech" | "/audio/speech" => Some(post(Route::OpenAi(O::AudioSpeech))),
         _ => None,
     };
     if fixed.is_some() {
@@ -420,6 +432,10 @@ fn match_path(path: &str, hints: Hints) -> Option<Matched> {
     }
     if let Some(id) = path.strip_prefix("/v1/responses/") {
         return stored_response(id);
+    }
+    if let Some(id) = path.strip_prefix("/v1/images/files/") {
+        return crate::domain::images::valid_image_id(id)
+            .then(|| get(Route::Public(P::ImageFile(id.to_owned()))));
     }
     native_or_models(path, hints)
 }
@@ -955,6 +971,7 @@ mod tests {
             ("POST", "/admin/api/login"),
             ("POST", "/admin/api/logout"),
             ("GET", "/admin/api/session"),
+            ("GET", "/v1/images/files/0123456789abcdef0123456789abcdef"),
         ] {
             let route = resolve(method, path, Hints::default()).unwrap();
             assert_eq!(route.access(), Access::Public, "{path}");
@@ -969,9 +986,24 @@ mod tests {
             ("GET", "/v1/usage"),
             ("GET", "/v1/dashboard/billing/subscription"),
             ("GET", "/v1/dashboard/billing/usage"),
+            ("POST", "/v1/images/generations"),
+            ("POST", "/v1/audio/speech"),
+            ("POST", "/openai/v1/images/generations"),
+            ("POST", "/hf/v1/audio/speech"),
         ] {
             let route = resolve(method, path, Hints::default()).unwrap();
             assert_eq!(route.access(), Access::Client, "{path}");
+            if !path.starts_with("/v1beta") {
+                assert_eq!(route.surface(), Surface::OpenAi, "{path}");
+            }
+        }
+        // Image links are public only for a well-formed id.
+        for path in [
+            "/v1/images/files/x",
+            "/v1/images/files/../admin",
+            "/v1/images/files/",
+        ] {
+            assert!(get(path).is_err(), "{path}");
         }
     }
 }

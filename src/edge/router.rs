@@ -203,6 +203,7 @@ async fn serve(
         Route::Public(PublicRoute::AdminSession) => {
             admin::session::status(app, &headers.presented()).await
         }
+        Route::Public(PublicRoute::ImageFile(id)) => api::images::file(app, &id).await,
         Route::Admin(route) => {
             let changes_state = !matches!(*method, Method::Get | Method::Head);
             access::admin::authenticate(app, &headers.presented(), changes_state).await?;
@@ -222,6 +223,10 @@ async fn serve(
                 OpenAiRoute::CreateResponse => api::responses::create(app, caller, req).await,
                 OpenAiRoute::GetResponse(id) => api::responses::retrieve(app, caller, &id).await,
                 OpenAiRoute::DeleteResponse(id) => api::responses::delete(app, caller, &id).await,
+                OpenAiRoute::ImageGenerations => {
+                    api::images::generations(app, caller, req, &headers.own_origin).await
+                }
+                OpenAiRoute::AudioSpeech => api::speech::speech(app, caller, req).await,
             }
         }
         Route::Gemini(route) => {

@@ -62,6 +62,8 @@ const CONTRACT = {
   search_citations: 'annotations_and_list',
   code_execution_models: ['gemini-2.5-flash-code*'],
   url_context_models: ['gemini-3-*'],
+  image_url_ttl_secs: 120,
+  chat_image_output: 'parts',
 };
 
 test('settings: the contract fields have their documented defaults and round-trip through the admin API', async () => {
@@ -75,6 +77,8 @@ test('settings: the contract fields have their documented defaults and round-tri
   assert.deepEqual(defaults.prompt_injection, []);
   assert.equal(defaults.thoughts_in_content, false);
   assert.equal(defaults.search_citations, 'annotations');
+  assert.equal(defaults.image_url_ttl_secs, 3600);
+  assert.equal(defaults.chat_image_output, 'markdown');
   assert.ok(defaults.default_safety_settings.length >= 4, JSON.stringify(defaults.default_safety_settings));
   assert.ok(defaults.fake_stream_interval_ms >= 100);
   try {
@@ -101,6 +105,9 @@ test('settings: a bad value gets a 400 naming its field, and nothing of the patc
     [{ fake_stream_prefix: 'fake-stream' }, 'fake_stream_prefix'],
     [{ search_citations: 'footnotes' }, 'search_citations'],
     [{ thoughts_in_content: 'yes' }, 'thoughts_in_content'],
+    [{ image_url_ttl_secs: 0 }, 'image_url_ttl_secs'],
+    [{ image_url_ttl_secs: 604801 }, 'image_url_ttl_secs'],
+    [{ chat_image_output: 'html' }, 'chat_image_output'],
   ];
   for (const [body, field] of cases) {
     // A valid change rides along: it must not be saved either.

@@ -143,6 +143,47 @@ export function generatedRows(ctx) {
       headers: { ...bearer(), ...json, ...headers }, body, status: 400, surface: OPENAI });
   }
 
+  // ---- OpenAI images and speech ------------------------------------------------------
+  const imageBase = { model: 'imagen-4.0-generate-001', prompt: 'x' };
+  const speechBase = { model: 'tts-1', input: 'x', voice: 'alloy' };
+  for (const [route, path, base, fields, outOfRange] of [
+    ['images', '/v1/images/generations', imageBase,
+      { model: 'string', prompt: 'string', n: 'uint', size: 'string', response_format: 'string' },
+      [['n', 0], ['n', 5], ['size', '333x333'], ['response_format', 'png'], ['prompt', ''], ['prompt', 'x {n:9}'],
+        ['prompt', 'x {ratio:2:1}']]],
+    ['speech', '/v1/audio/speech', speechBase,
+      { model: 'string', input: 'string', voice: 'string', response_format: 'string', instructions: 'string' },
+      [['voice', 'nobody'], ['input', ''], ['input', 'i'.repeat(4097)], ['response_format', 'mp3'],
+        ['response_format', 'opus'], ['response_format', 'aac'], ['response_format', 'flac'], ['speed', 2]]],
+  ]) {
+    const refuse = (name, body) => add({
+      name: `gen ${route}: ${name}`, method: 'POST', path, headers: { ...bearer(), ...json },
+      body: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body), status: 400, surface: OPENAI,
+    });
+    for (const [field, kind] of Object.entries(fields)) {
+      for (const value of WRONG[kind]) refuse(`${field} = ${show(value)}`, { ...base, [field]: value });
+    }
+    for (const [field, value] of outOfRange) refuse(`${field} out of range (${show(value)})`, { ...base, [field]: value });
+    for (const required of route === 'images' ? ['prompt'] : ['model', 'input', 'voice']) {
+      const { [required]: _gone, ...rest } = base;
+      refuse(`without ${required}`, rest);
+    }
+    for (const [what, body, headers] of syntaxBodies(base)) {
+      add({ name: `gen ${route}: body is ${what}`, method: 'POST', path,
+        headers: { ...bearer(), ...json, ...headers }, body, status: 400, surface: OPENAI });
+    }
+  }
+  // Image links: public, but only well-formed ids that were handed out and have not expired.
+  for (const [what, path] of [
+    ['an id never handed out', `/v1/images/files/${'0'.repeat(32)}`],
+    ['a malformed id', '/v1/images/files/nope'],
+    ['a path trick', '/v1/images/files/..%2F..%2Fadmin'],
+  ]) {
+    add({ name: `gen images: link with ${what}`, method: 'GET', path, headers: {}, status: 404, surface: OPENAI });
+  }
+  add({ name: 'gen images: a link with a wrong method', method: 'POST', path: `/v1/images/files/${'0'.repeat(32)}`,
+    headers: { ...bearer(), ...json }, body: '{}', status: 405, surface: OPENAI, check: (_b, res) => if405(res, 'GET') });
+
   // ---- Gemini native: every prefix, every action --------------------------------------
   const PREFIXES = [
     ['/v1beta', goog],
@@ -198,6 +239,8 @@ export function generatedRows(ctx) {
     ['POST', '/v1/chat/completions', JSON.stringify(chatBase)],
     ['POST', '/chat/completions', JSON.stringify(chatBase)],
     ['POST', '/v1/embeddings', JSON.stringify(embedBase)],
+    ['POST', '/v1/images/generations', JSON.stringify(imageBase)],
+    ['POST', '/v1/audio/speech', JSON.stringify(speechBase)],
     ['GET', '/v1/models'],
     ['GET', `/v1/models/${model}`],
     ['GET', '/v1/usage'],
@@ -243,7 +286,7 @@ export function generatedRows(ctx) {
       headers: () => ({ authorization: `Bearer ${ctx.users.active()}` }), status: 400, surface: OPENAI });
   }
   for (const [what, path] of [
-    ['an unknown route', '/v1/completions'], ['an unknown route', '/v1/images/generations'],
+    ['an unknown route', '/v1/completions'], ['an unknown route', '/v1/images/edits'],
     ['a route under usage', '/v1/usage/extra'],
     ['an unknown billing route', '/v1/dashboard/billing/invoices'], ['the assistants API', '/v1/assistants'],
     ['an unknown route under an OpenAI prefix', '/openai/v1/completions'],
@@ -560,11 +603,11 @@ export function generatedRows(ctx) {
   const SETTINGS = {
     uint: ['max_retries', 'server_error_demote_ms', 'circuit_breaker_failures', 'circuit_open_ms', 'rate_limit_default_cooldown_ms',
       'network_demote_ms', 'upstream_timeout_ms', 'max_body_bytes', 'models_cache_ttl_secs', 'log_retention_days',
-      'image_fetch_max_bytes', 'image_fetch_timeout_ms', 'default_max_output_tokens', 'rollup_retention_days', 'responses_ttl_days',
+      'image_fetch_max_bytes', 'image_fetch_timeout_ms', 'image_url_ttl_secs', 'default_max_output_tokens', 'rollup_retention_days', 'responses_ttl_days',
       'admin_session_hours', 'admin_login_global_limit', 'health_refresh_ms', 'fake_stream_interval_ms',
       'anti_truncation_max_attempts'],
     bool: ['include_thoughts', 'thoughts_in_content'],
-    enum: ['strategy', 'charging_mode', 'search_citations', 'quota_timezone'],
+    enum: ['strategy', 'charging_mode', 'search_citations', 'quota_timezone', 'chat_image_output'],
     string: ['fake_stream_prefix', 'anti_truncation_prefix', 'anti_truncation_marker', 'default_model'],
     globs: ['disabled_models', 'code_assist_models', 'fake_stream_models', 'anti_truncation_models', 'system_as_user_models',
       'code_execution_models', 'url_context_models'],

@@ -2043,3 +2043,63 @@ describe('lifecycle', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------- images and speech
+
+describe('images and speech', () => {
+  test('Imagen :predict returns sampleCount PNGs and checks its parameters', T, async () => {
+    const model = fresh('imagen-4.0-generate');
+    const ok = await call(`/v1beta/models/${model}:predict`, {
+      body: { instances: [{ prompt: 'a red fox' }], parameters: { sampleCount: 2, aspectRatio: '16:9' } },
+    });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal(ok.json.predictions.length, 2);
+    for (const p of ok.json.predictions) {
+      assert.equal(p.mimeType, 'image/png');
+      const bytes = Buffer.from(p.bytesBase64Encoded, 'base64');
+      assert.deepEqual([...bytes.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    }
+    const bad = await call(`/v1beta/models/${model}:predict`, {
+      body: { instances: [{ prompt: 'x' }], parameters: { sampleCount: 5 } },
+    });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.json.error.status, 'INVALID_ARGUMENT');
+    const ratio = await call(`/v1beta/models/${model}:predict`, {
+      body: { instances: [{ prompt: 'x' }], parameters: { aspectRatio: '2:1' } },
+    });
+    assert.equal(ratio.status, 400);
+    // generateContent is not an Imagen method.
+    assert.equal((await generate(model, ask('x'))).status, 404);
+    // Key conventions apply to predict.
+    const limited = await call(`/v1beta/models/${model}:predict`, { key: 'rl-minute-imagen', body: { instances: [{ prompt: 'x' }] } });
+    assert.equal(limited.status, 429);
+  });
+
+  test('an image model returns an inlineData PNG when IMAGE output is asked for', T, async () => {
+    const model = fresh('gemini-2.5-flash-image');
+    const res = await generate(model, ask('a blue bird', { generationConfig: { responseModalities: ['TEXT', 'IMAGE'], imageConfig: { aspectRatio: '1:1' } } }));
+    assert.equal(res.status, 200, res.text);
+    const parts = res.json.candidates[0].content.parts;
+    const image = parts.find((p) => p.inlineData);
+    assert.equal(image.inlineData.mimeType, 'image/png');
+    assert.ok(parts.some((p) => typeof p.text === 'string'));
+    assert.ok(res.json.usageMetadata.candidatesTokenCount > 0);
+    // IMAGE output from a model that does not draw is refused.
+    const refused = await generate(fresh(), ask('x', { generationConfig: { responseModalities: ['TEXT', 'IMAGE'] } }));
+    assert.equal(refused.status, 400);
+  });
+
+  test('a TTS model returns 24 kHz L16 PCM in the voice asked for, and only AUDIO', T, async () => {
+    const model = fresh('gemini-2.5-flash-preview-tts');
+    const speech = (voiceName, modalities = ['AUDIO']) => generate(model, ask('hello there world', {
+      generationConfig: { responseModalities: modalities, speechConfig: { voiceConfig: { prebuiltVoiceConfig: { voiceName } } } },
+    }));
+    const res = await speech('Kore');
+    assert.equal(res.status, 200, res.text);
+    const [part] = res.json.candidates[0].content.parts;
+    assert.equal(part.inlineData.mimeType, 'audio/L16;codec=pcm;rate=24000');
+    assert.equal(Buffer.from(part.inlineData.data, 'base64').length, 3 * 2400 * 2);
+    assert.equal((await speech('Nobody')).status, 400);
+    assert.equal((await speech('Kore', ['TEXT'])).status, 400);
+  });
+});

@@ -232,10 +232,11 @@ impl ChatStreamTranslator {
         first_tool_index: u32,
         chunks: &mut Vec<ChatCompletionChunk>,
     ) {
-        if !output.text.is_empty() || !output.reasoning.is_empty() {
+        if !output.text.is_empty() || !output.reasoning.is_empty() || !output.images.is_empty() {
             let delta = Delta {
                 content: (!output.text.is_empty()).then_some(output.text),
                 reasoning_content: (!output.reasoning.is_empty()).then_some(output.reasoning),
+                images: output.images,
                 ..Delta::default()
             };
             let mut chunk = self.chunk(index, delta, None);

@@ -4,6 +4,8 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod health;
+pub mod images;
 pub mod openai;
 pub mod responses;
+pub mod speech;
 pub mod usage;

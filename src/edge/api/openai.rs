@@ -9,6 +9,7 @@ use worker::{Method, Request, Response};
 use crate::domain::compat::Modes;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
+use crate::domain::images;
 use crate::domain::quota::{Estimate, Usage};
 use crate::domain::route::check_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
@@ -53,6 +54,11 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
         compat: Some(&snap.settings.compat),
     };
     let mut prepared = chat::prepare_chat(parsed, &options)?;
+    prepared.reply.image_parts = images::shape_chat(
+        snap.settings.chat_image_output,
+        &prepared.upstream_model,
+        &mut prepared.body.generation_config,
+    );
     if !prepared.ignored.is_empty() {
         worker::console_debug!(
             "[gemgate] chat request fields ignored: {}",

@@ -10,6 +10,7 @@ import {
 import { answerObjects } from './answer.mjs';
 import { fullResponse, newResponseId, planReply, streamChunks } from './generate.mjs';
 import { pause } from './http.mjs';
+import { predictProblem, predictResponse } from './imagen.mjs';
 import { findModel, modelVersionOf, publicModel, stripModelsPrefix, supports, traitsOf } from './models.mjs';
 import {
   REQUEST_TYPES,
@@ -32,6 +33,7 @@ const MODEL_HANDLERS = {
   countTokens,
   embedContent,
   batchEmbedContents,
+  predict,
 };
 
 /** Matches a Gemini API route: `{ action, apiVersion, model?, run }`, or null. */
@@ -254,4 +256,14 @@ function batchEmbedContents(ctx, { id, request }) {
   const prompt = request.requests.reduce((sum, r) => sum + textTokens(contentText(r.content)), 0);
   ctx.call.tokens = { prompt, candidates: 0, thoughts: 0, total: prompt };
   send(ctx, { status: 200, body: { embeddings: request.requests.map((r) => embedding(id, r)) } });
+}
+
+// ---------------------------------------------------------------- Imagen
+
+/** `:predict` on an Imagen model: `sampleCount` PNGs (see imagen.mjs). */
+function predict(ctx, { request }) {
+  const problem = predictProblem(request);
+  if (problem) return send(ctx, invalidArgument(problem));
+  ctx.call.tokens = { prompt: 0, candidates: 0, thoughts: 0, total: 0 };
+  send(ctx, { status: 200, body: predictResponse(request) });
 }

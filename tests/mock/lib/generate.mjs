@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { openApiToJsonSchema, schemaInstance } from './instance.mjs';
 import { logprobsFor } from './logprobs.mjs';
 import { traitsOf } from './models.mjs';
+import { mediaCandidates } from './imagen.mjs';
 import { partsTokens, promptTokens, textTokens } from './tokens.mjs';
 
 export const newResponseId = () => randomBytes(16).toString('base64url').slice(0, 22);
@@ -19,7 +20,9 @@ export function planReply({ request, modelId, reply, responseId }) {
   const prompt = promptTokens(request);
   const thinking = planThinking(request, modelId);
   const scripted = normalizeScripted(reply);
-  const candidates = scripted ? scripted.candidates : echoCandidates(request, modelId, responseId);
+  const candidates = scripted
+    ? scripted.candidates
+    : mediaCandidates(request, modelId) ?? echoCandidates(request, modelId, responseId);
   const candidatesTokens = candidates.reduce((sum, c) => sum + partsTokens(c.parts), 0);
   const thoughts = candidates.length ? thinking.tokens : 0;
   const usage = {

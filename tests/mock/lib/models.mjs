@@ -87,6 +87,32 @@ export const CATALOG = [
     supportedGenerationMethods: ['predict'],
   },
   {
+    name: 'models/gemini-2.5-flash-image',
+    version: '2.0',
+    displayName: 'Nano Banana',
+    description: 'Gemini 2.5 Flash Image',
+    inputTokenLimit: 32768,
+    outputTokenLimit: 32768,
+    supportedGenerationMethods: ['generateContent', 'countTokens', 'batchGenerateContent'],
+    temperature: 1,
+    topP: 0.95,
+    topK: 64,
+    maxTemperature: 2,
+  },
+  {
+    name: 'models/gemini-2.5-flash-preview-tts',
+    version: 'gemini-2.5-flash-exp-tts-2025-05-19',
+    displayName: 'Gemini 2.5 Flash Preview TTS',
+    description: 'Gemini 2.5 Flash Preview TTS',
+    inputTokenLimit: 8192,
+    outputTokenLimit: 16384,
+    supportedGenerationMethods: ['countTokens', 'generateContent'],
+    temperature: 1,
+    topP: 0.95,
+    topK: 64,
+    maxTemperature: 2,
+  },
+  {
     name: 'models/veo-3.0-generate-001',
     version: '3.0',
     displayName: 'Veo 3',
@@ -107,6 +133,8 @@ const EMBEDDING_DIMENSIONS = { 'gemini-embedding-001': 3072, 'text-embedding-004
 const FRESH_GEMINI = /^gemini-[a-z0-9.-]+$/;
 /** Likewise `gemma-*` names (`gemma-3-t4`), with Gemma's traits. */
 const FRESH_GEMMA = /^gemma-[a-z0-9.-]+$/;
+/** Likewise `imagen-*` names (`imagen-4.0-t2`), served by `:predict` only. */
+const FRESH_IMAGEN = /^imagen-[a-z0-9.-]+$/;
 
 export const stripModelsPrefix = (name) => String(name ?? '').replace(/^models\//, '');
 
@@ -114,6 +142,10 @@ export const stripModelsPrefix = (name) => String(name ?? '').replace(/^models\/
 export function findModel(id, catalog = CATALOG) {
   const listed = catalog.find((m) => m.name === `models/${id}`);
   if (listed) return listed;
+  if (FRESH_IMAGEN.test(id)) {
+    return { name: `models/${id}`, version: '001', displayName: id, description: 'Imagen model synthesized by the gemgate test mock.',
+      inputTokenLimit: 480, outputTokenLimit: 8192, supportedGenerationMethods: ['predict'] };
+  }
   return FRESH_GEMINI.test(id) || FRESH_GEMMA.test(id) ? synthesize(id) : null;
 }
 
@@ -145,7 +177,9 @@ export function supports(model, method) {
 /** What the model id implies about thinking, signatures and other quirks. */
 export function traitsOf(id) {
   const gemini3 = /^gemini-3/.test(id);
-  const thinking = gemini3 || /^gemini-2\.5/.test(id) || /^gemini-(flash|flash-lite|pro)-latest$/.test(id);
+  // Image and TTS models do not think.
+  const media = /-(image|tts)(-|$)/.test(id);
+  const thinking = !media && (gemini3 || /^gemini-2\.5/.test(id) || /^gemini-(flash|flash-lite|pro)-latest$/.test(id));
   return {
     gemini3,
     thinking,

@@ -22,6 +22,7 @@ import {
   message,
   repeated,
 } from './proto.mjs';
+import { modalityProblem } from './imagen.mjs';
 import { thinkingBudgetRange, thinkingLevelsOf, traitsOf } from './models.mjs';
 import { isStringEnum, jsonSchemaProblems, openApiSchemaProblems } from './schema.mjs';
 
@@ -265,7 +266,11 @@ const OnboardUserRequest = message(
 );
 const RetrieveUserQuotaRequest = message('RetrieveUserQuotaRequest', { project: STRING, userAgent: STRING }, CODE_ASSIST_PKG);
 
+// Imagen's `:predict` takes google.protobuf.Value instances and parameters.
+const PredictRequest = message('PredictRequest', { instances: repeated(ANY), parameters: ANY });
+
 export const REQUEST_TYPES = {
+  predict: PredictRequest,
   generateContent: GenerateContentRequest,
   streamGenerateContent: GenerateContentRequest,
   countTokens: CountTokensRequest,
@@ -362,6 +367,7 @@ export function checkGenerateContent(request, modelId, prefix = 'GenerateContent
   if (lines.length) return lines.join('');
   return (
     checkRoles(contents) ??
+    modalityProblem(request, modelId) ??
     checkModelSpecific(request, modelId) ??
     checkThinking(request.generationConfig?.thinkingConfig, modelId) ??
     checkJsonSchemaSupport(request, modelId) ??

@@ -20,6 +20,7 @@ export const MODEL_ACTIONS = new Set([
   'countTokens',
   'embedContent',
   'batchEmbedContents',
+  'predict',
   'v1internal.generateContent',
   'v1internal.streamGenerateContent',
   'v1internal.countTokens',

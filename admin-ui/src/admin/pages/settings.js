@@ -28,6 +28,8 @@ const META = {
   models_cache_ttl_secs: { group: 'upstream', unit: 's' },
   image_fetch_max_bytes: { group: 'upstream', unit: 'bytes' },
   image_fetch_timeout_ms: { group: 'upstream', unit: 'ms' },
+  image_url_ttl_secs: { group: 'upstream', unit: 's' },
+  chat_image_output: { group: 'compat', choices: ['markdown', 'parts'] },
   default_model: { group: 'catalog', nullable: true },
   model_aliases: { group: 'catalog' },
   disabled_models: { group: 'catalog', list: true },

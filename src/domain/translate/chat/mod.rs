@@ -65,6 +65,9 @@ pub struct ReplyPlan {
     /// The request has the `googleSearch` tool: a stream keeps its answer text, to place
     /// the citations that arrive at its end.
     pub grounded: bool,
+    /// `chat_image_output: parts`: generated images go to `images` as `image_url` parts
+    /// instead of Markdown data URLs in `content`.
+    pub image_parts: bool,
 }
 
 /// Gateway settings that shape translation.

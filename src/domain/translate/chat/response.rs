@@ -20,6 +20,8 @@ pub(crate) struct CandidateOutput {
     /// Thought summaries (`thought: true`), never mixed into `text`.
     pub(crate) reasoning: String,
     pub(crate) tool_calls: Vec<ToolCall>,
+    /// Images as `image_url` content parts, when the reply plan asks for parts.
+    pub(crate) images: Vec<Value>,
 }
 
 impl CandidateOutput {
@@ -40,6 +42,11 @@ impl CandidateOutput {
                     out.tool_calls.push(tool_call);
                 }
                 PartData::Text(text) if part.thought => out.reasoning.push_str(text),
+                PartData::InlineData(blob)
+                    if plan.image_parts && blob.mime_type.starts_with("image/") =>
+                {
+                    out.images.push(crate::domain::images::image_part(blob));
+                }
                 data => {
                     if let Some(text) = visible_text(data) {
                         out.text.push_str(&text);
@@ -230,6 +237,7 @@ fn choice(candidate: gemini::Candidate, position: u32, ctx: &ChatContext) -> ope
             reasoning_content: (!output.reasoning.is_empty()).then_some(output.reasoning),
             tool_calls: output.tool_calls,
             annotations: citations.annotations,
+            images: output.images,
         },
         logprobs,
         finish_reason: finish,
@@ -280,6 +288,7 @@ fn blocked_choice() -> openai::Choice {
             reasoning_content: None,
             tool_calls: Vec::new(),
             annotations: Vec::new(),
+            images: Vec::new(),
         },
         logprobs: None,
         finish_reason: openai::FinishReason::ContentFilter,
