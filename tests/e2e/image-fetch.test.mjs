@@ -2,6 +2,8 @@
 // mock's media endpoint (the one private target the harness allows), use the
 // real mime type, and are refused for private addresses and other schemes,
 // limited in size and in time. Refusals never reach Gemini.
+// The models are named -vision-: a model named -image- draws images in chat
+// (the gateway then asks Gemini for IMAGE output), which is not what these test.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
@@ -42,7 +44,7 @@ async function withImage(model, url, extra = {}) {
 const mediaCalls = async (name) => (await stack.mockApi.calls({ action: 'media' })).filter((c) => c.path.startsWith(`/media/${name}`));
 
 test('an http image is fetched and inlined with its real mime type', async () => {
-  const model = 'gemini-2.5-flash-image-ok';
+  const model = 'gemini-2.5-flash-vision-ok';
   const res = await withImage(model, media('cat.jpg', 'type=image/jpeg&bytes=3000'));
   assert.equal(res.choices[0].message.content, 'echo: describe');
   const call = await lastCall(stack, model);
@@ -53,7 +55,7 @@ test('an http image is fetched and inlined with its real mime type', async () =>
 });
 
 test('without a Content-Type the bytes decide; a redirect to an allowed target is followed', async () => {
-  const model = 'gemini-2.5-flash-image-sniff';
+  const model = 'gemini-2.5-flash-vision-sniff';
   await withImage(model, media('sniff.webp', 'type=none&body=image/webp&bytes=500'));
   let part = (await lastCall(stack, model)).body.contents[0].parts[1].inlineData;
   assert.equal(part.mimeType, 'image/webp');
@@ -66,7 +68,7 @@ test('without a Content-Type the bytes decide; a redirect to an allowed target i
 });
 
 test('private, loopback and non-http targets are refused before any fetch or upstream call', async () => {
-  const model = 'gemini-2.5-flash-image-refused';
+  const model = 'gemini-2.5-flash-vision-refused';
   const mockPort = new URL(stack.mock.url).port;
   const refused = [
     [`http://127.0.0.1:${Number(mockPort) + 1}/media/x.png`, /private|loopback/],
@@ -98,7 +100,7 @@ test('private, loopback and non-http targets are refused before any fetch or ups
 });
 
 test('the size cap holds with and without Content-Length', async () => {
-  const model = 'gemini-2.5-flash-image-big';
+  const model = 'gemini-2.5-flash-vision-big';
   for (const query of [`bytes=${MAX_BYTES + 1}`, `bytes=${MAX_BYTES * 4}&chunked=1`]) {
     await assert.rejects(withImage(model, media('big.png', query)), (e) => e.status === 400 && /larger than/.test(e.message), query);
   }
@@ -108,7 +110,7 @@ test('the size cap holds with and without Content-Length', async () => {
 });
 
 test('a slow image is cut off at the deadline, and non-images and HTTP errors are refused', async () => {
-  const model = 'gemini-2.5-flash-image-slow';
+  const model = 'gemini-2.5-flash-vision-slow';
   await assert.rejects(withImage(model, media('slow.png', `delayMs=${TIMEOUT_MS * 4}`)), (e) => e.status === 400 && /timed out/.test(e.message));
   await assert.rejects(withImage(model, media('stall.png', `bytes=4000&stallMs=${TIMEOUT_MS * 4}`)), (e) => e.status === 400 && /timed out/.test(e.message));
   await assert.rejects(withImage(model, media('page.html', 'type=text/html')), (e) => e.status === 400 && /text\/html/.test(e.message));
@@ -117,7 +119,7 @@ test('a slow image is cut off at the deadline, and non-images and HTTP errors ar
 });
 
 test('input_audio and PDF file parts become inlineData', async () => {
-  const model = 'gemini-2.5-flash-image-files';
+  const model = 'gemini-2.5-flash-vision-files';
   const pdf = mediaBytes({ type: 'application/pdf', bytes: 64 }).toString('base64');
   const wav = Buffer.from('RIFF0000WAVEfmt ').toString('base64');
   await client.chat.completions.create({
