@@ -3,13 +3,11 @@
 //! path: the same admission, key choice, failover, settlement and log. Stored responses
 //! live in D1 (`store::responses`), scoped to the caller's key.
 
-use std::convert::Infallible;
-
-use futures::{StreamExt, stream};
 use worker::{D1Database, Request, Response};
 
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::GenerateContentResponse;
+use crate::domain::quota::Usage;
 use crate::domain::responses::{
     self, Item, ResponseMeta, ResponseObject, ResponsesSsePipeline, scope_of,
 };
@@ -19,17 +17,15 @@ use crate::domain::translate::thinking::ModelVariant;
 use crate::domain::usage;
 use crate::edge::access::Caller;
 use crate::edge::app::App;
-use crate::edge::billing::meter::{Meter, Metering};
-use crate::edge::billing::ticket::{Outcome, Ticket, metered_send_scaled};
+use crate::edge::billing::ticket::{Outcome, metered_send_scaled};
 use crate::edge::http::body::read_capped;
 use crate::edge::http::render;
-use crate::edge::http::stream::piped;
 use crate::edge::now_ms;
 use crate::edge::relay::generate_request;
-use crate::edge::snapshot::{self, Snapshot};
+use crate::edge::relay::sse::{BeforeEnd, Relay, relay};
+use crate::edge::snapshot;
 use crate::edge::store::responses::{self as store, NewResponse};
-use crate::edge::upstream::fetch::{BodyStream, StreamBreak};
-use crate::edge::upstream::{UpstreamBody, UpstreamError, UpstreamOk, media, models};
+use crate::edge::upstream::{UpstreamError, media, models};
 
 type HandlerResult = Result<Response, GatewayError>;
 
@@ -146,7 +142,7 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
         .map_err(|e| openai_error(e, &client_model))?;
     if stream {
         let pipeline = ResponsesSsePipeline::new(ctx, meta);
-        let resp = sse_response(app, &snap, ticket, ok, pipeline, keep)?;
+        let resp = relay(app, &snap, ticket, ok, Box::new(Kept { pipeline, keep }))?;
         return with_adjusted(resp, &adjusted);
     }
     let key_id = ok.key_id.clone();
@@ -188,96 +184,34 @@ pub async fn delete(app: &App, caller: &Caller, id: &str) -> HandlerResult {
     render::json(200, &responses::deleted(id))
 }
 
-/// The state of a translated stream: the pipeline until it finished, the upstream body,
-/// the first chunk already read during failover, the meter that settles the request when
-/// the pump is dropped, and where the finished response is kept.
-struct Pump {
-    pipeline: Option<ResponsesSsePipeline>,
-    rest: Option<BodyStream>,
-    first: Option<Vec<u8>>,
-    meter: Meter,
-    keep: Option<Keep>,
-}
-
-impl Pump {
-    fn push(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
-        let pipeline = self.pipeline.as_mut()?;
-        let out = pipeline.push(bytes);
-        self.meter.observe(bytes);
-        self.meter.record(pipeline.usage());
-        Some(out)
-    }
-}
-
-/// Streams the Responses events as upstream chunks arrive. A finished response is stored
-/// before `response.completed` goes out, so a client that saw it can continue it at once.
-fn sse_response(
-    app: &App,
-    snap: &Snapshot,
-    ticket: Ticket,
-    ok: UpstreamOk,
+/// The Responses pipeline and where its finished response is kept. The shared relay
+/// awaits the store before `response.completed` goes out, so a client that saw it can
+/// continue it at once.
+struct Kept {
     pipeline: ResponsesSsePipeline,
     keep: Option<Keep>,
-) -> HandlerResult {
-    let meter = ticket.settle_when_done(
-        app,
-        ok.key_id.clone(),
-        snap.settings.upstream_timeout_ms,
-        Metering::Told,
-    );
-    let (first, rest) = match ok.body {
-        UpstreamBody::Stream { first, rest } => (first, Some(rest)),
-        UpstreamBody::Full(bytes) => (bytes, None),
-    };
-    let pump = Pump {
-        pipeline: Some(pipeline),
-        rest,
-        first: Some(first),
-        meter,
-        keep,
-    };
-    let body = stream::unfold(pump, |mut p| async move {
-        p.pipeline.as_ref()?;
-        if let Some(first) = p.first.take() {
-            let out = p.push(&first)?;
-            return Some((out, p));
+}
+
+impl Relay for Kept {
+    fn usage(&self) -> Option<Usage> {
+        self.pipeline.usage()
+    }
+
+    fn push(&mut self, upstream_bytes: &[u8]) -> Vec<u8> {
+        self.pipeline.push(upstream_bytes)
+    }
+
+    fn end(self: Box<Self>, err: Option<&GatewayError>) -> (Vec<u8>, Option<BeforeEnd>) {
+        let Kept { pipeline, keep } = *self;
+        if let Some(err) = err {
+            return (pipeline.fail(err), None);
         }
-        let next = match p.rest.as_mut() {
-            Some(rest) => rest.next().await,
-            None => None,
-        };
-        match next {
-            Some(Ok(bytes)) => {
-                let out = p.push(&bytes)?;
-                Some((out, p))
-            }
-            Some(Err(broke)) => {
-                worker::console_warn!("[gemgate] upstream stream ended early: {broke:?}");
-                let pipeline = p.pipeline.take()?;
-                let err = match broke {
-                    StreamBreak::Idle => GatewayError::UpstreamTimeout(
-                        "The upstream stream stalled and was cut off.".into(),
-                    ),
-                    StreamBreak::Failed(_) => {
-                        GatewayError::BadGateway("The upstream stream was interrupted.".into())
-                    }
-                };
-                Some((pipeline.fail(&err), p))
-            }
-            None => {
-                let pipeline = p.pipeline.take()?;
-                let (out, done) = pipeline.finish();
-                if let (Some(keep), Some(done)) = (p.keep.take(), done) {
-                    keep.store(&done).await;
-                }
-                Some((out, p))
-            }
-        }
-    })
-    .map(Ok::<Vec<u8>, Infallible>);
-    let (response, pump) = piped(body, render::sse_headers()?)?;
-    app.background.spawn(pump);
-    Ok(response)
+        let (out, done) = pipeline.finish();
+        let store = keep
+            .zip(done)
+            .map(|(keep, done)| -> BeforeEnd { Box::pin(async move { keep.store(&done).await }) });
+        (out, store)
+    }
 }
 
 /// A model name without the gateway's suffixes (`-search`, `-nothinking`, …).

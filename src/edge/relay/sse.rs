@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 
+use futures::future::LocalBoxFuture;
 use futures::{StreamExt, stream};
 use worker::Response;
 
@@ -30,13 +31,17 @@ struct Pump {
     meter: Meter,
 }
 
+/// Work a pipeline needs done before its trailing bytes go out (storing what it finished).
+pub type BeforeEnd = LocalBoxFuture<'static, ()>;
+
 /// A pipeline behind a pointer, so one pump (its future, its stream) serves every surface:
 /// a copy per surface would cost the wasm several kilobytes.
-trait Relay {
+pub trait Relay {
     fn usage(&self) -> Option<Usage>;
     fn push(&mut self, upstream_bytes: &[u8]) -> Vec<u8>;
-    /// The pipeline's trailing bytes: its `finish`, or its `fail` with `err`.
-    fn end(self: Box<Self>, err: Option<&GatewayError>) -> Vec<u8>;
+    /// The pipeline's trailing bytes: its `finish`, or its `fail` with `err`; and what the
+    /// pump must await before it sends them, if anything.
+    fn end(self: Box<Self>, err: Option<&GatewayError>) -> (Vec<u8>, Option<BeforeEnd>);
 }
 
 impl<P: SsePipeline> Relay for P {
@@ -48,11 +53,12 @@ impl<P: SsePipeline> Relay for P {
         SsePipeline::push(self, upstream_bytes)
     }
 
-    fn end(self: Box<Self>, err: Option<&GatewayError>) -> Vec<u8> {
-        match err {
+    fn end(self: Box<Self>, err: Option<&GatewayError>) -> (Vec<u8>, Option<BeforeEnd>) {
+        let bytes = match err {
             Some(err) => (*self).fail(err),
             None => (*self).finish(),
-        }
+        };
+        (bytes, None)
     }
 }
 
@@ -81,7 +87,8 @@ pub fn sse_response<P: SsePipeline + 'static>(
     relay(app, snap, ticket, ok, Box::new(pipeline))
 }
 
-fn relay(
+/// [`sse_response`] for a pipeline that is not a plain [`SsePipeline`].
+pub fn relay(
     app: &App,
     snap: &Snapshot,
     ticket: Ticket,
@@ -131,11 +138,15 @@ fn relay(
                         GatewayError::BadGateway("The upstream stream was interrupted.".into())
                     }
                 };
-                Some((pipeline.end(Some(&err)), p))
+                Some((pipeline.end(Some(&err)).0, p))
             }
             None => {
                 let pipeline = p.pipeline.take()?;
-                Some((pipeline.end(None), p))
+                let (out, before) = pipeline.end(None);
+                if let Some(before) = before {
+                    before.await;
+                }
+                Some((out, p))
             }
         }
     })
