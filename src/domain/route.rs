@@ -578,6 +578,14 @@ fn native_or_models(path: &str, hints: Hints) -> Option<Matched> {
     })
 }
 
+/// A model id that goes into an upstream URL, checked by [`check_model_id`]: a body's
+/// `model` is as untrusted as a path. A bad one is the client's 400 on `model`.
+pub fn upstream_model_id(model: &str) -> Result<&str, GatewayError> {
+    check_model_id(model)
+        .map(|()| model)
+        .map_err(|why| GatewayError::invalid_param(format!("Invalid model name: {why}."), "model"))
+}
+
 /// Model ids are `[A-Za-z0-9][A-Za-z0-9._-]*`: this refuses path tricks such
 /// as `..`, encoded slashes and percent-escapes before anything is built
 /// from the id.

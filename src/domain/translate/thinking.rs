@@ -167,6 +167,11 @@ pub struct ModelVariant {
 }
 
 impl ModelVariant {
+    /// A model name without the gateway's suffixes (`-search`, `-nothinking`, …).
+    pub fn base_of(model: &str) -> String {
+        Self::parse(model).base
+    }
+
     /// Strips `-search`, `-code`, `-urlcontext` and one thinking suffix (`-nothinking`,
     /// `-non-thinking`, `-maxthinking`, `-thinking-<budget>`, `-max`, `-high`, `-medium`,
     /// `-low`, `-minimal`) from the end, in any order and combination, e.g.

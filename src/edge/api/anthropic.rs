@@ -7,7 +7,7 @@ use worker::{Method, Request, Response};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::GenerateContentResponse;
 use crate::domain::openai::ChatCompletionRequest;
-use crate::domain::route::{AnthropicRoute, check_model_id};
+use crate::domain::route::{AnthropicRoute, upstream_model_id};
 use crate::domain::translate::anthropic::{
     self, MessagesContext, MessagesPlan, MessagesSsePipeline,
 };
@@ -23,7 +23,7 @@ use crate::edge::relay::generate_request;
 use crate::edge::relay::sse::{new_id, sse_response};
 use crate::edge::snapshot::{self, Snapshot};
 use crate::edge::upstream::urls::{self, Version};
-use crate::edge::upstream::{self, UpstreamError, UpstreamRequest, media, models};
+use crate::edge::upstream::{self, UpstreamRequest, media, models};
 
 type HandlerResult = Result<Response, GatewayError>;
 
@@ -41,7 +41,7 @@ pub async fn serve(
     let (parsed, plan) = anthropic::to_chat_request(&raw, count_only)?;
     let client_model = parsed.model.clone();
     let prepared = prepare(app, &snap, parsed, &plan).await?;
-    let model = upstream_model(&prepared.upstream_model)?;
+    let model = upstream_model_id(&prepared.upstream_model)?;
     if count_only {
         return count_tokens(app, &snap, model, &prepared, &client_model).await;
     }
@@ -56,7 +56,7 @@ pub async fn serve(
     let estimate = || usage::estimate(&prepared.body, default_max);
     let (mut ticket, ok) = metered_send(app, caller, &snap, &request, estimate)
         .await
-        .map_err(|e| client_error(e, &client_model))?;
+        .map_err(|e| e.into_error(&client_model))?;
     if prepared.stream {
         return sse_response(app, &snap, ticket, ok, MessagesSsePipeline::new(ctx));
     }
@@ -98,7 +98,7 @@ async fn count_tokens(
     };
     let ok = upstream::send(app, snap, &request)
         .await
-        .map_err(|e| client_error(e, client_model))?;
+        .map_err(|e| e.into_error(client_model))?;
     let answer: serde_json::Value = ok.json()?;
     let counted = anthropic::count_tokens_response(&answer).ok_or_else(|| {
         GatewayError::BadGateway("The upstream countTokens answer was not an object.".into())
@@ -114,7 +114,7 @@ async fn prepare(
     mut parsed: ChatCompletionRequest,
     plan: &MessagesPlan,
 ) -> Result<PreparedChat, GatewayError> {
-    parsed.model = models::resolve(app, snap, &parsed.model, suffixless).await?;
+    parsed.model = models::resolve(app, snap, &parsed.model, ModelVariant::base_of).await?;
     let options = ChatOptions {
         include_thoughts: false,
         catalog: Some(&snap.settings.catalog),
@@ -132,24 +132,4 @@ async fn prepare(
     }
     anthropic::apply_signatures(&mut prepared.body, &plan.signatures);
     Ok(prepared)
-}
-
-/// A model name without the gateway's suffixes (`-search`, `-nothinking`, …).
-fn suffixless(name: &str) -> String {
-    ModelVariant::parse(name).base
-}
-
-/// Validates the model id that goes into the upstream URL.
-fn upstream_model(model: &str) -> Result<&str, GatewayError> {
-    check_model_id(model)
-        .map(|()| model)
-        .map_err(|why| GatewayError::invalid_param(format!("Invalid model name: {why}."), "model"))
-}
-
-/// An upstream refusal as a gateway error.
-fn client_error(err: UpstreamError, model: &str) -> GatewayError {
-    match err {
-        UpstreamError::Gateway(e) => e,
-        client @ UpstreamError::Client { .. } => client.to_error(model),
-    }
 }

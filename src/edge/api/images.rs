@@ -15,7 +15,7 @@ use crate::domain::images::{
     kv_ttl_secs,
 };
 use crate::domain::quota::{Estimate, Usage};
-use crate::domain::route::check_model_id;
+use crate::domain::route::upstream_model_id;
 use crate::domain::translate::thinking::ModelVariant;
 use crate::domain::usage;
 use crate::edge::access::Caller;
@@ -44,11 +44,8 @@ pub async fn generations(
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
     let mut request = images::parse(&raw)?;
     let client_model = request.model.clone();
-    request.model =
-        models::resolve(app, &snap, &request.model, |m| ModelVariant::parse(m).base).await?;
-    check_model_id(&request.model).map_err(|why| {
-        GatewayError::invalid_param(format!("Invalid model name: {why}."), "model")
-    })?;
+    request.model = models::resolve(app, &snap, &request.model, ModelVariant::base_of).await?;
+    upstream_model_id(&request.model)?;
     let kind = ModelKind::of(&request.model);
     let prompt_tokens = request.prompt_tokens();
     let n = u64::from(request.n);

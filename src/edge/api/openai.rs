@@ -11,7 +11,7 @@ use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::images;
 use crate::domain::quota::{Estimate, Usage};
-use crate::domain::route::check_model_id;
+use crate::domain::route::upstream_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::continuation::{COST_MULTIPLIER, Plan};
 use crate::domain::translate::embeddings;
@@ -32,7 +32,7 @@ use crate::edge::relay::generate_request;
 use crate::edge::relay::sse::{new_id, sse_response};
 use crate::edge::snapshot::{self, Snapshot};
 use crate::edge::upstream::urls::{self, Version};
-use crate::edge::upstream::{self, UpstreamError, UpstreamRequest, media, models};
+use crate::edge::upstream::{self, UpstreamRequest, media, models};
 
 type HandlerResult = Result<Response, GatewayError>;
 
@@ -84,7 +84,7 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
             compat.system_as_user(&prepared.upstream_model),
         );
     }
-    let model = upstream_model(&prepared.upstream_model)?;
+    let model = upstream_model_id(&prepared.upstream_model)?;
     // A fake stream asks upstream for the whole answer at once.
     let fake = prepared.stream && wanted.fake_stream;
     let request = generate_request(app, model, &prepared.body, prepared.stream && !fake)?;
@@ -112,7 +112,7 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let multiplier = anti_truncation.as_ref().map_or(1, |_| COST_MULTIPLIER);
     let (mut ticket, ok) = metered_send_scaled(app, caller, &snap, &request, estimate, multiplier)
         .await
-        .map_err(|e| openai_error(e, &client_model))?;
+        .map_err(|e| e.into_error(&client_model))?;
     let resp = if let Some(plan) = anti_truncation {
         let chat = ContinuedChat {
             plan,
@@ -160,7 +160,7 @@ async fn resolve_model(
     let compat = &snap.settings.compat;
     let header = req.headers().get(fake_stream_mode::HEADER)?;
     let (bare, asked) = compat.strip_prefixes(model);
-    let resolved = models::resolve(app, snap, bare, suffixless).await?;
+    let resolved = models::resolve(app, snap, bare, ModelVariant::base_of).await?;
     let wanted = fake_stream_mode::modes(compat, asked, header.as_deref(), [bare, &*resolved]);
     *model = resolved;
     Ok(wanted)
@@ -171,9 +171,9 @@ pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> Handler
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
     let mut parsed = embeddings::parse_embeddings_request(&raw)?;
     let client_model = parsed.model.clone();
-    parsed.model = models::resolve(app, &snap, &parsed.model, suffixless).await?;
+    parsed.model = models::resolve(app, &snap, &parsed.model, ModelVariant::base_of).await?;
     let prepared = embeddings::prepare_embeddings(parsed)?;
-    let model = upstream_model(&prepared.upstream_model)?;
+    let model = upstream_model_id(&prepared.upstream_model)?;
     let url = urls::action(
         &app.config.env.gemini_api_base,
         Version::V1Beta,
@@ -201,7 +201,7 @@ pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> Handler
         };
         let sent = upstream::send(app, &snap, &request)
             .await
-            .map_err(|e| openai_error(e, &client_model));
+            .map_err(|e| e.into_error(&client_model));
         let ok = ticket.check(sent)?;
         key_id.clone_from(&ok.key_id);
         let resp: BatchEmbedContentsResponse = ticket.check(ok.json())?;
@@ -248,35 +248,14 @@ pub async fn get_model(app: &App, id: &str) -> HandlerResult {
     let snap = snapshot::snapshot(app).await?;
     // An alias, or a suffix variant (`gemini-2.5-flash-search`), is its model under the
     // asked name.
-    let target = models::resolve(app, &snap, id, suffixless).await?;
-    let base = suffixless(&target);
+    let target = models::resolve(app, &snap, id, ModelVariant::base_of).await?;
+    let base = ModelVariant::base_of(&target);
     let model = models::one(app, &snap, &base)
         .await
-        .map_err(|e| openai_error(e, id))?;
+        .map_err(|e| e.into_error(id))?;
     let mut out = model_object(&model, now_ms() / 1000);
     id.clone_into(&mut out.id);
     render::json(200, &out)
-}
-
-/// A model name without the gateway's suffixes (`-search`, `-nothinking`, …).
-fn suffixless(name: &str) -> String {
-    ModelVariant::parse(name).base
-}
-
-/// Validates the model id that goes into the upstream URL: a body's `model`
-/// is as untrusted as a path.
-fn upstream_model(model: &str) -> Result<&str, GatewayError> {
-    check_model_id(model)
-        .map(|()| model)
-        .map_err(|why| GatewayError::invalid_param(format!("Invalid model name: {why}."), "model"))
-}
-
-/// An upstream refusal in the `OpenAI` surface's terms.
-fn openai_error(err: UpstreamError, model: &str) -> GatewayError {
-    match err {
-        UpstreamError::Gateway(e) => e,
-        client @ UpstreamError::Client { .. } => client.to_error(model),
-    }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, GatewayError> {

@@ -11,7 +11,7 @@ use crate::domain::quota::Usage;
 use crate::domain::responses::{
     self, Item, ResponseMeta, ResponseObject, ResponsesSsePipeline, scope_of,
 };
-use crate::domain::route::check_model_id;
+use crate::domain::route::upstream_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::thinking::ModelVariant;
 use crate::domain::usage;
@@ -25,7 +25,7 @@ use crate::edge::relay::generate_request;
 use crate::edge::relay::sse::{BeforeEnd, Relay, relay};
 use crate::edge::snapshot;
 use crate::edge::store::responses::{self as store, NewResponse};
-use crate::edge::upstream::{UpstreamError, media, models};
+use crate::edge::upstream::{media, models};
 
 type HandlerResult = Result<Response, GatewayError>;
 
@@ -92,7 +92,7 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
             responses::conversation_from_json(&conversation)?
         }
     };
-    parsed.model = models::resolve(app, &snap, &parsed.model, suffixless).await?;
+    parsed.model = models::resolve(app, &snap, &parsed.model, ModelVariant::base_of).await?;
     let store_it = parsed.store;
     let prepared = responses::prepare(parsed, history)?;
     let options = ChatOptions {
@@ -112,7 +112,7 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
         .await?;
         chat::fill_remote_media(&mut chat_prepared.body, fetched);
     }
-    let model = upstream_model(&chat_prepared.upstream_model)?;
+    let model = upstream_model_id(&chat_prepared.upstream_model)?;
     let adjusted = chat_prepared.adjustments.join(", ");
     let stream = chat_prepared.stream;
     let request = generate_request(app, model, &chat_prepared.body, stream)?;
@@ -139,7 +139,7 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
     let estimate = || usage::estimate(&chat_prepared.body, default_max);
     let (mut ticket, ok) = metered_send_scaled(app, caller, &snap, &request, estimate, 1)
         .await
-        .map_err(|e| openai_error(e, &client_model))?;
+        .map_err(|e| e.into_error(&client_model))?;
     if stream {
         let pipeline = ResponsesSsePipeline::new(ctx, meta);
         let resp = relay(app, &snap, ticket, ok, Box::new(Kept { pipeline, keep }))?;
@@ -211,25 +211,6 @@ impl Relay for Kept {
             .zip(done)
             .map(|(keep, done)| -> BeforeEnd { Box::pin(async move { keep.store(&done).await }) });
         (out, store)
-    }
-}
-
-/// A model name without the gateway's suffixes (`-search`, `-nothinking`, …).
-fn suffixless(name: &str) -> String {
-    ModelVariant::parse(name).base
-}
-
-/// The model id that goes into the upstream URL, validated like a path.
-fn upstream_model(model: &str) -> Result<&str, GatewayError> {
-    check_model_id(model)
-        .map(|()| model)
-        .map_err(|why| GatewayError::invalid_param(format!("Invalid model name: {why}."), "model"))
-}
-
-fn openai_error(err: UpstreamError, model: &str) -> GatewayError {
-    match err {
-        UpstreamError::Gateway(e) => e,
-        client @ UpstreamError::Client { .. } => client.to_error(model),
     }
 }
 

@@ -9,7 +9,7 @@ use worker::{Headers, Method, Request, Response};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::GenerateContentResponse;
 use crate::domain::quota::Estimate;
-use crate::domain::route::check_model_id;
+use crate::domain::route::upstream_model_id;
 use crate::domain::speech::{self, AudioFormat};
 use crate::domain::translate::thinking::ModelVariant;
 use crate::domain::usage;
@@ -33,11 +33,8 @@ pub async fn speech(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
     let mut request = speech::parse(&raw)?;
     let client_model = request.model.clone();
-    request.model =
-        models::resolve(app, &snap, &request.model, |m| ModelVariant::parse(m).base).await?;
-    check_model_id(&request.model).map_err(|why| {
-        GatewayError::invalid_param(format!("Invalid model name: {why}."), "model")
-    })?;
+    request.model = models::resolve(app, &snap, &request.model, ModelVariant::base_of).await?;
+    upstream_model_id(&request.model)?;
     let upstream_req = UpstreamRequest {
         method: Method::Post,
         url: urls::action(

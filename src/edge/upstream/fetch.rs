@@ -108,6 +108,14 @@ impl UpstreamError {
             Self::Gateway(err) => err.clone(),
         }
     }
+
+    /// [`Self::to_error`], without a copy of a gateway error.
+    pub fn into_error(self, model: &str) -> GatewayError {
+        match self {
+            Self::Gateway(err) => err,
+            client @ Self::Client { .. } => client.to_error(model),
+        }
+    }
 }
 
 /// Why an upstream stream ended early.
