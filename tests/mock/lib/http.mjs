@@ -14,11 +14,16 @@ const GOOGLE_HEADERS = {
   'x-content-type-options': 'nosniff',
 };
 
-/** Reads the whole request body as a UTF-8 string. */
-export async function readBody(req) {
+/** Reads the whole request body as bytes (a Buffer), for bodies that are not text (file uploads). */
+export async function readBodyBytes(req) {
   const chunks = [];
   for await (const chunk of req) chunks.push(chunk);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+/** Reads the whole request body as a UTF-8 string. */
+export async function readBody(req) {
+  return (await readBodyBytes(req)).toString('utf8');
 }
 
 /** Sends a Google-style (pretty, HTML-safe) JSON body. */
