@@ -33,7 +33,8 @@ export const enumeration = (name, values) => ({
   values,
 });
 
-const scalar = (protoType, accepts) => ({ kind: 'scalar', protoType, accepts });
+/** `text`: the value stays the JSON string it was sent as (Duration, Timestamp), instead of becoming a number. */
+const scalar = (protoType, accepts, { text = false } = {}) => ({ kind: 'scalar', protoType, accepts, text });
 const isIntegral = (v) =>
   (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^-?\d+$/.test(v));
 // Google's parser takes numbers written as JSON strings too (proto3 JSON allows it).
@@ -47,6 +48,21 @@ export const INT32 = scalar('TYPE_INT32', isIntegral);
 export const INT64 = scalar('TYPE_INT64', isIntegral);
 export const FLOAT = scalar('TYPE_FLOAT', isNumeric);
 export const DOUBLE = scalar('TYPE_DOUBLE', isNumeric);
+/** google.protobuf.Duration in JSON: seconds with up to 9 fractional digits and an "s" ("300s", "1.5s"). */
+export const DURATION = scalar(
+  'type.googleapis.com/google.protobuf.Duration',
+  (v) => typeof v === 'string' && /^-?\d+(\.\d{1,9})?s$/.test(v),
+  { text: true },
+);
+/** google.protobuf.Timestamp in JSON: RFC 3339 with a "Z" or an offset. */
+export const TIMESTAMP = scalar(
+  'type.googleapis.com/google.protobuf.Timestamp',
+  (v) =>
+    typeof v === 'string' &&
+    /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/.test(v) &&
+    Number.isFinite(Date.parse(v)),
+  { text: true },
+);
 export const BYTES = { kind: 'bytes' };
 /** Free-form JSON (google.protobuf.Struct / Value) or a sub-tree the mock does not model. */
 export const ANY = { kind: 'any' };
@@ -185,7 +201,7 @@ class Decoder {
       this.invalidValue(path, type.protoType, shown(raw));
       return undefined;
     }
-    return type === STRING || type === BOOL ? raw : Number(raw);
+    return type === STRING || type === BOOL || type.text ? raw : Number(raw);
   }
 
   /** Enum names are matched case-insensitively ("object" is OBJECT); numbers are accepted too. */

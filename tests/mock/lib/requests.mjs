@@ -11,10 +11,12 @@ import {
   BOOL,
   BYTES,
   DOUBLE,
+  DURATION,
   FLOAT,
   INT32,
   INT64,
   STRING,
+  TIMESTAMP,
   camelToSnake,
   decode,
   enumeration,
@@ -266,6 +268,49 @@ const OnboardUserRequest = message(
 );
 const RetrieveUserQuotaRequest = message('RetrieveUserQuotaRequest', { project: STRING, userAgent: STRING }, CODE_ASSIST_PKG);
 
+// The Files API (upload start) and cachedContents. Output-only fields are
+// part of the messages, so Google's parser accepts (and ignores) them.
+const File = message('File', {
+  name: STRING,
+  displayName: STRING,
+  mimeType: STRING,
+  sizeBytes: INT64,
+  createTime: TIMESTAMP,
+  updateTime: TIMESTAMP,
+  expirationTime: TIMESTAMP,
+  sha256Hash: BYTES,
+  uri: STRING,
+  downloadUri: STRING,
+  state: enumeration('File.State', ['STATE_UNSPECIFIED', 'PROCESSING', 'ACTIVE', 'FAILED']),
+  source: enumeration('File.Source', ['SOURCE_UNSPECIFIED', 'UPLOADED', 'GENERATED', 'REGISTERED']),
+  error: ANY,
+  videoMetadata: ANY,
+});
+const CreateFileRequest = message('CreateFileRequest', { file: File });
+
+const CachedContent = message(
+  'CachedContent',
+  {
+    expireTime: TIMESTAMP,
+    ttl: DURATION,
+    name: STRING,
+    displayName: STRING,
+    model: STRING,
+    systemInstruction: Content,
+    contents: repeated(Content),
+    tools: repeated(Tool),
+    toolConfig: ToolConfig,
+    createTime: TIMESTAMP,
+    updateTime: TIMESTAMP,
+    usageMetadata: ANY,
+  },
+  { oneofs: { expiration: ['expireTime', 'ttl'] } },
+);
+// The HTTP body of create and patch is the `cached_content` field of these
+// requests, so Google's messages name paths `cached_content.<field>`.
+const CreateCachedContentRequest = message('CreateCachedContentRequest', { cachedContent: CachedContent });
+const UpdateCachedContentRequest = message('UpdateCachedContentRequest', { cachedContent: CachedContent });
+
 // Imagen's `:predict` takes google.protobuf.Value instances and parameters.
 const PredictRequest = message('PredictRequest', { instances: repeated(ANY), parameters: ANY });
 
@@ -282,21 +327,34 @@ export const REQUEST_TYPES = {
   'v1internal.loadCodeAssist': LoadCodeAssistRequest,
   'v1internal.onboardUser': OnboardUserRequest,
   'v1internal.retrieveUserQuota': RetrieveUserQuotaRequest,
+  'files.start': CreateFileRequest,
+  'cachedContents.create': CreateCachedContentRequest,
+  'cachedContents.patch': UpdateCachedContentRequest,
+};
+
+/** Requests whose HTTP body is one field of the request message (`body: "<field>"` in Google's HTTP rules). */
+export const BODY_FIELDS = {
+  'cachedContents.create': 'cachedContent',
+  'cachedContents.patch': 'cachedContent',
 };
 
 /**
  * Parses a body string as `type`. Returns `{ value }` or `{ violations }`.
- * An empty body is an empty message, as for Google.
+ * An empty body is an empty message, as for Google. With `bodyField`, the
+ * body is that field of the message (paths in messages start with it) and
+ * `value` is the field's value.
  */
-export function parseRequest(type, text) {
+export function parseRequest(type, text, { bodyField } = {}) {
   let json;
   try {
     json = text.trim() === '' ? {} : JSON.parse(text);
   } catch (err) {
     return { violations: [{ description: jsonSyntaxMessage(text, err) }] };
   }
-  const { value, violations } = decode(type, json);
-  return violations.length ? { violations } : { value };
+  const wrapped = bodyField && json !== null && typeof json === 'object' && !Array.isArray(json);
+  const { value, violations } = decode(type, wrapped ? { [bodyField]: json } : json);
+  if (violations.length) return { violations };
+  return { value: wrapped ? value[bodyField] ?? {} : value };
 }
 
 /** Google's wording for malformed JSON, with the offending line and a caret. */
