@@ -4,6 +4,8 @@
 //   await mock.script({ key: 'k1', fault: 'server_503', times: 1 });
 //   const calls = await mock.calls({ model: 'gemini-2.5-flash-t17' });
 
+const prefixed = (prefix, name) => (String(name).startsWith(prefix) ? String(name) : `${prefix}${name}`);
+
 export function mockClient(url) {
   const base = String(url).replace(/\/$/, '');
 
@@ -19,7 +21,7 @@ export function mockClient(url) {
   }
 
   return {
-    /** Clears calls, rules and gates (held streams are released). */
+    /** Clears calls, rules, gates (held streams are released), files, uploads and cached contents, among others. */
     reset: () => control('POST', 'reset'),
     /** Recorded calls, optionally filtered: `{ key, model, action, since }`. */
     calls: async (filter = {}) => {
@@ -41,5 +43,23 @@ export function mockClient(url) {
     },
     /** The model catalogue (what models.list pages through). */
     models: async () => (await control('GET', 'models')).models,
+    /**
+     * Stored files, cached contents and pending uploads, oldest first:
+     * `{ files: [{ name, key, sizeBytes, mimeType, sha256Hash, displayName? }],
+     *    cachedContents: [{ name, key, model }], uploads: [{ id, key, declared, received }] }`.
+     */
+    files: () => control('GET', 'files'),
+    /** The bytes of a stored file (`files/<id>` or `<id>`), as a Buffer. */
+    fileBytes: async (name) => {
+      const id = prefixed('files/', name).slice('files/'.length);
+      const res = await fetch(`${base}/__mock/files/${encodeURIComponent(id)}/content`);
+      if (!res.ok) throw new Error(`mock GET /__mock/files/${id}/content failed (${res.status}): ${(await res.json()).error}`);
+      return Buffer.from(await res.arrayBuffer());
+    },
+    /** Makes a file expire now, as Google forgets it after 48 hours; resolves to how many were live (0 or 1). */
+    expireFile: async (name) => (await control('POST', 'files/expire', { name: prefixed('files/', name) })).expired,
+    /** Makes a cached content (`cachedContents/<id>` or `<id>`) expire now, as if its ttl ran out. */
+    expireCachedContent: async (name) =>
+      (await control('POST', 'files/expire', { name: prefixed('cachedContents/', name) })).expired,
   };
 }

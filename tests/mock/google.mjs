@@ -10,9 +10,10 @@ import http from 'node:http';
 import { once } from 'node:events';
 import { handleCodeAssist, codeAssistRoute } from './lib/codeassist.mjs';
 import { handleControl } from './lib/control.mjs';
+import { filesRoute, handleFiles } from './lib/files.mjs';
 import { apiKeyOf, geminiRoute, handleGemini } from './lib/gemini.mjs';
 import { internalError } from './lib/errors.mjs';
-import { readBody, sendHtml404, sendGoogleJson } from './lib/http.mjs';
+import { readBodyBytes, sendHtml404, sendGoogleJson } from './lib/http.mjs';
 import { handleMedia } from './lib/media.mjs';
 import { CATALOG, stripModelsPrefix } from './lib/models.mjs';
 import { bearerOf, handleAuthorize, handleRevoke, handleToken, handleUserinfo } from './lib/oauth.mjs';
@@ -37,12 +38,15 @@ export async function startMock(opts = {}) {
   const state = new MockState({ gateTimeoutMs: opts.gateTimeoutMs });
   const catalog = [...CATALOG, ...(opts.models ?? [])];
   const lifetime = new AbortController();
+  // Known once listening, before any request arrives: the files API names the mock in upload URLs and file URIs.
+  let baseUrl;
   const server = http.createServer((req, res) => {
-    serve({ req, res, state, catalog, opts, lifetime: lifetime.signal }).catch((err) => crashed(res, err));
+    serve({ req, res, state, catalog, opts, baseUrl, lifetime: lifetime.signal }).catch((err) => crashed(res, err));
   });
   server.listen(opts.port ?? 0, HOST);
   await once(server, 'listening');
   const { port } = server.address();
+  baseUrl = `http://${HOST}:${port}`;
 
   let closing;
   const close = () => {
@@ -53,7 +57,7 @@ export async function startMock(opts = {}) {
     })();
     return closing;
   };
-  return { url: `http://${HOST}:${port}`, port, close, state };
+  return { url: baseUrl, port, close, state };
 }
 
 function crashed(res, err) {
@@ -66,10 +70,15 @@ function crashed(res, err) {
   }
 }
 
-async function serve({ req, res, state, catalog, opts, lifetime }) {
+async function serve({ req, res, state, catalog, opts, baseUrl, lifetime }) {
   const url = new URL(req.url, `http://${HOST}`);
-  const rawBody = await readBody(req);
-  const ctx = { req, res, url, rawBody, state, catalog, opts };
+  // Routes depend on the method, path and query only, so the body can be read knowing whether it is text.
+  const filesMatch = url.pathname.startsWith('/__mock/') ? null : filesRoute(req.method, url);
+  const bytes = await readBodyBytes(req);
+  // Upload chunks are bytes: kept as a Buffer, never decoded (nor recorded) as text.
+  const binary = filesMatch?.binary === true;
+  const rawBody = binary ? '' : bytes.toString('utf8');
+  const ctx = { req, res, url, rawBody, bodyBytes: binary ? bytes : null, state, catalog, opts, baseUrl };
   if (url.pathname.startsWith('/__mock/')) return handleControl(ctx);
 
   // Each request gets a signal that fires when the client goes away or the mock closes.
@@ -77,9 +86,10 @@ async function serve({ req, res, state, catalog, opts, lifetime }) {
   res.on('close', () => request.abort());
   ctx.signal = AbortSignal.any([lifetime, request.signal]);
 
-  const geminiMatch = geminiRoute(req.method, url.pathname);
-  const codeAssistMatch = !geminiMatch && codeAssistRoute(req.method, url.pathname);
-  const action = geminiMatch?.action ?? codeAssistMatch?.action ?? otherAction(req.method, url.pathname);
+  const geminiMatch = !filesMatch && geminiRoute(req.method, url.pathname);
+  const codeAssistMatch = !filesMatch && !geminiMatch && codeAssistRoute(req.method, url.pathname);
+  const action =
+    filesMatch?.action ?? geminiMatch?.action ?? codeAssistMatch?.action ?? otherAction(req.method, url.pathname);
   ctx.call = state.record(callFields(ctx, action, geminiMatch));
   res.on('close', () => {
     // The client went away before the response was complete (a gateway's
@@ -89,6 +99,7 @@ async function serve({ req, res, state, catalog, opts, lifetime }) {
     state.finish(ctx.call);
   });
 
+  if (filesMatch) return handleFiles(ctx, filesMatch);
   if (geminiMatch) return handleGemini(ctx, geminiMatch);
   if (codeAssistMatch) return handleCodeAssist(ctx, codeAssistMatch);
   if (action === 'authorize') return handleAuthorize(ctx);
@@ -109,7 +120,7 @@ function otherAction(method, pathname) {
   return 'unknown';
 }
 
-function callFields({ req, url, rawBody }, action, geminiMatch) {
+function callFields({ req, url, rawBody, bodyBytes }, action, geminiMatch) {
   return {
     method: req.method,
     path: url.pathname,
@@ -120,6 +131,8 @@ function callFields({ req, url, rawBody }, action, geminiMatch) {
     query: Object.fromEntries(url.searchParams),
     headers: Object.fromEntries(RECORDED_HEADERS.filter((h) => h in req.headers).map((h) => [h, req.headers[h]])),
     body: decodeBody(rawBody),
+    // A binary body (an upload chunk) is recorded by its length only.
+    ...(bodyBytes ? { bodyBytes: bodyBytes.length } : {}),
   };
 }
 

@@ -42,11 +42,35 @@ const ROUTES = {
     expired: expire(state, body.access_token ?? body.refresh_token ?? body.code),
   }),
   'GET /__mock/operations': ({ state }) => ({ operations: state.accounts.operationsSnapshot() }),
+  'GET /__mock/files': ({ state }) => state.fileStore.snapshot(),
+  'POST /__mock/files/expire': ({ state }, body) => {
+    if (typeof body.name !== 'string' || !body.name) return [400, { error: 'name ("files/<id>" or "cachedContents/<id>") is required' }];
+    return { expired: state.fileStore.expire(body.name) };
+  },
   'GET /__mock/health': () => ({ ok: true }),
 };
 
+/**
+ * `GET /__mock/files/<id>/content`: the stored bytes of a file, whoever owns
+ * it, as `application/octet-stream` (the Files API itself has no download
+ * for uploaded files). Returns false when the path is another one.
+ */
+function sendFileContent({ req, res, url, state }) {
+  const m = /^\/__mock\/files\/([^/]+)\/content$/.exec(url.pathname);
+  if (req.method !== 'GET' || !m) return false;
+  const record = state.fileStore.file(decodeURIComponent(m[1]));
+  if (!record) {
+    sendPlainJson(res, 404, { error: `no file files/${m[1]}` });
+    return true;
+  }
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': record.bytes.length });
+  res.end(record.bytes);
+  return true;
+}
+
 export function handleControl(ctx) {
   const { req, res, url, rawBody } = ctx;
+  if (sendFileContent(ctx)) return;
   const route = ROUTES[`${req.method} ${url.pathname.replace(/\/$/, '')}`];
   if (!route) return sendPlainJson(res, 404, { error: `no control endpoint ${req.method} ${url.pathname}` });
   const body = parseJson(rawBody);

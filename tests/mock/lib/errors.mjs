@@ -274,6 +274,24 @@ export function entityNotFound() {
 }
 
 /**
+ * A Files API file that is not the caller's (another key is another
+ * project), or that does not exist (any more): Google does not tell the two
+ * apart. `id` is the file id without "files/".
+ */
+export function fileNotAccessible(id) {
+  return googleError(403, 'PERMISSION_DENIED', `You do not have permission to access the File ${id} or it may not exist.`);
+}
+
+/** A cached content that is not the caller's, or that does not exist (any more). */
+export function cachedContentNotFound() {
+  return googleError(403, 'PERMISSION_DENIED', 'CachedContent not found (or permission denied)');
+}
+
+export function alreadyExists(message) {
+  return googleError(409, 'ALREADY_EXISTS', message);
+}
+
+/**
  * 400 INVALID_ARGUMENT. JSON-parse problems (`violations` given) come with a
  * google.rpc.BadRequest listing one fieldViolation per problem, the message
  * being all problems joined by newlines.
@@ -307,7 +325,8 @@ export const FAULTS = [
 ];
 
 /**
- * Renders a scripted fault for a surface ("gemini" or "codeassist").
+ * Renders a scripted fault for a surface ("gemini", "files" or "codeassist";
+ * "files" is the Gemini API's Files and cachedContents methods).
  * `fault` is one of FAULTS or a raw `{ status, body, contentType? }`
  * (an object body is sent as Google JSON, a string body verbatim).
  * `project` (Gemini API 429s only) adds the ErrorInfo naming the project.
@@ -337,7 +356,8 @@ export function renderFault(fault, { surface, model, key, retryDelay, quotaReset
     case 'server_503':
       return overloaded();
     case 'not_found':
-      return codeAssist ? entityNotFound() : modelNotFound(model, apiVersion, method);
+      // Files and cachedContents calls name no model: their not-found is the generic one.
+      return codeAssist || surface === 'files' ? entityNotFound() : modelNotFound(model, apiVersion, method);
     default:
       return internalError();
   }

@@ -55,14 +55,19 @@ export const apiKeyOf = (req, url) => req.headers['x-goog-api-key'] || url.searc
 /**
  * Authentication and scripted behaviour shared by every route: returns the
  * behaviour to continue with, or null when the request was already answered.
+ * `keyless` (a resumable upload's chunks, whose upload id is the
+ * capability): no key is needed and key conventions do not apply, only rules
+ * naming the route's action. `body` is what a flaky rule identifies the
+ * request by (default: the raw body).
  */
-async function admit(ctx, route) {
+export async function admit(ctx, route, { keyless = false, body = ctx.rawBody } = {}) {
   const { call, state } = ctx;
-  if (!call.key) {
+  if (!keyless && !call.key) {
     send(ctx, unregisteredCaller());
     return null;
   }
-  const resolved = state.resolve({ key: call.key, model: route.model, action: route.action, body: ctx.rawBody });
+  const identity = keyless ? '' : undefined;
+  const resolved = state.resolve({ key: call.key, identity, model: route.model, action: route.action, body });
   noteScripted(call, resolved);
   const { behaviour } = resolved;
   if (!(await pause(behaviour.latencyMs, ctx.signal))) return null;
@@ -72,7 +77,7 @@ async function admit(ctx, route) {
   }
   if (behaviour.fault) {
     const method = route.action.startsWith('models.') ? 'GetModel' : route.action;
-    const where = { surface: 'gemini', model: route.model, key: call.key, apiVersion: route.apiVersion, method };
+    const where = { surface: route.surface ?? 'gemini', model: route.model, key: call.key, apiVersion: route.apiVersion, method };
     send(ctx, renderFault(behaviour.fault, { ...where, retryDelay: behaviour.retryDelay, project: behaviour.project }));
     return null;
   }

@@ -1,5 +1,5 @@
-// Everything the mock remembers: recorded calls, scripted rules, gates and
-// OAuth grants. Events (for in-process tests, so nobody has to poll):
+// Everything the mock remembers: recorded calls, scripted rules, gates,
+// OAuth grants, and the Files API's files and cached contents. Events (for in-process tests, so nobody has to poll):
 //   'call'  (record)             a request was recorded
 //   'done'  (record)             its response finished (or the socket died)
 //   'event' ({ call, index })    a stream event was written
@@ -9,11 +9,12 @@
 import { EventEmitter } from 'node:events';
 import { ACCOUNT_STATES, AccountBook } from './accounts.mjs';
 import { DEFAULT_DAY_DELAY, DEFAULT_MINUTE_DELAY, FAULTS, durationString } from './errors.mjs';
+import { FileStore } from './filestore.mjs';
 import { Flaky, flakyProblem } from './flaky.mjs';
 import { answerProblem } from './answer.mjs';
 import { pause } from './http.mjs';
 
-/** Actions that rate-limit/5xx key conventions and action-less rules apply to. */
+/** The model calls. */
 export const MODEL_ACTIONS = new Set([
   'generateContent',
   'streamGenerateContent',
@@ -25,6 +26,14 @@ export const MODEL_ACTIONS = new Set([
   'v1internal.streamGenerateContent',
   'v1internal.countTokens',
 ]);
+
+/**
+ * Where the quota and 5xx key conventions (`rl-*`, `err500-*`, `err503-*`,
+ * `slow-*`) and rules without `action` apply: the model calls, and the start
+ * of a file upload (a call that names no model, so only rules without a
+ * `model` reach it).
+ */
+export const KEYED_ACTIONS = new Set([...MODEL_ACTIONS, 'files.start']);
 
 const BEHAVIOUR_FIELDS = [
   'fault',
@@ -63,7 +72,7 @@ export function conventionFor(identity, action) {
   const key = String(identity ?? '');
   if (key.startsWith('invalid-')) return { fault: 'key_invalid' };
   if (key.startsWith('denied-')) return { fault: 'permission_denied' };
-  if (!MODEL_ACTIONS.has(action)) return {};
+  if (!KEYED_ACTIONS.has(action)) return {};
   const minute = /^rl-minute-(?:(\d+)(ms|s)-)?/.exec(key);
   if (minute) return { fault: 'rate_limit_minute', retryDelay: delayFrom(minute, DEFAULT_MINUTE_DELAY) };
   const day = /^rl-day-(?:(\d+)(ms|s)-)?/.exec(key);
@@ -127,6 +136,8 @@ export class MockState extends EventEmitter {
     // Authorization codes (lib/oauth.mjs) and Code Assist account memory (lib/accounts.mjs).
     this.oauth = { accessTokens: new Map(), revoked: new Set(), codes: new Map(), issued: 0 };
     this.accounts = new AccountBook();
+    // Files, resumable uploads and cached contents, per API key (lib/filestore.mjs).
+    this.fileStore = new FileStore();
   }
 
   // -------------------------------------------------------------- calls
@@ -196,7 +207,7 @@ export class MockState extends EventEmitter {
 
   ruleMatches(rule, { key, account, model, action }) {
     const keyOk = rule.key === undefined || globMatches(rule.key, key) || globMatches(rule.key, account);
-    const actionOk = rule.action === undefined ? MODEL_ACTIONS.has(action) : globMatches(rule.action, action);
+    const actionOk = rule.action === undefined ? KEYED_ACTIONS.has(action) : globMatches(rule.action, action);
     return keyOk && actionOk && globMatches(rule.model, model);
   }
 
@@ -250,8 +261,9 @@ export class MockState extends EventEmitter {
 
   /**
    * Clears calls, rules, gates (opening any held stream), OAuth revocations,
-   * authorization codes, and Code Assist onboarding, operations and quota
-   * usage; issued access tokens stay valid.
+   * authorization codes, Code Assist onboarding, operations and quota usage,
+   * and every file, pending upload and cached content; issued access tokens
+   * stay valid.
    */
   reset() {
     for (const name of this.gates.keys()) this.release(name);
@@ -261,5 +273,6 @@ export class MockState extends EventEmitter {
     this.oauth.revoked.clear();
     this.oauth.codes.clear();
     this.accounts.clear();
+    this.fileStore.clear();
   }
 }
