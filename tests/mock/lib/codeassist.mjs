@@ -36,7 +36,7 @@ import {
   renderFault,
   validationRequired,
 } from './errors.mjs';
-import { countTokensBody, holdWhole, plannedReply, streamObjects } from './gemini.mjs';
+import { countTokensBody, holdWhole, plannedReply, referencesOf, streamObjects } from './gemini.mjs';
 import { fullResponse, streamChunks } from './generate.mjs';
 import { pause } from './http.mjs';
 import { findModel, stripModelsPrefix } from './models.mjs';
@@ -213,6 +213,8 @@ function countTokens(ctx, { route, view }) {
   const inner = admitted.envelope.request ?? {};
   const problem = checkContents(inner, 'CountTokensRequest');
   if (problem) return send(ctx, invalidArgument(problem));
+  // Code Assist has no Files API: a reference to one is refused.
+  if (referencesOf(ctx, inner, admitted.id).refusal) return;
   const { totalTokens } = countTokensBody(ctx, inner);
   send(ctx, { status: 200, body: { totalTokens } });
 }

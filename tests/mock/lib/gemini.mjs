@@ -8,6 +8,7 @@ import {
   unregisteredCaller,
 } from './errors.mjs';
 import { answerObjects } from './answer.mjs';
+import { checkReferences } from './filestore.mjs';
 import { fullResponse, newResponseId, planReply, streamChunks } from './generate.mjs';
 import { pause } from './http.mjs';
 import { predictProblem, predictResponse } from './imagen.mjs';
@@ -22,7 +23,7 @@ import {
 } from './requests.mjs';
 import { dropConnection, noteScripted, send } from './respond.mjs';
 import { JSON_ARRAY, SSE, hold, writeStream } from './stream.mjs';
-import { embeddingValues, promptTokens, textTokens } from './tokens.mjs';
+import { embeddingValues, mergeDetails, promptTokens, textTokens } from './tokens.mjs';
 
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 1000;
@@ -145,6 +146,20 @@ export function scriptedReply(behaviour) {
   return undefined;
 }
 
+/**
+ * The request's references to files and cached contents (lib/filestore.mjs),
+ * checked for the calling key: `{ refusal }` (already sent) or `{ cache }`.
+ * `source` has the request's contents, systemInstruction, tools, toolConfig
+ * and cachedContent. Code Assist calls (`v1internal.*`) may refer to neither.
+ */
+export function referencesOf(ctx, source, modelId) {
+  const surface = ctx.call.action.startsWith('v1internal.') ? 'codeassist' : 'gemini';
+  const refs = checkReferences(ctx.state.fileStore, { key: ctx.call.key, source, modelId, baseUrl: ctx.baseUrl, surface });
+  if (refs.refusal) send(ctx, refs.refusal);
+  if (refs.cache) ctx.call.cachedContent = `cachedContents/${refs.cache.id}`;
+  return refs;
+}
+
 /** Plans the reply for a valid request; null (already answered) when Google would reject it. */
 export function plannedReply(ctx, { id, model, request, behaviour }, check = checkGenerateContent) {
   const problem = check(request, id);
@@ -152,8 +167,10 @@ export function plannedReply(ctx, { id, model, request, behaviour }, check = che
     send(ctx, invalidArgument(problem));
     return null;
   }
+  const { refusal, cache } = referencesOf(ctx, request, id);
+  if (refusal) return null;
   const responseId = newResponseId();
-  const plan = planReply({ request, modelId: id, reply: scriptedReply(behaviour), responseId });
+  const plan = planReply({ request, modelId: id, reply: scriptedReply(behaviour), responseId, cache });
   ctx.call.tokens = plan.tokens;
   return { plan, meta: { modelVersion: modelVersionOf(model), responseId } };
 }
@@ -165,6 +182,7 @@ export function plannedReply(ctx, { id, model, request, behaviour }, check = che
 async function answerCall(ctx, { id, model, request, behaviour }, stream) {
   const problem = checkGenerateContent(request, id);
   if (problem) return send(ctx, invalidArgument(problem));
+  if (referencesOf(ctx, request, id).refusal) return;
   const meta = { modelVersion: modelVersionOf(model), responseId: newResponseId(), stream };
   const { objects, plan, tokens } = answerObjects(request, behaviour.answer, meta);
   ctx.call.tokens = tokens;
@@ -215,8 +233,11 @@ const tokensFromUsage = (u) => ({
   total: u.totalTokenCount ?? 0,
 });
 
-/** countTokens takes either `contents` or a whole `generateContentRequest` (then system instruction and tools count too). */
-function countTokens(ctx, { request }) {
+/**
+ * countTokens takes either `contents` or a whole `generateContentRequest`
+ * (then system instruction, tools and a cached content count too).
+ */
+function countTokens(ctx, { id, request }) {
   const inner = request.generateContentRequest;
   let problem;
   if (inner) {
@@ -227,13 +248,24 @@ function countTokens(ctx, { request }) {
     problem = checkContents(request, 'CountTokensRequest');
   }
   if (problem) return send(ctx, invalidArgument(problem));
-  send(ctx, { status: 200, body: countTokensBody(ctx, inner ?? { contents: request.contents }) });
+  const source = inner ?? { contents: request.contents };
+  const { refusal, cache } = referencesOf(ctx, source, inner ? stripModelsPrefix(inner.model) : id);
+  if (refusal) return;
+  send(ctx, { status: 200, body: countTokensBody(ctx, source, cache) });
 }
 
-export function countTokensBody(ctx, source) {
+/** `cache`: the cached content the request uses; its tokens are part of the prompt, and reported apart too. */
+export function countTokensBody(ctx, source, cache = null) {
   const { total, details } = promptTokens(source);
-  ctx.call.tokens = { prompt: total, candidates: 0, thoughts: 0, total };
-  return { totalTokens: total, ...(details.length ? { promptTokensDetails: details } : {}) };
+  const cached = cache?.tokens ?? 0;
+  const all = mergeDetails(details, cache?.details ?? []);
+  ctx.call.tokens = { prompt: total + cached, candidates: 0, thoughts: 0, total: total + cached, ...(cache ? { cached } : {}) };
+  return {
+    totalTokens: total + cached,
+    ...(cache ? { cachedContentTokenCount: cached } : {}),
+    ...(all.length ? { promptTokensDetails: all } : {}),
+    ...(cache?.details.length ? { cacheTokensDetails: cache.details } : {}),
+  };
 }
 
 // ---------------------------------------------------------------- embeddings

@@ -6,7 +6,7 @@ import { openApiToJsonSchema, schemaInstance } from './instance.mjs';
 import { logprobsFor } from './logprobs.mjs';
 import { traitsOf } from './models.mjs';
 import { mediaCandidates } from './imagen.mjs';
-import { partsTokens, promptTokens, textTokens } from './tokens.mjs';
+import { mergeDetails, partsTokens, promptTokens, textTokens } from './tokens.mjs';
 
 export const newResponseId = () => randomBytes(16).toString('base64url').slice(0, 22);
 
@@ -15,9 +15,15 @@ export const newResponseId = () => randomBytes(16).toString('base64url').slice(0
  * `candidates[i]` is `{ parts, finishReason, index }` without thought parts;
  * `thoughtParts` (shown only when includeThoughts) lead every candidate;
  * `logprobs` is the number of top candidates when responseLogprobs is on.
+ * `cache` (`{ tokens, details }`): the cached content the request uses. As
+ * Google counts it, its tokens are part of `promptTokenCount` and are also
+ * reported as `cachedContentTokenCount` (with `cacheTokensDetails`).
  */
-export function planReply({ request, modelId, reply, responseId }) {
-  const prompt = promptTokens(request);
+export function planReply({ request, modelId, reply, responseId, cache = null }) {
+  const own = promptTokens(request);
+  const prompt = cache
+    ? { total: own.total + cache.tokens, details: mergeDetails(own.details, cache.details) }
+    : own;
   const thinking = planThinking(request, modelId);
   const scripted = normalizeScripted(reply);
   const candidates = scripted
@@ -29,7 +35,9 @@ export function planReply({ request, modelId, reply, responseId }) {
     promptTokenCount: prompt.total,
     ...(candidates.length ? { candidatesTokenCount: candidatesTokens } : {}),
     totalTokenCount: prompt.total + candidatesTokens + thoughts,
+    ...(cache ? { cachedContentTokenCount: cache.tokens } : {}),
     ...(prompt.details.length ? { promptTokensDetails: prompt.details } : {}),
+    ...(cache?.details.length ? { cacheTokensDetails: cache.details } : {}),
     // Google reports thoughtsTokenCount whenever a 2.5/3 model thought, even if thoughts are not returned.
     ...(thoughts ? { thoughtsTokenCount: thoughts } : {}),
     ...scripted?.usageMetadata,
@@ -46,6 +54,7 @@ export function planReply({ request, modelId, reply, responseId }) {
       candidates: usage.candidatesTokenCount ?? 0,
       thoughts: usage.thoughtsTokenCount ?? 0,
       total: usage.totalTokenCount,
+      ...(cache ? { cached: usage.cachedContentTokenCount ?? 0 } : {}),
     },
   };
 }
@@ -279,10 +288,13 @@ export function streamChunks(plan, { modelVersion, responseId }) {
   if (plan.candidates.length === 0) return [response({ promptFeedback: plan.promptFeedback, usage: plan.usage, ...meta })];
   const pieces = plan.candidates.map((c) => [...plan.thoughtParts, ...c.parts.flatMap(splitPart)]);
   const count = Math.max(...pieces.map((p) => p.length), 1);
+  const { cachedContentTokenCount, promptTokensDetails, cacheTokensDetails } = plan.usage;
   const promptOnly = {
     promptTokenCount: plan.usage.promptTokenCount,
     totalTokenCount: plan.usage.promptTokenCount,
-    ...(plan.usage.promptTokensDetails ? { promptTokensDetails: plan.usage.promptTokensDetails } : {}),
+    ...(cachedContentTokenCount !== undefined ? { cachedContentTokenCount } : {}),
+    ...(promptTokensDetails ? { promptTokensDetails } : {}),
+    ...(cacheTokensDetails ? { cacheTokensDetails } : {}),
   };
   return Array.from({ length: count }, (_, k) => {
     const last = k === count - 1;

@@ -69,6 +69,13 @@ export function promptTokens({ contents = [], systemInstruction, tools }) {
   return { total: tally.total, details: tally.details };
 }
 
+/** Per-modality breakdowns added together (TEXT first), e.g. a request's and its cached content's. */
+export function mergeDetails(...lists) {
+  const tally = new Tally();
+  for (const list of lists) for (const { modality, tokenCount } of list) tally.add(modality, tokenCount);
+  return tally.details;
+}
+
 /** Tokens of response parts (thought parts included: callers filter first). */
 export function partsTokens(parts = []) {
   return parts.reduce((sum, part) => sum + partTokens(part).tokens, 0);
