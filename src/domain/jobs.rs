@@ -8,13 +8,14 @@ use serde_json::{Map, Value};
 
 /// The jobs, in the order a run performs them. Names are the contract of
 /// `GET /admin/api/jobs` and of the `job_runs` table.
-pub const JOBS: [&str; 6] = [
+pub const JOBS: [&str; 7] = [
     "import",
     "probe",
     "archive",
     "tokens",
     "retention",
     "reseal",
+    "files",
 ];
 
 /// Runs of each job kept in `job_runs`.

@@ -13,6 +13,7 @@ pub mod compat;
 pub mod config;
 pub mod error;
 pub mod failover;
+pub mod files;
 pub mod gate;
 pub mod gemini;
 pub mod images;

@@ -3,6 +3,7 @@
 //! dispatches on the result.
 
 use super::error::GatewayError;
+use super::files::Collection;
 
 /// Which error shape a request gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +72,8 @@ pub enum Route {
     OpenAi(OpenAiRoute),
     /// A client token; errors in Google's shape.
     Gemini(GeminiRoute),
+    /// A client token; errors in Google's shape.
+    Files(FilesRoute),
     /// A client token; errors in Anthropic's shape.
     Anthropic(AnthropicRoute),
     /// `ADMIN_PASSWORD`; errors in `OpenAI`'s shape.
@@ -137,6 +140,25 @@ pub enum GeminiRoute {
         model: String,
         action: NativeAction,
     },
+}
+
+/// Google's Files API and context caches, pinned to the key that holds each
+/// (`domain::files`): a client token, errors in Google's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilesRoute {
+    /// `POST /upload/v1beta/files`: the resumable upload's start, and (with the
+    /// `upload_id` the start handed out) its bytes.
+    Upload,
+    /// `GET /v1beta/files`, `/v1beta/cachedContents`: the caller's own.
+    List(Collection),
+    /// `GET /v1beta/{collection}/{id}`, from the key that holds it.
+    Get(Collection, String),
+    /// `DELETE /v1beta/{collection}/{id}`.
+    Delete(Collection, String),
+    /// `POST /v1beta/cachedContents`.
+    CreateCache,
+    /// `PATCH /v1beta/cachedContents/{id}`: a new TTL or expiry.
+    UpdateCache(String),
 }
 
 /// `/admin/api/...`. Ids are plain path segments.
@@ -228,7 +250,9 @@ impl Route {
     pub fn access(&self) -> Access {
         match self {
             Self::Public(_) => Access::Public,
-            Self::OpenAi(_) | Self::Gemini(_) | Self::Anthropic(_) => Access::Client,
+            Self::OpenAi(_) | Self::Gemini(_) | Self::Files(_) | Self::Anthropic(_) => {
+                Access::Client
+            }
             Self::Admin(_) => Access::Admin,
         }
     }
@@ -246,7 +270,7 @@ impl Route {
                 PublicRoute::Health | PublicRoute::UsagePage | PublicRoute::ImageFile(_),
             )
             | Self::OpenAi(_) => Surface::OpenAi,
-            Self::Gemini(_) => Surface::Gemini,
+            Self::Gemini(_) | Self::Files(_) => Surface::Gemini,
             Self::Anthropic(_) => Surface::Anthropic,
         }
     }
@@ -315,7 +339,7 @@ pub fn resolve(method: &str, path: &str, hints: Hints) -> Result<Route, RouteErr
     // Under an OpenAI prefix, Google's native actions and Anthropic's Messages are no
     // route, whatever the method.
     let foreign = routes.iter().find_map(|(_, r)| match r {
-        Route::Gemini(_) => Some("Gemini's native API is under /v1beta/"),
+        Route::Gemini(_) | Route::Files(_) => Some("Gemini's native API is under /v1beta/"),
         Route::Anthropic(_) => Some("Anthropic's Messages API is under /v1/messages"),
         _ => None,
     });
@@ -374,6 +398,7 @@ pub fn surface_of(path: &str, hints: Hints) -> Surface {
         Surface::Anthropic
     } else if path.starts_with("/v1beta")
         || path.starts_with("/gemini/")
+        || path.starts_with("/upload/")
         || (path.starts_with("/v1/models") && (hints.google_client || path.contains(':')))
     {
         Surface::Gemini
@@ -524,9 +549,18 @@ fn stored_response(id: &str) -> Option<Matched> {
 }
 
 fn native_or_models(path: &str, hints: Hints) -> Option<Matched> {
+    if matches!(path, "/upload/v1beta/files" | "/gemini/upload/v1beta/files") {
+        return Some(post(Route::Files(FilesRoute::Upload)));
+    }
     let (rest, openai_capable) = if let Some(rest) = path.strip_prefix("/gemini/v1beta/") {
+        if names_pinned_collection(rest) {
+            return pinned_resource(rest);
+        }
         (rest, false)
     } else if let Some(rest) = path.strip_prefix("/v1beta/") {
+        if names_pinned_collection(rest) {
+            return pinned_resource(rest);
+        }
         (rest, false)
     } else if let Some(rest) = path.strip_prefix("/v1/") {
         (rest, !hints.google_client)
@@ -576,6 +610,55 @@ fn native_or_models(path: &str, hints: Hints) -> Option<Matched> {
             post(Route::Gemini(GeminiRoute::Action { model, action }))
         }
     })
+}
+
+/// Whether a path under `/v1beta/` is in the Files API or the context caches.
+fn names_pinned_collection(rest: &str) -> bool {
+    let collection = rest.split('/').next().unwrap_or(rest);
+    matches!(collection, "files" | "cachedContents")
+}
+
+/// The Files API and context caches under `/v1beta/`; `None` for a malformed id.
+fn pinned_resource(rest: &str) -> Option<Matched> {
+    use FilesRoute as F;
+    let files = |routes: Vec<(&'static str, FilesRoute)>| {
+        Matched::Methods(
+            routes
+                .into_iter()
+                .map(|(m, r)| (m, Route::Files(r)))
+                .collect(),
+        )
+    };
+    let (collection, id) = match rest.split_once('/') {
+        Some((c, id)) => (c, Some(id)),
+        None => (rest, None),
+    };
+    let collection = match collection {
+        "files" => Collection::Files,
+        "cachedContents" => Collection::CachedContents,
+        _ => return None,
+    };
+    let Some(id) = id else {
+        let list = F::List(collection);
+        let mut routes = vec![("GET", list.clone()), ("HEAD", list)];
+        if collection == Collection::CachedContents {
+            routes.push(("POST", F::CreateCache));
+        }
+        return Some(files(routes));
+    };
+    if !crate::domain::files::valid_id(id) {
+        return None;
+    }
+    let get = F::Get(collection, id.to_owned());
+    let mut routes = vec![
+        ("GET", get.clone()),
+        ("HEAD", get),
+        ("DELETE", F::Delete(collection, id.to_owned())),
+    ];
+    if collection == Collection::CachedContents {
+        routes.push(("PATCH", F::UpdateCache(id.to_owned())));
+    }
+    Some(files(routes))
 }
 
 /// A model id that goes into an upstream URL, checked by [`check_model_id`]: a body's
@@ -670,6 +753,81 @@ mod tests {
         let unknown = post("/anthropic/v1/nothing").unwrap_err();
         assert_eq!(unknown.surface, Surface::Anthropic);
         assert_eq!(unknown.error.status(), 404);
+    }
+
+    #[test]
+    fn files_and_caches_resolve_under_v1beta_with_client_access_in_googles_shape() {
+        use FilesRoute as F;
+        let at = |method: &str, path: &str| resolve(method, path, Hints::default());
+        for (method, path, want) in [
+            ("POST", "/upload/v1beta/files", F::Upload),
+            ("POST", "/gemini/upload/v1beta/files", F::Upload),
+            ("GET", "/v1beta/files", F::List(Collection::Files)),
+            ("GET", "/gemini/v1beta/files", F::List(Collection::Files)),
+            (
+                "GET",
+                "/v1beta/files/abc-1",
+                F::Get(Collection::Files, "abc-1".into()),
+            ),
+            (
+                "DELETE",
+                "/v1beta/files/abc",
+                F::Delete(Collection::Files, "abc".into()),
+            ),
+            (
+                "GET",
+                "/v1beta/cachedContents",
+                F::List(Collection::CachedContents),
+            ),
+            ("POST", "/v1beta/cachedContents", F::CreateCache),
+            (
+                "GET",
+                "/v1beta/cachedContents/c1",
+                F::Get(Collection::CachedContents, "c1".into()),
+            ),
+            (
+                "PATCH",
+                "/v1beta/cachedContents/c1",
+                F::UpdateCache("c1".into()),
+            ),
+            (
+                "DELETE",
+                "/v1beta/cachedContents/c1",
+                F::Delete(Collection::CachedContents, "c1".into()),
+            ),
+        ] {
+            let route = at(method, path).unwrap();
+            assert_eq!(route, Route::Files(want), "{method} {path}");
+            assert_eq!(route.access(), Access::Client);
+            assert_eq!(route.surface(), Surface::Gemini);
+        }
+        let wrong = at("POST", "/v1beta/files/abc").unwrap_err();
+        assert_eq!(wrong.allow.as_deref(), Some("GET, HEAD, DELETE"));
+        assert_eq!(wrong.surface, Surface::Gemini);
+        assert_eq!(
+            at("GET", "/upload/v1beta/files")
+                .unwrap_err()
+                .allow
+                .as_deref(),
+            Some("POST")
+        );
+        assert_eq!(
+            at("PATCH", "/v1beta/files/abc").unwrap_err().error.status(),
+            405
+        );
+        for bad in [
+            "/v1beta/files/a/b",
+            "/v1beta/files/..",
+            "/v1beta/files/a%2Fb",
+            "/v1beta/files/",
+            "/v1/files",
+            "/upload/v1/files",
+            "/openai/v1beta/files",
+        ] {
+            let err = at("GET", bad).unwrap_err();
+            assert_eq!(err.error.status(), 404, "{bad}");
+        }
+        assert_eq!(surface_of("/upload/x", Hints::default()), Surface::Gemini);
     }
 
     #[test]

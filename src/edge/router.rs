@@ -7,7 +7,9 @@ use worker::{Context, Env, Headers, Method, Request, Response, Result};
 use crate::domain::auth::{Credentials, bearer};
 use crate::domain::error::GatewayError;
 use crate::domain::ops::{self, REQUEST_ID_HEADER};
-use crate::domain::route::{self, Hints, OpenAiRoute, PublicRoute, Route, RouteError, Surface};
+use crate::domain::route::{
+    self, FilesRoute, Hints, OpenAiRoute, PublicRoute, Route, RouteError, Surface,
+};
 use crate::domain::session::CSRF_HEADER;
 use crate::edge::access::admin::Presented;
 use crate::edge::access::{self, Caller};
@@ -19,7 +21,9 @@ use crate::edge::{admin, api};
 /// Response headers a browser may read on the API surfaces.
 const EXPOSED_HEADERS: &str = "retry-after, x-ratelimit-limit-requests, \
      x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, \
-     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, x-gemgate-adjusted, x-request-id";
+     x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, x-gemgate-adjusted, x-request-id, \
+     x-goog-upload-url, x-goog-upload-control-url, x-goog-upload-status, \
+     x-goog-upload-chunk-granularity, x-goog-upload-size-received";
 
 pub async fn handle(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let url = req.url()?;
@@ -77,7 +81,10 @@ fn preflight(req: &Request) -> Result<Response> {
         });
     let headers = Headers::new();
     headers.set("access-control-allow-origin", "*")?;
-    headers.set("access-control-allow-methods", "GET, POST, DELETE, OPTIONS")?;
+    headers.set(
+        "access-control-allow-methods",
+        "GET, POST, PATCH, DELETE, OPTIONS",
+    )?;
     headers.set("access-control-allow-headers", &requested)?;
     headers.set("access-control-max-age", "86400")?;
     Ok(Response::empty()?.with_status(204).with_headers(headers))
@@ -232,6 +239,26 @@ async fn serve(
         Route::Gemini(route) => {
             let caller = client_auth(app, &headers.credentials()).await?;
             api::gemini::serve(app, &caller, req, url, route).await
+        }
+        Route::Files(route) => {
+            let caller = client_auth(app, &headers.credentials()).await?;
+            let caller = &caller;
+            match route {
+                FilesRoute::Upload => api::files::upload(app, caller, req, url).await,
+                FilesRoute::List(collection) => {
+                    api::files::list(app, caller, url, collection).await
+                }
+                FilesRoute::Get(collection, id) => {
+                    api::files::get(app, caller, collection, &id).await
+                }
+                FilesRoute::Delete(collection, id) => {
+                    api::files::delete(app, caller, collection, &id).await
+                }
+                FilesRoute::CreateCache => api::files::create_cache(app, caller, req, url).await,
+                FilesRoute::UpdateCache(id) => {
+                    api::files::update_cache(app, caller, req, url, &id).await
+                }
+            }
         }
         Route::Anthropic(route) => {
             let caller = client_auth(app, &headers.credentials()).await?;

@@ -91,7 +91,7 @@ browserTest('operations: the invalid key\'s failure group and every job\'s last 
         chips: [...el.querySelectorAll('.job-last .chip')].map((c) => c.textContent.replace(/\s+/g, ' ').trim()),
         earlier: !!el.querySelector('.job-runs'),
       })));
-      assert.deepEqual(cards.map((c) => c.job), ['import', 'probe', 'archive', 'tokens', 'retention', 'reseal']);
+      assert.deepEqual(cards.map((c) => c.job), ['import', 'probe', 'archive', 'tokens', 'retention', 'reseal', 'files']);
       for (const c of cards) {
         assert.equal(c.title, d[`ops.job.${c.job}`]);
         assert.equal(c.ok, d['ops.ok'], `${c.job} ran ok`);

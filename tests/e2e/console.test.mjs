@@ -158,6 +158,7 @@ const OPS_JOBS = {
     { name: 'tokens', schedule: '*/5 * * * *', runs: [run('tokens', 3, { refreshed: 0, fresh: 0, refused: 0, failed: 1 }, false, 'D1_ERROR: too many SQL variables while refreshing account acct-7'), run('tokens', 8, { refreshed: 1, fresh: 2, refused: 0, failed: 0 })] },
     { name: 'retention', schedule: '*/5 * * * *', runs: [] },
     { name: 'reseal', schedule: '*/5 * * * *', runs: [run('reseal', 3, { resealed: 50, remaining: 12, failed: 0 })] },
+    { name: 'files', schedule: '*/5 * * * *', runs: [run('files', 3, { pins: 4, upload_sessions: 1 })] },
   ].map((j) => ({ ...j, last: j.runs[0] ?? null })),
 };
 const OPS_HEALTH = {

@@ -245,7 +245,7 @@ test('invalid keys are re-checked once a day, come back when Google agrees, and 
 test('the job history records each run of each job, with its counts', async () => {
   await runCron(stack);
   const { jobs } = await stack.admin('GET', '/jobs');
-  assert.deepEqual(jobs.map((j) => j.name), ['import', 'probe', 'archive', 'tokens', 'retention', 'reseal']);
+  assert.deepEqual(jobs.map((j) => j.name), ['import', 'probe', 'archive', 'tokens', 'retention', 'reseal', 'files']);
   for (const job of jobs) {
     assert.equal(job.schedule, '*/5 * * * *');
     assert.ok(job.runs.length >= 2, `${job.name} ran in the earlier tests too`);

@@ -674,6 +674,107 @@ export function generatedRows(ctx) {
       headers: admin(), status: 400, surface: ADMIN });
   }
   rows.push(...responsesRows(ctx));
+  rows.push(...filesRows(ctx));
+  return rows;
+}
+
+/**
+ * Google's Files API and context caches (pinned to their key): bodies, upload commands and
+ * protocols, ids, credentials and methods. None of these reaches Google: an unknown
+ * file or session is the caller's 404 before any upstream call.
+ */
+function filesRows(ctx) {
+  const rows = [];
+  const add = (row) => rows.push({ surface: GEMINI, ...row });
+  const { goog, json, model } = ctx;
+  const start = { 'x-goog-upload-protocol': 'resumable', 'x-goog-upload-command': 'start' };
+  const upload = '/upload/v1beta/files';
+  for (const [what, body] of syntaxBodies({ file: { displayName: 'x' } })) {
+    add({ name: `gen files: upload start with ${what}`, method: 'POST', path: upload,
+      headers: { ...goog(), ...start, ...json }, body, status: 400 });
+  }
+  for (const [what, headers] of [
+    ['the multipart protocol', { 'x-goog-upload-protocol': 'multipart', 'x-goog-upload-command': 'start' }],
+    ['the raw protocol', { 'x-goog-upload-protocol': 'raw', 'x-goog-upload-command': 'start' }],
+    ['no protocol', { 'x-goog-upload-command': 'start' }],
+    ['no command', { 'x-goog-upload-protocol': 'resumable' }],
+    ['an unknown command', { 'x-goog-upload-protocol': 'resumable', 'x-goog-upload-command': 'rewind' }],
+    ['start with upload', { 'x-goog-upload-protocol': 'resumable', 'x-goog-upload-command': 'start, upload' }],
+    ['bytes without a session', { 'x-goog-upload-command': 'upload, finalize', 'x-goog-upload-offset': '0' }],
+  ]) {
+    add({ name: `gen files: upload with ${what}`, method: 'POST', path: upload, headers: { ...goog(), ...headers, ...json },
+      body: '{}', status: 400 });
+  }
+  for (const [what, id] of [
+    ['an unknown session', '0'.repeat(32)], ['a short session', 'abc'], ['a session with a slash', 'a%2Fb'],
+    ['an empty session', ''], ['a session of 300 characters', 'f'.repeat(300)],
+  ]) {
+    add({ name: `gen files: bytes for ${what}`, method: 'POST', path: `${upload}?upload_id=${id}&upload_protocol=resumable`,
+      headers: { ...goog(), 'x-goog-upload-command': 'upload, finalize', 'x-goog-upload-offset': '0' }, body: 'bytes', status: 404 });
+  }
+  add({ name: 'gen files: a start that names a session', method: 'POST', path: `${upload}?upload_id=${'0'.repeat(32)}`,
+    headers: { ...goog(), ...start, ...json }, body: '{}', status: 400 });
+  for (const [what, body] of syntaxBodies({ model: `models/${model}`, ttl: '60s' })) {
+    add({ name: `gen caches: create with ${what}`, method: 'POST', path: '/v1beta/cachedContents',
+      headers: { ...goog(), ...json }, body, status: 400 });
+  }
+  add({ name: 'gen caches: create naming a file of no one\'s', method: 'POST', path: '/v1beta/cachedContents',
+    headers: { ...goog(), ...json }, status: 404,
+    body: JSON.stringify({ model: `models/${model}`, contents: [{ role: 'user', parts: [{ fileData: { fileUri: 'files/nobodys' } }] }] }) });
+  add({ name: 'gen native: generate naming a file of no one\'s', method: 'POST', path: `/v1beta/models/${model}:generateContent`,
+    headers: { ...goog(), ...json }, status: 404,
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ fileData: { fileUri: 'https://generativelanguage.googleapis.com/v1beta/files/nobodys' } }] }] }) });
+  add({ name: 'gen native: generate with a cache of no one\'s', method: 'POST', path: `/v1beta/models/${model}:generateContent`,
+    headers: { ...goog(), ...json }, status: 404,
+    body: JSON.stringify({ cachedContent: 'cachedContents/nobodys', contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }) });
+  add({ name: 'gen caches: a new TTL that is not JSON', method: 'PATCH', path: '/v1beta/cachedContents/nobodys',
+    headers: { ...goog(), ...json }, body: '{"ttl":', status: 404 });
+  for (const path of ['/v1beta/files/nobodys', '/v1beta/cachedContents/nobodys', '/gemini/v1beta/files/nobodys']) {
+    for (const method of ['GET', 'DELETE']) {
+      add({ name: `gen files: ${method} ${path}`, method, path, headers: goog(), status: 404 });
+    }
+  }
+  for (const [what, path] of [
+    ['a traversal', '/v1beta/files/..'], ['an encoded slash', '/v1beta/files/a%2Fb'], ['a nested path', '/v1beta/files/a/b'],
+    ['an id of 200 characters', `/v1beta/files/${'f'.repeat(200)}`],
+    ['uploads under /v1', '/upload/v1/files'], ['an unknown upload path', '/upload/v1beta/models'],
+  ]) add({ name: `gen files: ${what}`, method: 'GET', path, headers: goog(), status: 404 });
+  // `/v1/files` is OpenAI's Files API, which the gateway does not serve: OpenAI's 404.
+  add({ name: 'gen files: files under /v1', method: 'GET', path: '/v1/files', headers: goog(), status: 404, surface: OPENAI });
+  for (const [what, query] of [['pageSize=ten', 'pageSize=ten'], ['pageSize=-1', 'pageSize=-1'], ['a foreign pageToken', 'pageToken=models/x']]) {
+    add({ name: `gen files: list with ${what}`, method: 'GET', path: `/v1beta/files?${query}`, headers: goog(), status: 400 });
+  }
+  const ROUTES = [
+    ['POST', upload, start, '{}'],
+    ['GET', '/v1beta/files'],
+    ['GET', '/v1beta/files/abc'],
+    ['DELETE', '/v1beta/files/abc'],
+    ['GET', '/v1beta/cachedContents'],
+    ['POST', '/v1beta/cachedContents', {}, JSON.stringify({ model: `models/${model}` })],
+    ['PATCH', '/v1beta/cachedContents/abc', {}, '{"ttl":"60s"}'],
+  ];
+  for (const [method, path, extra = {}, body] of ROUTES) {
+    for (const [what, auth] of [
+      ['no credentials', () => ({})],
+      ['an unknown key', () => ({ 'x-goog-api-key': 'AIza-not-a-client-token' })],
+      ['a rotated user key', () => ({ 'x-goog-api-key': ctx.users.rotated() })],
+    ]) {
+      add({ name: `gen files ${method} ${path}: ${what}`, method, path, headers: () => ({ ...auth(), ...extra, ...(body ? json : {}) }),
+        body, status: 401 });
+    }
+  }
+  for (const [path, allowed, wrong] of [
+    [upload, 'POST', ['GET', 'PUT', 'DELETE']],
+    ['/v1beta/files', 'GET', ['POST', 'PUT', 'DELETE']],
+    ['/v1beta/files/abc', 'DELETE', ['POST', 'PUT', 'PATCH']],
+    ['/v1beta/cachedContents', 'POST', ['PUT', 'DELETE']],
+    ['/v1beta/cachedContents/abc', 'PATCH', ['POST', 'PUT']],
+  ]) {
+    for (const method of wrong) {
+      add({ name: `gen files ${path}: wrong method ${method}`, method, path, headers: { ...goog(), ...json },
+        body: method === 'GET' ? undefined : '{}', status: 405, check: (_b, res) => if405(res, allowed) });
+    }
+  }
   return rows;
 }
 

@@ -62,7 +62,8 @@ export async function upstreamCallsDuring(stack, fn) {
 /**
  * Fires the worker's five-minute cron through wrangler's test route and waits
  * (bounded) until this run is done: one more "done" line than before it, so
- * a second run never returns on the first one's line.
+ * a second run never returns on the first one's line. (wrangler's route runs
+ * the cron now: a test moves stored timestamps back to let time pass.)
  */
 export async function runCron(stack) {
   const doneLines = () => stack.log.match(/\[gemgate\] cron \*\/5 \* \* \* \* done/g)?.length ?? 0;
@@ -129,7 +130,7 @@ export async function pollD1(stack, sql, ready, attempts = 20) {
 
 /** Quotes a server-generated id for raw SQL, refusing anything odd. */
 export function sqlStr(value) {
-  assert.match(String(value), /^[A-Za-z0-9_.:-]+$/, `unexpected characters in ${value}`);
+  assert.match(String(value), /^[A-Za-z0-9_.:/-]+$/, `unexpected characters in ${value}`);
   return `'${value}'`;
 }
 

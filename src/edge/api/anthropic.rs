@@ -95,6 +95,8 @@ async fn count_tokens(
         stream: false,
         gate: model.to_owned(),
         code_assist: None,
+        pin: None,
+        headers: Vec::new(),
     };
     let ok = upstream::send(app, snap, &request)
         .await

@@ -9,6 +9,7 @@ use crate::domain::accounts::envelope::code_assist_can_serve;
 use crate::domain::accounts::routing::with_code_assist;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model, ModelName};
+use crate::domain::responses::scope_of;
 use crate::domain::route::{GeminiRoute, NativeAction, check_model_id};
 use crate::domain::translate::fake_stream as fake_stream_mode;
 use crate::domain::translate::switches::native_generate_body;
@@ -133,6 +134,8 @@ async fn list_call(app: &App, snap: &Snapshot, url: String) -> Result<UpstreamOk
         stream: false,
         gate: LIST_GATE.to_owned(),
         code_assist: None,
+        pin: None,
+        headers: Vec::new(),
     };
     upstream::send(app, snap, &request).await
 }
@@ -161,6 +164,9 @@ async fn model_action(
         )
         .fake_stream;
     let (raw, parsed) = native_body(&mut req, &snap, model, action).await?;
+    // A body naming a file or cache goes to the key that holds it.
+    let scope = scope_of(caller.user().map(|u| u.id.as_str()));
+    let pin = upstream::pins::pin_for(app, &snap, &scope, &raw, &parsed).await?;
     // A fake stream asks upstream for the whole answer at once (and so without `alt`).
     let stream = action == NativeAction::StreamGenerateContent && !fake;
     let query = forwarded(url);
@@ -189,6 +195,8 @@ async fn model_action(
         stream,
         gate: model.to_owned(),
         code_assist,
+        pin,
+        headers: Vec::new(),
     };
     if action == NativeAction::CountTokens {
         // Counting spends no generation: authenticated, but neither reserved nor logged.

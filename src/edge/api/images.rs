@@ -135,6 +135,8 @@ fn upstream_request(
         stream: false,
         gate: request.model.clone(),
         code_assist: None,
+        pin: None,
+        headers: Vec::new(),
     })
 }
 

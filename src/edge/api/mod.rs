@@ -2,6 +2,7 @@
 //! layers below, and renders; none uses another (`make boundary`).
 
 pub mod anthropic;
+pub mod files;
 pub mod gemini;
 pub mod health;
 pub mod images;

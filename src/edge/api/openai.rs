@@ -198,6 +198,8 @@ pub async fn embeddings(app: &App, caller: &Caller, mut req: Request) -> Handler
             stream: false,
             gate: model.to_owned(),
             code_assist: None,
+            pin: None,
+            headers: Vec::new(),
         };
         let sent = upstream::send(app, &snap, &request)
             .await

@@ -48,6 +48,8 @@ pub async fn speech(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
         stream: false,
         gate: request.model.clone(),
         code_assist: None,
+        pin: None,
+        headers: Vec::new(),
     };
     let prompt_tokens = request.prompt_tokens();
     let estimate = || Estimate {

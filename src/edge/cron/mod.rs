@@ -21,6 +21,7 @@ use crate::edge::objects::token::{self, TokenAnswer, TokenRequest};
 use crate::edge::store::accounts as account_store;
 use crate::edge::store::keys as key_store;
 use crate::edge::store::ops as ops_store;
+use crate::edge::store::pins as pins_store;
 use crate::edge::store::responses as response_store;
 use crate::edge::store::{log as log_store, meta, settings as settings_store};
 use crate::edge::{int, now_ms, snapshot, upstream};
@@ -29,8 +30,8 @@ const DAY_MS: u64 = 24 * 3600 * 1000;
 
 pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let cron = event.cron();
-    // The run's clock is its scheduled time: a test fires a run "days later"
-    // through `/__scheduled?time=`; in production the two agree.
+    // The run's clock is its scheduled time (in production, when the trigger
+    // fired; wrangler's `/__scheduled` test route fires it now).
     let now = int(event.schedule());
     let app = App::for_cron(env, format!("cron_{now}"));
     let Ok(db) = app.db() else {
@@ -43,6 +44,7 @@ pub async fn run(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     job(&db, "tokens", refresh_tokens(&app, &db)).await;
     job(&db, "retention", retention(&db, now)).await;
     job(&db, "reseal", reseal_secrets(&app, &db)).await;
+    job(&db, "files", expire_pins(&db, now)).await;
     // What the jobs left in the background (health mirrors, disables).
     app.background.drain().await;
     worker::console_log!("[gemgate] cron {cron} done (scheduled at {now})");
@@ -186,6 +188,19 @@ async fn reseal_secrets(app: &App, db: &D1Database) -> Result<Map<String, Value>
         ("resealed", r.resealed as u64),
         ("remaining", r.remaining),
         ("failed", r.failed as u64),
+    ]))
+}
+
+/// Forgets the files and caches Google has deleted by now (each row carries Google's
+/// own expiry), and the upload sessions no client finished.
+async fn expire_pins(db: &D1Database, now: u64) -> Result<Map<String, Value>, GatewayError> {
+    let (pins, uploads) = pins_store::prune(db, now).await?;
+    worker::console_log!(
+        "[gemgate] cron files: {pins} pin(s) and {uploads} upload session(s) expired"
+    );
+    Ok(jobs::counts([
+        ("pins", pins as u64),
+        ("upload_sessions", uploads as u64),
     ]))
 }
 

@@ -62,5 +62,7 @@ pub fn generate_request(
             },
             model: model.to_owned(),
         }),
+        pin: None,
+        headers: Vec::new(),
     })
 }

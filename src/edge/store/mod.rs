@@ -7,6 +7,7 @@ pub mod keys;
 pub mod log;
 pub mod meta;
 pub mod ops;
+pub mod pins;
 pub mod projects;
 pub mod responses;
 pub mod sealed;

@@ -145,6 +145,8 @@ pub async fn attempt(
         stream: call.method == Method::Stream,
         gate: req.gate.clone(),
         code_assist: None,
+        pin: None,
+        headers: Vec::new(),
     };
     let mut stale: Option<String> = None;
     // A refused token (401) is refreshed once and the call made again.
@@ -541,6 +543,8 @@ pub async fn probe(
         stream: false,
         gate: model.to_owned(),
         code_assist: None,
+        pin: None,
+        headers: Vec::new(),
     };
     let call = CodeAssistCall {
         method: Method::Generate,

@@ -55,6 +55,13 @@ pub struct UpstreamRequest {
     /// How a Gemini CLI account can serve this request; `None` when only a
     /// key can (a model list, embeddings).
     pub code_assist: Option<CodeAssistCall>,
+    /// The one key this request may go to (it names a file or cache that key
+    /// holds): no rotation, no failover to another key.
+    pub pin: Option<String>,
+    /// Headers sent besides the key and content type (a resumable upload's
+    /// `x-goog-upload-*`); when there are any, the answer's
+    /// `x-goog-upload-*` headers come back in [`UpstreamOk::upload_headers`].
+    pub headers: Vec<(&'static str, String)>,
 }
 
 pub enum UpstreamBody {
@@ -67,7 +74,17 @@ pub struct UpstreamOk {
     pub content_type: Option<String>,
     pub body: UpstreamBody,
     pub key_id: String,
+    /// The answer's resumable-upload headers, for a request that sent some.
+    pub upload_headers: Vec<(&'static str, String)>,
 }
+
+/// The resumable-upload headers an upload answer carries.
+pub const UPLOAD_ANSWER_HEADERS: [&str; 4] = [
+    "x-goog-upload-url",
+    "x-goog-upload-control-url",
+    "x-goog-upload-status",
+    "x-goog-upload-chunk-granularity",
+];
 
 impl UpstreamOk {
     /// The whole body of a non-stream answer, parsed as `T`.
@@ -217,6 +234,14 @@ pub async fn attempt_with(
     };
     let status = resp.status_code();
     let content_type = resp.headers().get("content-type").ok().flatten();
+    let upload_headers = if req.headers.is_empty() {
+        Vec::new()
+    } else {
+        UPLOAD_ANSWER_HEADERS
+            .iter()
+            .filter_map(|&name| Some((name, resp.headers().get(name).ok().flatten()?)))
+            .collect()
+    };
     if !(200..300).contains(&status) {
         let body = read_response(&resp).await.unwrap_or_default();
         return Attempt {
@@ -265,6 +290,7 @@ pub async fn attempt_with(
             content_type,
             body,
             key_id: key_id.to_owned(),
+            upload_headers,
         }),
         status: Some(status),
     }
@@ -285,6 +311,9 @@ async fn send(
             headers.set("x-goog-api-key", secret)?;
             if req.body.is_some() {
                 headers.set("content-type", "application/json")?;
+            }
+            for (name, value) in &req.headers {
+                headers.set(name, value)?;
             }
             headers
         }

@@ -10,6 +10,7 @@ pub mod health;
 pub mod local;
 pub mod media;
 pub mod models;
+pub mod pins;
 pub mod readiness;
 pub mod urls;
 
@@ -56,6 +57,9 @@ enum Chooser {
     /// The model's gate, which alone can count per-key budgets exactly: one
     /// call per attempt, carrying the previous attempt's failure.
     Gate(KeyBudget),
+    /// The one key that holds what the request names: tried once, whatever its
+    /// health; its outcome is recorded as [`Chooser::Local`] records.
+    Pinned(String),
 }
 
 /// Like [`send`], with an admission check (a user's ledger) run in parallel
@@ -74,11 +78,8 @@ pub async fn send_admitted(
     let timeout = Duration::from_millis(settings.upstream_timeout_ms);
     let mut failover = Failover::default();
     let no_accounts = accounts_excluded(snap, req)?;
-    let chooser = match limits_for(&settings.model_limits, &req.gate).budget {
-        Some(budget) if counts_against_budget(&req.url) => Chooser::Gate(budget),
-        _ => Chooser::Local,
-    };
-    if let Chooser::Local = chooser {
+    let chooser = Chooser::for_request(snap, req);
+    if let Chooser::Local | Chooser::Pinned(_) = chooser {
         let view = local::ensure_view(app, snap, &req.gate);
         match admit.take() {
             Some(admission) => join(view, admission).await.1?,
@@ -91,6 +92,7 @@ pub async fn send_admitted(
         exclude.extend(no_accounts.iter().cloned());
         let decision = match &chooser {
             Chooser::Local => local::choose(snap, &req.gate, &exclude, &policy),
+            Chooser::Pinned(key_id) => pinned_decision(key_id, &failover),
             Chooser::Gate(budget) => {
                 let report = failover.take_report();
                 choose_at_gate(app, snap, req, exclude, report, *budget, admit.take()).await?
@@ -130,7 +132,9 @@ pub async fn send_admitted(
                         // whether they were there when the key was chosen or
                         // arrived from a concurrent request since.
                         let clears = match chooser {
-                            Chooser::Local => local::record(snap, &req.gate, &report, &policy),
+                            Chooser::Local | Chooser::Pinned(_) => {
+                                local::record(snap, &req.gate, &report, &policy)
+                            }
                             Chooser::Gate(_) => false,
                         };
                         if report_success || clears {
@@ -151,7 +155,7 @@ pub async fn send_admitted(
             }
             Verdict::Retry => {
                 let detail = failover.last_detail().unwrap_or_default().to_owned();
-                if let Chooser::Local = chooser {
+                if let Chooser::Local | Chooser::Pinned(_) = chooser {
                     // Recorded here at once, and at the gate before the next
                     // attempt: its answer brings this isolate up to date.
                     if let Some(report) = failover.take_report() {
@@ -173,10 +177,39 @@ pub async fn send_admitted(
     Err(failover.into_error().into())
 }
 
+impl Chooser {
+    fn for_request(snap: &Snapshot, req: &UpstreamRequest) -> Self {
+        match (
+            &req.pin,
+            limits_for(&snap.settings.model_limits, &req.gate).budget,
+        ) {
+            (Some(key_id), _) => Self::Pinned(key_id.clone()),
+            (None, Some(budget)) if counts_against_budget(&req.url) => Self::Gate(budget),
+            _ => Self::Local,
+        }
+    }
+}
+
+/// A pinned request's one try: it has no other key to fail over to.
+fn pinned_decision(key_id: &str, failover: &Failover) -> Decision {
+    if failover.tried().is_empty() {
+        Decision::Chosen {
+            key_id: key_id.to_owned(),
+            report_success: false,
+        }
+    } else {
+        Decision::Exhausted { retry_after_ms: 0 }
+    }
+}
+
 /// The accounts a request must not go to: one no account can serve (a
 /// model list, embeddings, several candidates) never goes to one, even
-/// where the routing allows accounts.
+/// where the routing allows accounts. A pinned request goes to its key
+/// whatever the routing says of accounts.
 fn accounts_excluded(snap: &Snapshot, req: &UpstreamRequest) -> Result<Vec<String>, GatewayError> {
+    if req.pin.is_some() {
+        return Ok(Vec::new());
+    }
     let no_accounts = if req.code_assist.is_none() {
         snap.accounts_in(&req.gate)
     } else {
@@ -387,6 +420,8 @@ pub async fn probe_on(
         stream: false,
         gate: model.to_owned(),
         code_assist: None,
+        pin: None,
+        headers: Vec::new(),
     };
     let timeout = Duration::from_millis(snap.settings.upstream_timeout_ms.min(30_000));
     let started = now_ms();

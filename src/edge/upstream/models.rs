@@ -175,6 +175,8 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         stream: false,
         gate: LIST_GATE.to_owned(),
         code_assist: None,
+        pin: None,
+        headers: Vec::new(),
     };
     Ok(upstream::send(app, snap, &request).await?.json()?)
 }

@@ -65,3 +65,22 @@ pub fn action<'a>(
         query,
     )
 }
+
+/// `{base}/v1beta/{name}?…` for a Files API file or a context cache
+/// (`name` is `files/{id}` or `cachedContents/{id}` with a checked id), or the
+/// collection itself.
+pub fn resource<'a>(
+    base: &str,
+    name: &str,
+    query: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<String, GatewayError> {
+    build(base, &format!("/v1beta/{name}"), query)
+}
+
+/// `POST {base}/upload/v1beta/files?…`: a resumable upload's start.
+pub fn upload<'a>(
+    base: &str,
+    query: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<String, GatewayError> {
+    build(base, "/upload/v1beta/files", query)
+}

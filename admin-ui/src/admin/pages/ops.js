@@ -15,9 +15,9 @@ const REFRESH_MS = 30_000;
 const WINDOWS = [15, 60, 1440, 10080];
 const CLASSES = ['rate_limited', 'key_invalid', 'server_error', 'network', 'timeout'];
 const CLASS_TONE = { rate_limited: 'pill-warn', key_invalid: 'pill-danger', server_error: 'pill-danger', network: 'pill-muted', timeout: 'pill-warn' };
-const JOB_NAMES = ['import', 'probe', 'archive', 'tokens', 'retention', 'reseal'];
+const JOB_NAMES = ['import', 'probe', 'archive', 'tokens', 'retention', 'reseal', 'files'];
 const COUNT_NAMES = ['changed', 'due', 'probed', 'recovered', 'still_failing', 'archived', 'refreshed', 'fresh', 'refused', 'failed',
-  'log_rows', 'rollups', 'minute_rollups', 'health_rows', 'responses', 'resealed', 'remaining'];
+  'log_rows', 'rollups', 'minute_rollups', 'health_rows', 'responses', 'resealed', 'remaining', 'pins', 'upload_sessions'];
 const HEALTH_TONE = { ok: 'pill-ok', degraded: 'pill-warn', down: 'pill-danger' };
 
 /** A failure class as a coloured badge (an unknown one as it is). */
