@@ -261,6 +261,7 @@ describe('resumable upload', () => {
   test('an upload without a declared size takes any size', T, async () => {
     const key = freshKey();
     const url = await uploadUrlFor(key, {});
+    assert.equal((await ctl.files()).uploads.find((u) => u.key === key).declared, null);
     assert.equal((await chunk(url, Buffer.from('abc'), { offset: 0 })).status, 200);
     const done = await chunk(url, Buffer.from('de'), { offset: 3, command: 'upload, finalize' });
     assert.equal(done.json.file.sizeBytes, '5');

@@ -58,9 +58,15 @@ const ROUTES = {
 function sendFileContent({ req, res, url, state }) {
   const m = /^\/__mock\/files\/([^/]+)\/content$/.exec(url.pathname);
   if (req.method !== 'GET' || !m) return false;
-  const record = state.fileStore.file(decodeURIComponent(m[1]));
+  let id;
+  try {
+    id = decodeURIComponent(m[1]);
+  } catch {
+    id = m[1];
+  }
+  const record = state.fileStore.file(id);
   if (!record) {
-    sendPlainJson(res, 404, { error: `no file files/${m[1]}` });
+    sendPlainJson(res, 404, { error: `no file files/${id}` });
     return true;
   }
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': record.bytes.length });

@@ -210,7 +210,7 @@ export class FileStore {
         ...(resource.displayName ? { displayName: resource.displayName } : {}),
       })),
       cachedContents: all(this.caches).map(({ id, key, model }) => ({ name: `cachedContents/${id}`, key, model: `models/${model}` })),
-      uploads: [...this.uploads.values()].map(({ id, key, declared, received }) => ({ id, key, declared, received })),
+      uploads: [...this.uploads.values()].map(({ id, key, declared, received }) => ({ id, key, declared: declared ?? null, received })),
     };
   }
 }
