@@ -107,12 +107,15 @@ impl References {
 }
 
 /// Cheap first look at a raw body: only one that mentions a resource is walked.
+/// One pass over the bytes, looking back from each `/` (bodies can be megabytes of
+/// base64, where `/` is one byte in 64).
 pub fn may_reference(raw: &[u8]) -> bool {
-    contains(raw, b"files/") || contains(raw, b"cachedContents/")
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    raw.iter().enumerate().any(|(i, &b)| {
+        b == b'/' && {
+            let before = &raw[..i];
+            before.ends_with(b"files") || before.ends_with(b"cachedContents")
+        }
+    })
 }
 
 /// Walks `body` for the resources it names (see [`References`]). `serde_json`
@@ -201,6 +204,13 @@ pub fn pinned_key(
         return Err(key_gone(&pin.name));
     }
     Ok(Some(pin.key_id.clone()))
+}
+
+/// The key the continuation calls of an answer (anti-truncation) must go to: the
+/// one that answered the first piece when the request names a context cache (only
+/// that key can read it; it was pinned there), otherwise any key.
+pub fn continuation_pin(cached_content: Option<&str>, first_key: &str) -> Option<String> {
+    cached_content.map(|_| first_key.to_owned())
 }
 
 /// A resource the caller cannot see: never made through the gateway, made by
@@ -362,6 +372,10 @@ mod tests {
         );
         assert!(references(&json!({"contents": []})).is_empty());
         assert!(may_reference(br#"{"fileUri":"x/files/1"}"#));
+        assert!(may_reference(br#"{"cachedContent":"cachedContents/c"}"#));
+        assert!(!may_reference(
+            br#"{"contents":[{"inlineData":{"data":"ab/cd+/="}}]}"#
+        ));
         assert!(!may_reference(br#"{"contents":[]}"#));
     }
 
@@ -404,6 +418,15 @@ mod tests {
         let err = pinned_key(&refs, &pins, |k| k != "k1").unwrap_err();
         assert_eq!(err.status(), 400);
         assert!(err.client_message().contains("no longer in the pool"));
+    }
+
+    #[test]
+    fn a_continuation_stays_on_the_key_of_a_cache() {
+        assert_eq!(
+            continuation_pin(Some("cachedContents/c"), "k2").as_deref(),
+            Some("k2")
+        );
+        assert_eq!(continuation_pin(None, "k2"), None);
     }
 
     #[test]

@@ -274,6 +274,40 @@ test('a context cache is made on its file\'s key, pinned and scoped like a file'
   assert.deepEqual(await stack.d1(`SELECT name FROM pinned_resources WHERE name = ${sqlStr(cache.name)}`), []);
 });
 
+test('an OpenAI chat naming a cache (extra_body.google.cached_content) goes to the cache\'s key; another user gets 404', async () => {
+  const cache = await alice.ai.caches.create({
+    model: MODEL,
+    config: { contents: createUserContent(['a long shared context']), ttl: '600s' },
+  });
+  const holder = (await stack.mockApi.files()).cachedContents.find((c) => c.name === cache.name).key;
+  const chat = (key, i) => fetch(`${stack.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: MODEL,
+      messages: [{ role: 'user', content: `question ${i}` }],
+      extra_body: { google: { cached_content: cache.name } },
+    }),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
+  const { calls } = await callsDuring(async () => {
+    for (let i = 0; i < 3; i += 1) {
+      const res = await chat(alice.key, i);
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.ok((await res.json()).choices[0].message.content.length > 0);
+    }
+  });
+  assert.deepEqual(calls.map((c) => c.key), [holder, holder, holder], 'every call on the cache\'s key');
+  const { calls: none } = await callsDuring(async () => {
+    const res = await chat(bob.key, 9);
+    const body = await res.json();
+    assert.equal(res.status, 404, JSON.stringify(body));
+    assert.equal(typeof body.error?.message, 'string');
+    assert.ok('type' in body.error && 'code' in body.error, 'OpenAI\'s error shape');
+  });
+  assert.deepEqual(none, []);
+});
+
 test('files.delete deletes upstream on the file\'s key and forgets the pin', async () => {
   const { file, key } = await upload(alice.ai, Buffer.from('short lived'));
   const { calls } = await callsDuring(() => alice.ai.files.delete({ name: file.name }));

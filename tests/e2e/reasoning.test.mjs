@@ -169,6 +169,12 @@ test('model suffixes set thinking and search, and combine', async () => {
 
 test('generationConfig keys at the top level pass through; unknown fields are ignored, never a 500', async () => {
   const model = 'gemini-2.5-flash-passthrough';
+  // A context cache is read on the key that holds it: made first, through the gateway.
+  const made = await stack.call('POST', '/v1beta/cachedContents', {
+    body: { model: `models/${model}`, contents: [{ role: 'user', parts: [{ text: 'context' }] }] },
+  });
+  assert.equal(made.status, 200, await made.clone().text());
+  const cache = (await made.json()).name;
   const { data } = await ask(model, {
     top_k: 17,
     response_modalities: ['TEXT'],
@@ -178,7 +184,7 @@ test('generationConfig keys at the top level pass through; unknown fields are ig
     extra_body: {
       google: {
         safety_settings: [{ category: 'HARM_CATEGORY_HARASSMENT', threshold: 'BLOCK_NONE' }],
-        cached_content: 'cachedContents/abc123',
+        cached_content: cache,
       },
     },
   });
@@ -188,7 +194,7 @@ test('generationConfig keys at the top level pass through; unknown fields are ig
   assert.deepEqual(call.body.generationConfig.responseModalities, ['TEXT']);
   assert.equal(call.body.generationConfig.temperature, 0.5);
   assert.deepEqual(call.body.safetySettings, [{ category: 'HARM_CATEGORY_HARASSMENT', threshold: 'BLOCK_NONE' }]);
-  assert.equal(call.body.cachedContent, 'cachedContents/abc123');
+  assert.equal(call.body.cachedContent, cache);
   assert.equal(call.body.made_up_field, undefined);
   assert.equal(call.body.madeUpField, undefined);
 

@@ -59,12 +59,12 @@ pub async fn respond(
             snap.settings.upstream_timeout_ms,
             Metering::Told,
         );
+        let pin = pin_of(&body, &ok.key_id);
         let pipeline =
             ContinuedSsePipeline::new(ctx.clone(), include_usage, Continuation::new(plan, body));
-        return sse_response(
-            app,
-            Relay::new(app, snap, model, ctx.model, ok, pipeline, meter),
-        );
+        let mut relay = Relay::new(app, snap, model, ctx.model, ok, pipeline, meter);
+        relay.pin = pin;
+        return sse_response(app, relay);
     }
     let key_id = ok.key_id.clone();
     let first: GenerateContentResponse = ticket.check(ok.json())?;
@@ -73,6 +73,7 @@ pub async fn respond(
         snap: &snap,
         model: &model,
         client_model: &ctx.model,
+        pin: pin_of(&body, &key_id),
     };
     match stitch(
         &calls,
@@ -108,6 +109,13 @@ pub struct Calls<'a> {
     pub model: &'a str,
     /// The model as the client named it, for errors.
     pub client_model: &'a str,
+    /// The key every call must go to (see [`pin_of`]).
+    pub pin: Option<String>,
+}
+
+/// The key a continuation of `body` must go to (`domain::files::continuation_pin`).
+pub fn pin_of(body: &GenerateContentRequest, first_key: &str) -> Option<String> {
+    crate::domain::files::continuation_pin(body.cached_content.as_deref(), first_key)
 }
 
 /// A stitched answer and what it cost.
@@ -144,7 +152,8 @@ pub async fn stitch(
             stitcher.attempts()
         );
         let answered = async {
-            let request = generate_request(calls.app, calls.model, &body, false)?;
+            let mut request = generate_request(calls.app, calls.model, &body, false)?;
+            request.pin.clone_from(&calls.pin);
             let ok = upstream::send(calls.app, calls.snap, &request)
                 .await
                 .map_err(|e| e.to_error(calls.client_model))?;
@@ -179,6 +188,8 @@ struct Relay {
     snap: Rc<Snapshot>,
     model: String,
     client_model: String,
+    /// The key every continuation must go to (see [`pin_of`]).
+    pin: Option<String>,
     pipeline: ContinuedSsePipeline,
     /// The first chunk of the current piece, read during failover.
     first: Option<Vec<u8>>,
@@ -201,6 +212,7 @@ impl Relay {
             snap,
             model,
             client_model,
+            pin: None,
             pipeline,
             first: None,
             rest: None,
@@ -280,7 +292,8 @@ impl Relay {
     }
 
     async fn open(&self, body: &GenerateContentRequest) -> Result<UpstreamOk, GatewayError> {
-        let request = generate_request(&self.app, &self.model, body, true)?;
+        let mut request = generate_request(&self.app, &self.model, body, true)?;
+        request.pin.clone_from(&self.pin);
         upstream::send(&self.app, &self.snap, &request)
             .await
             .map_err(|e| e.to_error(&self.client_model))

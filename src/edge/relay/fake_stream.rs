@@ -36,7 +36,7 @@ use crate::edge::app::App;
 use crate::edge::billing::ticket::{Outcome, Pending, Ticket, admit_call};
 use crate::edge::http::render;
 use crate::edge::http::stream::piped;
-use crate::edge::relay::continuation::{Calls, Stitched, Unfinished, stitch};
+use crate::edge::relay::continuation::{Calls, Stitched, Unfinished, pin_of, stitch};
 use crate::edge::snapshot::Snapshot;
 use crate::edge::upstream::{self, UpstreamBody, UpstreamOk, UpstreamRequest};
 
@@ -102,6 +102,7 @@ pub async fn chat(
             snap: &owned_snap,
             model: &model,
             client_model: &client_model,
+            pin: pin_of(&body, &key_id),
         };
         let stitcher = Stitcher::new(Continuation::new(plan, body));
         match stitch(&calls, stitcher, answer, key_id).await {

@@ -9,6 +9,7 @@ use crate::edge::app::App;
 use crate::edge::now_ms;
 use crate::edge::snapshot::Snapshot;
 use crate::edge::store::pins;
+use crate::edge::upstream::UpstreamRequest;
 
 /// The key a request body pins its call to in the caller's `scope`, when it names
 /// files or a cache (`None` for the common body that names neither: no D1 read).
@@ -29,4 +30,26 @@ pub async fn pin_for(
     let names: Vec<String> = refs.names.iter().cloned().collect();
     let found = pins::find(&app.db()?, &names, scope, now_ms()).await?;
     files::pinned_key(&refs, &found, |key| snap.secret(key).is_some())
+}
+
+/// Pins a translated generate request (chat, Messages, Responses) that names a
+/// context cache (`extra_body.google.cached_content`) to the cache's key: a
+/// translated body names no Files API file (file ids are refused), so only its
+/// `cachedContent` is looked at.
+pub async fn pin_translated(
+    app: &App,
+    snap: &Snapshot,
+    scope: &str,
+    cached_content: Option<&str>,
+    request: &mut UpstreamRequest,
+) -> Result<(), GatewayError> {
+    let Some(name) = cached_content else {
+        return Ok(());
+    };
+    let refs = files::References {
+        names: [name.to_owned()].into(),
+    };
+    let found = pins::find(&app.db()?, &[name.to_owned()], scope, now_ms()).await?;
+    request.pin = files::pinned_key(&refs, &found, |key| snap.secret(key).is_some())?;
+    Ok(())
 }
