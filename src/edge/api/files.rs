@@ -565,28 +565,13 @@ pub async fn update_cache(
 fn google_answer(result: Result<UpstreamOk, UpstreamError>) -> HandlerResult {
     match result {
         Ok(ok) => {
-            let headers = Headers::new();
-            headers.set(
-                "content-type",
-                ok.content_type
-                    .as_deref()
-                    .unwrap_or("application/json; charset=UTF-8"),
-            )?;
             let body = match ok.body {
                 UpstreamBody::Full(bytes) => bytes,
                 UpstreamBody::Stream { .. } => Vec::new(),
             };
-            Ok(Response::from_bytes(body)?
-                .with_status(ok.status)
-                .with_headers(headers))
+            render::google_json(ok.status, body, ok.content_type.as_deref())
         }
-        Err(UpstreamError::Client { status, body }) => {
-            let headers = Headers::new();
-            headers.set("content-type", "application/json; charset=UTF-8")?;
-            Ok(Response::from_bytes(body)?
-                .with_status(status)
-                .with_headers(headers))
-        }
+        Err(UpstreamError::Client { status, body }) => render::google_json(status, body, None),
         Err(UpstreamError::Gateway(e)) => Err(e),
     }
 }

@@ -293,13 +293,7 @@ fn answer(
 ) -> HandlerResult {
     match result {
         Ok(ok) => relay(app, ok, meter),
-        Err(UpstreamError::Client { status, body }) => {
-            let headers = Headers::new();
-            headers.set("content-type", "application/json; charset=UTF-8")?;
-            Ok(Response::from_bytes(body)?
-                .with_status(status)
-                .with_headers(headers))
-        }
+        Err(UpstreamError::Client { status, body }) => render::google_json(status, body, None),
         Err(UpstreamError::Gateway(e)) => Err(e),
     }
 }

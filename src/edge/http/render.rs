@@ -13,6 +13,23 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, GatewayErr
     Ok(Response::from_json(value)?.with_status(status))
 }
 
+/// Google's JSON, relayed as it came: a body of bytes with its status and content type
+/// (Google's own when it said one).
+pub fn google_json(
+    status: u16,
+    body: Vec<u8>,
+    content_type: Option<&str>,
+) -> Result<Response, GatewayError> {
+    let headers = Headers::new();
+    headers.set(
+        "content-type",
+        content_type.unwrap_or("application/json; charset=UTF-8"),
+    )?;
+    Ok(Response::from_bytes(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
 /// A text response with its content type (Prometheus, CSV).
 pub fn text(status: u16, content_type: &str, body: &str) -> Result<Response, GatewayError> {
     let headers = Headers::new();
