@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use crate::domain::auth::matches_any;
 use crate::domain::error::GatewayError;
+use crate::domain::responses::scope_of;
 use crate::domain::users::UserRecord;
 use crate::edge::app::App;
 use crate::edge::now_ms;
@@ -26,6 +27,17 @@ impl Caller {
             Self::Static => None,
             Self::User(user) => Some(user),
         }
+    }
+
+    /// The user's id; `None` for a static token.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user().map(|u| u.id.as_str())
+    }
+
+    /// The scope of what this caller stores (responses, files): its user key, or all
+    /// static tokens together (`domain::responses::scope_of`).
+    pub fn scope(&self) -> String {
+        scope_of(self.user_id())
     }
 }
 

@@ -16,7 +16,6 @@ use worker::{Delay, Headers, Method, Request, Response, Url, js_sys, web_sys};
 use crate::domain::error::GatewayError;
 use crate::domain::files::{self, Collection, FILES_GATE, UploadCommand};
 use crate::domain::mask::scrub;
-use crate::domain::responses::scope_of;
 use crate::edge::access::Caller;
 use crate::edge::app::App;
 use crate::edge::crypto::random_hex;
@@ -38,11 +37,6 @@ const START_HEADERS: [&str; 3] = [
 
 /// An upload's bytes may take longer than a model's first byte.
 const MIN_UPLOAD_TIMEOUT_MS: u64 = 300_000;
-
-/// The caller's scope: its user key, or all static tokens together.
-fn scope(caller: &Caller) -> String {
-    scope_of(caller.user().map(|u| u.id.as_str()))
-}
 
 /// The client's query pairs minus its credential.
 fn forwarded(url: &Url) -> Vec<(String, String)> {
@@ -91,7 +85,8 @@ async fn start(app: &App, caller: &Caller, req: &mut Request, url: &Url) -> Hand
     let body = read_capped(req, snap.settings.max_body_bytes).await?;
     let body = String::from_utf8(body)
         .map_err(|_| GatewayError::invalid("The upload's metadata is not valid UTF-8 JSON."))?;
-    if !body.trim().is_empty() {
+    let has_metadata = !body.trim().is_empty();
+    if has_metadata {
         serde_json::from_str::<Map<String, Value>>(&body)
             .map_err(|e| GatewayError::invalid(format!("Invalid JSON payload received. {e}")))?;
     }
@@ -108,7 +103,7 @@ async fn start(app: &App, caller: &Caller, req: &mut Request, url: &Url) -> Hand
     let request = UpstreamRequest {
         method: Method::Post,
         url: urls::upload(&app.config.env.gemini_api_base, pairs(&query))?,
-        body: (!body.trim().is_empty()).then_some(body),
+        body: has_metadata.then_some(body),
         stream: false,
         gate: FILES_GATE.to_owned(),
         code_assist: None,
@@ -134,7 +129,7 @@ async fn start(app: &App, caller: &Caller, req: &mut Request, url: &Url) -> Hand
         &app.db()?,
         &NewUpload {
             id: &id,
-            scope: &scope(caller),
+            scope: &caller.scope(),
             key_id: &ok.key_id,
             target: &sealed,
             now_ms: now,
@@ -184,7 +179,7 @@ async fn continue_upload(
         return Err(files::not_found("this upload session"));
     }
     let db = app.db()?;
-    let scope = scope(caller);
+    let scope = caller.scope();
     let Some((key_id, target)) = pins::get_upload(&db, session, &scope, now_ms()).await? else {
         return Err(files::not_found("this upload session"));
     };
@@ -221,7 +216,7 @@ async fn continue_upload(
     let body = read_response(&answer).await.map_err(|_| {
         GatewayError::BadGateway("The upstream's answer to the upload broke off.".into())
     })?;
-    let body = scrub_bytes(body, &secret);
+    let body = upstream::scrub_body(body, &secret);
     let upload_status = answer.headers().get("x-goog-upload-status")?;
     let out = relayed_upload_headers(&answer)?;
     let finished = (200..300).contains(&status)
@@ -299,13 +294,6 @@ fn relayed_upload_headers(answer: &worker::Response) -> Result<Headers, GatewayE
     Ok(out)
 }
 
-fn scrub_bytes(body: Vec<u8>, secret: &str) -> Vec<u8> {
-    match std::str::from_utf8(&body) {
-        Ok(text) if text.contains(secret) => scrub(text, secret).into_bytes(),
-        _ => body,
-    }
-}
-
 /// Pins what Google returned to `key_id` in `scope`, with its expiry.
 async fn pin(
     app: &App,
@@ -344,7 +332,7 @@ async fn pinned(
     caller: &Caller,
     name: &str,
 ) -> Result<(std::rc::Rc<Snapshot>, String), GatewayError> {
-    let pin = pins::get(&app.db()?, name, &scope(caller), now_ms())
+    let pin = pins::get(&app.db()?, name, &caller.scope(), now_ms())
         .await?
         .ok_or_else(|| files::not_found(name))?;
     let snap = snapshot::snapshot(app).await?;
@@ -406,8 +394,9 @@ async fn refresh(
     key_id: &str,
     result: &Result<UpstreamOk, UpstreamError>,
 ) -> Result<(), GatewayError> {
+    let scope = caller.scope();
     if gone_upstream(result) {
-        pins::delete(&app.db()?, name, &scope(caller)).await?;
+        pins::delete(&app.db()?, name, &scope).await?;
         return Err(files::not_found(name));
     }
     if let Ok(UpstreamOk {
@@ -416,7 +405,7 @@ async fn refresh(
     }) = result
         && let Ok(resource) = serde_json::from_slice::<Value>(bytes)
     {
-        pin(app, &scope(caller), key_id, collection, &resource).await?;
+        pin(app, &scope, key_id, collection, &resource).await?;
     }
     Ok(())
 }
@@ -428,7 +417,7 @@ pub async fn delete(app: &App, caller: &Caller, collection: Collection, id: &str
     let request = pinned_request(app, Method::Delete, &name, &[], None, key_id)?;
     let result = upstream::send(app, &snap, &request).await;
     if result.is_ok() || gone_upstream(&result) {
-        pins::delete(&app.db()?, &name, &scope(caller)).await?;
+        pins::delete(&app.db()?, &name, &caller.scope()).await?;
     }
     if gone_upstream(&result) {
         return Err(files::not_found(&name));
@@ -448,7 +437,7 @@ pub async fn list(app: &App, caller: &Caller, url: &Url, collection: Collection)
     let mut rows = pins::list(
         &app.db()?,
         collection,
-        &scope(caller),
+        &caller.scope(),
         &after,
         size + 1,
         now_ms(),
@@ -487,7 +476,7 @@ pub async fn create_cache(
             "Invalid JSON payload received. The request body must be a JSON object.",
         ));
     }
-    let pin_key = upstream::pins::pin_for(app, &snap, &scope(caller), &raw, &parsed).await?;
+    let pin_key = upstream::pins::pin_for(app, &snap, caller.user_id(), &raw, &parsed).await?;
     let body = String::from_utf8(raw)
         .map_err(|_| GatewayError::invalid("The request body is not valid UTF-8."))?;
     let query = forwarded(url);
@@ -515,7 +504,7 @@ pub async fn create_cache(
     {
         pin(
             app,
-            &scope(caller),
+            &caller.scope(),
             key_id,
             Collection::CachedContents,
             &cache,

@@ -9,7 +9,6 @@ use crate::domain::accounts::envelope::code_assist_can_serve;
 use crate::domain::accounts::routing::with_code_assist;
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::{ListModelsResponse, Model, ModelName};
-use crate::domain::responses::scope_of;
 use crate::domain::route::{GeminiRoute, NativeAction, check_model_id};
 use crate::domain::translate::fake_stream as fake_stream_mode;
 use crate::domain::translate::switches::native_generate_body;
@@ -165,8 +164,7 @@ async fn model_action(
         .fake_stream;
     let (raw, parsed) = native_body(&mut req, &snap, model, action).await?;
     // A body naming a file or cache goes to the key that holds it.
-    let scope = scope_of(caller.user().map(|u| u.id.as_str()));
-    let pin = upstream::pins::pin_for(app, &snap, &scope, &raw, &parsed).await?;
+    let pin = upstream::pins::pin_for(app, &snap, caller.user_id(), &raw, &parsed).await?;
     // A fake stream asks upstream for the whole answer at once (and so without `alt`).
     let stream = action == NativeAction::StreamGenerateContent && !fake;
     let query = forwarded(url);

@@ -11,7 +11,6 @@ use crate::domain::error::GatewayError;
 use crate::domain::gemini::{BatchEmbedContentsResponse, GenerateContentResponse};
 use crate::domain::images;
 use crate::domain::quota::{Estimate, Usage};
-use crate::domain::responses::scope_of;
 use crate::domain::route::upstream_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::continuation::{COST_MULTIPLIER, Plan};
@@ -90,9 +89,8 @@ pub async fn chat(app: &App, caller: &Caller, mut req: Request) -> HandlerResult
     let fake = prepared.stream && wanted.fake_stream;
     let mut request = generate_request(app, model, &prepared.body, prepared.stream && !fake)?;
     // A context cache (`extra_body.google.cached_content`) is read on the key that holds it.
-    let scope = scope_of(caller.user().map(|u| u.id.as_str()));
     let cache = prepared.body.cached_content.as_deref();
-    upstream::pins::pin_translated(app, &snap, &scope, cache, &mut request).await?;
+    upstream::pins::pin_translated(app, &snap, caller.user_id(), cache, &mut request).await?;
     let ctx = ChatContext {
         id: new_id("chatcmpl-"),
         created: now_ms() / 1000,

@@ -8,9 +8,7 @@ use worker::{D1Database, Request, Response};
 use crate::domain::error::GatewayError;
 use crate::domain::gemini::GenerateContentResponse;
 use crate::domain::quota::Usage;
-use crate::domain::responses::{
-    self, Item, ResponseMeta, ResponseObject, ResponsesSsePipeline, scope_of,
-};
+use crate::domain::responses::{self, Item, ResponseMeta, ResponseObject, ResponsesSsePipeline};
 use crate::domain::route::upstream_model_id;
 use crate::domain::translate::chat::{self, ChatContext, ChatOptions};
 use crate::domain::translate::thinking::ModelVariant;
@@ -30,11 +28,6 @@ use crate::edge::upstream::{media, models};
 type HandlerResult = Result<Response, GatewayError>;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
-
-/// The caller's scope: its user key, or all static tokens together.
-fn scope(caller: &Caller) -> String {
-    scope_of(caller.user().map(|u| u.id.as_str()))
-}
 
 /// What a stored response needs besides its object: where and for how long.
 struct Keep {
@@ -77,7 +70,7 @@ pub async fn create(app: &App, caller: &Caller, mut req: Request) -> HandlerResu
     let raw = read_capped(&mut req, snap.settings.max_body_bytes).await?;
     let mut parsed = responses::parse_request(&raw)?;
     let client_model = parsed.model.clone();
-    let scope = scope(caller);
+    let scope = caller.scope();
     let db = app.db()?;
     let history = match parsed.previous_response_id.as_deref() {
         None => Vec::new(),
@@ -169,7 +162,7 @@ fn with_adjusted(resp: Response, adjusted: &str) -> HandlerResult {
 }
 
 pub async fn retrieve(app: &App, caller: &Caller, id: &str) -> HandlerResult {
-    let Some((body, _)) = store::get(&app.db()?, id, &scope(caller), now_ms()).await? else {
+    let Some((body, _)) = store::get(&app.db()?, id, &caller.scope(), now_ms()).await? else {
         return Err(responses::not_found(id));
     };
     let headers = worker::Headers::new();
@@ -178,7 +171,7 @@ pub async fn retrieve(app: &App, caller: &Caller, id: &str) -> HandlerResult {
 }
 
 pub async fn delete(app: &App, caller: &Caller, id: &str) -> HandlerResult {
-    if !store::delete(&app.db()?, id, &scope(caller), now_ms()).await? {
+    if !store::delete(&app.db()?, id, &caller.scope(), now_ms()).await? {
         return Err(responses::not_found(id));
     }
     render::json(200, &responses::deleted(id))

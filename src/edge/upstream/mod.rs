@@ -465,7 +465,7 @@ pub async fn probe_on(
 }
 
 /// An upstream error body relayed to the client must not carry our key.
-fn scrub_body(body: Vec<u8>, secret: &str) -> Vec<u8> {
+pub fn scrub_body(body: Vec<u8>, secret: &str) -> Vec<u8> {
     match std::str::from_utf8(&body) {
         Ok(text) if text.contains(secret) || text.contains("api_key:") => {
             scrub(text, secret).into_bytes()
