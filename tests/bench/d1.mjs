@@ -73,13 +73,14 @@ export function compatibilityDate() {
  * gemgate as a Miniflare worker: build/index.js with its wasm, answering `route`, with D1,
  * KV and every Durable Object of wrangler.toml (`storage` names the D1 and KV stores).
  * A second copy under another `name` gets its own Durable Object namespaces, since
- * Miniflare keys them by worker and class.
+ * Miniflare keys them by worker and class. `build` is the directory of the bundle (another
+ * build, for an A/B comparison).
  */
-export function gemgateWorker({ compatDate, route, storage, bindings, name = 'gemgate' }) {
+export function gemgateWorker({ compatDate, route, storage, bindings, name = 'gemgate', build = join(ROOT, 'build') }) {
   return {
     name,
-    rootPath: ROOT,
-    scriptPath: join(ROOT, 'build/index.js'),
+    rootPath: build,
+    scriptPath: join(build, 'index.js'),
     modules: true,
     modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
     compatibilityDate: compatDate,

@@ -14,7 +14,10 @@
 // BENCH_SCENARIOS (comma list of openai-chat, openai-chat-stream,
 // native-generate, user-key, model-limits), BENCH_GATE_SECONDS (2, per gate
 // probe level), BENCH_KEYS (unset: no pool comparison; N > 3: a second
-// gemgate with N keys runs openai-chat beside the 3-key one).
+// gemgate with N keys runs openai-chat beside the 3-key one), BENCH_AB (a
+// directory holding another build's index.js and index_bg.wasm: each selected
+// scenario then also runs against that build, alternated with this one in the
+// same workerd, the fairest comparison of two builds on a noisy machine).
 //
 // Prints a table, the issue's targets beside the figures (informational),
 // and as its very last line `bench-summary: <one-line JSON>`. Writes the same
@@ -83,6 +86,7 @@ const ADMIN_PASSWORD = 'bench-admin-password';
 const CLIENT_TOKEN = 'sk-bench-client-token';
 const SMALL_POOL = 3;
 const LARGE_POOL = process.env.BENCH_KEYS ? intEnv('BENCH_KEYS', 0, 1, 5000) : 0;
+const AB_BUILD = process.env.BENCH_AB ? resolve(process.env.BENCH_AB) : null;
 const poolKeys = (n) => Array.from({ length: n }, (_, i) => `ok-bench-${i + 1}`);
 const PASSTHROUGH_KEY = 'ok-bench-passthrough';
 const MODEL = 'gemini-2.5-flash';
@@ -94,6 +98,7 @@ const HOSTS = {
   gemgate: 'gemgate.bench',
   passthrough: 'passthrough.bench',
   'gemgate-large': 'gemgate-large.bench',
+  'gemgate-ab': 'gemgate-ab.bench',
   gateprobe: 'gateprobe.bench',
 };
 /** Worker log lines every request prints; counted, not echoed, so the report stays readable. */
@@ -496,6 +501,24 @@ function summarize(sc, pair, tally, failures) {
   };
 }
 
+/**
+ * BENCH_AB: each selected scenario that needs no user key or limits, this build against
+ * the other, alternated in the same workerd; printed at once, not part of the summary.
+ */
+async function compareBuilds(mockUrl) {
+  for (const sc of SELECTED.filter((s) => !s.skip && !['user-key', 'model-limits'].includes(s.id))) {
+    const pair = { id: `${sc.id} (A/B)`, title: sc.title, gemgate: sc.gemgate, 'gemgate-ab': sc.gemgate };
+    const run = await runScenario(pair, ['gemgate', 'gemgate-ab'], mockUrl);
+    const [a, b] = [run.gemgate, run['gemgate-ab']];
+    const c16 = `c${HEADLINE}`;
+    console.log(
+      `  A/B ${sc.id}: CPU ${a.cpuMsPerRequest.toFixed(3)} vs ${b.cpuMsPerRequest.toFixed(3)} ms (${run.ratio.cpu.toFixed(3)}x), ` +
+        `p50 ${a.p50Ms.toFixed(3)} vs ${b.p50Ms.toFixed(3)} ms, req/s ${c16} ${a.throughput[c16].rps.toFixed(0)} vs ${b.throughput[c16].rps.toFixed(0)} ` +
+        `(this build vs ${AB_BUILD})`,
+    );
+  }
+}
+
 // ---- one ModelGate alone ---------------------------------------------------------
 
 /** Drives one gate from the gateprobe worker at each level; ops/s and workerd CPU per op. */
@@ -829,6 +852,19 @@ async function main() {
               }),
             ]
           : []),
+        ...(AB_BUILD
+          ? [
+              // The other build of an A/B run, with stores of its own.
+              gemgateWorker({
+                name: 'gemgate-ab',
+                compatDate,
+                route: `${HOSTS['gemgate-ab']}/*`,
+                storage: 'gemgate-bench-ab',
+                bindings: gemgateBindings,
+                build: AB_BUILD,
+              }),
+            ]
+          : []),
       ],
     });
     const url = await mf.ready;
@@ -836,6 +872,7 @@ async function main() {
     WORKERD_PID = findWorkerd();
     const migrations = await migrate(mf);
     if (LARGE_POOL) await migrate(mf, 'gemgate-large');
+    if (AB_BUILD) await migrate(mf, 'gemgate-ab');
 
     // Routing guard: the Host header must pick the worker, not the fallback.
     const routed = await request('passthrough', { method: 'GET', path: '/__bench/route' });
@@ -845,6 +882,7 @@ async function main() {
 
     await addKeys('gemgate', poolKeys(SMALL_POOL));
     if (LARGE_POOL) await addKeys('gemgate-large', poolKeys(LARGE_POOL));
+    if (AB_BUILD) await addKeys('gemgate-ab', poolKeys(SMALL_POOL));
     const user = await admin('POST', '/admin/api/users', { name: 'bench', rpm: 10_000_000, rpd: 1_000_000_000 });
     if (user.status !== 201) throw new Error(`POST /admin/api/users: HTTP ${user.status} ${user.body.slice(0, 300)}`);
     USER_KEY = JSON.parse(user.body).key;
@@ -866,6 +904,8 @@ async function main() {
       scenarios.push(await runScenario(sc, ['gemgate', 'passthrough'], mock.url));
       console.log(`  ${sc.id}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
+
+    if (AB_BUILD) await compareBuilds(mock.url);
 
     let t0 = performance.now();
     const gate = await probeGate();

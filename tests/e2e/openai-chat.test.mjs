@@ -218,6 +218,24 @@ test('upstream timeouts: a slow first byte fails over, a stalled stream ends wit
     assert.equal(events.at(-1), '[DONE]');
     const error = JSON.parse(events.at(-2)).error;
     assert.equal(error.code, 'upstream_timeout');
+
+    // The limit is on the gap between chunks, not on the whole stream: events 600 ms apart
+    // over about 3 s (well past the 1 s limit) all arrive, and no error comes.
+    const steadyModel = 'gemini-2.5-flash-steady';
+    await stack.mockApi.script({ model: steadyModel, eventDelayMs: 600, times: 1 });
+    const prompt = 'steady '.repeat(30).trim();
+    const steady = await stack.call('POST', '/v1/chat/completions', {
+      body: { model: steadyModel, stream: true, messages: [{ role: 'user', content: prompt }] },
+    });
+    assert.equal(steady.status, 200);
+    const steadyEvents = (await steady.text()).split('\n\n').filter(Boolean).map((e) => e.replace(/^data: /, ''));
+    assert.equal(steadyEvents.at(-1), '[DONE]');
+    const chunks = steadyEvents.slice(0, -1).map((e) => JSON.parse(e));
+    assert.ok(chunks.every((c) => !c.error), 'no error event');
+    assert.equal(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), `echo: ${prompt}`);
+    const [steadyCall] = await stack.mockApi.calls({ model: steadyModel });
+    assert.ok(steadyCall.eventTimes.length >= 5, `${steadyCall.eventTimes.length} events`);
+    assert.ok(steadyCall.eventTimes.at(-1) - steadyCall.eventTimes[0] > 2000, 'the stream outlasted the limit');
   } finally {
     await stack.admin('PUT', '/settings', { upstream_timeout_ms: null });
   }

@@ -157,24 +157,65 @@ impl From<StreamBreak> for worker::Error {
 /// a client forever: a gap longer than the timeout ends it with `Idle`.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, StreamBreak>>>>;
 
-fn idle_guarded(body: BodyReader, gap: Duration) -> BodyStream {
-    Box::pin(stream::unfold(Some(body), move |state| async move {
-        let mut body = state?;
-        let next = {
-            let chunk = Box::pin(body.next());
-            let timer = Box::pin(Delay::from(gap));
-            match select(chunk, timer).await {
-                Either::Left((chunk, _)) => Some(chunk),
-                Either::Right(_) => None,
-            }
+fn idle_guarded(body: BodyReader, quiet: Quiet) -> BodyStream {
+    Box::pin(stream::unfold(Some((body, quiet)), |state| async move {
+        let (mut body, mut quiet) = state?;
+        let next = match select(Box::pin(body.next()), Box::pin(quiet.elapsed())).await {
+            Either::Left((chunk, _)) => Some(chunk),
+            Either::Right(_) => None,
         };
         match next {
-            Some(Some(Ok(bytes))) => Some((Ok(bytes), Some(body))),
+            Some(Some(Ok(bytes))) => {
+                quiet.touch();
+                Some((Ok(bytes), Some((body, quiet))))
+            }
             Some(Some(Err(e))) => Some((Err(StreamBreak::Failed(e.to_string())), None)),
             Some(None) => None,
             None => Some((Err(StreamBreak::Idle), None)),
         }
     }))
+}
+
+/// A deadline `gap` after the last sign of life, on one runtime timer for the
+/// whole attempt (the answer, its first chunk, every later chunk). A timer per
+/// wait would cost a `setTimeout` and a `clearTimeout` per upstream read; this
+/// one is re-armed only when it fires before the deadline moved past it.
+struct Quiet {
+    timer: Delay,
+    gap_ms: f64,
+    last_ms: f64,
+}
+
+impl Quiet {
+    fn new(gap: Duration) -> Self {
+        Self {
+            timer: Delay::from(gap),
+            gap_ms: gap.as_secs_f64() * 1000.0,
+            last_ms: js_sys::Date::now(),
+        }
+    }
+
+    /// A sign of life: the deadline moves to `gap` from now.
+    fn touch(&mut self) {
+        self.last_ms = js_sys::Date::now();
+    }
+
+    /// Resolves once `gap` passed since the last sign of life. Cancel-safe: the timer
+    /// stays armed when this is dropped.
+    async fn elapsed(&mut self) {
+        // Bounded: each turn waits for the timer, and the deadline only moves on a touch,
+        // which cannot happen while this runs.
+        loop {
+            (&mut self.timer).await;
+            let quiet = js_sys::Date::now() - self.last_ms;
+            if quiet >= self.gap_ms {
+                return;
+            }
+            self.timer = Delay::from(Duration::from_secs_f64(
+                (self.gap_ms - quiet).max(1.0) / 1000.0,
+            ));
+        }
+    }
 }
 
 /// What one attempt came to: the outcome, and the answer (`Ok`) or the
@@ -223,8 +264,8 @@ pub async fn attempt_with(
     let controller = AbortController::default();
     let signal = controller.signal();
     let sent = Box::pin(send(req, auth, &signal));
-    let timer = Box::pin(Delay::from(timeout));
-    let resp = match select(sent, timer).await {
+    let mut quiet = Quiet::new(timeout);
+    let resp = match select(sent, Box::pin(quiet.elapsed())).await {
         Either::Left((Ok(resp), _)) => resp,
         Either::Left((Err(_), _)) => return Attempt::failed(Outcome::Network),
         Either::Right(_) => {
@@ -255,10 +296,10 @@ pub async fn attempt_with(
             return Attempt::failed(Outcome::Network);
         };
         let mut body_stream = BodyReader::new(raw);
+        quiet.touch();
         let first = {
             let first = Box::pin(body_stream.next());
-            let timer = Box::pin(Delay::from(timeout));
-            match select(first, timer).await {
+            match select(first, Box::pin(quiet.elapsed())).await {
                 Either::Left((chunk, _)) => Some(chunk),
                 Either::Right(_) => None,
             }
@@ -266,7 +307,10 @@ pub async fn attempt_with(
         match first {
             Some(Some(Ok(first))) => UpstreamBody::Stream {
                 first,
-                rest: idle_guarded(body_stream, timeout),
+                rest: idle_guarded(body_stream, {
+                    quiet.touch();
+                    quiet
+                }),
             },
             // An empty 200 stream is handed over as is; the translator
             // reports the truncation in the surface's own way.
