@@ -218,6 +218,13 @@ test('upstream timeouts: a slow first byte fails over, a stalled stream ends wit
     assert.equal(events.at(-1), '[DONE]');
     const error = JSON.parse(events.at(-2)).error;
     assert.equal(error.code, 'upstream_timeout');
+    // Cut off once the limit passed, not when the next event came (5 s later): and the
+    // gateway closed the upstream connection then, rather than leave it to run on.
+    const [stalled] = await stack.mockApi.calls({ model: stallModel });
+    const ended = await stack.mockApi.waitFinished(stalled.seq, 3000);
+    assert.equal(ended.finished, true, 'the gateway closed the stalled upstream call');
+    assert.equal(typeof ended.call.abandonedAt, 'number', 'closed by the gateway, not by the mock');
+    assert.equal(ended.call.eventTimes.length, 1, 'no event after the first was sent before the cut');
 
     // The limit is on the gap between chunks, not on the whole stream: events 600 ms apart
     // over about 3 s (well past the 1 s limit) all arrive, and no error comes.

@@ -29,6 +29,11 @@ export function mockClient(url) {
       const { calls } = await control('GET', `calls${query.size ? `?${query}` : ''}`);
       return calls;
     },
+    /**
+     * Waits (at most `timeoutMs`, 60 s at most) until the call numbered `seq` has finished:
+     * its connection closed, by the mock or by the gateway. Resolves to `{ finished, call }`.
+     */
+    waitFinished: (seq, timeoutMs = 10_000) => control('POST', 'wait', { seq, timeoutMs }),
     /** Adds a rule; resolves to the stored rule (with its `id`). */
     script: async (spec) => (await control('POST', 'script', spec)).rule,
     clearScripts: () => control('DELETE', 'scripts'),

@@ -958,6 +958,28 @@ describe('transient faults: drop, latency past a client timeout, flaky rules', (
     assert.equal((await lastCall({ model })).abandonedAt, undefined);
   });
 
+  test('/__mock/wait resolves when a call finishes, and reports an unfinished one at its timeout', T, async () => {
+    const model = fresh();
+    await client.script({ model, eventDelayMs: 300, times: 1 });
+    const res = await fetch(`${mock.url}/v1beta/models/${model}:streamGenerateContent?alt=sse`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': KEY },
+      body: JSON.stringify(ask('one two three four five six')),
+    });
+    const [call] = await client.calls({ model });
+    const early = await client.waitFinished(call.seq, 50);
+    assert.equal(early.finished, false, 'the stream is still going');
+    assert.equal(early.call.finishedAt, undefined);
+    const [waited] = await Promise.all([client.waitFinished(call.seq, 10_000), res.text()]);
+    assert.equal(waited.finished, true);
+    assert.equal(typeof waited.call.finishedAt, 'number');
+    assert.ok(waited.call.eventTimes.length >= 3);
+    // Already finished: at once. Unknown or missing seq: an error.
+    assert.equal((await client.waitFinished(call.seq, 0)).finished, true);
+    await assert.rejects(client.waitFinished(999_999, 10), /no call 999999/);
+    await assert.rejects(client.waitFinished(undefined, 10), /seq/);
+  });
+
   test('flaky: the fault share follows rate over many bodies; each fault behaves as named', { timeout: 30_000 }, async () => {
     const model = fresh();
     const SLOW_MS = 40;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use worker::wasm_bindgen::JsCast;
-use worker::wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen::prelude::{Closure, wasm_bindgen};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Request, js_sys, wasm_bindgen::JsValue, web_sys};
 
@@ -108,19 +108,18 @@ extern "C" {
     #[wasm_bindgen(method, getter)]
     fn value(this: &ReadResult) -> js_sys::Uint8Array;
 
-    /// A reader's `releaseLock()`, which throws while a read is pending in some runtimes
-    /// (web-sys's binding would turn that into a trap).
-    type ReaderLock;
-    #[wasm_bindgen(method, catch, js_name = releaseLock)]
-    fn release_lock(this: &ReaderLock) -> Result<(), JsValue>;
+    /// A promise whose rejection is caught by any JS function.
+    type Caught;
+    #[wasm_bindgen(method, js_name = catch)]
+    fn catch_with(this: &Caught, handler: &JsValue) -> JsValue;
 }
 
 /// A body (an upstream answer, a chunked upload) read chunk by chunk through
 /// its own reader. The worker crate's `ByteStream` (wasm-streams) costs more
 /// per chunk, and releases the reader's lock once the body ended, which
 /// workerd makes a visible share of a stream's CPU; an ended body needs no
-/// release. A reader dropped before the end still releases its lock, as
-/// `ByteStream` does.
+/// release. A reader dropped before the end cancels the body (`ByteStream`
+/// only released its lock, which left the upstream connection open).
 pub struct BodyReader {
     reader: Option<web_sys::ReadableStreamDefaultReader>,
 }
@@ -173,8 +172,12 @@ impl BodyReader {
 impl Drop for BodyReader {
     fn drop(&mut self) {
         if let Some(reader) = self.reader.take() {
-            // An idle cut-off drops the reader with its read still pending.
-            let _ = reader.unchecked_ref::<ReaderLock>().release_lock();
+            // Nobody reads the rest (an idle cut-off, a client that left, an answer given
+            // up): cancel it, so that the runtime closes the connection rather than keep
+            // receiving what the other side still sends. A read still pending ends with it.
+            let cancelled = reader.cancel();
+            let ignore = Closure::once_into_js(|_: JsValue| {});
+            cancelled.unchecked_ref::<Caught>().catch_with(&ignore);
         }
     }
 }

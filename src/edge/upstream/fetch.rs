@@ -10,12 +10,13 @@ use futures::future::{Either, select};
 use futures::{Stream, stream};
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{AbortController, Delay, Headers, Method, js_sys, wasm_bindgen::JsValue, web_sys};
+use worker::{AbortController, Headers, Method, js_sys, wasm_bindgen::JsValue, web_sys};
 
 use crate::domain::error::GatewayError;
 use crate::domain::failover::client_error;
 use crate::domain::outcome::{Outcome, classify};
 use crate::edge::http::body::{BodyReader, read_response};
+use crate::edge::upstream::quiet::Quiet;
 
 /// What a Code Assist call of one request is: which method, on which model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,48 +175,6 @@ fn idle_guarded(body: BodyReader, quiet: Quiet) -> BodyStream {
             None => Some((Err(StreamBreak::Idle), None)),
         }
     }))
-}
-
-/// A deadline `gap` after the last sign of life, on one runtime timer for the
-/// whole attempt (the answer, its first chunk, every later chunk). A timer per
-/// wait would cost a `setTimeout` and a `clearTimeout` per upstream read; this
-/// one is re-armed only when it fires before the deadline moved past it.
-struct Quiet {
-    timer: Delay,
-    gap_ms: f64,
-    last_ms: f64,
-}
-
-impl Quiet {
-    fn new(gap: Duration) -> Self {
-        Self {
-            timer: Delay::from(gap),
-            gap_ms: gap.as_secs_f64() * 1000.0,
-            last_ms: js_sys::Date::now(),
-        }
-    }
-
-    /// A sign of life: the deadline moves to `gap` from now.
-    fn touch(&mut self) {
-        self.last_ms = js_sys::Date::now();
-    }
-
-    /// Resolves once `gap` passed since the last sign of life. Cancel-safe: the timer
-    /// stays armed when this is dropped.
-    async fn elapsed(&mut self) {
-        // Bounded: each turn waits for the timer, and the deadline only moves on a touch,
-        // which cannot happen while this runs.
-        loop {
-            (&mut self.timer).await;
-            let quiet = js_sys::Date::now() - self.last_ms;
-            if quiet >= self.gap_ms {
-                return;
-            }
-            self.timer = Delay::from(Duration::from_secs_f64(
-                (self.gap_ms - quiet).max(1.0) / 1000.0,
-            ));
-        }
-    }
 }
 
 /// What one attempt came to: the outcome, and the answer (`Ok`) or the

@@ -11,6 +11,7 @@ pub mod local;
 pub mod media;
 pub mod models;
 pub mod pins;
+mod quiet;
 pub mod readiness;
 pub mod urls;
 

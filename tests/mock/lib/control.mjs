@@ -48,7 +48,33 @@ const ROUTES = {
     return { expired: state.fileStore.expire(body.name) };
   },
   'GET /__mock/health': () => ({ ok: true }),
+  'POST /__mock/wait': ({ state }, body) => {
+    const seq = Number(body.seq);
+    const timeoutMs = Math.min(Math.max(Number(body.timeoutMs ?? 10_000) || 0, 0), 60_000);
+    if (!Number.isInteger(seq) || seq <= 0) return [400, { error: 'seq (a call number) is required' }];
+    const call = state.calls.find((c) => c.seq === seq);
+    if (!call) return [404, { error: `no call ${seq}` }];
+    return waitFinished(state, call, timeoutMs);
+  },
 };
+
+/** Resolves once `call` finished (its connection closed, whoever closed it), or after `timeoutMs`. */
+function waitFinished(state, call, timeoutMs) {
+  if (call.finishedAt) return Promise.resolve({ finished: true, call });
+  return new Promise((resolve) => {
+    const done = (c) => {
+      if (c !== call) return;
+      clearTimeout(timer);
+      state.off('done', done);
+      resolve({ finished: true, call });
+    };
+    const timer = setTimeout(() => {
+      state.off('done', done);
+      resolve({ finished: false, call });
+    }, timeoutMs);
+    state.on('done', done);
+  });
+}
 
 /**
  * `GET /__mock/files/<id>/content`: the stored bytes of a file, whoever owns
@@ -74,14 +100,14 @@ function sendFileContent({ req, res, url, state }) {
   return true;
 }
 
-export function handleControl(ctx) {
+export async function handleControl(ctx) {
   const { req, res, url, rawBody } = ctx;
   if (sendFileContent(ctx)) return;
   const route = ROUTES[`${req.method} ${url.pathname.replace(/\/$/, '')}`];
   if (!route) return sendPlainJson(res, 404, { error: `no control endpoint ${req.method} ${url.pathname}` });
   const body = parseJson(rawBody);
   if (body.error) return sendPlainJson(res, 400, { error: body.error });
-  const result = route(ctx, body.value ?? {});
+  const result = await route(ctx, body.value ?? {});
   const [status, payload] = Array.isArray(result) ? result : [200, result];
   sendPlainJson(res, status, payload);
 }
