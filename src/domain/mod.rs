@@ -41,6 +41,7 @@ pub mod sse;
 pub mod stats;
 pub mod throttle;
 pub mod translate;
+pub mod urlencode;
 pub mod usage;
 pub mod userkey;
 pub mod users;
