@@ -444,9 +444,11 @@ function patchCache(ctx, route) {
     }
     changes = Object.fromEntries(fields.filter((f) => body[f] !== undefined).map((f) => [f, body[f]]));
   }
-  const expiry = expiryOf(changes, `${prefix}.cached_content`);
+  // One clock reading for both, so that a ttl is exactly expireTime - updateTime.
+  const now = Date.now();
+  const expiry = expiryOf(changes, `${prefix}.cached_content`, undefined, now);
   if (expiry.problem) return send(ctx, invalidArgument(expiry.problem));
-  ctx.state.fileStore.setExpiry(record, expiry.expiresAt);
+  ctx.state.fileStore.setExpiry(record, expiry.expiresAt, now);
   send(ctx, { status: 200, body: cachedContentJson(record) });
 }
 
