@@ -161,20 +161,29 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, StreamBreak>>>>;
 fn idle_guarded(body: BodyReader, quiet: Quiet) -> BodyStream {
     Box::pin(stream::unfold(Some((body, quiet)), |state| async move {
         let (mut body, mut quiet) = state?;
-        let next = match select(Box::pin(body.next()), Box::pin(quiet.elapsed())).await {
-            Either::Left((chunk, _)) => Some(chunk),
-            Either::Right(_) => None,
-        };
-        match next {
-            Some(Some(Ok(bytes))) => {
-                quiet.touch();
-                Some((Ok(bytes), Some((body, quiet))))
-            }
+        match next_within(&mut body, &mut quiet).await {
+            Some(Some(Ok(bytes))) => Some((Ok(bytes), Some((body, quiet)))),
             Some(Some(Err(e))) => Some((Err(StreamBreak::Failed(e.to_string())), None)),
             Some(None) => None,
             None => Some((Err(StreamBreak::Idle), None)),
         }
     }))
+}
+
+/// The body's next chunk (`None` inside: its end), or `None` when `quiet`'s deadline came
+/// first. A chunk is a sign of life: it moves the deadline.
+async fn next_within(
+    body: &mut BodyReader,
+    quiet: &mut Quiet,
+) -> Option<Option<worker::Result<Vec<u8>>>> {
+    let chunk = match select(Box::pin(body.next()), Box::pin(quiet.elapsed())).await {
+        Either::Left((chunk, _)) => chunk,
+        Either::Right(_) => return None,
+    };
+    if matches!(chunk, Some(Ok(_))) {
+        quiet.touch();
+    }
+    Some(chunk)
 }
 
 /// What one attempt came to: the outcome, and the answer (`Ok`) or the
@@ -255,21 +264,12 @@ pub async fn attempt_with(
             return Attempt::failed(Outcome::Network);
         };
         let mut body_stream = BodyReader::new(raw);
+        // The answer came: the first chunk has the whole limit from now.
         quiet.touch();
-        let first = {
-            let first = Box::pin(body_stream.next());
-            match select(first, Box::pin(quiet.elapsed())).await {
-                Either::Left((chunk, _)) => Some(chunk),
-                Either::Right(_) => None,
-            }
-        };
-        match first {
+        match next_within(&mut body_stream, &mut quiet).await {
             Some(Some(Ok(first))) => UpstreamBody::Stream {
                 first,
-                rest: idle_guarded(body_stream, {
-                    quiet.touch();
-                    quiet
-                }),
+                rest: idle_guarded(body_stream, quiet),
             },
             // An empty 200 stream is handed over as is; the translator
             // reports the truncation in the surface's own way.
