@@ -9,8 +9,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { EventEmitter } from 'node:events';
 import {
-  CHROMIUM, CHROMIUM_ARGS, browserGate, browserStatus, isCI, launchOptions,
+  CHROMIUM, CHROMIUM_ARGS, browserGate, browserStatus, isCI, launchOptions, openPage,
 } from '../lib/browser.mjs';
 
 const execFileP = promisify(execFile);
@@ -121,4 +122,59 @@ test('every page test goes through the gate', () => {
     assert.doesNotMatch(text, /from 'playwright-core'|import\('playwright-core'\)|\/usr\/bin\/chromium/,
       `${f}: launch the browser with launchBrowser() from tests/lib/browser.mjs`);
   }
+});
+
+/**
+ * A stand-in for a playwright page whose `goto` answers from `script`, one
+ * entry per call: a response, or an error to throw. A call starts a request
+ * for its URL that stays open when the entry is an error.
+ */
+function scriptedPage(script) {
+  const page = new EventEmitter();
+  page.calls = [];
+  page.goto = async (url, options) => {
+    page.calls.push({ url, options });
+    const request = { url: () => url };
+    page.emit('request', request);
+    const next = script.shift();
+    if (next instanceof Error) throw next;
+    page.emit('requestfinished', request);
+    return next;
+  };
+  return page;
+}
+
+const timeout = () => Object.assign(new Error('page.goto: Timeout 15000ms exceeded.'), { name: 'TimeoutError' });
+
+test('openPage tries a navigation that times out once more, and no more', async (t) => {
+  const stderr = t.mock.method(process.stderr, 'write', () => true);
+  const answered = { status: () => 200 };
+  const once = scriptedPage([timeout(), answered]);
+  assert.equal(await openPage(once, 'http://127.0.0.1:1/admin/', { timeout: 50 }), answered);
+  assert.deepEqual(once.calls.map((c) => c.options.timeout), [50, 50]);
+  assert.match(stderr.mock.calls.map((c) => String(c.arguments[0])).join(''), /did not load within 50 ms \(requests still open: http:\/\/127\.0\.0\.1:1\/admin\/\); trying once more/);
+  assert.equal(once.listenerCount('request'), 0, 'the listeners are removed');
+
+  // Twice is a failure, which names what was still open.
+  const twice = scriptedPage([timeout(), timeout(), answered]);
+  await assert.rejects(openPage(twice, 'http://127.0.0.1:1/admin/keys'), (e) => {
+    assert.equal(e.name, 'TimeoutError');
+    assert.match(e.message, /did not load in 2 tries of 15000 ms; requests still open on the last: http:\/\/127\.0\.0\.1:1\/admin\/keys/);
+    return true;
+  });
+  assert.equal(twice.calls.length, 2);
+
+  // Anything but a timeout is not retried.
+  const refused = scriptedPage([new Error('net::ERR_CONNECTION_REFUSED'), answered]);
+  await assert.rejects(openPage(refused, 'http://127.0.0.1:1/'), /ERR_CONNECTION_REFUSED/);
+  assert.equal(refused.calls.length, 1);
+});
+
+test('every page test navigates through openPage', () => {
+  const dir = new URL('.', import.meta.url).pathname;
+  const direct = readdirSync(dir)
+    .filter((f) => f.endsWith('.test.mjs'))
+    .flatMap((f) => readFileSync(join(dir, f), 'utf8').split('\n').map((line, i) => ({ f, i, line })))
+    .filter(({ line }) => /\.goto\(/.test(line) && !/^\s*(\/\/|\*)/.test(line) && !/page\.goto = /.test(line));
+  assert.deepEqual(direct.map(({ f, i, line }) => `${f}:${i + 1}: ${line.trim()}`), []);
 });

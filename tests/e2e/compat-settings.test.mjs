@@ -14,7 +14,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ADMIN_PASSWORD, startStack } from '../lib/harness.mjs';
-import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { BROWSER, browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { UI_TIMEOUT, dictionaries, keepLocal, logIn, untranslated, watchErrors } from '../lib/console.mjs';
 
 let stack;
@@ -126,7 +126,7 @@ async function openSettings(lang, viewport = { width: 1440, height: 900 }) {
   await logIn(context, stack.url);
   const page = await context.newPage();
   const errors = watchErrors(page);
-  const res = await page.goto(`${stack.url}/admin/settings`, { timeout: UI_TIMEOUT });
+  const res = await openPage(page, `${stack.url}/admin/settings`);
   assert.equal(res.status(), 200);
   await page.waitForSelector('#group-compat', { timeout: UI_TIMEOUT });
   return {

@@ -23,7 +23,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, startStack } from '../lib/harness.mjs';
-import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { BROWSER, browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { REQUEST_TIMEOUT_MS, closeWithin, inSteps } from '../lib/util.mjs';
 import { UI_TIMEOUT, axeViolations, dictionaries, keepLocal, logIn, placeholders, untranslated, watchErrors } from '../lib/console.mjs';
 
@@ -151,7 +151,7 @@ browserTest('accounts: files imported, a needs-attention account explained in bo
     await inSteps(270_000, async (step) => {
       step('1. navigation');
       // 1. The section is in the navigation, between Keys and Users.
-      await page.goto(`${stack.url}/admin/`, { timeout: UI_TIMEOUT });
+      await openPage(page, `${stack.url}/admin/`);
       await ready(page, 'nav.nav', 'the console');
       const nav = await page.$$eval('nav.nav a', (as) => as.map((a) => a.getAttribute('href')));
       assert.deepEqual(nav.slice(nav.indexOf('/admin/keys'), nav.indexOf('/admin/keys') + 3), ['/admin/keys', '/admin/accounts', '/admin/users']);
@@ -395,7 +395,7 @@ async function visit(state, variant) {
   const context = await newContext(variant);
   const page = await context.newPage();
   const errors = watchErrors(page);
-  const res = await page.goto(`${stack.url}/admin/accounts`, { timeout: UI_TIMEOUT });
+  const res = await openPage(page, `${stack.url}/admin/accounts`);
   assert.equal(res.status(), 200);
   await ready(page, '.accounts-table tbody tr', state.name);
   await state.prepare?.(page);
@@ -469,7 +469,7 @@ browserTest('the dashboard counts the accounts beside the keys, in both language
     const context = await newContext({ lang });
     try {
       const page = await context.newPage();
-      await page.goto(`${stack.url}/admin/`);
+      await openPage(page, `${stack.url}/admin/`);
       const line = page.locator('[data-accounts]');
       await line.waitFor({ timeout: UI_TIMEOUT });
       const expected = dicts[lang]['dash.accounts']

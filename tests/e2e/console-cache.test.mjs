@@ -13,7 +13,7 @@ import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ROOT, startStack } from '../lib/harness.mjs';
-import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { BROWSER, browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { UI_TIMEOUT, watchErrors } from '../lib/console.mjs';
 
 const execFileP = promisify(execFile);
@@ -99,14 +99,14 @@ browserTest('after a rebuild with changed JS, a reload in the same browser profi
     const marker = () => page.evaluate(() => document.documentElement.dataset.build ?? null);
     const script = () => page.evaluate(() => document.querySelector('script[type="module"]')?.getAttribute('src'));
 
-    await page.goto(`${stack.url}/admin/`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/`);
     await page.waitForSelector('#password', { timeout: UI_TIMEOUT });
     assert.equal(await marker(), 'first-build');
     const oldScript = await script();
     assert.ok(fetched.some((f) => f.path === oldScript && f.status === 200), `${oldScript} was not fetched`);
 
     // A second visit takes the immutable script from the cache.
-    await page.goto(`${stack.url}/admin/`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/`);
     await page.waitForSelector('#password', { timeout: UI_TIMEOUT });
     const cached = await page.evaluate((src) => performance.getEntriesByType('resource')
       .find((e) => new URL(e.name).pathname === src)?.transferSize ?? null, oldScript);

@@ -14,7 +14,7 @@ import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startStack } from '../lib/harness.mjs';
-import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { BROWSER, browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { openaiClient } from '../lib/clients.mjs';
 import { pollD1, sqlStr } from '../lib/util.mjs';
 import { UI_TIMEOUT, dictionaries, keepLocal, watchErrors } from '../lib/console.mjs';
@@ -62,7 +62,7 @@ browserTest('the operator\'s journey: login, keys, a user, a chat seen on the da
   const errors = watchErrors(page);
   try {
     // 1. /admin/ sends a stranger to the login; a wrong password says so.
-    await page.goto(`${stack.url}/admin/`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/`);
     await page.waitForSelector('#password', { timeout: UI_TIMEOUT });
     assert.equal(await page.$('nav.nav'), null, 'no console before logging in');
     await page.fill('#password', 'not-the-password');

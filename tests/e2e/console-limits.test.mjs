@@ -16,7 +16,7 @@
 import { after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
-import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { BROWSER, browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { UI_TIMEOUT, dictionaries, keepLocal, logIn, untranslated, watchErrors } from '../lib/console.mjs';
 
 const KEYS = ['ok-limits-a', 'ok-limits-b', 'ok-limits-c'];
@@ -42,14 +42,14 @@ after(async () => {
  * when given, is what GET /admin/api/models/queues answers in it (a route's
  * fulfil options), as it will once that endpoint works.
  */
-async function openPage(path, { lang = 'en', queues } = {}) {
+async function openConsole(path, { lang = 'en', queues } = {}) {
   const context = await browser.newContext({ locale: lang === 'zh' ? 'zh-CN' : 'en-US', viewport: { width: 1440, height: 900 } });
   const external = await keepLocal(context);
   await logIn(context, stack.url);
   const page = await context.newPage();
   if (queues) await page.route('**/admin/api/models/queues', (r) => r.fulfill(queues));
   const errors = watchErrors(page);
-  const res = await page.goto(`${stack.url}${path}`, { timeout: UI_TIMEOUT });
+  const res = await openPage(page, `${stack.url}${path}`);
   assert.equal(res.status(), 200);
   return {
     page,
@@ -86,7 +86,7 @@ async function patched(page, click) {
 
 browserTest('models: rows of model_limits are added, reordered, removed and saved with health_refresh_ms', { timeout: 120_000 }, async () => {
   await stack.admin('PATCH', '/settings', { model_limits: null, health_refresh_ms: null });
-  const { page, errors, close } = await openPage('/admin/models');
+  const { page, errors, close } = await openConsole('/admin/models');
   try {
     await ready(page, '.limits-card .limits-empty', 'the limits editor with no rows');
     for (let i = 0; i < 3; i += 1) await page.click('#add-limit');
@@ -127,7 +127,7 @@ browserTest('models: rows of model_limits are added, reordered, removed and save
 
 browserTest('models: a row the server refuses is explained beside the editor and nothing is saved', { timeout: 120_000 }, async () => {
   await stack.admin('PATCH', '/settings', { model_limits: [{ pattern: 'gemini-2.5-pro*', max_concurrency: 2 }] });
-  const { page, close } = await openPage('/admin/models', { lang: 'zh' });
+  const { page, close } = await openConsole('/admin/models', { lang: 'zh' });
   try {
     await ready(page, '.limits-table tbody tr', 'the limits editor');
     // A wait without a concurrency cap: the server refuses it (400, model_limits).
@@ -159,7 +159,7 @@ browserTest('models: the free-tier preset shows what it adds and replaces, then 
     { pattern: 'my-own-model', max_concurrency: 5 },
   ];
   await stack.admin('PATCH', '/settings', { model_limits: mine });
-  const { page, errors, close } = await openPage('/admin/models');
+  const { page, errors, close } = await openConsole('/admin/models');
   try {
     await ready(page, '.limits-table tbody tr', 'the limits editor');
     await page.click('#apply-preset');
@@ -189,7 +189,7 @@ browserTest('models: the free-tier preset shows what it adds and replaces, then 
 });
 
 browserTest('keys: the project of two keys is set in one action, shown in the Projects view, and cleared', { timeout: 120_000 }, async () => {
-  const { page, errors, close } = await openPage('/admin/keys');
+  const { page, errors, close } = await openConsole('/admin/keys');
   try {
     await ready(page, '.keys-table tbody tr', 'keys');
     const { keys } = await stack.admin('GET', '/keys');
@@ -239,7 +239,7 @@ browserTest('keys: the project of two keys is set in one action, shown in the Pr
 });
 
 browserTest('keys: a project name the server refuses is explained beside the field', { timeout: 120_000 }, async () => {
-  const { page, close } = await openPage('/admin/keys');
+  const { page, close } = await openConsole('/admin/keys');
   try {
     await ready(page, '.keys-table tbody tr', 'keys');
     await page.check('#select-page');
@@ -271,7 +271,7 @@ browserTest('dashboard: the Queues card says no model is limited while the queue
   // Unstubbed (this branch's endpoint fails; once it works it may list the
   // capped models of the earlier tests), failing, and empty.
   for (const queues of [undefined, { status: 500, json: { error: { message: 'boom' } } }, { json: { models: [] } }]) {
-    const { page, errors, close } = await openPage('/admin/', { queues });
+    const { page, errors, close } = await openConsole('/admin/', { queues });
     try {
       await ready(page, '.queues-card', 'the queues card');
       await page.waitForFunction((text) => document.querySelector('.queues-card .empty')?.textContent === text || document.querySelector('.queues-card tbody tr'),
@@ -283,7 +283,7 @@ browserTest('dashboard: the Queues card says no model is limited while the queue
       await close();
     }
   }
-  const { page, close } = await openPage('/admin/', { queues: { json: QUEUES } });
+  const { page, close } = await openConsole('/admin/', { queues: { json: QUEUES } });
   try {
     await ready(page, '.queues-table tbody tr', 'the queues table');
     assert.match(await page.textContent('.queues-table tbody th'), /gemini-2\.5-pro/);

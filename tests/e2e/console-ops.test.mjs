@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLIENT_TOKEN, ROOT, startStack } from '../lib/harness.mjs';
-import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { BROWSER, browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { runCron } from '../lib/util.mjs';
 import { UI_TIMEOUT, dictionaries, keepLocal, logIn, watchErrors } from '../lib/console.mjs';
 
@@ -73,7 +73,7 @@ browserTest('operations: the invalid key\'s failure group and every job\'s last 
     const { context, page, blocked, errors } = await pageFor(lang, width, height);
     try {
       const d = dicts[lang];
-      await page.goto(`${stack.url}/admin/ops`, { timeout: UI_TIMEOUT });
+      await openPage(page, `${stack.url}/admin/ops`);
       const row = page.locator(`.errors-table tbody tr[data-upstream="${BAD_ID}"]`);
       await row.first().waitFor({ timeout: UI_TIMEOUT });
       assert.equal((await row.first().locator('.ops-name').textContent()).trim(), masked);
@@ -116,7 +116,7 @@ browserTest('keys: the archive lists the archived key, and Restore brings it bac
   const { context, page, blocked, errors } = await pageFor('en', 1440, 900);
   try {
     const masked = (await stack.admin('GET', '/keys/archive')).keys[0].masked;
-    await page.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/keys`);
     await page.waitForSelector('.keys-table tbody tr', { timeout: UI_TIMEOUT });
     const listed = () => page.$$eval('.keys-table:not(.archive-table) tbody th code', (els) => els.map((e) => e.textContent.trim()));
     assert.ok(!(await listed()).includes(masked), 'an archived key is not in the key list');

@@ -31,7 +31,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, ADMIN_PASSWORD, CLIENT_TOKEN, startStack } from '../lib/harness.mjs';
-import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { BROWSER, browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { pollD1, sqlStr } from '../lib/util.mjs';
 import { UI_TIMEOUT, axeViolations, dictionaries, keepLocal, logIn, placeholders, untranslated, watchErrors } from '../lib/console.mjs';
 
@@ -375,7 +375,7 @@ async function visit(p, variant) {
   const page = await context.newPage();
   const errors = watchErrors(page);
   await p.route?.(page);
-  const res = await page.goto(`${stack.url}${p.path}`, { timeout: UI_TIMEOUT });
+  const res = await openPage(page, `${stack.url}${p.path}`);
   assert.equal(res.status(), 200, `${p.path}: ${res.status()}`);
   await ready(page, p.ready, p.name);
   await p.prepare?.(page);
@@ -474,7 +474,7 @@ browserTest('login: a wrong password says so, a throttled one shows the wait, th
   const blocked = await keepLocal(context);
   try {
     const page = await context.newPage();
-    await page.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/keys`);
     for (let i = 1; i <= 5; i += 1) {
       await page.fill('#password', `wrong-${i}`);
       const [res] = await Promise.all([
@@ -502,7 +502,7 @@ browserTest('login: a wrong password says so, a throttled one shows the wait, th
     const fresh = await browser.newContext({ locale: 'zh-CN', extraHTTPHeaders: { 'cf-connecting-ip': '198.51.100.78' } });
     const freshBlocked = await keepLocal(fresh);
     const p2 = await fresh.newPage();
-    await p2.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    await openPage(p2, `${stack.url}/admin/keys`);
     await p2.fill('#password', ADMIN_PASSWORD);
     await p2.click('#login');
     await p2.waitForSelector('nav.nav', { timeout: UI_TIMEOUT });
@@ -522,7 +522,7 @@ browserTest('the language and theme switches apply at once and are remembered', 
   try {
     await logIn(context, stack.url);
     const page = await context.newPage();
-    await page.goto(`${stack.url}/admin/users`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/users`);
     await page.waitForSelector('h1#page-title', { timeout: UI_TIMEOUT });
     assert.equal(await page.textContent('h1#page-title'), dicts.en['nav.users']);
     await page.click('#lang');
@@ -550,7 +550,7 @@ browserTest('the language and theme switches apply at once and are remembered', 
 browserTest('keys: a bulk paste reports added, existing and invalid and warns about odd keys; a bulk delete asks first', { timeout: 120_000 }, async () => {
   const page = await (await contextFor()).newPage();
   try {
-    await page.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/keys`);
     await ready(page, '.keys-table tbody tr', 'keys');
     await page.click('.add-keys > summary');
     const fresh = Array.from({ length: 1500 }, (_, i) => `AIzaSyBulk${String(i).padStart(29, '0')}`);
@@ -585,7 +585,7 @@ browserTest('keys: a bulk paste reports added, existing and invalid and warns ab
 browserTest('keys: "test now" shows each selected key\'s outcome', { timeout: 120_000 }, async () => {
   const page = await (await contextFor()).newPage();
   try {
-    await page.goto(`${stack.url}/admin/keys`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/keys`);
     await page.fill('#key-search', 'seeded');
     await page.waitForFunction((n) => document.querySelectorAll('.keys-table tbody tr:not(.detail-row)').length === n, SEEDED.length, { timeout: UI_TIMEOUT });
     await page.check('.keys-table thead input[type="checkbox"]');
@@ -606,7 +606,7 @@ browserTest('users: create shows the key once and copies it; edit, disable, rota
   const page = await context.newPage();
   const errors = watchErrors(page);
   try {
-    await page.goto(`${stack.url}/admin/users`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/users`);
     await ready(page, '.users-table tbody tr', 'users');
     await page.click('#new-user');
     await page.fill('#user-name', 'carol');
@@ -659,7 +659,7 @@ browserTest('users: create shows the key once and copies it; edit, disable, rota
 browserTest('settings: a refused value shows the server\'s reason beside its field; a good one is saved', { timeout: 120_000 }, async () => {
   const page = await (await contextFor({ lang: 'zh' })).newPage();
   try {
-    await page.goto(`${stack.url}/admin/settings`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/settings`);
     await ready(page, '#set-max_retries', 'settings');
     await page.fill('#set-max_retries', '99');
     await page.click('#save-settings');
@@ -679,7 +679,7 @@ browserTest('settings: a refused value shows the server\'s reason beside its fie
 browserTest('logs: filters, "load more" and the CSV link of the filtered rows', { timeout: 120_000 }, async () => {
   const page = await (await contextFor()).newPage();
   try {
-    await page.goto(`${stack.url}/admin/logs`, { timeout: UI_TIMEOUT });
+    await openPage(page, `${stack.url}/admin/logs`);
     await ready(page, '.logs-table tbody tr', 'logs');
     await page.selectOption('#log-status', '5xx');
     await page.click('#apply-filters');
@@ -702,7 +702,7 @@ browserTest('log out, and log out everywhere, end the session', { timeout: 120_0
     await logIn(a, stack.url);
     await logIn(b, stack.url);
     const pa = await a.newPage();
-    await pa.goto(`${stack.url}/admin/users`, { timeout: UI_TIMEOUT });
+    await openPage(pa, `${stack.url}/admin/users`);
     await pa.click('.menu > summary');
     await pa.click('#logout');
     await pa.waitForSelector('#password', { timeout: UI_TIMEOUT });
@@ -710,7 +710,7 @@ browserTest('log out, and log out everywhere, end the session', { timeout: 120_0
     await pa.waitForSelector('#password', { timeout: UI_TIMEOUT });
 
     const pb = await b.newPage();
-    await pb.goto(`${stack.url}/admin/users`, { timeout: UI_TIMEOUT });
+    await openPage(pb, `${stack.url}/admin/users`);
     await pb.click('.menu > summary');
     await pb.click('#logout-all');
     await pb.click('dialog[open] .btn-danger');

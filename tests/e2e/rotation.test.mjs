@@ -13,7 +13,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { startStack } from '../lib/harness.mjs';
-import { browserTest, launchBrowser } from '../lib/browser.mjs';
+import { browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { UI_TIMEOUT, dictionaries, keepLocal, logIn, untranslated, watchErrors } from '../lib/console.mjs';
 import { runCron, upstreamCallsDuring } from '../lib/util.mjs';
 
@@ -158,7 +158,7 @@ async function consolePage(browser, lang) {
   await logIn(context, stack.url);
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await page.goto(`${stack.url}/admin/settings`);
+  await openPage(page, `${stack.url}/admin/settings`);
   await page.waitForSelector('.secrets-card h2', { timeout: UI_TIMEOUT });
   return { context, page, errors };
 }

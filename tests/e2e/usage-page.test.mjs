@@ -13,7 +13,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/harness.mjs';
-import { BROWSER, browserTest, launchBrowser } from '../lib/browser.mjs';
+import { BROWSER, browserTest, launchBrowser, openPage } from '../lib/browser.mjs';
 import { charged, pollD1, sqlStr, waitForSettlements } from '../lib/util.mjs';
 
 /** Bound for every page wait. */
@@ -128,7 +128,7 @@ browserTest('the /usage page shows quota, used, remaining and per-model usage, i
     const zh = await browser.newContext({ locale: 'zh-CN' });
     const zhExternal = await keepLocal(zh);
     const page = await zh.newPage();
-    const loaded = await page.goto(`${stack.url}/usage`, { timeout: UI_TIMEOUT });
+    const loaded = await openPage(page, `${stack.url}/usage`);
     assert.equal(loaded.status(), 200);
     assert.match(loaded.headers()['content-type'] ?? '', /text\/html/);
     assert.equal((await readPage(page)).title, '用量查询');
@@ -153,7 +153,7 @@ browserTest('the /usage page shows quota, used, remaining and per-model usage, i
     const en = await browser.newContext({ locale: 'en-US' });
     const enExternal = await keepLocal(en);
     const enPage = await en.newPage();
-    await enPage.goto(`${stack.url}/usage`, { timeout: UI_TIMEOUT });
+    await openPage(enPage, `${stack.url}/usage`);
     assert.equal((await readPage(enPage)).title, 'Usage');
     const denied = await check(enPage, `sk-${'A'.repeat(43)}`);
     assert.equal(denied.status(), 401);

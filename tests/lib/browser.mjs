@@ -96,3 +96,52 @@ export async function launchBrowser(overrides = {}) {
   }
   return chromium.launch({ ...launchOptions(), ...overrides });
 }
+
+/** Bound for one try of a page's navigation. */
+export const NAVIGATION_TIMEOUT = 15_000;
+
+/**
+ * `page.goto(url)`, each try bounded at `timeout`, tried at most twice;
+ * resolves with the document's response. Every page test navigates through
+ * it.
+ *
+ * Why twice: once in some thousands of navigations over a whole suite, the
+ * local runtime has left a document unanswered (CI's log: "navigating to
+ * …/admin/accounts, waiting until load" and nothing after it for 15 s),
+ * where 300 fresh contexts loading that same page in a row, and 2,400
+ * direct requests for it and its assets, were each answered at once. A
+ * second try tells such a lost request from a page that does not load: a
+ * page that times out twice fails the test, and the error names the
+ * requests that were still open. A retry is printed, so a rise in them
+ * shows in the log. Any other failure (a refused connection, a bad URL) is
+ * thrown at once.
+ */
+export async function openPage(page, url, { timeout = NAVIGATION_TIMEOUT, tries = 2 } = {}) {
+  const open = new Set();
+  const opened = (request) => open.add(request);
+  const closed = (request) => open.delete(request);
+  page.on('request', opened);
+  page.on('requestfinished', closed);
+  page.on('requestfailed', closed);
+  try {
+    for (let attempt = 1; attempt <= tries; attempt += 1) {
+      open.clear();
+      try {
+        return await page.goto(url, { timeout });
+      } catch (e) {
+        if (e?.name !== 'TimeoutError') throw e;
+        const pending = [...open].map((request) => request.url()).join(', ') || 'none';
+        if (attempt >= tries) {
+          e.message = `${e.message}\n${url} did not load in ${tries} tries of ${timeout} ms; requests still open on the last: ${pending}`;
+          throw e;
+        }
+        process.stderr.write(`openPage: ${url} did not load within ${timeout} ms (requests still open: ${pending}); trying once more\n`);
+      }
+    }
+    throw new Error(`openPage: tries must be at least 1, not ${tries}`);
+  } finally {
+    page.off('request', opened);
+    page.off('requestfinished', closed);
+    page.off('requestfailed', closed);
+  }
+}
