@@ -10,7 +10,7 @@ pub mod edge;
 
 #[cfg(target_arch = "wasm32")]
 mod entry {
-    use worker::{Context, Env, Request, Response, Result, ScheduleContext, ScheduledEvent, event};
+    use worker::{Context, Env, Response, Result, ScheduleContext, ScheduledEvent, event, web_sys};
 
     // workers-rs 0.8 installs no panic hook of its own; this one makes a
     // panic's message reach the log instead of an opaque "unreachable".
@@ -20,8 +20,8 @@ mod entry {
     }
 
     #[event(fetch)]
-    async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-        crate::edge::router::handle(req, env, ctx).await
+    async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
+        crate::edge::router::handle(crate::edge::http::without_cf(req), env, ctx).await
     }
 
     #[event(scheduled)]
