@@ -21,19 +21,24 @@ async fn fetch(request: Request) -> Result<(u16, Vec<u8>), String> {
     let controller = AbortController::default();
     let signal = controller.signal();
     let fetch = Fetch::Request(request);
-    let sent = Box::pin(fetch.send_with_signal(&signal));
+    // The deadline covers the body too: an answer whose body stalls after
+    // its headers times out like one that never came.
+    let exchange = Box::pin(async {
+        let mut resp = fetch
+            .send_with_signal(&signal)
+            .await
+            .map_err(|e| format!("network: {e}"))?;
+        let body = resp.bytes().await.map_err(|e| format!("network: {e}"))?;
+        Ok((resp.status_code(), body))
+    });
     let timer = Box::pin(Delay::from(DEADLINE));
-    let mut resp = match select(sent, timer).await {
-        Either::Left((Ok(resp), _)) => resp,
-        Either::Left((Err(e), _)) => return Err(format!("network: {e}")),
+    match select(exchange, timer).await {
+        Either::Left((answer, _)) => answer,
         Either::Right(_) => {
             controller.abort();
-            return Err("timed out".into());
+            Err("timed out".into())
         }
-    };
-    let status = resp.status_code();
-    let body = resp.bytes().await.map_err(|e| format!("network: {e}"))?;
-    Ok((status, body))
+    }
 }
 
 /// POSTs a form to the token endpoint: a refresh or a code exchange.

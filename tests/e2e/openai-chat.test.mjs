@@ -193,7 +193,7 @@ test('an upstream stream cut mid-event ends with an error event and [DONE]', asy
   assert.ok('type' in error.error && 'code' in error.error);
 });
 
-test('upstream timeouts: a slow first byte fails over, a stalled stream ends with an error event', async () => {
+test('upstream timeouts: a slow first byte or a stalled body fails over, a stalled stream ends with an error event', async () => {
   await stack.admin('PUT', '/settings', { upstream_timeout_ms: 1000 });
   try {
     // The first key tried answers too late: the request moves to the other.
@@ -206,6 +206,22 @@ test('upstream timeouts: a slow first byte fails over, a stalled stream ends wit
     const calls = await stack.mockApi.calls({ model: slowModel });
     assert.equal(calls.length, 2);
     assert.notEqual(calls[0].key, calls[1].key);
+
+    // An answer whose body stalls after its headers and half its bytes: headers alone
+    // are not an answer. The attempt times out, its connection is closed, and the
+    // request moves to the other key, rather than wait for the rest (5 s later).
+    const halfModel = 'gemini-2.5-flash-halfbody';
+    await stack.mockApi.script({ model: halfModel, bodyStallMs: 5000, times: 1 });
+    const half = await client.chat.completions.create({
+      model: halfModel, messages: [{ role: 'user', content: 'half an answer' }],
+    });
+    assert.equal(half.choices[0].message.content, 'echo: half an answer');
+    const halfCalls = await stack.mockApi.calls({ model: halfModel });
+    assert.equal(halfCalls.length, 2, 'the stalled answer was given up and the other key tried');
+    assert.notEqual(halfCalls[0].key, halfCalls[1].key);
+    const givenUp = await stack.mockApi.waitFinished(halfCalls[0].seq, 3000);
+    assert.equal(givenUp.finished, true, 'the gateway closed the stalled answer');
+    assert.equal(typeof givenUp.call.abandonedAt, 'number', 'closed by the gateway, before the mock sent the rest');
 
     // A stream whose upstream stalls after the first event.
     const stallModel = 'gemini-2.5-flash-stall';

@@ -958,6 +958,38 @@ describe('transient faults: drop, latency past a client timeout, flaky rules', (
     assert.equal((await lastCall({ model })).abandonedAt, undefined);
   });
 
+  test('bodyStallMs sends the headers and half the answer, then stalls; a client that leaves is recorded', T, async () => {
+    const model = fresh();
+    await client.script({ model, bodyStallMs: 5000, times: 1 });
+    const done = doneOf(model);
+    const res = await fetch(`${mock.url}/v1beta/models/${model}:generateContent`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': KEY },
+      body: JSON.stringify(ask('x')),
+    });
+    assert.equal(res.status, 200, 'the headers come at once');
+    const length = Number(res.headers.get('content-length'));
+    const reader = res.body.getReader();
+    let received = 0;
+    while (received < Math.floor(length / 2)) {
+      const { value, done: ended } = await reader.read();
+      assert.ok(!ended, 'the body does not end before its second half');
+      received += value.length;
+    }
+    assert.equal(received, Math.floor(length / 2), 'only the first half arrives');
+    await reader.cancel();
+    const c = await done;
+    assert.equal(typeof c.abandonedAt, 'number', 'the client left mid-answer');
+    // A caller that waits gets the whole answer, bodyStallMs later.
+    await client.script({ model, bodyStallMs: 80, times: 1 });
+    const started = Date.now();
+    const whole = await generate(model, ask('x'));
+    assert.equal(whole.status, 200);
+    assert.ok(whole.json.candidates[0].content.parts.length > 0, JSON.stringify(whole.json));
+    assert.ok(Date.now() - started >= 80);
+    assert.equal((await lastCall({ model })).abandonedAt, undefined);
+  });
+
   test('/__mock/wait resolves when a call finishes, and reports an unfinished one at its timeout', T, async () => {
     const model = fresh();
     await client.script({ model, eventDelayMs: 300, times: 1 });
@@ -1156,6 +1188,8 @@ describe('transient faults: drop, latency past a client timeout, flaky rules', (
       [{ flaky: [] }, /flaky must be a JSON object/],
       [{ fault: 'slow' }, /unknown fault "slow"/],
       [{ latencyMs: -5 }, /latencyMs/],
+      [{ bodyStallMs: 0 }, /bodyStallMs/],
+      [{ bodyStallMs: 'long' }, /bodyStallMs/],
     ];
     for (const [spec, message] of bad) await assert.rejects(client.script(spec), message, JSON.stringify(spec));
     const model = fresh();

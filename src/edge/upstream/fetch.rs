@@ -186,6 +186,20 @@ async fn next_within(
     Some(chunk)
 }
 
+/// A whole body (a non-stream answer, an error's body), read before `quiet`
+/// rings: `None` when it did not. Headers alone do not make an answer: a
+/// body that stalls after them would otherwise hold the request for as long
+/// as the connection stays open.
+async fn whole_within(
+    resp: &worker::Response,
+    quiet: &mut Quiet,
+) -> Option<worker::Result<Vec<u8>>> {
+    match select(Box::pin(read_response(resp)), Box::pin(quiet.elapsed())).await {
+        Either::Left((body, _)) => Some(body),
+        Either::Right(_) => None,
+    }
+}
+
 /// What one attempt came to: the outcome, and the answer (`Ok`) or the
 /// error body (`Err`, empty when none arrived).
 pub struct Attempt {
@@ -251,8 +265,15 @@ pub async fn attempt_with(
             .filter_map(|&name| Some((name, resp.headers().get(name).ok().flatten()?)))
             .collect()
     };
+    // The answer came: what follows of it (its whole body, or a stream's
+    // first chunk) has the whole limit from now.
+    quiet.touch();
     if !(200..300).contains(&status) {
-        let body = read_response(&resp).await.unwrap_or_default();
+        let Some(body) = whole_within(&resp, &mut quiet).await else {
+            controller.abort();
+            return Attempt::failed(Outcome::Timeout);
+        };
+        let body = body.unwrap_or_default();
         return Attempt {
             outcome: classify(status, &body),
             answer: Err(body),
@@ -264,8 +285,6 @@ pub async fn attempt_with(
             return Attempt::failed(Outcome::Network);
         };
         let mut body_stream = BodyReader::new(raw);
-        // The answer came: the first chunk has the whole limit from now.
-        quiet.touch();
         match next_within(&mut body_stream, &mut quiet).await {
             Some(Some(Ok(first))) => UpstreamBody::Stream {
                 first,
@@ -281,9 +300,13 @@ pub async fn attempt_with(
             }
         }
     } else {
-        match read_response(&resp).await {
-            Ok(bytes) => UpstreamBody::Full(bytes),
-            Err(_) => return Attempt::failed(Outcome::Network),
+        match whole_within(&resp, &mut quiet).await {
+            Some(Ok(bytes)) => UpstreamBody::Full(bytes),
+            Some(Err(_)) => return Attempt::failed(Outcome::Network),
+            None => {
+                controller.abort();
+                return Attempt::failed(Outcome::Timeout);
+            }
         }
     };
     Attempt {

@@ -10,7 +10,7 @@ import {
 import { answerObjects } from './answer.mjs';
 import { checkReferences } from './filestore.mjs';
 import { fullResponse, newResponseId, planReply, streamChunks } from './generate.mjs';
-import { pause } from './http.mjs';
+import { pause, sendGoogleJsonStalled } from './http.mjs';
 import { predictProblem, predictResponse } from './imagen.mjs';
 import { findModel, modelVersionOf, publicModel, stripModelsPrefix, supports, traitsOf } from './models.mjs';
 import {
@@ -195,7 +195,13 @@ async function generateContent(ctx, args) {
   if (args.behaviour.answer) return answerCall(ctx, args, false);
   const planned = plannedReply(ctx, args);
   if (!planned || !(await holdWhole(ctx, args.behaviour))) return;
-  send(ctx, { status: 200, body: fullResponse(planned.plan, planned.meta) });
+  const body = fullResponse(planned.plan, planned.meta);
+  if (args.behaviour.bodyStallMs) {
+    Object.assign(ctx.call, { status: 200, response: body });
+    await sendGoogleJsonStalled(ctx.res, 200, body, args.behaviour.bodyStallMs, ctx.signal);
+    return;
+  }
+  send(ctx, { status: 200, body });
 }
 
 /**

@@ -31,6 +31,23 @@ export function sendGoogleJson(res, status, body) {
   sendRaw(res, status, JSON_TYPE, pretty(body), GOOGLE_HEADERS);
 }
 
+/**
+ * Sends a Google-style JSON body whose second half waits `stallMs` after the
+ * first: the headers (with the whole length) and the first half go out at
+ * once, as a connection that stalls mid-answer. Resolves when the body is
+ * sent, or when the client left first (then false).
+ */
+export async function sendGoogleJsonStalled(res, status, body, stallMs, signal) {
+  if (res.headersSent || res.destroyed) return false;
+  const bytes = Buffer.from(pretty(body));
+  const half = Math.floor(bytes.length / 2);
+  res.writeHead(status, { ...GOOGLE_HEADERS, 'content-type': JSON_TYPE, 'content-length': bytes.length });
+  res.write(bytes.subarray(0, half));
+  if (!(await pause(stallMs, signal)) || res.destroyed) return false;
+  res.end(bytes.subarray(half));
+  return true;
+}
+
 /** Sends plain compact JSON (control endpoints, OAuth endpoints). */
 export function sendPlainJson(res, status, body, contentType = 'application/json') {
   sendRaw(res, status, contentType, JSON.stringify(body));

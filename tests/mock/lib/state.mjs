@@ -44,6 +44,7 @@ const BEHAVIOUR_FIELDS = [
   'promptFeedback',
   'chunks',
   'eventDelayMs',
+  'bodyStallMs',
   'cutAfterEvents',
   'holdBeforeLast',
   'account',
@@ -106,6 +107,9 @@ export function ruleProblem(spec) {
   if (spec.times !== undefined && !(Number.isInteger(spec.times) && spec.times > 0)) return 'times must be a positive integer';
   if (spec.latencyMs !== undefined && !(Number.isFinite(spec.latencyMs) && spec.latencyMs >= 0)) {
     return 'latencyMs must be a non-negative number';
+  }
+  if (spec.bodyStallMs !== undefined && !(Number.isFinite(spec.bodyStallMs) && spec.bodyStallMs > 0)) {
+    return 'bodyStallMs must be a positive number';
   }
   if (spec.account !== undefined && !Object.hasOwn(ACCOUNT_STATES, spec.account)) {
     return `unknown account state "${spec.account}"; use one of ${Object.keys(ACCOUNT_STATES).join(', ')}`;
