@@ -11,7 +11,7 @@ use futures::future::{Either, select};
 use serde_json::{Map, Value, json};
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{Delay, Headers, Method, Request, Response, Url, js_sys, web_sys};
+use worker::{AbortController, Delay, Headers, Method, Request, Response, Url, js_sys, web_sys};
 
 use crate::domain::error::GatewayError;
 use crate::domain::files::{self, Collection, FILES_GATE, UploadCommand};
@@ -211,11 +211,8 @@ async fn continue_upload(
         init.set_body(&body);
     }
     let timeout = snap.settings.upstream_timeout_ms.max(MIN_UPLOAD_TIMEOUT_MS);
-    let answer = fetch_upload(app, &target, &init, timeout, &key_id, &secret).await?;
+    let (answer, body) = fetch_upload(app, &target, &init, timeout, &key_id, &secret).await?;
     let status = answer.status_code();
-    let body = read_response(&answer).await.map_err(|_| {
-        GatewayError::BadGateway("The upstream's answer to the upload broke off.".into())
-    })?;
     let body = upstream::scrub_body(body, &secret);
     let upload_status = answer.headers().get("x-goog-upload-status")?;
     let out = relayed_upload_headers(&answer)?;
@@ -235,7 +232,9 @@ async fn continue_upload(
         .with_headers(out))
 }
 
-/// Sends an upload request to Google's upload URL under a deadline.
+/// Sends an upload request to Google's upload URL and reads the answer, the
+/// whole exchange under a deadline (an answer whose body stalls after its
+/// headers times out too); a timeout closes the connection.
 async fn fetch_upload(
     app: &App,
     target: &str,
@@ -243,32 +242,43 @@ async fn fetch_upload(
     timeout_ms: u64,
     key_id: &str,
     secret: &str,
-) -> Result<worker::Response, GatewayError> {
+) -> Result<(worker::Response, Vec<u8>), GatewayError> {
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let sent = JsFuture::from(global.fetch_with_str_and_init(target, init));
-    let timer = Delay::from(Duration::from_millis(timeout_ms));
-    let answer = match select(Box::pin(sent), Box::pin(timer)).await {
-        Either::Left((Ok(answer), _)) => answer,
-        Either::Left((Err(e), _)) => {
-            worker::console_warn!(
-                "[gemgate] req={} upload to key {key_id} failed: {}",
-                app.request_id,
-                scrub(&format!("{e:?}"), secret)
-            );
-            return Err(GatewayError::BadGateway(
-                "The upload to the upstream failed; resume it or start again.".into(),
-            ));
-        }
-        Either::Right(_) => {
-            return Err(GatewayError::UpstreamTimeout(
-                "The upstream did not take the upload in time.".into(),
-            ));
-        }
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    init.set_signal(Some(&signal));
+    let exchange = async {
+        let answer = JsFuture::from(global.fetch_with_str_and_init(target, init))
+            .await
+            .map_err(|e| {
+                worker::console_warn!(
+                    "[gemgate] req={} upload to key {key_id} failed: {}",
+                    app.request_id,
+                    scrub(&format!("{e:?}"), secret)
+                );
+                GatewayError::BadGateway(
+                    "The upload to the upstream failed; resume it or start again.".into(),
+                )
+            })?;
+        let answer: worker::Response = answer
+            .dyn_into::<web_sys::Response>()
+            .map_err(|_| GatewayError::Internal("fetch answered a non-Response".into()))?
+            .into();
+        let body = read_response(&answer).await.map_err(|_| {
+            GatewayError::BadGateway("The upstream's answer to the upload broke off.".into())
+        })?;
+        Ok((answer, body))
     };
-    Ok(answer
-        .dyn_into::<web_sys::Response>()
-        .map_err(|_| GatewayError::Internal("fetch answered a non-Response".into()))?
-        .into())
+    let timer = Delay::from(Duration::from_millis(timeout_ms));
+    match select(Box::pin(exchange), Box::pin(timer)).await {
+        Either::Left((answer, _)) => answer,
+        Either::Right(_) => {
+            controller.abort();
+            Err(GatewayError::UpstreamTimeout(
+                "The upstream did not take the upload in time.".into(),
+            ))
+        }
+    }
 }
 
 /// The headers of Google's answer to upload bytes that the client gets: its upload
