@@ -1,6 +1,7 @@
 // The end-to-end stack: the project's mock of Google's APIs plus the worker
 // under `wrangler dev` (real workerd, local D1/KV/DO), wired together.
 // Every wait here is bounded; servers listen on 127.0.0.1 only.
+import './dev-proxy.mjs';
 import { spawn, execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
