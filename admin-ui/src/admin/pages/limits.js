@@ -150,7 +150,9 @@ function LimitsForm({ current, onSaved }) {
     }
     if (await send(patch)) {
       confirmDone(t('limits.saved'));
-      onSaved();
+      // Saving lasts until the saved settings are back, so the form never
+      // shows the old ones as unsaved changes in between.
+      await onSaved();
     }
   });
 
@@ -179,7 +181,7 @@ function LimitsForm({ current, onSaved }) {
         added: plan.filter((p) => p.action === 'add').length,
         replaced: plan.filter((p) => p.action === 'replace').length,
       }));
-      onSaved();
+      await onSaved();
     }
   });
 
